@@ -1,0 +1,1 @@
+"""The agent: runs tasks and reports their status to the master over HTTP."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: Mesos v1 APIs and operator endpoints."""

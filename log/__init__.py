@@ -1,0 +1,4 @@
+"""The replicated event log: entry schema, LMDB event store, Raft adapter, snapshots.
+
+Imports no other meseta package.
+"""

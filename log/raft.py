@@ -1,0 +1,613 @@
+"""The pysyncobj adapter: a ReplicatedLog over Raft. The only module importing pysyncobj.
+
+Threads:
+  * the tick thread (ours, not pysyncobj's autoTick) runs Raft, applies
+    committed batches into the event store and owns every LMDB write;
+  * the snapshot thread copies the store at a snapshot point;
+  * the asyncio loop that created the log proposes, waits and reads.
+
+How a proposal becomes durable (see docs/architecture.md):
+  1. `propose` (loop) stamps the header, encodes the entry and hands it to the
+     batcher, which packs proposals that arrive together into one Raft entry
+     and keeps a few batches in flight.
+  2. pysyncobj appends the batch to the journal (staged in LMDB); our transport
+     commits the staged writes with fsync before any message leaves, so a
+     follower acknowledges only entries on its disk, and the leader's own copy
+     is on disk before anyone can acknowledge it.
+  3. When Raft commits the entry, `_on_committed` (tick thread) assigns entry
+     indexes, drops duplicate proposal ids and stages the entries in the event
+     store; the next commit makes them durable and readable, and then the
+     loop resolves the waiting proposals.
+
+pysyncobj's pitfalls defused here: one replicated method only (method ids are
+positional); our own tick thread with fail-stop on any exception (pysyncobj's
+would retry forever); explicit timeouts (its 30 s leader fallback becomes
+about a second); a mandatory secret (peer traffic is pickle); an entry-size cap
+below its append batch size (its chunked transfer of big entries is broken);
+and our own snapshot serializer (its loader swallows errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pysyncobj.journal
+import pysyncobj.syncobj
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
+
+from meseta.log import snapshot as snapshot_module
+from meseta.log.codec import (
+    MAX_BATCH_BYTES,
+    MAX_ENTRY_BYTES,
+    SCHEMA_VERSION,
+    decode_batch,
+    decode_entry,
+    encode_batch,
+    encode_entry,
+)
+from meseta.log.disk import DEFAULT_MAP_SIZE, LogDisk
+from meseta.log.errors import LogClosed, LogCorrupted, NotLeaderError, ProposalTimeout
+from meseta.log.interface import DEFAULT_TIMEOUT_S, LogRecord, LogStatus
+from meseta.log.journal import LmdbJournal
+from meseta.log.sequencer import sequence_batch
+from meseta.log.snapshot import SnapshotSerializer
+from meseta.log.store import EventStore
+from meseta.log.v1.entries_pb2 import Entry
+
+logger = logging.getLogger(__name__)
+
+EXIT_FAIL_STOP = 70
+
+if (
+    SERIALIZER_STATE.NOT_SERIALIZING,
+    SERIALIZER_STATE.SERIALIZING,
+    SERIALIZER_STATE.SUCCESS,
+    SERIALIZER_STATE.FAILED,
+) != (
+    snapshot_module.NOT_SERIALIZING,
+    snapshot_module.SERIALIZING,
+    snapshot_module.SUCCESS,
+    snapshot_module.FAILED,
+):
+    raise ImportError("pysyncobj's SERIALIZER_STATE changed; meseta.log.snapshot must follow")
+
+
+def _journal_factory(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """pysyncobj builds its journal from `conf.journalFile`; let that be our journal."""
+
+    def create(journal_file: Any) -> Any:
+        if isinstance(journal_file, LmdbJournal):
+            return journal_file
+        return original(journal_file)
+
+    return create
+
+
+if not getattr(pysyncobj.syncobj.createJournal, "_meseta", False):
+    pysyncobj.syncobj.createJournal = _journal_factory(pysyncobj.journal.createJournal)
+    pysyncobj.syncobj.createJournal._meseta = True  # type: ignore[attr-defined]
+
+
+def fail_stop(message: str) -> NoReturn:
+    """Stop the process at once: a replica must never run on state it cannot trust."""
+    logger.critical("FAIL-STOP: %s", message)
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"meseta: fail-stop: {message}\n")
+        sys.stderr.flush()
+    os._exit(EXIT_FAIL_STOP)
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    """Everything a replica needs; timeouts are explicit (pysyncobj's defaults are traps)."""
+
+    data_dir: Path
+    secret: str
+    # host:port this replica listens on; None makes a non-voting read replica.
+    address: str | None
+    # The voting replicas (this one may be listed; it is skipped).
+    peers: tuple[str, ...]
+    election_timeout_s: tuple[float, float] = (0.15, 0.30)
+    heartbeat_s: float = 0.03
+    # A leader that hears from no majority for this long steps down.
+    leader_step_down_s: float = 0.9
+    connection_timeout_s: float = 1.0
+    reconnect_s: float = 0.1
+    tick_s: float = 0.05
+    max_in_flight_batches: int = 4
+    # Snapshot after this many Raft entries or seconds, whichever comes first.
+    snapshot_min_entries: int = 5000
+    snapshot_min_interval_s: float = 300.0
+    snapshot_chunk_bytes: int = 1024 * 1024
+    map_size: int = DEFAULT_MAP_SIZE
+
+    def __post_init__(self) -> None:
+        low, high = self.election_timeout_s
+        checks = [
+            (bool(self.secret), "a shared secret is required: peer traffic is pickle"),
+            (high > low > 3 * self.heartbeat_s, "election timeout must exceed 3 heartbeats"),
+            (self.leader_step_down_s > self.heartbeat_s, "step-down must exceed a heartbeat"),
+            (self.connection_timeout_s >= high, "connection timeout must cover an election"),
+            (self.max_in_flight_batches >= 1, "at least one batch must be allowed in flight"),
+            (self.snapshot_min_entries >= 2, "snapshot_min_entries must be at least 2"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"invalid raft configuration: {message}")
+
+
+def _pysyncobj_conf(config: RaftConfig, journal: LmdbJournal, **callbacks: Any) -> SyncObjConf:
+    low, high = config.election_timeout_s
+    return SyncObjConf(
+        password=config.secret,
+        autoTick=False,
+        appendEntriesUseBatch=False,
+        appendEntriesPeriod=config.heartbeat_s,
+        # Far above the entry cap even after pickle's 1.5x, so no entry ever
+        # takes pysyncobj's broken chunked-transfer path.
+        appendEntriesBatchSizeBytes=4 * MAX_ENTRY_BYTES,
+        raftMinTimeout=low,
+        raftMaxTimeout=high,
+        leaderFallbackTimeout=config.leader_step_down_s,
+        connectionTimeout=config.connection_timeout_s,
+        connectionRetryTime=config.reconnect_s,
+        commandsWaitLeader=False,
+        dynamicMembershipChange=True,
+        journalFile=journal,
+        fullDumpFile=str(config.data_dir / "snapshot"),
+        useFork=False,
+        logCompactionMinEntries=config.snapshot_min_entries,
+        logCompactionMinTime=config.snapshot_min_interval_s,
+        logCompactionBatchSize=config.snapshot_chunk_bytes,
+        sendBufferSize=2**20,
+        recvBufferSize=2**20,
+        **callbacks,
+    )
+
+
+class _FlushingTransport(TCPTransport):  # type: ignore[misc]
+    """Commits staged LMDB writes before any message leaves the replica."""
+
+    def send(self, node: Any, message: Any) -> bool:
+        self._syncObj.meseta_before_send()
+        return bool(super().send(node, message))
+
+
+class _Replica(SyncObj):  # type: ignore[misc]
+    """The SyncObj with our single replicated method. Never add another one."""
+
+    def __init__(self, log: RaftLog, config: RaftConfig, conf: SyncObjConf) -> None:
+        # Assigned before SyncObj.__init__ so they are not replicated state.
+        self.meseta_log = log
+        self.meseta_before_send = log.disk.commit
+        super().__init__(config.address, list(config.peers), conf, transportClass=_FlushingTransport)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def commit_batch(self, data: bytes) -> None:
+        self.meseta_log.on_committed(data, self.raftLastApplied + 1)
+
+
+@dataclass(slots=True)
+class _Batch:
+    generation: int
+    proposal_ids: list[bytes]
+    barriers: list[bytes]
+
+
+@dataclass(slots=True)
+class _Waiter:
+    payload: bytes
+    future: asyncio.Future[int]
+    queued: bool = True
+
+
+@dataclass(slots=True)
+class _Counters:
+    batches: int = 0
+    entries: int = 0
+    duplicates: int = 0
+    retries: int = 0
+    commits: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class RaftLog:
+    """A ReplicatedLog replica backed by pysyncobj and LMDB."""
+
+    def __init__(
+        self, config: RaftConfig, *, fail_stop: Callable[[str], NoReturn] = fail_stop
+    ) -> None:
+        self.config = config
+        self._fail_stop = fail_stop
+        self._loop = asyncio.get_running_loop()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.disk = LogDisk(config.data_dir / "store", map_size=config.map_size)
+        self.store = EventStore(self.disk)
+        self.journal = LmdbJournal(self.disk)
+        self.counters = _Counters()
+        # Loop-side state.
+        self._waiting: dict[bytes, _Waiter] = {}
+        self._queue: list[bytes] = []
+        self._barriers_queued: list[bytes] = []
+        self._barriers: dict[bytes, asyncio.Future[int]] = {}
+        self._in_flight: dict[int, _Batch] = {}
+        self._batch_seq = 0
+        self._generation = 0
+        self._flush_scheduled = False
+        self._applied_changed = asyncio.Event()
+        self._closed = False
+        self._last_timestamp_ns = 0
+        # Written by the tick thread, read by the loop (single attribute reads).
+        self._applied = self.store.last_index
+        self._resolved_pending: dict[bytes, int] = {}
+        self._barriers_pending: list[bytes] = []
+        self._publish_registered = False
+        self._role = (False, None, 0)
+        self._raft_numbers = (0, 0, None)
+        self._ready = False
+        self._stop = threading.Event()
+        conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
+        self._node = _Replica(self, config, conf)
+        # pysyncobj may have staged a first no-op journal entry on this thread;
+        # LMDB write transactions belong to the thread that began them.
+        self.disk.commit()
+        self.snapshots = SnapshotSerializer(
+            config.data_dir / "snapshot",
+            self.disk,
+            self.store,
+            self.journal,
+            chunk_bytes=config.snapshot_chunk_bytes,
+            make_node=TCPNode,
+            fail_stop=self._fail_stop,
+        )
+        self._node._SyncObj__serializer = self.snapshots  # our serializer replaces pysyncobj's
+        self._node.addOnTickCallback(self.disk.commit)
+        self._thread = threading.Thread(target=self._tick_loop, name="meseta-raft", daemon=True)
+        self._thread.start()
+
+    # -- tick thread -----------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._node.doTick(self.config.tick_s)
+                self.disk.commit()
+                self._refresh_status()
+        except Exception as error:
+            logger.exception("the raft tick failed")
+            self._fail_stop(f"raft tick failed: {error!r}")
+
+    def _refresh_status(self) -> None:
+        node = self._node
+        leader = node._getLeader()
+        self._role = (bool(node._isLeader()), leader.address if leader else None, node.raftCurrentTerm)
+        self._raft_numbers = (node.raftCommitIndex, node.raftLastApplied, None)
+        self._ready = bool(node.isReady())
+
+    def on_committed(self, data: bytes, raft_index: int) -> None:
+        """Apply one committed batch (tick thread). Any error is fatal."""
+        try:
+            if raft_index <= self.store.last_raft_index:
+                return  # replayed from the journal after a restart; already stored
+            sequenced = sequence_batch(decode_batch(data), self.store.last_index, self.store.index_of)
+            self.store.stage(sequenced, raft_index)
+            self._resolved_pending.update(sequenced.resolved)
+            self._barriers_pending.extend(sequenced.barriers)
+            self.counters.batches += 1
+            self.counters.entries += len(sequenced.appended)
+            self.counters.duplicates += sequenced.duplicates
+            if not self._publish_registered:
+                self._publish_registered = True
+                self.disk.after_commit(self._publish)
+        except LogCorrupted as error:
+            self._fail_stop(f"cannot apply raft entry {raft_index}: {error}")
+        except Exception as error:
+            logger.exception("applying raft entry %d failed", raft_index)
+            self._fail_stop(f"applying raft entry {raft_index} failed: {error!r}")
+
+    def _publish(self) -> None:
+        """After a commit made applied entries durable: hand results to the loop."""
+        self._publish_registered = False
+        resolved, self._resolved_pending = self._resolved_pending, {}
+        barriers, self._barriers_pending = self._barriers_pending, []
+        applied = self.store.last_index
+        self._applied = applied
+        self.counters.commits += 1
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self._loop.call_soon_threadsafe(self._deliver, resolved, barriers, applied)
+
+    def _on_state_changed_tick(self, old_state: int, new_state: int) -> None:
+        self._refresh_status()
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_role_changed)
+
+    # -- loop side ---------------------------------------------------------------
+
+    def _deliver(self, resolved: dict[bytes, int], barriers: list[bytes], applied: int) -> None:
+        for proposal_id, index in resolved.items():
+            waiter = self._waiting.pop(proposal_id, None)
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_result(index)
+        for token in barriers:
+            future = self._barriers.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(applied)
+        event, self._applied_changed = self._applied_changed, asyncio.Event()
+        event.set()
+
+    def _on_role_changed(self) -> None:
+        if self.is_leader():
+            return
+        # Batches in flight may or may not commit; their callbacks may never
+        # come. Fail the callers now; a retry with the same id is safe.
+        self._generation += 1
+        self._in_flight.clear()
+        self._queue.clear()
+        self._barriers_queued.clear()
+        error = NotLeaderError(self.leader_address())
+        for waiter in self._waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+        self._waiting.clear()
+        for future in self._barriers.values():
+            if not future.done():
+                future.set_exception(error)
+        self._barriers.clear()
+
+    async def propose(self, entry: Entry, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+        self._check_can_propose()
+        header = entry.header
+        if not header.proposal_id:
+            header.proposal_id = uuid.uuid4().bytes
+        if not header.schema_version:
+            header.schema_version = SCHEMA_VERSION
+        self._last_timestamp_ns = max(time.time_ns(), self._last_timestamp_ns + 1)
+        header.timestamp_ns = self._last_timestamp_ns
+        header.proposer_term = self.term()
+        payload = encode_entry(entry)
+        waiter = self._waiting.get(header.proposal_id)
+        if waiter is None:
+            waiter = _Waiter(payload, self._loop.create_future())
+            self._waiting[header.proposal_id] = waiter
+            self._enqueue(header.proposal_id)
+        return await self._await(waiter.future, timeout_s, header.proposal_id)
+
+    async def barrier(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+        self._check_can_propose()
+        token = uuid.uuid4().bytes
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._barriers[token] = future
+        self._barriers_queued.append(token)
+        self._schedule_flush()
+        try:
+            return await self._await(future, timeout_s, None)
+        finally:
+            self._barriers.pop(token, None)
+
+    async def _await(self, future: asyncio.Future[int], timeout_s: float, pid: bytes | None) -> int:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            if pid is not None:
+                self._waiting.pop(pid, None)
+            raise ProposalTimeout(
+                f"not known to be committed within {timeout_s:.3f}s; "
+                "retry with the same proposal id"
+            ) from None
+
+    def _check_can_propose(self) -> None:
+        if self._closed:
+            raise LogClosed("the log is closed")
+        if not self.is_leader():
+            raise NotLeaderError(self.leader_address())
+
+    def _enqueue(self, proposal_id: bytes) -> None:
+        self._queue.append(proposal_id)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send queued proposals as batches while the in-flight window allows."""
+        self._flush_scheduled = False
+        while (self._queue or self._barriers_queued) and (
+            len(self._in_flight) < self.config.max_in_flight_batches
+        ):
+            self._submit(*self._cut_batch())
+
+    def _cut_batch(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        ids: list[bytes] = []
+        payloads: list[bytes] = []
+        size = 0
+        taken = 0
+        for proposal_id in self._queue:
+            waiter = self._waiting.get(proposal_id)
+            if waiter is None or waiter.future.done():
+                taken += 1  # timed out or resolved meanwhile
+                continue
+            if payloads and size + len(waiter.payload) > MAX_BATCH_BYTES:
+                break
+            taken += 1
+            waiter.queued = False
+            ids.append(proposal_id)
+            payloads.append(waiter.payload)
+            size += len(waiter.payload)
+        del self._queue[:taken]
+        barriers, self._barriers_queued = self._barriers_queued, []
+        return ids, payloads, barriers
+
+    def _submit(self, ids: list[bytes], payloads: list[bytes], barriers: list[bytes]) -> None:
+        if not ids and not barriers:
+            return
+        self._batch_seq += 1
+        batch = _Batch(self._generation, ids, barriers)
+        self._in_flight[self._batch_seq] = batch
+        seq = self._batch_seq
+
+        def done(result: Any, error: int) -> None:  # tick thread
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._batch_done, seq, error)
+
+        self._node.commit_batch(encode_batch(payloads, barriers), callback=done)
+
+    def _batch_done(self, seq: int, error: int) -> None:
+        batch = self._in_flight.pop(seq, None)
+        if batch is None or batch.generation != self._generation:
+            return
+        if error != FAIL_REASON.SUCCESS:
+            self._retry(batch, error)
+        self._schedule_flush()
+
+    def _retry(self, batch: _Batch, error: int) -> None:
+        """Re-propose what may not have committed; the log drops true duplicates."""
+        if not self.is_leader():
+            self._on_role_changed()
+            return
+        self.counters.retries += 1
+        for proposal_id in batch.proposal_ids:
+            waiter = self._waiting.get(proposal_id)
+            if waiter is not None and not waiter.future.done() and not waiter.queued:
+                waiter.queued = True
+                self._queue.append(proposal_id)
+        self._barriers_queued.extend(t for t in batch.barriers if t in self._barriers)
+        if error == FAIL_REASON.QUEUE_FULL:
+            self._flush_scheduled = True
+            self._loop.call_later(0.005, self._flush)
+
+    # -- reads ---------------------------------------------------------------
+
+    def applied_index(self) -> int:
+        return self._applied
+
+    def committed_index(self) -> int:
+        return self._applied
+
+    def is_leader(self) -> bool:
+        return self._role[0]
+
+    def leader_address(self) -> str | None:
+        return self._role[1]
+
+    def term(self) -> int:
+        return self._role[2]
+
+    def status(self) -> LogStatus:
+        is_leader, leader, term = self._role
+        raft_commit, raft_applied, _ = self._raft_numbers
+        return LogStatus(
+            address=self.config.address,
+            is_leader=is_leader,
+            leader=leader,
+            term=term,
+            voting=self.config.address is not None,
+            ready=self._ready,
+            applied_index=self._applied,
+            raft_commit_index=raft_commit,
+            raft_applied_index=raft_applied,
+            leader_commit_index=None,
+            cluster=tuple(sorted({*self.config.peers, *([self.config.address] if self.config.address else [])})),
+        )
+
+    def read(self, start: int, stop: int) -> list[LogRecord]:
+        stop = min(stop, self._applied + 1)
+        return [LogRecord(i, decode_entry(p)) for i, p in self.store.read(start, stop)]
+
+    async def follow(self, start: int) -> AsyncIterator[LogRecord]:
+        index = max(start, 1)
+        while True:
+            if self._closed:
+                raise LogClosed("the log is closed")
+            if index <= self._applied:
+                for record in self.read(index, index + 1000):
+                    yield record
+                    index = record.index + 1
+                continue
+            await self._applied_changed.wait()
+
+    async def wait_applied(self, index: int, *, timeout_s: float) -> bool:
+        deadline = self._loop.time() + timeout_s
+        while self._applied < index:
+            remaining = deadline - self._loop.time()
+            if remaining <= 0 or self._closed:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied_changed.wait(), remaining)
+        return True
+
+    # -- membership --------------------------------------------------------------
+
+    async def add_replica(self, address: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Add a voting replica (start it first with the current members as peers)."""
+        await self._change_membership(self._node.addNodeToCluster, address, timeout_s)
+
+    async def remove_replica(self, address: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        await self._change_membership(self._node.removeNodeFromCluster, address, timeout_s)
+
+    async def _change_membership(
+        self, change: Callable[..., None], address: str, timeout_s: float
+    ) -> None:
+        self._check_can_propose()
+        future: asyncio.Future[int] = self._loop.create_future()
+
+        def done(result: Any, error: int) -> None:  # tick thread
+            def settle() -> None:
+                if not future.done():
+                    future.set_result(error)
+
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(settle)
+
+        change(address, callback=done)
+        try:
+            error = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise ProposalTimeout(f"membership change for {address} not committed") from None
+        if error != FAIL_REASON.SUCCESS:
+            raise NotLeaderError(self.leader_address()) if error in (
+                FAIL_REASON.NOT_LEADER,
+                FAIL_REASON.MISSING_LEADER,
+                FAIL_REASON.LEADER_CHANGED,
+            ) else RuntimeError(f"membership change for {address} refused (reason {error})")
+
+    def force_snapshot(self) -> None:
+        """Ask for a snapshot at the next tick (tests and operators)."""
+        self._node.forceLogCompaction()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+        self._node._doDestroy()
+        if self.snapshots._job is not None:
+            await asyncio.to_thread(self.snapshots._job.join)
+        self.disk.commit()
+        self.disk.close()
+        error = LogClosed("the log is closed")
+        for waiter in self._waiting.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+        for future in self._barriers.values():
+            if not future.done():
+                future.set_exception(error)
+        self._applied_changed.set()

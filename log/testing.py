@@ -1,0 +1,164 @@
+"""Run a cluster of log replicas as real processes on loopback (tests, benchmarks).
+
+Every process is tracked by pid and killed in `close()`, which callers put in a
+`finally`; every wait is bounded by a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class NodeProcess:
+    name: str
+    data: Path
+    address: str | None
+    control: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.control}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@dataclass
+class LocalCluster:
+    """N voting replicas (plus optional read replicas) under one directory."""
+
+    root: Path
+    voters: int = 3
+    extra_args: list[str] = field(default_factory=list)
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    nodes: list[NodeProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.secret_file = self.root / "secret"
+        self.secret_file.write_text(self.secret)
+        for number in range(self.voters):
+            self.nodes.append(self._node(f"voter{number}", voting=True))
+
+    def _node(self, name: str, *, voting: bool) -> NodeProcess:
+        address = f"127.0.0.1:{free_port()}" if voting else None
+        return NodeProcess(name, self.root / name, address, f"127.0.0.1:{free_port()}")
+
+    @property
+    def peers(self) -> list[str]:
+        return [n.address for n in self.nodes if n.address]
+
+    def add_read_replica(self) -> NodeProcess:
+        node = self._node(f"reader{len(self.nodes)}", voting=False)
+        self.nodes.append(node)
+        return node
+
+    def add_voter(self) -> NodeProcess:
+        node = self._node(f"voter{len(self.nodes)}", voting=True)
+        self.nodes.append(node)
+        return node
+
+    def start(self, node: NodeProcess, *, peers: list[str] | None = None) -> None:
+        command = [
+            sys.executable, "-m", "meseta.log.node",
+            "--data", str(node.data),
+            "--peers", ",".join(peers if peers is not None else self.peers),
+            "--control", node.control,
+            "--secret-file", str(self.secret_file),
+            *self.extra_args,
+        ]  # fmt: skip
+        if node.address:
+            command += ["--address", node.address]
+        node.log_path = self.root / f"{node.name}.out"
+        with open(node.log_path, "ab") as out:
+            node.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        for node in self.nodes:
+            if not node.running:
+                self.start(node)
+
+    def kill(self, node: NodeProcess) -> None:
+        """SIGKILL, as a crash would."""
+        if node.process is not None and node.process.poll() is None:
+            os.kill(node.process.pid, signal.SIGKILL)
+            node.process.wait(timeout=10)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.terminate()
+        deadline = time.monotonic() + 5
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait(timeout=5)
+
+
+async def get_status(session: aiohttp.ClientSession, node: NodeProcess) -> dict[str, Any] | None:
+    try:
+        async with session.get(f"{node.url}/status", timeout=aiohttp.ClientTimeout(total=1)) as r:
+            return dict(await r.json())
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def wait_for_leader(
+    session: aiohttp.ClientSession, cluster: LocalCluster, *, timeout_s: float = 20.0
+) -> NodeProcess:
+    """The running node that says it leads, once every running voter agrees."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = [n for n in cluster.nodes if n.running]
+        statuses = {n.name: await get_status(session, n) for n in running}
+        leaders = [n for n in running if (statuses[n.name] or {}).get("is_leader")]
+        if len(leaders) == 1:
+            return leaders[0]
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"no leader within {timeout_s}s")
+
+
+async def wait_until(
+    session: aiohttp.ClientSession,
+    node: NodeProcess,
+    predicate: Any,
+    *,
+    timeout_s: float = 20.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = await get_status(session, node)
+        if last is not None and predicate(last):
+            return last
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{node.name} did not reach the expected state; last status {last}")

@@ -1,0 +1,1 @@
+"""Read models folded from the same log as the master."""
