@@ -57,6 +57,7 @@ class LogDisk:
         self.dbs = {name: self.env.open_db(name) for name in DB_NAMES}
         self._txn: lmdb.Transaction | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], None]] = []
 
     def write_txn(self) -> lmdb.Transaction:
         """The open write transaction of this tick (begun on first use)."""
@@ -72,8 +73,15 @@ class LogDisk:
         """Run `callback` once the staged writes are durable."""
         self._after_commit.append(callback)
 
+    def before_commit(self, hook: Callable[[], None]) -> None:
+        """Register `hook` to stage last writes into every non-empty commit."""
+        self._before_commit.append(hook)
+
     def commit(self) -> None:
         """Make everything staged durable (one fsynced transaction)."""
+        if self._txn is not None:
+            for hook in self._before_commit:
+                hook()
         txn, self._txn = self._txn, None
         if txn is not None:
             txn.commit()

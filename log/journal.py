@@ -43,6 +43,8 @@ class LmdbJournal:
             voted = txn.get(b"voted_for", db=self._meta_db)
             self._voted_for = bytes(voted).decode() if voted else None
             self._commit_index = self._meta_int(txn, b"commit_index") or 1
+        self._stored_commit_index = self._commit_index
+        disk.before_commit(self.before_commit)
 
     # -- pysyncobj Journal protocol ----------------------------------------
 
@@ -84,9 +86,9 @@ class LmdbJournal:
         """pysyncobj calls this on shutdown; the adapter owns the disk."""
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802, N803
-        if raftCommitIndex != self._commit_index:
-            self._commit_index = raftCommitIndex
-            self._disk.write_txn().put(b"commit_index", index_key(raftCommitIndex), db=self._meta_db)
+        # Only a hint after a restart (the leader re-sends it), so it rides
+        # along with the next write instead of costing an fsync of its own.
+        self._commit_index = raftCommitIndex
 
     def getRaftCommitIndex(self) -> int:  # noqa: N802
         return self._commit_index
@@ -104,7 +106,17 @@ class LmdbJournal:
         return self._voted_for
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
-        """Nothing to do: every change is staged and committed by the adapter."""
+        if self._commit_index != self._stored_commit_index:
+            self._stage_commit_index(self._disk.write_txn())
+
+    def _stage_commit_index(self, txn: Any) -> None:
+        txn.put(b"commit_index", index_key(self._commit_index), db=self._meta_db)
+        self._stored_commit_index = self._commit_index
+
+    def before_commit(self) -> None:
+        """Called by the disk just before it commits a non-empty transaction."""
+        if self._commit_index != self._stored_commit_index:
+            self._stage_commit_index(self._disk.write_txn())
 
     def flush(self) -> None:
         self._disk.commit()

@@ -86,24 +86,29 @@ async def load(request: web.Request) -> web.Response:
     log = request.app[LOG_KEY]
     body = await request.json()
     count, size = int(body["count"]), int(body.get("size", 200))
-    window = asyncio.Semaphore(int(body.get("window", 1000)))
+    window = int(body.get("window", 1000))
+    timeout_s = float(body.get("timeout_s", 10.0))
     prefix = bytes.fromhex(body.get("prefix", "00"))
     latencies: list[float] = []
     errors: dict[str, int] = {}
 
-    async def one(number: int) -> None:
-        async with window:
+    next_number = 0
+
+    async def worker() -> None:
+        nonlocal next_number
+        while next_number < count:
+            number, next_number = next_number, next_number + 1
             entry = _entry(prefix + number.to_bytes(8, "big"), size)
             started = time.perf_counter()
             try:
-                await log.propose(entry, timeout_s=float(body.get("timeout_s", 10.0)))
+                await log.propose(entry, timeout_s=timeout_s)
             except LogError as error:
                 errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
-                return
+                continue
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(number) for number in range(count)))
+    await asyncio.gather(*(worker() for _ in range(min(window, count))))
     elapsed = time.perf_counter() - started
     latencies.sort()
 

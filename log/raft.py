@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ from typing import Any, NoReturn
 
 import pysyncobj.journal
 import pysyncobj.syncobj
+import pysyncobj.tcp_connection
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import TCPNode
@@ -71,6 +74,8 @@ from meseta.log.v1.entries_pb2 import Entry
 logger = logging.getLogger(__name__)
 
 EXIT_FAIL_STOP = 70
+SWITCH_INTERVAL_S = 0.0005
+_ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 if (
     SERIALIZER_STATE.NOT_SERIALIZING,
@@ -100,6 +105,19 @@ def _journal_factory(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
 if not getattr(pysyncobj.syncobj.createJournal, "_meseta", False):
     pysyncobj.syncobj.createJournal = _journal_factory(pysyncobj.journal.createJournal)
     pysyncobj.syncobj.createJournal._meseta = True  # type: ignore[attr-defined]
+
+
+class _FastZlib:
+    """pysyncobj compresses every message at level 3; level 1 halves that CPU."""
+
+    decompress = staticmethod(zlib.decompress)
+
+    @staticmethod
+    def compress(data: bytes, level: int = 1) -> bytes:
+        return zlib.compress(data, 1)
+
+
+pysyncobj.tcp_connection.zlib = _FastZlib
 
 
 def fail_stop(message: str) -> NoReturn:
@@ -234,6 +252,11 @@ class RaftLog:
         self.config = config
         self._fail_stop = fail_stop
         self._loop = asyncio.get_running_loop()
+        # The tick thread does many short blocking calls (poll, fsync, send),
+        # each of which gives up the GIL; with the default 5 ms switch interval
+        # a busy event loop delays every reacquire, and heartbeats start to
+        # miss election deadlines (the convoy effect).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.disk = LogDisk(config.data_dir / "store", map_size=config.map_size)
         self.store = EventStore(self.disk)
@@ -248,6 +271,10 @@ class RaftLog:
         self._batch_seq = 0
         self._generation = 0
         self._flush_scheduled = False
+        self._deadlines: list[tuple[float, int, bytes | None, asyncio.Future[int]]] = []
+        self._deadline_seq = 0
+        self._sweep_at: float | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self._applied_changed = asyncio.Event()
         self._closed = False
         self._last_timestamp_ns = 0
@@ -332,6 +359,13 @@ class RaftLog:
 
     def _on_state_changed_tick(self, old_state: int, new_state: int) -> None:
         self._refresh_status()
+        logger.warning(
+            "raft role %s -> %s (term %d, leader %s)",
+            _ROLE_NAMES.get(old_state, old_state),
+            _ROLE_NAMES.get(new_state, new_state),
+            self._role[2],
+            self._role[1],
+        )
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_role_changed)
 
@@ -379,12 +413,16 @@ class RaftLog:
         header.timestamp_ns = self._last_timestamp_ns
         header.proposer_term = self.term()
         payload = encode_entry(entry)
-        waiter = self._waiting.get(header.proposal_id)
-        if waiter is None:
-            waiter = _Waiter(payload, self._loop.create_future())
-            self._waiting[header.proposal_id] = waiter
-            self._enqueue(header.proposal_id)
-        return await self._await(waiter.future, timeout_s, header.proposal_id)
+        proposal_id = header.proposal_id
+        waiter = self._waiting.get(proposal_id)
+        if waiter is not None:  # the same proposal is already under way
+            return await asyncio.shield(waiter.future)
+        waiter = _Waiter(payload, self._loop.create_future())
+        self._waiting[proposal_id] = waiter
+        self._queue.append(proposal_id)
+        self._schedule_flush()
+        self._add_deadline(timeout_s, proposal_id, waiter.future)
+        return await waiter.future
 
     async def barrier(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         self._check_can_propose()
@@ -393,31 +431,50 @@ class RaftLog:
         self._barriers[token] = future
         self._barriers_queued.append(token)
         self._schedule_flush()
+        self._add_deadline(timeout_s, None, future)
         try:
-            return await self._await(future, timeout_s, None)
+            return await future
         finally:
             self._barriers.pop(token, None)
 
-    async def _await(self, future: asyncio.Future[int], timeout_s: float, pid: bytes | None) -> int:
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except TimeoutError:
-            if pid is not None:
-                self._waiting.pop(pid, None)
-            raise ProposalTimeout(
-                f"not known to be committed within {timeout_s:.3f}s; "
-                "retry with the same proposal id"
-            ) from None
+    def _add_deadline(
+        self, timeout_s: float, proposal_id: bytes | None, future: asyncio.Future[int]
+    ) -> None:
+        """One timer for all deadlines: a heap swept at the earliest one."""
+        deadline = self._loop.time() + timeout_s
+        self._deadline_seq += 1
+        heapq.heappush(self._deadlines, (deadline, self._deadline_seq, proposal_id, future))
+        if self._sweep_at is None or deadline < self._sweep_at:
+            if self._sweep_handle is not None:
+                self._sweep_handle.cancel()
+            self._sweep_at = deadline
+            self._sweep_handle = self._loop.call_at(deadline, self._sweep_deadlines)
+
+    def _sweep_deadlines(self) -> None:
+        now = self._loop.time()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, proposal_id, future = heapq.heappop(self._deadlines)
+            if future.done():
+                continue
+            if proposal_id is not None and self._waiting.get(proposal_id, None) is not None:
+                del self._waiting[proposal_id]
+            future.set_exception(
+                ProposalTimeout("not known to be committed in time; retry with the same proposal id")
+            )
+        # Resolved futures are dropped lazily; keep the heap from growing with them.
+        while self._deadlines and self._deadlines[0][3].done():
+            heapq.heappop(self._deadlines)
+        self._sweep_handle = None
+        self._sweep_at = None
+        if self._deadlines:
+            self._sweep_at = self._deadlines[0][0]
+            self._sweep_handle = self._loop.call_at(self._sweep_at, self._sweep_deadlines)
 
     def _check_can_propose(self) -> None:
         if self._closed:
             raise LogClosed("the log is closed")
         if not self.is_leader():
             raise NotLeaderError(self.leader_address())
-
-    def _enqueue(self, proposal_id: bytes) -> None:
-        self._queue.append(proposal_id)
-        self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -442,7 +499,7 @@ class RaftLog:
             if waiter is None or waiter.future.done():
                 taken += 1  # timed out or resolved meanwhile
                 continue
-            if payloads and size + len(waiter.payload) > MAX_BATCH_BYTES:
+            if payloads and (size + len(waiter.payload) > MAX_BATCH_BYTES):
                 break
             taken += 1
             waiter.queued = False

@@ -55,8 +55,18 @@ class EventStore:
     def stage(self, sequenced: Sequenced, raft_index: int) -> None:
         """Stage one applied batch (its entries, ids and the new high-water marks)."""
         txn = self._disk.write_txn()
-        for index, proposal_id, payload in sequenced.appended:
-            self._put(txn, index, proposal_id, payload)
+        appended = sequenced.appended
+        if appended:
+            rows = [(index_key(i), frame(payload)) for i, _, payload in appended]
+            _, added = txn.cursor(db=self._entries).putmulti(rows, append=True)
+            if added != len(rows):
+                raise LogCorrupted(f"entries up to {appended[-1][0]} are not after the last one")
+            ids = [(proposal_id, key) for (key, _), (_, proposal_id, _) in zip(rows, appended)]
+            txn.cursor(db=self._proposals).putmulti(ids)
+            first, last = appended[0][0], appended[-1][0]
+            for boundary in range(first - first % _PRUNE_CHUNK + _PRUNE_CHUNK, last + 1, _PRUNE_CHUNK):
+                if boundary > self._dedup_window:
+                    self._prune(txn, boundary - self._dedup_window)
         self.last_index = sequenced.last_index
         self.last_raft_index = raft_index
         txn.put(_LAST_INDEX, index_key(self.last_index), db=self._meta)
