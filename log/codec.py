@@ -75,12 +75,12 @@ def frame(payload: bytes) -> bytes:
     return _CRC.pack(zlib.crc32(payload)) + payload
 
 
-def unframe(value: bytes, what: str) -> bytes:
+def unframe(value: bytes | memoryview, what: str) -> bytes:
     """Check a stored value's CRC32 and return its payload."""
     if len(value) < _CRC.size:
         raise LogCorrupted(f"{what}: stored value truncated to {len(value)} bytes")
     (expected,) = _CRC.unpack_from(value)
-    payload = value[_CRC.size :]
+    payload = bytes(value[_CRC.size :])
     if zlib.crc32(payload) != expected:
         raise LogCorrupted(f"{what}: CRC mismatch, the stored value is corrupt")
     return payload
@@ -91,5 +91,5 @@ def index_key(index: int) -> bytes:
     return INDEX_KEY.pack(index)
 
 
-def key_index(key: bytes) -> int:
+def key_index(key: bytes | memoryview) -> int:
     return int(INDEX_KEY.unpack(key)[0])

@@ -59,14 +59,14 @@ class LmdbJournal:
         self._entries = []
         self._disk.write_txn().drop(self._db, delete=False)
 
-    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
         if entryFrom >= len(self._entries):
             return
         first_removed = self._entries[entryFrom][1]
         del self._entries[entryFrom:]
         self._delete_keys(lambda index: index >= first_removed, start=first_removed)
 
-    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+    def deleteEntriesTo(self, entryTo: int) -> None:
         if entryTo <= 0:
             return
         if entryTo >= len(self._entries):
@@ -85,27 +85,27 @@ class LmdbJournal:
     def _destroy(self) -> None:
         """pysyncobj calls this on shutdown; the adapter owns the disk."""
 
-    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802, N803
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         # Only a hint after a restart (the leader re-sends it), so it rides
         # along with the next write instead of costing an fsync of its own.
         self._commit_index = raftCommitIndex
 
-    def getRaftCommitIndex(self) -> int:  # noqa: N802
+    def getRaftCommitIndex(self) -> int:
         return self._commit_index
 
-    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
+    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:
         self._term, self._voted_for = term, votedForNodeId
         txn = self._disk.write_txn()
         txn.put(b"term", index_key(term), db=self._meta_db)
         txn.put(b"voted_for", (votedForNodeId or "").encode(), db=self._meta_db)
 
-    def getCurrentTerm(self) -> int:  # noqa: N802
+    def getCurrentTerm(self) -> int:
         return self._term
 
-    def getVotedForNodeId(self) -> str | None:  # noqa: N802
+    def getVotedForNodeId(self) -> str | None:
         return self._voted_for
 
-    def onOneSecondTimer(self) -> None:  # noqa: N802
+    def onOneSecondTimer(self) -> None:
         if self._commit_index != self._stored_commit_index:
             self._stage_commit_index(self._disk.write_txn())
 

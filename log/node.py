@@ -32,8 +32,14 @@ from typing import Any
 
 from aiohttp import web
 
-from meseta.log.errors import EntryTooLarge, LogError, NotLeaderError, ProposalTimeout
-from meseta.log.raft import RaftConfig, RaftLog
+from meseta.log.errors import (
+    EntryTooLarge,
+    LogCorrupted,
+    LogError,
+    NotLeaderError,
+    ProposalTimeout,
+)
+from meseta.log.raft import RaftConfig, RaftLog, fail_stop
 from meseta.log.v1.entries_pb2 import Entry
 
 LOG_KEY: web.AppKey[RaftLog] = web.AppKey("log", RaftLog)
@@ -65,6 +71,9 @@ async def status(request: web.Request) -> web.Response:
     body["snapshots_made"] = log.snapshots.snapshots_made
     body["snapshots_installed"] = log.snapshots.snapshots_installed
     body["journal_length"] = len(log.journal)
+    body["snapshot_building"] = log.snapshots.building
+    if request.query.get("raft"):
+        body["raft"] = log.raft_debug()
     return web.json_response(body)
 
 
@@ -180,6 +189,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--snapshot-min-entries", type=int, default=5000)
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--tick-s", type=float, default=0.05)
+    parser.add_argument("--snapshot-delay-s", type=float, default=0.0, help="fault injection")
     return parser.parse_args(argv)
 
 
@@ -192,8 +202,12 @@ async def serve(options: argparse.Namespace) -> None:
         snapshot_min_entries=options.snapshot_min_entries,
         max_in_flight_batches=options.max_in_flight,
         tick_s=options.tick_s,
+        snapshot_publish_delay_s=options.snapshot_delay_s,
     )
-    log = RaftLog(config)
+    try:
+        log = RaftLog(config)
+    except LogCorrupted as error:
+        fail_stop(f"the log store at {options.data} is corrupt: {error}")
     app = web.Application()
     app[LOG_KEY] = log
     app.add_routes(

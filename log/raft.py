@@ -104,7 +104,7 @@ def _journal_factory(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 if not getattr(pysyncobj.syncobj.createJournal, "_meseta", False):
     pysyncobj.syncobj.createJournal = _journal_factory(pysyncobj.journal.createJournal)
-    pysyncobj.syncobj.createJournal._meseta = True  # type: ignore[attr-defined]
+    pysyncobj.syncobj.createJournal._meseta = True
 
 
 class _FastZlib:
@@ -151,6 +151,9 @@ class RaftConfig:
     snapshot_min_entries: int = 5000
     snapshot_min_interval_s: float = 300.0
     snapshot_chunk_bytes: int = 1024 * 1024
+    # Pause before publishing a built snapshot; fault-injection tests use it
+    # to crash a replica in the middle of a snapshot.
+    snapshot_publish_delay_s: float = 0.0
     map_size: int = DEFAULT_MAP_SIZE
 
     def __post_init__(self) -> None:
@@ -212,7 +215,9 @@ class _Replica(SyncObj):  # type: ignore[misc]
         # Assigned before SyncObj.__init__ so they are not replicated state.
         self.meseta_log = log
         self.meseta_before_send = log.disk.commit
-        super().__init__(config.address, list(config.peers), conf, transportClass=_FlushingTransport)
+        super().__init__(
+            config.address, list(config.peers), conf, transportClass=_FlushingTransport
+        )
 
     @replicated  # type: ignore[untyped-decorator]
     def commit_batch(self, data: bytes) -> None:
@@ -298,6 +303,7 @@ class RaftLog:
             self.store,
             self.journal,
             chunk_bytes=config.snapshot_chunk_bytes,
+            publish_delay_s=config.snapshot_publish_delay_s,
             make_node=TCPNode,
             fail_stop=self._fail_stop,
         )
@@ -321,7 +327,11 @@ class RaftLog:
     def _refresh_status(self) -> None:
         node = self._node
         leader = node._getLeader()
-        self._role = (bool(node._isLeader()), leader.address if leader else None, node.raftCurrentTerm)
+        self._role = (
+            bool(node._isLeader()),
+            leader.address if leader else None,
+            node.raftCurrentTerm,
+        )
         self._raft_numbers = (node.raftCommitIndex, node.raftLastApplied, None)
         self._ready = bool(node.isReady())
 
@@ -330,7 +340,9 @@ class RaftLog:
         try:
             if raft_index <= self.store.last_raft_index:
                 return  # replayed from the journal after a restart; already stored
-            sequenced = sequence_batch(decode_batch(data), self.store.last_index, self.store.index_of)
+            sequenced = sequence_batch(
+                decode_batch(data), self.store.last_index, self.store.index_of
+            )
             self.store.stage(sequenced, raft_index)
             self._resolved_pending.update(sequenced.resolved)
             self._barriers_pending.extend(sequenced.barriers)
@@ -459,7 +471,9 @@ class RaftLog:
             if proposal_id is not None and self._waiting.get(proposal_id, None) is not None:
                 del self._waiting[proposal_id]
             future.set_exception(
-                ProposalTimeout("not known to be committed in time; retry with the same proposal id")
+                ProposalTimeout(
+                    "not known to be committed in time; retry with the same proposal id"
+                )
             )
         # Resolved futures are dropped lazily; keep the heap from growing with them.
         while self._deadlines and self._deadlines[0][3].done():
@@ -579,8 +593,16 @@ class RaftLog:
             raft_commit_index=raft_commit,
             raft_applied_index=raft_applied,
             leader_commit_index=None,
-            cluster=tuple(sorted({*self.config.peers, *([self.config.address] if self.config.address else [])})),
+            cluster=tuple(
+                sorted(
+                    {*self.config.peers, *([self.config.address] if self.config.address else [])}
+                )
+            ),
         )
+
+    def raft_debug(self) -> dict[str, str]:
+        """pysyncobj's own view (match/next indexes per peer...), for debugging."""
+        return {key: str(value) for key, value in self._node.getStatus().items()}
 
     def read(self, start: int, stop: int) -> list[LogRecord]:
         stop = min(stop, self._applied + 1)
@@ -637,11 +659,16 @@ class RaftLog:
         except TimeoutError:
             raise ProposalTimeout(f"membership change for {address} not committed") from None
         if error != FAIL_REASON.SUCCESS:
-            raise NotLeaderError(self.leader_address()) if error in (
-                FAIL_REASON.NOT_LEADER,
-                FAIL_REASON.MISSING_LEADER,
-                FAIL_REASON.LEADER_CHANGED,
-            ) else RuntimeError(f"membership change for {address} refused (reason {error})")
+            raise (
+                NotLeaderError(self.leader_address())
+                if error
+                in (
+                    FAIL_REASON.NOT_LEADER,
+                    FAIL_REASON.MISSING_LEADER,
+                    FAIL_REASON.LEADER_CHANGED,
+                )
+                else RuntimeError(f"membership change for {address} refused (reason {error})")
+            )
 
     def force_snapshot(self) -> None:
         """Ask for a snapshot at the next tick (tests and operators)."""

@@ -25,6 +25,7 @@ import shutil
 import struct
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -126,12 +127,14 @@ class SnapshotSerializer:
         chunk_bytes: int,
         make_node: Callable[[str], Any],
         fail_stop: Callable[[str], NoReturn],
+        publish_delay_s: float = 0.0,
     ) -> None:
         self.path = path
         self._disk, self._store, self._journal = disk, store, journal
         self._chunk_bytes = chunk_bytes
         self._make_node = make_node
         self._fail_stop = fail_stop
+        self._publish_delay_s = publish_delay_s
         self._job: threading.Thread | None = None
         self._job_ok = False
         self._job_id: int | None = None
@@ -140,10 +143,25 @@ class SnapshotSerializer:
         self._installing = False
         self.snapshots_made = 0
         self.snapshots_installed = 0
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Drop what a replica killed mid-snapshot or mid-transfer left behind."""
+        parent = self.path.parent
+        for pattern in (".snapshot-*", ".install-*"):
+            for leftover in parent.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
+        for suffix in (".partial", ".incoming"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
+    @property
+    def building(self) -> bool:
+        """A snapshot is being built in the background."""
+        return self._job is not None
 
     # -- making snapshots ------------------------------------------------------
 
-    def serialize(self, data: tuple[Any, ...], id: int) -> None:  # noqa: A002 - pysyncobj's name
+    def serialize(self, data: tuple[Any, ...], id: int) -> None:
         if self._job is not None:
             return
         _, last, previous, cluster = data
@@ -167,6 +185,8 @@ class SnapshotSerializer:
         try:
             self._disk.env.copy(str(scratch), compact=True, txn=txn)
             txn.abort()
+            if self._publish_delay_s:
+                time.sleep(self._publish_delay_s)
             write_snapshot_file(self.path, header, scratch / "data.mdb")
             self._job_ok = True
             self.snapshots_made += 1
@@ -176,7 +196,7 @@ class SnapshotSerializer:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def checkSerializing(self) -> tuple[int, int | None]:  # noqa: N802
+    def checkSerializing(self) -> tuple[int, int | None]:
         if self._job is None:
             return NOT_SERIALIZING, None
         if self._job.is_alive():
@@ -265,7 +285,7 @@ class SnapshotSerializer:
 
     # -- transfer to and from peers --------------------------------------------
 
-    def getTransmissionData(self, transmissionID: Any) -> Any:  # noqa: N802, N803
+    def getTransmissionData(self, transmissionID: Any) -> Any:
         if self._job is not None:
             return None
         source = self._outgoing.get(transmissionID)
@@ -284,7 +304,7 @@ class SnapshotSerializer:
             del self._outgoing[transmissionID]
         return data, is_first, is_last
 
-    def setTransmissionData(self, data: Any) -> bool:  # noqa: N802
+    def setTransmissionData(self, data: Any) -> bool:
         if data is None:
             return False
         chunk, is_first, is_last = data
@@ -311,7 +331,7 @@ class SnapshotSerializer:
         self._installing = True
         return True
 
-    def cancelTransmisstion(self, id: Any) -> None:  # noqa: N802, A002 - pysyncobj's spelling
+    def cancelTransmisstion(self, id: Any) -> None:
         source = self._outgoing.pop(id, None)
         if source is not None:
             source.close()

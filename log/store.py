@@ -61,10 +61,14 @@ class EventStore:
             _, added = txn.cursor(db=self._entries).putmulti(rows, append=True)
             if added != len(rows):
                 raise LogCorrupted(f"entries up to {appended[-1][0]} are not after the last one")
-            ids = [(proposal_id, key) for (key, _), (_, proposal_id, _) in zip(rows, appended)]
+            ids = [
+                (proposal_id, key)
+                for (key, _), (_, proposal_id, _) in zip(rows, appended, strict=True)
+            ]
             txn.cursor(db=self._proposals).putmulti(ids)
             first, last = appended[0][0], appended[-1][0]
-            for boundary in range(first - first % _PRUNE_CHUNK + _PRUNE_CHUNK, last + 1, _PRUNE_CHUNK):
+            first_boundary = first - first % _PRUNE_CHUNK + _PRUNE_CHUNK
+            for boundary in range(first_boundary, last + 1, _PRUNE_CHUNK):
                 if boundary > self._dedup_window:
                     self._prune(txn, boundary - self._dedup_window)
         self.last_index = sequenced.last_index
