@@ -10,6 +10,7 @@ replica and at the end of the tick.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class LogDisk:
         self.env.reader_check()
         self.dbs = {name: self.env.open_db(name) for name in DB_NAMES}
         self._txn: lmdb.Transaction | None = None
+        self.dirty_since = 0.0
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
 
@@ -63,6 +65,7 @@ class LogDisk:
         """The open write transaction of this tick (begun on first use)."""
         if self._txn is None:
             self._txn = self.env.begin(write=True)
+            self.dirty_since = time.monotonic()
         return self._txn
 
     @property

@@ -146,6 +146,8 @@ class RaftConfig:
     connection_timeout_s: float = 1.0
     reconnect_s: float = 0.1
     tick_s: float = 0.05
+    # Longest time applied entries may wait for the next commit (see _commit_if_due).
+    max_unflushed_s: float = 0.005
     max_in_flight_batches: int = 4
     # Snapshot after this many Raft entries or seconds, whichever comes first.
     snapshot_min_entries: int = 5000
@@ -308,7 +310,7 @@ class RaftLog:
             fail_stop=self._fail_stop,
         )
         self._node._SyncObj__serializer = self.snapshots  # our serializer replaces pysyncobj's
-        self._node.addOnTickCallback(self.disk.commit)
+        self._node.addOnTickCallback(self._commit_if_due)
         self._thread = threading.Thread(target=self._tick_loop, name="meseta-raft", daemon=True)
         self._thread.start()
 
@@ -317,12 +319,30 @@ class RaftLog:
     def _tick_loop(self) -> None:
         try:
             while not self._stop.is_set():
-                self._node.doTick(self.config.tick_s)
-                self.disk.commit()
+                wait_s = self.config.tick_s
+                if self.disk.dirty:
+                    wait_s = max(
+                        0.0, self.disk.dirty_since + self.config.max_unflushed_s - time.monotonic()
+                    )
+                self._node.doTick(wait_s)
+                self._commit_if_due()
                 self._refresh_status()
         except Exception as error:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
+
+    def _commit_if_due(self) -> None:
+        """Commit staged writes that no message has flushed for a while.
+
+        Writes that must be durable are committed before the message that
+        depends on them leaves (see _FlushingTransport); applied entries ride
+        along with that commit, or are committed here after at most
+        `max_unflushed_s`, so a follower usually pays one fsync per round.
+        """
+        if self.disk.dirty and (
+            self._role[0] or time.monotonic() - self.disk.dirty_since >= self.config.max_unflushed_s
+        ):
+            self.disk.commit()
 
     def _refresh_status(self) -> None:
         node = self._node

@@ -217,6 +217,7 @@ class SnapshotSerializer:
             self._fail_stop(f"cannot load the snapshot {self.path}: {error}")
 
     def _load(self) -> tuple[Any, ...]:
+        self._disk.commit()  # the checks below read what is stored, staged writes included
         header, offset = read_snapshot_file(self.path)
         if self._store.last_index < header.last_entry_index:
             self._import(header, offset)
