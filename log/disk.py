@@ -58,6 +58,7 @@ class LogDisk:
         self.dbs = {name: self.env.open_db(name) for name in DB_NAMES}
         self._txn: lmdb.Transaction | None = None
         self.dirty_since = 0.0
+        self._critical = False
         self._after_commit: list[Callable[[], None]] = []
         self._before_commit: list[Callable[[], None]] = []
 
@@ -71,6 +72,14 @@ class LogDisk:
     @property
     def dirty(self) -> bool:
         return self._txn is not None
+
+    @property
+    def critical(self) -> bool:
+        """Staged writes include some a peer may be told about (journal, vote)."""
+        return self._critical
+
+    def mark_critical(self) -> None:
+        self._critical = True
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the staged writes are durable."""
@@ -86,6 +95,7 @@ class LogDisk:
             for hook in self._before_commit:
                 hook()
         txn, self._txn = self._txn, None
+        self._critical = False
         if txn is not None:
             txn.commit()
         callbacks, self._after_commit = self._after_commit, []

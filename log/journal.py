@@ -10,6 +10,14 @@ disk first.
 It implements pysyncobj's Journal protocol by duck typing, so this module
 does not import pysyncobj.
 
+pysyncobj's follower deletes every entry after `prevLogIdx` whenever an
+append overlaps what it has, conflicting or not; entries it had already
+acknowledged could vanish, which Raft forbids. So a truncation here is only
+tentative: the removed tail is kept aside, entries re-appended with the same
+term take their old place, the first entry with a different term (a real
+conflict) deletes the rest for good, and whatever was not contradicted is put
+back by `settle()` before the replica sends anything.
+
   journal      raft index (>Q) -> framed (term (>Q) + command)
   journal_meta b"term", b"voted_for", b"commit_index"
 """
@@ -17,12 +25,17 @@ does not import pysyncobj.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from meseta.log.codec import frame, index_key, key_index, unframe
 from meseta.log.disk import LogDisk
 
 RaftEntryTuple = tuple[bytes, int, int]  # (command, raft index, term), as pysyncobj has it
+
+# pysyncobj's command type byte for membership changes: it rolls those back
+# itself when it truncates, so they are never silently put back.
+_MEMBERSHIP_COMMAND = 2
 
 _TERM = struct.Struct(">Q")
 
@@ -33,6 +46,11 @@ class LmdbJournal:
         self._db = disk.dbs[b"journal"]
         self._meta_db = disk.dbs[b"journal_meta"]
         self._entries: list[RaftEntryTuple] = []
+        # Tail removed by a tentative truncation, oldest first (see module doc).
+        self._set_aside: list[RaftEntryTuple] = []
+        # Called with the Raft index of a real conflict (tests; the adapter
+        # checks it against what was already applied).
+        self.on_conflict: Callable[[int], None] = lambda index: None
         with disk.read_txn() as txn:
             for key, value in txn.cursor(db=self._db):
                 index = key_index(key)
@@ -49,24 +67,52 @@ class LmdbJournal:
     # -- pysyncobj Journal protocol ----------------------------------------
 
     def add(self, command: bytes, idx: int, term: int) -> None:
+        if self._set_aside and self._set_aside[0][1] == idx:
+            kept = self._set_aside[0]
+            if kept[2] == term:  # the same entry re-sent: keep the stored copy
+                self._entries.append(self._set_aside.pop(0))
+                return
+            self._discard_set_aside()  # a real conflict: the rest goes for good
         if self._entries and idx != self._entries[-1][1] + 1:
             raise AssertionError(f"raft journal gap: {idx} after {self._entries[-1][1]}")
         self._entries.append((command, idx, term))
         value = frame(_TERM.pack(term) + command)
         self._disk.write_txn().put(index_key(idx), value, db=self._db)
+        self._disk.mark_critical()
 
     def clear(self) -> None:
         self._entries = []
+        self._set_aside = []
         self._disk.write_txn().drop(self._db, delete=False)
+        self._disk.mark_critical()
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:
         if entryFrom >= len(self._entries):
             return
-        first_removed = self._entries[entryFrom][1]
+        self.settle()
+        tail = self._entries[entryFrom:]
         del self._entries[entryFrom:]
+        if any(command[:1] == bytes([_MEMBERSHIP_COMMAND]) for command, _, _ in tail):
+            self._set_aside = tail
+            self._discard_set_aside()  # pysyncobj already rolled these back
+        else:
+            self._set_aside = tail
+
+    def settle(self) -> None:
+        """Put back the set-aside tail that no new entry contradicted."""
+        if self._set_aside:
+            self._entries.extend(self._set_aside)
+            self._set_aside = []
+
+    def _discard_set_aside(self) -> None:
+        first_removed = self._set_aside[0][1]
+        self._set_aside = []
+        self.on_conflict(first_removed)
         self._delete_keys(lambda index: index >= first_removed, start=first_removed)
+        self._disk.mark_critical()
 
     def deleteEntriesTo(self, entryTo: int) -> None:
+        self.settle()
         if entryTo <= 0:
             return
         if entryTo >= len(self._entries):
@@ -98,6 +144,7 @@ class LmdbJournal:
         txn = self._disk.write_txn()
         txn.put(b"term", index_key(term), db=self._meta_db)
         txn.put(b"voted_for", (votedForNodeId or "").encode(), db=self._meta_db)
+        self._disk.mark_critical()
 
     def getCurrentTerm(self) -> int:
         return self._term
@@ -119,6 +166,7 @@ class LmdbJournal:
             self._stage_commit_index(self._disk.write_txn())
 
     def flush(self) -> None:
+        self.settle()
         self._disk.commit()
 
     # -- helpers -------------------------------------------------------------
@@ -132,7 +180,7 @@ class LmdbJournal:
             return self._entries[position]
         return None
 
-    def _delete_keys(self, doomed: Any, start: int) -> None:
+    def _delete_keys(self, doomed: Callable[[int], bool], start: int) -> None:
         txn = self._disk.write_txn()
         cursor = txn.cursor(db=self._db)
         if not cursor.set_range(index_key(start)):

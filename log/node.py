@@ -149,9 +149,14 @@ async def entries(request: web.Request) -> web.Response:
     start = int(request.query.get("start", "1"))
     stop = int(request.query.get("stop", str(log.applied_index() + 1)))
     rows = []
-    for index, payload in log.store.read(start, stop, limit=1_000_000):
-        header = _header_of(payload)
-        rows.append([index, header.proposal_id.hex(), header.timestamp_ns, len(payload)])
+    while start < stop:
+        chunk = log.read_raw(start, stop)
+        if not chunk:
+            break
+        for index, payload in chunk:
+            header = _header_of(payload)
+            rows.append([index, header.proposal_id.hex(), header.timestamp_ns, len(payload)])
+        start = chunk[-1][0] + 1
     return web.json_response(rows)
 
 

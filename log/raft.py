@@ -216,7 +216,7 @@ class _Replica(SyncObj):  # type: ignore[misc]
     def __init__(self, log: RaftLog, config: RaftConfig, conf: SyncObjConf) -> None:
         # Assigned before SyncObj.__init__ so they are not replicated state.
         self.meseta_log = log
-        self.meseta_before_send = log.disk.commit
+        self.meseta_before_send = log.before_send
         super().__init__(
             config.address, list(config.peers), conf, transportClass=_FlushingTransport
         )
@@ -268,6 +268,7 @@ class RaftLog:
         self.disk = LogDisk(config.data_dir / "store", map_size=config.map_size)
         self.store = EventStore(self.disk)
         self.journal = LmdbJournal(self.disk)
+        self.journal.on_conflict = self._on_journal_conflict
         self.counters = _Counters()
         # Loop-side state.
         self._waiting: dict[bytes, _Waiter] = {}
@@ -289,7 +290,10 @@ class RaftLog:
         self._applied = self.store.last_index
         self._resolved_pending: dict[bytes, int] = {}
         self._barriers_pending: list[bytes] = []
-        self._publish_registered = False
+        self._publish_due = False
+        # Applied entries not yet committed to LMDB: (first index, payloads).
+        self._unflushed: tuple[int, tuple[bytes, ...]] = (self.store.last_index + 1, ())
+        self._forget_registered = False
         self._role = (False, None, 0)
         self._raft_numbers = (0, 0, None)
         self._ready = False
@@ -319,7 +323,7 @@ class RaftLog:
     def _tick_loop(self) -> None:
         try:
             while not self._stop.is_set():
-                wait_s = self.config.tick_s
+                wait_s = min(self.config.tick_s, self._until_election_s())
                 if self.disk.dirty:
                     wait_s = max(
                         0.0, self.disk.dirty_since + self.config.max_unflushed_s - time.monotonic()
@@ -331,6 +335,31 @@ class RaftLog:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
 
+    def _until_election_s(self) -> float:
+        """Wake up when a follower's election deadline passes, not a tick later.
+
+        Followers that heard the same heartbeat would otherwise notice the
+        timeout on the same tick boundary and split the vote.
+        """
+        if self._role[0]:
+            return self.config.tick_s
+        deadline = self._node._SyncObj__raftElectionDeadline
+        return max(0.0, float(deadline) - time.monotonic()) + 0.0005
+
+    def before_send(self) -> None:
+        """Everything a message may reflect must be on disk before it leaves."""
+        self.journal.settle()
+        self._publish()
+        if self.disk.critical:
+            self.disk.commit()
+
+    def _on_journal_conflict(self, raft_index: int) -> None:
+        if raft_index <= self.store.last_raft_index:
+            self._fail_stop(
+                f"the leader replaced raft entry {raft_index}, which this replica had "
+                "already applied: the replicas have diverged"
+            )
+
     def _commit_if_due(self) -> None:
         """Commit staged writes that no message has flushed for a while.
 
@@ -339,8 +368,11 @@ class RaftLog:
         along with that commit, or are committed here after at most
         `max_unflushed_s`, so a follower usually pays one fsync per round.
         """
-        if self.disk.dirty and (
-            self._role[0] or time.monotonic() - self.disk.dirty_since >= self.config.max_unflushed_s
+        self.journal.settle()
+        self._publish()
+        if self.disk.critical or (
+            self.disk.dirty
+            and time.monotonic() - self.disk.dirty_since >= self.config.max_unflushed_s
         ):
             self.disk.commit()
 
@@ -364,23 +396,44 @@ class RaftLog:
                 decode_batch(data), self.store.last_index, self.store.index_of
             )
             self.store.stage(sequenced, raft_index)
+            if sequenced.appended:
+                first, payloads = self._unflushed
+                if not payloads:
+                    first = sequenced.appended[0][0]
+                if first + len(payloads) != sequenced.appended[0][0]:
+                    raise LogCorrupted(f"unflushed entries from {first} are not contiguous")
+                added = tuple(payload for _, _, payload in sequenced.appended)
+                self._unflushed = (first, payloads + added)
+                if not self._forget_registered:
+                    self._forget_registered = True
+                    self.disk.after_commit(self._forget_unflushed)
             self._resolved_pending.update(sequenced.resolved)
             self._barriers_pending.extend(sequenced.barriers)
+            self._publish_due = True
             self.counters.batches += 1
             self.counters.entries += len(sequenced.appended)
             self.counters.duplicates += sequenced.duplicates
-            if not self._publish_registered:
-                self._publish_registered = True
-                self.disk.after_commit(self._publish)
         except LogCorrupted as error:
             self._fail_stop(f"cannot apply raft entry {raft_index}: {error}")
         except Exception as error:
             logger.exception("applying raft entry %d failed", raft_index)
             self._fail_stop(f"applying raft entry {raft_index} failed: {error!r}")
 
+    def _forget_unflushed(self) -> None:
+        """The staged entries are in LMDB now; readers find them there."""
+        self._forget_registered = False
+        self._unflushed = (self.store.last_index + 1, ())
+
     def _publish(self) -> None:
-        """After a commit made applied entries durable: hand results to the loop."""
-        self._publish_registered = False
+        """Hand applied results to the loop (tick thread, once per tick at most).
+
+        Entries are committed (durable on a majority) when they are applied,
+        so callers are answered without waiting for the local store's fsync;
+        reads find not-yet-flushed entries in `_unflushed`.
+        """
+        if not self._publish_due:
+            return
+        self._publish_due = False
         resolved, self._resolved_pending = self._resolved_pending, {}
         barriers, self._barriers_pending = self._barriers_pending, []
         applied = self.store.last_index
@@ -625,20 +678,33 @@ class RaftLog:
         return {key: str(value) for key, value in self._node.getStatus().items()}
 
     def read(self, start: int, stop: int) -> list[LogRecord]:
+        return [LogRecord(i, decode_entry(p)) for i, p in self.read_raw(start, stop)]
+
+    def read_raw(self, start: int, stop: int) -> list[tuple[int, bytes]]:
+        """Like `read`, but (index, encoded entry) pairs."""
+        # Order matters: an entry joins the unflushed tail before `_applied`
+        # counts it, and leaves the tail only once it is committed to LMDB, so
+        # reading `_applied`, then the tail, then LMDB misses nothing.
         stop = min(stop, self._applied + 1)
-        return [LogRecord(i, decode_entry(p)) for i, p in self.store.read(start, stop)]
+        first, tail = self._unflushed
+        rows = self.store.read(start, stop)
+        index = rows[-1][0] + 1 if rows else max(start, 1)
+        while index < stop and first <= index < first + len(tail):
+            rows.append((index, tail[index - first]))
+            index += 1
+        return rows
 
     async def follow(self, start: int) -> AsyncIterator[LogRecord]:
         index = max(start, 1)
         while True:
             if self._closed:
                 raise LogClosed("the log is closed")
-            if index <= self._applied:
-                for record in self.read(index, index + 1000):
-                    yield record
-                    index = record.index + 1
-                continue
-            await self._applied_changed.wait()
+            records = self.read(index, index + 1000) if index <= self._applied else []
+            for record in records:
+                yield record
+                index = record.index + 1
+            if not records:
+                await self._applied_changed.wait()
 
     async def wait_applied(self, index: int, *, timeout_s: float) -> bool:
         deadline = self._loop.time() + timeout_s
