@@ -66,6 +66,7 @@ from meseta.log.disk import DEFAULT_MAP_SIZE, LogDisk
 from meseta.log.errors import LogClosed, LogCorrupted, NotLeaderError, ProposalTimeout
 from meseta.log.interface import DEFAULT_TIMEOUT_S, LogRecord, LogStatus
 from meseta.log.journal import LmdbJournal
+from meseta.log.peer_cipher import PeerCipher
 from meseta.log.sequencer import sequence_batch
 from meseta.log.snapshot import SnapshotSerializer
 from meseta.log.store import EventStore
@@ -176,7 +177,7 @@ class RaftConfig:
 def _pysyncobj_conf(config: RaftConfig, journal: LmdbJournal, **callbacks: Any) -> SyncObjConf:
     low, high = config.election_timeout_s
     return SyncObjConf(
-        password=config.secret,
+        # No `password`: _Replica.encryptor supplies our own cipher instead.
         autoTick=False,
         appendEntriesUseBatch=False,
         appendEntriesPeriod=config.heartbeat_s,
@@ -217,9 +218,15 @@ class _Replica(SyncObj):  # type: ignore[misc]
         # Assigned before SyncObj.__init__ so they are not replicated state.
         self.meseta_log = log
         self.meseta_before_send = log.before_send
+        self.meseta_cipher = PeerCipher(config.secret)
         super().__init__(
             config.address, list(config.peers), conf, transportClass=_FlushingTransport
         )
+
+    @property
+    def encryptor(self) -> PeerCipher:
+        """Every peer connection authenticates and encrypts with the cluster secret."""
+        return self.meseta_cipher
 
     @replicated  # type: ignore[untyped-decorator]
     def commit_batch(self, data: bytes) -> None:
