@@ -67,7 +67,7 @@ class EventStore:
             ]
             txn.cursor(db=self._proposals).putmulti(ids)
             first, last = appended[0][0], appended[-1][0]
-            first_boundary = first - first % _PRUNE_CHUNK + _PRUNE_CHUNK
+            first_boundary = first + (-first) % _PRUNE_CHUNK  # first multiple >= first
             for boundary in range(first_boundary, last + 1, _PRUNE_CHUNK):
                 if boundary > self._dedup_window:
                     self._prune(txn, boundary - self._dedup_window)
