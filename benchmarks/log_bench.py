@@ -116,8 +116,8 @@ class Children:
         self.clusters: list[LocalCluster] = []
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def cluster(self, root: Path) -> LocalCluster:
-        cluster = LocalCluster(root)
+    def cluster(self, root: Path, extra_args: list[str] | None = None) -> LocalCluster:
+        cluster = LocalCluster(root, extra_args=list(extra_args or []))
         self.clusters.append(cluster)
         return cluster
 
@@ -291,9 +291,13 @@ async def measured_load(
 
 
 async def bench_throughput(
-    session: aiohttp.ClientSession, children: Children, root: Path, profile: Profile
+    session: aiohttp.ClientSession,
+    children: Children,
+    root: Path,
+    profile: Profile,
+    extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    cluster = children.cluster(root)
+    cluster = children.cluster(root, extra_args)
     try:
         cluster.start_all()
         leader = await wait_for_leader(session, cluster, timeout_s=30)
@@ -667,6 +671,20 @@ async def bench_our_log(
                 bench_throughput(session, children, root / "load", profile), profile.stage_budget_s
             ),
         )
+        log("stage 2b: the same without fsync, to show what durability costs")
+        unsafe = await guarded(
+            "our_log_no_fsync",
+            asyncio.wait_for(
+                bench_throughput(
+                    session, children, root / "nofsync", profile, ["--unsafe-no-fsync"]
+                ),
+                profile.stage_budget_s,
+            ),
+        )
+        results |= {
+            f"nofsync_{key}": unsafe.get(key)
+            for key in ("events_per_s", "p50_ms", "p99_ms", "lone_p50_ms", "lone_p99_ms")
+        }
         log(f"stage 3: failover, {profile.failover_trials} trials")
         results |= await guarded(
             "failover",
@@ -1004,6 +1022,14 @@ def table(r: dict[str, Any]) -> str:
             "<= 50 ms",
             verdict("p99_ms"),
             fmt_ratio(r.get("ratio_p99_vs_pysyncobj"), "pysyncobj p99"),
+        ),
+        (
+            "same without fsync (unsafe)",
+            fmt(r.get("nofsync_events_per_s"), "/s", 0),
+            "",
+            "",
+            f"p99 {fmt(r.get('nofsync_p99_ms'), ' ms')}, "
+            f"lone p50 {fmt(r.get('nofsync_lone_p50_ms'), ' ms', 2)}: the cost of durability",
         ),
         (
             "lone-writer commit p50",

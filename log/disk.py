@@ -37,6 +37,7 @@ class LogDisk:
         *,
         map_size: int = DEFAULT_MAP_SIZE,
         max_readers: int = DEFAULT_MAX_READERS,
+        fsync: bool = True,
     ) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,8 @@ class LogDisk:
                 map_size=map_size,
                 max_readers=max_readers,
                 max_dbs=len(DB_NAMES),
-                sync=True,
-                metasync=True,
+                sync=fsync,
+                metasync=fsync,
                 writemap=False,
                 lib_version=0,
                 max_spare_txns=0,

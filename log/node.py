@@ -195,6 +195,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--tick-s", type=float, default=0.05)
     parser.add_argument("--snapshot-delay-s", type=float, default=0.0, help="fault injection")
+    parser.add_argument(
+        "--unsafe-no-fsync",
+        action="store_true",
+        help="never fsync (acknowledged data may be lost on power failure); benchmarks only",
+    )
     return parser.parse_args(argv)
 
 
@@ -208,6 +213,7 @@ async def serve(options: argparse.Namespace) -> None:
         max_in_flight_batches=options.max_in_flight,
         tick_s=options.tick_s,
         snapshot_publish_delay_s=options.snapshot_delay_s,
+        fsync=not options.unsafe_no_fsync,
     )
     try:
         log = RaftLog(config)

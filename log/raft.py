@@ -158,6 +158,9 @@ class RaftConfig:
     # to crash a replica in the middle of a snapshot.
     snapshot_publish_delay_s: float = 0.0
     map_size: int = DEFAULT_MAP_SIZE
+    # False skips every fsync: acknowledged entries can then be lost on a power
+    # failure. Only for measuring what durability costs (benchmarks).
+    fsync: bool = True
 
     def __post_init__(self) -> None:
         low, high = self.election_timeout_s
@@ -272,7 +275,7 @@ class RaftLog:
         # miss election deadlines (the convoy effect).
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.disk = LogDisk(config.data_dir / "store", map_size=config.map_size)
+        self.disk = LogDisk(config.data_dir / "store", map_size=config.map_size, fsync=config.fsync)
         self.store = EventStore(self.disk)
         self.journal = LmdbJournal(self.disk)
         self.journal.on_conflict = self._on_journal_conflict
@@ -694,8 +697,14 @@ class RaftLog:
         # reading `_applied`, then the tail, then LMDB misses nothing.
         stop = min(stop, self._applied + 1)
         first, tail = self._unflushed
-        rows = self.store.read(start, stop)
-        index = rows[-1][0] + 1 if rows else max(start, 1)
+        rows: list[tuple[int, bytes]] = []
+        index = max(start, 1)
+        while index < stop:  # the store reads in bounded chunks
+            chunk = self.store.read(index, stop)
+            if not chunk:
+                break
+            rows.extend(chunk)
+            index = chunk[-1][0] + 1
         while index < stop and first <= index < first + len(tail):
             rows.append((index, tail[index - first]))
             index += 1
