@@ -72,7 +72,7 @@ class LmdbJournal:
             if kept[2] == term:  # the same entry re-sent: keep the stored copy
                 self._entries.append(self._set_aside.pop(0))
                 return
-            self._discard_set_aside()  # a real conflict: the rest goes for good
+            self._discard_set_aside(conflict=True)  # a real conflict: the rest goes
         if self._entries and idx != self._entries[-1][1] + 1:
             raise AssertionError(f"raft journal gap: {idx} after {self._entries[-1][1]}")
         self._entries.append((command, idx, term))
@@ -92,11 +92,11 @@ class LmdbJournal:
         self.settle()
         tail = self._entries[entryFrom:]
         del self._entries[entryFrom:]
+        self._set_aside = tail
         if any(command[:1] == bytes([_MEMBERSHIP_COMMAND]) for command, _, _ in tail):
-            self._set_aside = tail
-            self._discard_set_aside()  # pysyncobj already rolled these back
-        else:
-            self._set_aside = tail
+            # pysyncobj already rolled these membership changes back and will
+            # re-apply only what it re-sends: delete for real, as it expects.
+            self._discard_set_aside(conflict=False)
 
     def settle(self) -> None:
         """Put back the set-aside tail that no new entry contradicted."""
@@ -104,16 +104,17 @@ class LmdbJournal:
             self._entries.extend(self._set_aside)
             self._set_aside = []
 
-    def _discard_set_aside(self) -> None:
+    def _discard_set_aside(self, *, conflict: bool) -> None:
         first_removed = self._set_aside[0][1]
         self._set_aside = []
-        self.on_conflict(first_removed)
+        if conflict:
+            self.on_conflict(first_removed)
         self._delete_keys(lambda index: index >= first_removed, start=first_removed)
         self._disk.mark_critical()
 
     def deleteEntriesTo(self, entryTo: int) -> None:
         self.settle()
-        if entryTo <= 0:
+        if entryTo <= 0 or not self._entries:
             return
         if entryTo >= len(self._entries):
             keep_from = self._entries[-1][1] + 1

@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import logging
 import os
+import pickle as stdlib_pickle
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pysyncobj.journal
+import pysyncobj.pickle
 import pysyncobj.syncobj
 import pysyncobj.tcp_connection
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
@@ -120,6 +122,25 @@ class _FastZlib:
 
 pysyncobj.tcp_connection.zlib = _FastZlib
 
+# pysyncobj pickles commands and messages with protocol 2, which stores bytes as
+# latin-1 text: every byte >= 0x80 costs two, twice over (the journal command,
+# then the message carrying it), and pickling is slow. Every replica runs this
+# module, so all speak protocol 5; older journals still load (pickle detects
+# the protocol when loading).
+PICKLE_PROTOCOL = 5
+
+
+def _pickle_dumps(obj: Any, protocol: int | None = None) -> bytes:
+    return stdlib_pickle.dumps(obj, PICKLE_PROTOCOL)
+
+
+def _pickle_dump(obj: Any, file: Any, protocol: int | None = None) -> None:
+    stdlib_pickle.dump(obj, file, PICKLE_PROTOCOL)
+
+
+pysyncobj.pickle.dumps = _pickle_dumps
+pysyncobj.pickle.dump = _pickle_dump
+
 
 def fail_stop(message: str) -> NoReturn:
     """Stop the process at once: a replica must never run on state it cannot trust."""
@@ -184,8 +205,8 @@ def _pysyncobj_conf(config: RaftConfig, journal: LmdbJournal, **callbacks: Any) 
         autoTick=False,
         appendEntriesUseBatch=False,
         appendEntriesPeriod=config.heartbeat_s,
-        # Far above the entry cap even after pickle's 1.5x, so no entry ever
-        # takes pysyncobj's broken chunked-transfer path.
+        # Far above the entry cap, so no entry ever takes pysyncobj's broken
+        # chunked-transfer path.
         appendEntriesBatchSizeBytes=4 * MAX_ENTRY_BYTES,
         raftMinTimeout=low,
         raftMaxTimeout=high,
