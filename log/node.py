@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import asdict
@@ -45,10 +46,13 @@ from meseta.log.v1.entries_pb2 import Entry
 LOG_KEY: web.AppKey[RaftLog] = web.AppKey("log", RaftLog)
 
 
-def _entry(proposal_id: bytes, size: int) -> Entry:
+def _entry(proposal_id: bytes, size: int, *, incompressible: bool = False) -> Entry:
     entry = Entry()
     entry.header.proposal_id = proposal_id
-    entry.events = (proposal_id.hex().encode() * (size // 32 + 1))[:size]
+    if incompressible:
+        entry.events = os.urandom(size)
+    else:
+        entry.events = (proposal_id.hex().encode() * (size // 32 + 1))[:size]
     return entry
 
 
@@ -82,7 +86,11 @@ async def append(request: web.Request) -> web.Response:
     body = await request.json()
     try:
         index = await log.propose(
-            _entry(bytes.fromhex(body["id"]), int(body.get("size", 200))),
+            _entry(
+                bytes.fromhex(body["id"]),
+                int(body.get("size", 200)),
+                incompressible=bool(body.get("random", False)),
+            ),
             timeout_s=float(body.get("timeout_s", 5.0)),
         )
     except LogError as error:

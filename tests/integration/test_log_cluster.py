@@ -63,12 +63,17 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def append(
-    session: aiohttp.ClientSession, node: NodeProcess, proposal_id: str, size: int = 200
+    session: aiohttp.ClientSession,
+    node: NodeProcess,
+    proposal_id: str,
+    size: int = 200,
+    *,
+    random: bool = False,
 ) -> tuple[int, dict[str, Any]]:
     try:
         async with session.post(
             f"{node.url}/append",
-            json={"id": proposal_id, "size": size, "timeout_s": 2.0},
+            json={"id": proposal_id, "size": size, "timeout_s": 2.0, "random": random},
             timeout=aiohttp.ClientTimeout(total=3),
         ) as response:
             return response.status, dict(await response.json())
@@ -306,11 +311,17 @@ async def test_oversize_entry_is_refused_clearly(
     assert code == 413
     assert body["error"] == "EntryTooLarge"
     assert f"{MAX_ENTRY_BYTES}-byte limit" in body["message"]
-    # The largest allowed entry still replicates everywhere.
-    code, body = await append(session, leader, new_id(), size=MAX_ENTRY_BYTES - 1024)
-    assert code == 200, body
-    await converge(session, cluster.nodes, before + 1)
+    # Entries at the cap, incompressible, replicate everywhere without
+    # disturbing the leader (their encoding must stay far below an election timeout).
+    term = (await get_status(session, leader) or {})["term"]
+    for _ in range(8):
+        code, body = await append(
+            session, leader, new_id(), size=MAX_ENTRY_BYTES - 200, random=True
+        )
+        assert code == 200, body
+    await converge(session, cluster.nodes, before + 8)
     await same_log(session, cluster.nodes)
+    assert (await get_status(session, leader) or {})["term"] == term, "leadership was lost"
 
 
 def _corrupt_last_entry(store: Path) -> None:
