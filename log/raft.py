@@ -231,7 +231,7 @@ class _FlushingTransport(TCPTransport):  # type: ignore[misc]
     """Commits staged LMDB writes before any message leaves the replica."""
 
     def send(self, node: Any, message: Any) -> bool:
-        self._syncObj.meseta_before_send()
+        self._syncObj.meseta_before_send(message)
         return bool(super().send(node, message))
 
 
@@ -377,12 +377,23 @@ class RaftLog:
         deadline = self._node._SyncObj__raftElectionDeadline
         return max(0.0, float(deadline) - time.monotonic()) + 0.0005
 
-    def before_send(self) -> None:
-        """Everything a message may reflect must be on disk before it leaves."""
+    def before_send(self, message: Any) -> None:
+        """Everything a message may reflect must be on disk before it leaves.
+
+        Except a leader's append: the leader may write its own copy while the
+        followers write theirs (Raft thesis 10.2.1), because it counts itself
+        toward a majority only when it computes the commit index, at the start
+        of a tick, and its staged journal writes are committed at the end of
+        every tick (onTick callback) and again between ticks, always before the
+        poll in which followers' acknowledgements are read.
+        """
         self.journal.settle()
         self._publish()
-        if self.disk.critical:
-            self.disk.commit()
+        if not self.disk.critical:
+            return
+        if self._role[0] and isinstance(message, dict) and message.get("type") == "append_entries":
+            return
+        self.disk.commit()
 
     def _on_journal_conflict(self, raft_index: int) -> None:
         if raft_index <= self.store.last_raft_index:
