@@ -62,6 +62,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
+async def started(
+    cluster_factory: Any, session: aiohttp.ClientSession, *extra: str
+) -> tuple[LocalCluster, NodeProcess]:
+    """A running 3-voter cluster and its leader."""
+    cluster = cluster_factory(3, *extra)
+    cluster.start_all()
+    return cluster, await wait_for_leader(session, cluster)
+
+
 async def append(
     session: aiohttp.ClientSession,
     node: NodeProcess,
@@ -148,9 +157,7 @@ class Writer:
 async def test_leader_killed_under_load_loses_and_duplicates_nothing(
     cluster_factory: Any, session: aiohttp.ClientSession
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     writers = [Writer(session, cluster) for _ in range(4)]
     tasks = [asyncio.create_task(w.run(leader)) for w in writers]
     try:
@@ -192,9 +199,7 @@ async def test_leader_killed_under_load_loses_and_duplicates_nothing(
 async def test_restarted_follower_catches_up(
     cluster_factory: Any, session: aiohttp.ClientSession
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     await write_n(session, leader, 100)
     follower = next(n for n in cluster.nodes if n is not leader)
     cluster.kill(follower)
@@ -211,9 +216,7 @@ async def test_lagging_follower_installs_a_snapshot(
 ) -> None:
     # A small compaction threshold makes the leader drop the journal the
     # follower would need, so only a snapshot can bring it back.
-    cluster = cluster_factory(3, "--snapshot-min-entries", "20")
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session, "--snapshot-min-entries", "20")
     await write_n(session, leader, 50)
     follower = next(n for n in cluster.nodes if n is not leader)
     cluster.kill(follower)
@@ -240,9 +243,9 @@ async def test_lagging_follower_installs_a_snapshot(
 async def test_kill_during_snapshot_then_recover(
     cluster_factory: Any, session: aiohttp.ClientSession
 ) -> None:
-    cluster = cluster_factory(3, "--snapshot-min-entries", "100000", "--snapshot-delay-s", "3")
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(
+        cluster_factory, session, "--snapshot-min-entries", "100000", "--snapshot-delay-s", "3"
+    )
     await write_n(session, leader, 150)
     victim = next(n for n in cluster.nodes if n is not leader)
     await converge(session, [victim], 150)
@@ -303,9 +306,7 @@ async def test_read_replica_follows_and_never_votes(
 async def test_oversize_entry_is_refused_clearly(
     cluster_factory: Any, session: aiohttp.ClientSession
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     before = (await get_status(session, leader) or {})["applied_index"]
     code, body = await append(session, leader, new_id(), size=MAX_ENTRY_BYTES + 1024)
     assert code == 413
@@ -342,9 +343,7 @@ def _corrupt_last_entry(store: Path) -> None:
 async def test_corrupted_store_stops_the_replica(
     cluster_factory: Any, session: aiohttp.ClientSession, damage: str
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     await write_n(session, leader, 100)
     victim = next(n for n in cluster.nodes if n is not leader)
     await converge(session, [victim], 100)
@@ -372,9 +371,7 @@ def _raw_peer_message(message: Any) -> bytes:
 async def test_peer_without_the_secret_is_refused(
     cluster_factory: Any, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     await write_n(session, leader, 20)
     # An unauthenticated peer speaking pysyncobj's wire format is dropped.
     assert leader.address is not None
@@ -405,9 +402,7 @@ async def test_peer_without_the_secret_is_refused(
 async def test_add_and_remove_a_voter_at_run_time(
     cluster_factory: Any, session: aiohttp.ClientSession
 ) -> None:
-    cluster = cluster_factory()
-    cluster.start_all()
-    leader = await wait_for_leader(session, cluster)
+    cluster, leader = await started(cluster_factory, session)
     await write_n(session, leader, 50)
     newcomer = cluster.add_voter()
     cluster.start(newcomer, peers=cluster.peers)
