@@ -317,6 +317,8 @@ class RaftLog:
         self._applied_changed = asyncio.Event()
         self._closed = False
         self._last_timestamp_ns = 0
+        # Latest timestamp applied here (tick thread writes, loop reads).
+        self._applied_timestamp_ns = self._stored_timestamp_ns()
         # Written by the tick thread, read by the loop (single attribute reads).
         self._applied = self.store.last_index
         self._resolved_pending: dict[bytes, int] = {}
@@ -348,6 +350,10 @@ class RaftLog:
         self._node.addOnTickCallback(self._commit_if_due)
         self._thread = threading.Thread(target=self._tick_loop, name="meseta-raft", daemon=True)
         self._thread.start()
+
+    def _stored_timestamp_ns(self) -> int:
+        last = self.store.read(self.store.last_index, self.store.last_index + 1)
+        return decode_entry(last[0][1]).header.timestamp_ns if last else 0
 
     # -- tick thread -----------------------------------------------------------
 
@@ -452,6 +458,8 @@ class RaftLog:
             self._resolved_pending.update(sequenced.resolved)
             self._barriers_pending.extend(sequenced.barriers)
             self._publish_due = True
+            if sequenced.max_timestamp_ns > self._applied_timestamp_ns:
+                self._applied_timestamp_ns = sequenced.max_timestamp_ns
             self.counters.batches += 1
             self.counters.entries += len(sequenced.appended)
             self.counters.duplicates += sequenced.duplicates
@@ -536,7 +544,9 @@ class RaftLog:
             header.proposal_id = uuid.uuid4().bytes
         if not header.schema_version:
             header.schema_version = SCHEMA_VERSION
-        self._last_timestamp_ns = max(time.time_ns(), self._last_timestamp_ns + 1)
+        self._last_timestamp_ns = max(
+            time.time_ns(), self._last_timestamp_ns + 1, self._applied_timestamp_ns + 1
+        )
         header.timestamp_ns = self._last_timestamp_ns
         header.proposer_term = self.term()
         payload = encode_entry(entry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meseta.log.codec import proposal_id_of
+from meseta.log.codec import decode_entry
 from meseta.log.v1.replication_pb2 import Batch
 
 
@@ -27,6 +27,9 @@ class Sequenced:
     # Entries dropped as duplicates of an earlier proposal.
     duplicates: int = 0
     last_index: int = 0
+    # Latest header timestamp among the stored entries (0 if none): a new
+    # leader stamps after it, so timestamps never go back across leaders.
+    max_timestamp_ns: int = 0
 
 
 def sequence_batch(
@@ -35,7 +38,8 @@ def sequence_batch(
     """Assign indexes after `last_index`, skipping proposal ids already stored."""
     result = Sequenced(last_index=last_index)
     for payload in batch.entries:
-        proposal_id = proposal_id_of(payload)
+        header = decode_entry(payload).header
+        proposal_id = header.proposal_id
         earlier = result.resolved.get(proposal_id)
         if earlier is None:
             earlier = stored_index_of(proposal_id)
@@ -45,6 +49,7 @@ def sequence_batch(
             continue
         result.last_index += 1
         result.appended.append((result.last_index, proposal_id, payload))
+        result.max_timestamp_ns = max(result.max_timestamp_ns, header.timestamp_ns)
         result.resolved[proposal_id] = result.last_index
     result.barriers.extend(batch.barriers)
     return result

@@ -188,6 +188,8 @@ async def test_leader_killed_under_load_loses_and_duplicates_nothing(
     assert not lost, f"{len(lost)} acknowledged proposals lost"
     assert all(index_of[k] == v for k, v in acknowledged.items()), "an ack named a wrong index"
     assert [row[0] for row in log] == list(range(1, len(log) + 1))
+    timestamps = [row[2] for row in log]
+    assert all(a < b for a, b in itertools.pairwise(timestamps)), "time went back"
     assert failover_s < 10
 
     # The killed replica comes back and catches up with everything.
