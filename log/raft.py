@@ -142,6 +142,18 @@ pysyncobj.pickle.dumps = _pickle_dumps
 pysyncobj.pickle.dump = _pickle_dump
 
 
+class _BenignTruncation(logging.Filter):
+    """pysyncobj logs every overlapping append as a CRITICAL truncation of applied
+    entries; LmdbJournal keeps entries that do not conflict and stops the
+    replica on a real conflict, so the message is noise here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("truncating already-applied log entries")
+
+
+logging.getLogger("pysyncobj.syncobj").addFilter(_BenignTruncation())
+
+
 def fail_stop(message: str) -> NoReturn:
     """Stop the process at once: a replica must never run on state it cannot trust."""
     logger.critical("FAIL-STOP: %s", message)
@@ -166,6 +178,10 @@ class RaftConfig:
     # A leader that hears from no majority for this long steps down.
     leader_step_down_s: float = 0.9
     connection_timeout_s: float = 1.0
+    # A (re)started replica waits this long before its first election, so it
+    # hears from a running leader first instead of bumping the term and
+    # deposing it (pysyncobj has no pre-vote).
+    startup_election_delay_s: float = 1.0
     reconnect_s: float = 0.1
     tick_s: float = 0.05
     # Longest time applied entries may wait for the next commit (see _commit_if_due).
@@ -333,6 +349,10 @@ class RaftLog:
         self._stop = threading.Event()
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
         self._node = _Replica(self, config, conf)
+        if set(config.peers) - {config.address}:  # alone, there is nobody to wait for
+            self._node._SyncObj__raftElectionDeadline = (
+                time.monotonic() + config.startup_election_delay_s
+            )
         # pysyncobj may have staged a first no-op journal entry on this thread;
         # LMDB write transactions belong to the thread that began them.
         self.disk.commit()

@@ -55,7 +55,14 @@ async def wait_for(predicate: object, what: str, timeout_s: float = LEADER_TIMEO
 
 
 def raft_config(path: Path, address: str, peers: Sequence[str]) -> RaftConfig:
-    return RaftConfig(data_dir=path, secret=SECRET, address=address, peers=tuple(peers))
+    # Fresh clusters elect at once; the restart grace period is for rejoining replicas.
+    return RaftConfig(
+        data_dir=path,
+        secret=SECRET,
+        address=address,
+        peers=tuple(peers),
+        startup_election_delay_s=0.0,
+    )
 
 
 @pytest.fixture(params=["memory", "raft1", "raft3"])
