@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import os
 import pickle as stdlib_pickle
@@ -41,7 +40,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -56,12 +55,10 @@ from pysyncobj.transport import TCPTransport
 
 from meseta.log import snapshot as snapshot_module
 from meseta.log.codec import (
-    MAX_BATCH_BYTES,
     MAX_ENTRY_BYTES,
     SCHEMA_VERSION,
     decode_batch,
     decode_entry,
-    encode_batch,
     encode_entry,
 )
 from meseta.log.disk import DEFAULT_MAP_SIZE, LogDisk
@@ -69,6 +66,7 @@ from meseta.log.errors import LogClosed, LogCorrupted, NotLeaderError, ProposalT
 from meseta.log.interface import DEFAULT_TIMEOUT_S, LogRecord, LogStatus
 from meseta.log.journal import LmdbJournal
 from meseta.log.peer_cipher import PeerCipher
+from meseta.log.proposals import BatchOutcome, ProposalPipeline
 from meseta.log.sequencer import sequence_batch
 from meseta.log.snapshot import SnapshotSerializer
 from meseta.log.store import EventStore
@@ -274,27 +272,11 @@ class _Replica(SyncObj):  # type: ignore[misc]
 
 
 @dataclass(slots=True)
-class _Batch:
-    generation: int
-    proposal_ids: list[bytes]
-    barriers: list[bytes]
-
-
-@dataclass(slots=True)
-class _Waiter:
-    payload: bytes
-    future: asyncio.Future[int]
-    queued: bool = True
-
-
-@dataclass(slots=True)
 class _Counters:
     batches: int = 0
     entries: int = 0
     duplicates: int = 0
-    retries: int = 0
     commits: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class RaftLog:
@@ -317,19 +299,7 @@ class RaftLog:
         self.journal = LmdbJournal(self.disk)
         self.journal.on_conflict = self._on_journal_conflict
         self.counters = _Counters()
-        # Loop-side state.
-        self._waiting: dict[bytes, _Waiter] = {}
-        self._queue: list[bytes] = []
-        self._barriers_queued: list[bytes] = []
-        self._barriers: dict[bytes, asyncio.Future[int]] = {}
-        self._in_flight: dict[int, _Batch] = {}
-        self._batch_seq = 0
-        self._generation = 0
-        self._flush_scheduled = False
-        self._deadlines: list[tuple[float, int, bytes | None, asyncio.Future[int]]] = []
-        self._deadline_seq = 0
-        self._sweep_at: float | None = None
-        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._proposals = ProposalPipeline(self._submit, max_in_flight=config.max_in_flight_batches)
         self._applied_changed = asyncio.Event()
         self._closed = False
         self._last_timestamp_ns = 0
@@ -344,7 +314,7 @@ class RaftLog:
         self._unflushed: tuple[int, tuple[bytes, ...]] = (self.store.last_index + 1, ())
         self._forget_registered = False
         self._role = (False, None, 0)
-        self._raft_numbers = (0, 0, None)
+        self._raft_numbers: tuple[int, int, int | None] = (0, 0, None)
         self._ready = False
         self._stop = threading.Event()
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
@@ -452,7 +422,11 @@ class RaftLog:
             leader.address if leader else None,
             node.raftCurrentTerm,
         )
-        self._raft_numbers = (node.raftCommitIndex, node.raftLastApplied, None)
+        self._raft_numbers = (
+            node.raftCommitIndex,
+            node.raftLastApplied,
+            node._SyncObj__leaderCommitIndex,
+        )
         self._ready = bool(node.isReady())
 
     def on_committed(self, data: bytes, raft_index: int) -> None:
@@ -527,35 +501,34 @@ class RaftLog:
     # -- loop side ---------------------------------------------------------------
 
     def _deliver(self, resolved: dict[bytes, int], barriers: list[bytes], applied: int) -> None:
-        for proposal_id, index in resolved.items():
-            waiter = self._waiting.pop(proposal_id, None)
-            if waiter is not None and not waiter.future.done():
-                waiter.future.set_result(index)
-        for token in barriers:
-            future = self._barriers.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(applied)
+        self._proposals.deliver(resolved, barriers, applied)
         event, self._applied_changed = self._applied_changed, asyncio.Event()
         event.set()
 
     def _on_role_changed(self) -> None:
-        if self.is_leader():
+        if not self.is_leader():
+            self._proposals.fail_all(NotLeaderError(self.leader_address()))
+
+    def _submit(self, data: bytes, done: Callable[[BatchOutcome], None]) -> None:
+        """Hand a batch to Raft; its outcome comes back on the loop."""
+
+        def callback(result: Any, error: int) -> None:  # tick thread
+            if error == FAIL_REASON.SUCCESS:
+                outcome = BatchOutcome.COMMITTED
+            elif error == FAIL_REASON.QUEUE_FULL:
+                outcome = BatchOutcome.BACK_OFF
+            else:
+                outcome = BatchOutcome.RETRY
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._batch_done, done, outcome)
+
+        self._node.commit_batch(data, callback=callback)
+
+    def _batch_done(self, done: Callable[[BatchOutcome], None], outcome: BatchOutcome) -> None:
+        if outcome is not BatchOutcome.COMMITTED and not self.is_leader():
+            self._on_role_changed()
             return
-        # Batches in flight may or may not commit; their callbacks may never
-        # come. Fail the callers now; a retry with the same id is safe.
-        self._generation += 1
-        self._in_flight.clear()
-        self._queue.clear()
-        self._barriers_queued.clear()
-        error = NotLeaderError(self.leader_address())
-        for waiter in self._waiting.values():
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
-        self._waiting.clear()
-        for future in self._barriers.values():
-            if not future.done():
-                future.set_exception(error)
-        self._barriers.clear()
+        done(outcome)
 
     async def propose(self, entry: Entry, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         self._check_can_propose()
@@ -569,143 +542,18 @@ class RaftLog:
         )
         header.timestamp_ns = self._last_timestamp_ns
         header.proposer_term = self.term()
-        payload = encode_entry(entry)
-        proposal_id = header.proposal_id
-        waiter = self._waiting.get(proposal_id)
-        if waiter is not None:  # the same proposal is already under way
-            return await asyncio.shield(waiter.future)
-        waiter = _Waiter(payload, self._loop.create_future())
-        self._waiting[proposal_id] = waiter
-        self._queue.append(proposal_id)
-        self._schedule_flush()
-        self._add_deadline(timeout_s, proposal_id, waiter.future)
-        return await waiter.future
+        future = self._proposals.propose(header.proposal_id, encode_entry(entry), timeout_s)
+        return await asyncio.shield(future)
 
     async def barrier(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         self._check_can_propose()
-        token = uuid.uuid4().bytes
-        future: asyncio.Future[int] = self._loop.create_future()
-        self._barriers[token] = future
-        self._barriers_queued.append(token)
-        self._schedule_flush()
-        self._add_deadline(timeout_s, None, future)
-        try:
-            return await future
-        finally:
-            self._barriers.pop(token, None)
-
-    def _add_deadline(
-        self, timeout_s: float, proposal_id: bytes | None, future: asyncio.Future[int]
-    ) -> None:
-        """One timer for all deadlines: a heap swept at the earliest one."""
-        deadline = self._loop.time() + timeout_s
-        self._deadline_seq += 1
-        heapq.heappush(self._deadlines, (deadline, self._deadline_seq, proposal_id, future))
-        if self._sweep_at is None or deadline < self._sweep_at:
-            if self._sweep_handle is not None:
-                self._sweep_handle.cancel()
-            self._sweep_at = deadline
-            self._sweep_handle = self._loop.call_at(deadline, self._sweep_deadlines)
-
-    def _sweep_deadlines(self) -> None:
-        now = self._loop.time()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, _, proposal_id, future = heapq.heappop(self._deadlines)
-            if future.done():
-                continue
-            if proposal_id is not None and self._waiting.get(proposal_id, None) is not None:
-                del self._waiting[proposal_id]
-            future.set_exception(
-                ProposalTimeout(
-                    "not known to be committed in time; retry with the same proposal id"
-                )
-            )
-        # Resolved futures are dropped lazily; keep the heap from growing with them.
-        while self._deadlines and self._deadlines[0][3].done():
-            heapq.heappop(self._deadlines)
-        self._sweep_handle = None
-        self._sweep_at = None
-        if self._deadlines:
-            self._sweep_at = self._deadlines[0][0]
-            self._sweep_handle = self._loop.call_at(self._sweep_at, self._sweep_deadlines)
+        return await self._proposals.barrier(uuid.uuid4().bytes, timeout_s)
 
     def _check_can_propose(self) -> None:
         if self._closed:
             raise LogClosed("the log is closed")
         if not self.is_leader():
             raise NotLeaderError(self.leader_address())
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """Send queued proposals as batches while the in-flight window allows."""
-        self._flush_scheduled = False
-        while (self._queue or self._barriers_queued) and (
-            len(self._in_flight) < self.config.max_in_flight_batches
-        ):
-            self._submit(*self._cut_batch())
-
-    def _cut_batch(self) -> tuple[list[bytes], list[bytes], list[bytes]]:
-        ids: list[bytes] = []
-        payloads: list[bytes] = []
-        size = 0
-        taken = 0
-        for proposal_id in self._queue:
-            waiter = self._waiting.get(proposal_id)
-            if waiter is None or waiter.future.done():
-                taken += 1  # timed out or resolved meanwhile
-                continue
-            if payloads and (size + len(waiter.payload) > MAX_BATCH_BYTES):
-                break
-            taken += 1
-            waiter.queued = False
-            ids.append(proposal_id)
-            payloads.append(waiter.payload)
-            size += len(waiter.payload)
-        del self._queue[:taken]
-        barriers, self._barriers_queued = self._barriers_queued, []
-        return ids, payloads, barriers
-
-    def _submit(self, ids: list[bytes], payloads: list[bytes], barriers: list[bytes]) -> None:
-        if not ids and not barriers:
-            return
-        self._batch_seq += 1
-        batch = _Batch(self._generation, ids, barriers)
-        self._in_flight[self._batch_seq] = batch
-        seq = self._batch_seq
-
-        def done(result: Any, error: int) -> None:  # tick thread
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._batch_done, seq, error)
-
-        self._node.commit_batch(encode_batch(payloads, barriers), callback=done)
-
-    def _batch_done(self, seq: int, error: int) -> None:
-        batch = self._in_flight.pop(seq, None)
-        if batch is None or batch.generation != self._generation:
-            return
-        if error != FAIL_REASON.SUCCESS:
-            self._retry(batch, error)
-        self._schedule_flush()
-
-    def _retry(self, batch: _Batch, error: int) -> None:
-        """Re-propose what may not have committed; the log drops true duplicates."""
-        if not self.is_leader():
-            self._on_role_changed()
-            return
-        self.counters.retries += 1
-        for proposal_id in batch.proposal_ids:
-            waiter = self._waiting.get(proposal_id)
-            if waiter is not None and not waiter.future.done() and not waiter.queued:
-                waiter.queued = True
-                self._queue.append(proposal_id)
-        self._barriers_queued.extend(t for t in batch.barriers if t in self._barriers)
-        if error == FAIL_REASON.QUEUE_FULL:
-            self._flush_scheduled = True
-            self._loop.call_later(0.005, self._flush)
 
     # -- reads ---------------------------------------------------------------
 
@@ -726,7 +574,7 @@ class RaftLog:
 
     def status(self) -> LogStatus:
         is_leader, leader, term = self._role
-        raft_commit, raft_applied, _ = self._raft_numbers
+        raft_commit, raft_applied, leader_commit = self._raft_numbers
         return LogStatus(
             address=self.config.address,
             is_leader=is_leader,
@@ -737,7 +585,7 @@ class RaftLog:
             applied_index=self._applied,
             raft_commit_index=raft_commit,
             raft_applied_index=raft_applied,
-            leader_commit_index=None,
+            leader_commit_index=leader_commit,
             cluster=tuple(
                 sorted(
                     {*self.config.peers, *([self.config.address] if self.config.address else [])}
@@ -851,11 +699,5 @@ class RaftLog:
             await asyncio.to_thread(self.snapshots._job.join)
         self.disk.commit()
         self.disk.close()
-        error = LogClosed("the log is closed")
-        for waiter in self._waiting.values():
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
-        for future in self._barriers.values():
-            if not future.done():
-                future.set_exception(error)
+        self._proposals.fail_all(LogClosed("the log is closed"))
         self._applied_changed.set()
