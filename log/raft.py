@@ -171,10 +171,12 @@ class RaftConfig:
     address: str | None
     # The voting replicas (this one may be listed; it is skipped).
     peers: tuple[str, ...]
-    election_timeout_s: tuple[float, float] = (0.15, 0.30)
-    heartbeat_s: float = 0.03
+    # Short enough to fail over in about half a second, long enough that a
+    # replica stalled by its disk or a busy host (2-core VMs) keeps its leader.
+    election_timeout_s: tuple[float, float] = (0.25, 0.50)
+    heartbeat_s: float = 0.04
     # A leader that hears from no majority for this long steps down.
-    leader_step_down_s: float = 0.9
+    leader_step_down_s: float = 1.2
     connection_timeout_s: float = 1.0
     # A (re)started replica waits this long before its first election, so it
     # hears from a running leader first instead of bumping the term and
@@ -361,6 +363,13 @@ class RaftLog:
         except Exception as error:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
+
+    def _restart_election_timer(self) -> None:
+        """A long install on the tick thread is no sign of a dead leader: the
+        snapshot just came from it. Without this the replica would campaign
+        right after a big install and depose the leader."""
+        longest = self.config.election_timeout_s[1]
+        self._node._SyncObj__raftElectionDeadline = time.monotonic() + longest
 
     def _until_election_s(self) -> float:
         """Wake up when a follower's election deadline passes, not a tick later.

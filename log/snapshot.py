@@ -128,6 +128,7 @@ class SnapshotSerializer:
         make_node: Callable[[str], Any],
         fail_stop: Callable[[str], NoReturn],
         publish_delay_s: float = 0.0,
+        after_load: Callable[[], None] = lambda: None,
     ) -> None:
         self.path = path
         self._disk, self._store, self._journal = disk, store, journal
@@ -135,6 +136,7 @@ class SnapshotSerializer:
         self._make_node = make_node
         self._fail_stop = fail_stop
         self._publish_delay_s = publish_delay_s
+        self._after_load = after_load
         self._job: threading.Thread | None = None
         self._job_ok = False
         self._job_id: int | None = None
@@ -231,6 +233,7 @@ class SnapshotSerializer:
         if self._installing:
             self.snapshots_installed += 1
         self._installing = False
+        self._after_load()
         cluster = {self._make_node(address) for address in header.cluster}
         return (None, _entry_tuple(header.last), _entry_tuple(header.previous), cluster)
 
