@@ -76,6 +76,8 @@ logger = logging.getLogger(__name__)
 
 EXIT_FAIL_STOP = 70
 SWITCH_INTERVAL_S = 0.0005
+# A message pysyncobj ignores; it only keeps an idle peer connection alive.
+_KEEPALIVE = {"type": "meseta_keepalive"}
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 if (
@@ -319,6 +321,7 @@ class RaftLog:
         self._raft_numbers: tuple[int, int, int | None] = (0, 0, None)
         self._ready = False
         self._stop = threading.Event()
+        self._next_ping_at = 0.0
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
         self._node = _Replica(self, config, conf)
         if set(config.peers) - {config.address}:  # alone, there is nobody to wait for
@@ -360,9 +363,27 @@ class RaftLog:
                 self._node.doTick(wait_s)
                 self._commit_if_due()
                 self._refresh_status()
+                self._keep_peers_connected()
         except Exception as error:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
+
+    def _keep_peers_connected(self) -> None:
+        """Ping peers that would otherwise hear nothing from this replica.
+
+        pysyncobj drops a connection that stays silent for the connection
+        timeout, and only the leader talks to followers: the links between
+        followers kept timing out and reconnecting, so when the leader died a
+        candidate's vote request often found no connection and the election
+        took another timeout or two.
+        """
+        now = time.monotonic()
+        if self._role[0] or now < self._next_ping_at:
+            return
+        self._next_ping_at = now + self.config.connection_timeout_s / 4
+        transport = self._node._SyncObj__transport
+        for node in [*self._node.otherNodes, *self._node.readonlyNodes]:
+            transport.send(node, _KEEPALIVE)
 
     def _restart_election_timer(self) -> None:
         """A long install on the tick thread is no sign of a dead leader: the
