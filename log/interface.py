@@ -72,7 +72,11 @@ class ReplicatedLog(Protocol):
         ...
 
     def applied_index(self) -> int:
-        """Last entry index stored durably on this replica and readable."""
+        """Last entry index applied on this replica: committed and readable here.
+
+        Its local store copy may reach disk a few milliseconds later; until
+        then the replica's durable journal holds it.
+        """
         ...
 
     def committed_index(self) -> int:

@@ -135,7 +135,7 @@ async def get_status(session: aiohttp.ClientSession, node: NodeProcess) -> dict[
 async def wait_for_leader(
     session: aiohttp.ClientSession, cluster: LocalCluster, *, timeout_s: float = 20.0
 ) -> NodeProcess:
-    """The running node that says it leads, once every running voter agrees."""
+    """The one running node that says it leads (exactly one must claim it)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         running = [n for n in cluster.nodes if n.running]
