@@ -25,6 +25,7 @@ back by `settle()` before the replica sends anything.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ class LmdbJournal:
         self._meta_db = disk.dbs[b"journal_meta"]
         self._entries: list[RaftEntryTuple] = []
         # Tail removed by a tentative truncation, oldest first (see module doc).
-        self._set_aside: list[RaftEntryTuple] = []
+        self._set_aside: deque[RaftEntryTuple] = deque()
         # Called with the Raft index of a real conflict (tests; the adapter
         # checks it against what was already applied).
         self.on_conflict: Callable[[int], None] = lambda index: None
@@ -70,7 +71,7 @@ class LmdbJournal:
         if self._set_aside and self._set_aside[0][1] == idx:
             kept = self._set_aside[0]
             if kept[2] == term:  # the same entry re-sent: keep the stored copy
-                self._entries.append(self._set_aside.pop(0))
+                self._entries.append(self._set_aside.popleft())
                 return
             self._discard_set_aside(conflict=True)  # a real conflict: the rest goes
         if self._entries and idx != self._entries[-1][1] + 1:
@@ -82,7 +83,7 @@ class LmdbJournal:
 
     def clear(self) -> None:
         self._entries = []
-        self._set_aside = []
+        self._set_aside.clear()
         self._disk.write_txn().drop(self._db, delete=False)
         self._disk.mark_critical()
 
@@ -92,7 +93,7 @@ class LmdbJournal:
         self.settle()
         tail = self._entries[entryFrom:]
         del self._entries[entryFrom:]
-        self._set_aside = tail
+        self._set_aside = deque(tail)
         if any(command[:1] == bytes([_MEMBERSHIP_COMMAND]) for command, _, _ in tail):
             # pysyncobj already rolled these membership changes back and will
             # re-apply only what it re-sends: delete for real, as it expects.
@@ -102,11 +103,11 @@ class LmdbJournal:
         """Put back the set-aside tail that no new entry contradicted."""
         if self._set_aside:
             self._entries.extend(self._set_aside)
-            self._set_aside = []
+            self._set_aside.clear()
 
     def _discard_set_aside(self, *, conflict: bool) -> None:
         first_removed = self._set_aside[0][1]
-        self._set_aside = []
+        self._set_aside.clear()
         if conflict:
             self.on_conflict(first_removed)
         self._delete_keys(lambda index: index >= first_removed, start=first_removed)

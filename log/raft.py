@@ -340,6 +340,7 @@ class RaftLog:
             publish_delay_s=config.snapshot_publish_delay_s,
             make_node=TCPNode,
             fail_stop=self._fail_stop,
+            after_load=self._after_snapshot_load,
         )
         self._node._SyncObj__serializer = self.snapshots  # our serializer replaces pysyncobj's
         self._node.addOnTickCallback(self._commit_if_due)
@@ -357,13 +358,15 @@ class RaftLog:
             while not self._stop.is_set():
                 wait_s = min(self.config.tick_s, self._until_election_s())
                 if self.disk.dirty:
-                    wait_s = max(
-                        0.0, self.disk.dirty_since + self.config.max_unflushed_s - time.monotonic()
-                    )
+                    flush_at = self.disk.dirty_since + self.config.max_unflushed_s
+                    wait_s = min(wait_s, max(0.0, flush_at - time.monotonic()))
                 self._node.doTick(wait_s)
                 self._commit_if_due()
                 self._refresh_status()
                 self._keep_peers_connected()
+            # Write transactions belong to this thread: leave none behind.
+            self.journal.settle()
+            self.disk.commit()
         except Exception as error:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
@@ -385,10 +388,15 @@ class RaftLog:
         for node in [*self._node.otherNodes, *self._node.readonlyNodes]:
             transport.send(node, _KEEPALIVE)
 
-    def _restart_election_timer(self) -> None:
-        """A long install on the tick thread is no sign of a dead leader: the
-        snapshot just came from it. Without this the replica would campaign
-        right after a big install and depose the leader."""
+    def _after_snapshot_load(self) -> None:
+        """After a snapshot was loaded (tick thread): publish what it brought.
+
+        The election timer restarts too: a long install on the tick thread is
+        no sign of a dead leader (the snapshot just came from it), and the
+        replica would otherwise campaign right after it and depose the leader.
+        """
+        self._publish_due = True
+        self._applied_timestamp_ns = max(self._applied_timestamp_ns, self._stored_timestamp_ns())
         longest = self.config.election_timeout_s[1]
         self._node._SyncObj__raftElectionDeadline = time.monotonic() + longest
 
@@ -700,17 +708,14 @@ class RaftLog:
             error = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             raise ProposalTimeout(f"membership change for {address} not committed") from None
+        if error in (
+            FAIL_REASON.NOT_LEADER,
+            FAIL_REASON.MISSING_LEADER,
+            FAIL_REASON.LEADER_CHANGED,
+        ):
+            raise NotLeaderError(self.leader_address())
         if error != FAIL_REASON.SUCCESS:
-            raise (
-                NotLeaderError(self.leader_address())
-                if error
-                in (
-                    FAIL_REASON.NOT_LEADER,
-                    FAIL_REASON.MISSING_LEADER,
-                    FAIL_REASON.LEADER_CHANGED,
-                )
-                else RuntimeError(f"membership change for {address} refused (reason {error})")
-            )
+            raise RuntimeError(f"membership change for {address} refused (reason {error})")
 
     def force_snapshot(self) -> None:
         """Ask for a snapshot at the next tick (tests and operators)."""
@@ -727,7 +732,6 @@ class RaftLog:
         self._node._doDestroy()
         if self.snapshots._job is not None:
             await asyncio.to_thread(self.snapshots._job.join)
-        self.disk.commit()
         self.disk.close()
         self._proposals.fail_all(LogClosed("the log is closed"))
         self._applied_changed.set()

@@ -66,11 +66,7 @@ class EventStore:
                 for (key, _), (_, proposal_id, _) in zip(rows, appended, strict=True)
             ]
             txn.cursor(db=self._proposals).putmulti(ids)
-            first, last = appended[0][0], appended[-1][0]
-            first_boundary = first + (-first) % _PRUNE_CHUNK  # first multiple >= first
-            for boundary in range(first_boundary, last + 1, _PRUNE_CHUNK):
-                if boundary > self._dedup_window:
-                    self._prune(txn, boundary - self._dedup_window)
+            self._prune_through(txn, appended[0][0], appended[-1][0])
         self.last_index = sequenced.last_index
         self.last_raft_index = raft_index
         txn.put(_LAST_INDEX, index_key(self.last_index), db=self._meta)
@@ -93,8 +89,18 @@ class EventStore:
         if not txn.put(index_key(index), frame(payload), db=self._entries, append=True):
             raise LogCorrupted(f"entry {index} is not after the last stored entry")
         txn.put(proposal_id, index_key(index), db=self._proposals)
-        if index % _PRUNE_CHUNK == 0 and index > self._dedup_window:
-            self._prune(txn, index - self._dedup_window)
+        self._prune_through(txn, index, index)
+
+    def _prune_through(self, txn: lmdb.Transaction, first: int, last: int) -> None:
+        """Prune at every chunk boundary among the indexes first..last just stored.
+
+        Depends on the indexes only, so every replica, however its batches or
+        snapshot imports were cut, forgets the same proposal ids.
+        """
+        first_boundary = first + (-first) % _PRUNE_CHUNK  # first multiple >= first
+        for boundary in range(first_boundary, last + 1, _PRUNE_CHUNK):
+            if boundary > self._dedup_window:
+                self._prune(txn, boundary - self._dedup_window)
 
     def _prune(self, txn: lmdb.Transaction, below: int) -> None:
         """Forget the proposal ids of the chunk of entries ending before `below`."""
