@@ -17,7 +17,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTOS = ["log/v1/entries.proto", "log/v1/replication.proto"]
+# Every schema we own or vendor; the Mesos wire types live under proto/mesos/v1.
+PROTOS = sorted(
+    str(path.relative_to(ROOT))
+    for folder in ("log", "master", "proto")
+    for path in (ROOT / folder).rglob("*.proto")
+)
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -28,7 +33,9 @@ def generate(out_dir: Path) -> list[Path]:
         for proto in PROTOS:
             (tree / proto).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / proto, tree / proto)
-        args = ["protoc", f"-I{src}", f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
+        well_known = Path(protoc.__file__).parent / "_proto"  # google/protobuf/*.proto
+        args = ["protoc", f"-I{src}", f"-I{well_known}"]
+        args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
         args += [f"meseta/{proto}" for proto in PROTOS]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")

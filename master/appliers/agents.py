@@ -1,0 +1,360 @@
+"""Agents: register, re-register, disconnect, become unreachable, gone or removed.
+
+A reachable agent (active, disconnected, or awaiting re-registration after
+a leader change) counts towards the cluster total. Leaving that set releases
+everything held on it; its tasks turn UNREACHABLE (they may come back),
+GONE_BY_OPERATOR or GONE (contract 5.4, 7.2).
+"""
+
+from __future__ import annotations
+
+from meseta.master import ids, ledger
+from meseta.master.appliers.launches import add_executor
+from meseta.master.appliers.offers import remove_offers
+from meseta.master.appliers.tasks import (
+    complete_task,
+    master_transition,
+    release_task,
+    remove_executor,
+)
+from meseta.master.events import (
+    AgentDisconnected,
+    AgentGone,
+    AgentLost,
+    AgentRegistered,
+    AgentRegistrationRejected,
+    AgentRemoved,
+    AgentUnreachable,
+    CommandRejected,
+    DomainEvent,
+    KillRequested,
+    TasksReconcileRequested,
+    TaskStatusUpdated,
+)
+from meseta.master.resources import ResourceError, from_protos
+from meseta.master.state import (
+    REACHABLE_AGENT,
+    Agent,
+    AgentStatus,
+    FrameworkStatus,
+    State,
+    Task,
+    is_terminal,
+)
+from meseta.master.statuses import task_status_copy, visible_state
+from meseta.master.v1 import commands_pb2
+from meseta.proto.mesos.v1 import mesos_pb2
+
+Out = list[DomainEvent]
+Reason = mesos_pb2.TaskStatus
+
+
+def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) -> None:
+    info = mesos_pb2.AgentInfo()
+    info.CopyFrom(command.agent_info)
+    try:
+        total = from_protos(info.resources)
+    except ResourceError as exc:
+        out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
+        return
+    for other in list(state.agents.values()):
+        same_address = (other.info.hostname, other.info.port) == (info.hostname, info.port)
+        if same_address and other.status in REACHABLE_AGENT:
+            remove_agent(state, other, "Agent replaced by a new agent at the same address", out)
+    state.counters.agents += 1
+    info.id.value = ids.agent_id(state.cluster_id, state.counters.agents - 1)
+    agent = Agent(info.id.value, info, AgentStatus.ACTIVE, total, state.now_ns)
+    set_connection(agent, command)
+    state.agents[agent.id] = agent
+    state.cluster_total = state.cluster_total + total
+    ledger.mark_dirty(state, agent.id)
+    out.append(AgentRegistered(agent.id, command.stream_id, info, False))
+
+
+def set_connection(
+    agent: Agent, command: commands_pb2.RegisterAgent | commands_pb2.ReregisterAgent
+) -> None:
+    agent.stream_id = command.stream_id
+    agent.version = command.version
+    agent.capabilities = tuple(c.type for c in command.capabilities)
+
+
+def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: Out) -> None:
+    info = mesos_pb2.AgentInfo()
+    info.CopyFrom(command.agent_info)
+    agent = state.agents.get(info.id.value)
+    error = reregister_error(agent, info)
+    try:
+        total = from_protos(info.resources)
+    except ResourceError as exc:
+        error = error or str(exc)
+    if error is not None:
+        out.append(AgentRegistrationRejected(command.stream_id, error))
+        return
+    if agent is None:
+        agent = Agent(info.id.value, info, AgentStatus.UNREACHABLE, total, state.now_ns)
+        state.agents[agent.id] = agent
+    if agent.status in REACHABLE_AGENT:
+        state.cluster_total = state.cluster_total - agent.total
+    came_back = agent.status is AgentStatus.UNREACHABLE
+    agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE
+    agent.reregistered_ns, agent.unreachable_ns = state.now_ns, 0
+    set_connection(agent, command)
+    state.cluster_total = state.cluster_total + total
+    state.awaiting_agents.pop(agent.id, None)
+    reported = adopt_reported(state, agent, command, came_back, out)
+    request_reconciliation(state, agent, reported, out)
+    resend_kills(agent, out)
+    ledger.mark_dirty(state, agent.id)
+    out.append(AgentRegistered(agent.id, command.stream_id, info, True))
+
+
+def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | None:
+    if agent is None:
+        return None
+    if agent.status is AgentStatus.GONE:
+        return f"Agent {agent.id} has been marked gone"
+    if agent.status is AgentStatus.REMOVED:
+        return f"Agent {agent.id} has been removed"
+    if (agent.info.hostname, agent.info.port) != (info.hostname, info.port):
+        return f"Agent {agent.id} changed its hostname or port"
+    return None
+
+
+def adopt_reported(
+    state: State, agent: Agent, command: commands_pb2.ReregisterAgent, came_back: bool, out: Out
+) -> dict[tuple[str, str], None]:
+    """Take in the executors and tasks the agent reports; return the reported task keys."""
+    for executor_info in command.executors:
+        framework = state.frameworks.get(executor_info.framework_id.value)
+        if framework is not None and framework.status is not FrameworkStatus.REMOVED:
+            role = executor_role(executor_info, framework.roles)
+            add_executor(state, framework, agent, role, executor_info)
+    reported: dict[tuple[str, str], None] = {}
+    for report in command.tasks:
+        key = (report.framework_id.value, report.task_id.value)
+        reported[key] = None
+        adopt_task(state, agent, report, came_back, out)
+    return reported
+
+
+def executor_role(info: mesos_pb2.ExecutorInfo, roles: tuple[str, ...]) -> str:
+    for resource in info.resources:
+        if resource.HasField("allocation_info"):
+            return resource.allocation_info.role
+    return roles[0] if roles else "*"
+
+
+def adopt_task(
+    state: State, agent: Agent, report: mesos_pb2.Task, came_back: bool, out: Out
+) -> None:
+    framework = state.frameworks.get(report.framework_id.value)
+    if framework is None or framework.status is FrameworkStatus.REMOVED:
+        return
+    task_id = report.task_id.value
+    task = framework.unreachable_tasks.pop(task_id, None)
+    if task is not None and task.agent_id == agent.id:
+        restore_task(state, framework.id, task, report.state, out)
+        return
+    if task_id in framework.tasks:
+        return
+    try:
+        resources = from_protos(report.resources)
+    except ResourceError:
+        return
+    role = executor_role(mesos_pb2.ExecutorInfo(resources=report.resources), framework.roles)
+    info = mesos_pb2.TaskInfo(name=report.name, task_id=report.task_id, agent_id=report.agent_id)
+    info.resources.extend(report.resources)
+    task = Task(
+        task_id,
+        framework.id,
+        agent.id,
+        report.executor_id.value,
+        info,
+        role,
+        resources,
+        report.state,
+        state.now_ns,
+        holds_resources=False,
+    )
+    task.statuses.extend(report.statuses)
+    framework.tasks[task_id] = task
+    agent.tasks[(framework.id, task_id)] = task
+    if not is_terminal(task.state):
+        task.holds_resources = True
+        ledger.hold(state, agent, framework, role, resources)
+
+
+def restore_task(state: State, framework_id: str, task: Task, reported: int, out: Out) -> None:
+    """An unreachable task whose agent came back: books and scheduler learn its state."""
+    framework = state.frameworks[framework_id]
+    agent = state.agents[task.agent_id]
+    task.state = reported
+    framework.tasks[task.task_id] = task
+    agent.tasks[(framework_id, task.task_id)] = task
+    if not is_terminal(reported):
+        task.holds_resources = True
+        ledger.hold(state, agent, framework, task.role, task.resources)
+    status = task_status_copy(
+        task,
+        state=reported,
+        reason=Reason.REASON_AGENT_REREGISTERED,
+        message="Agent reregistered",
+        now_ns=state.now_ns,
+    )
+    out.append(TaskStatusUpdated(framework_id, task.task_id, task.agent_id, reported, status))
+
+
+def request_reconciliation(
+    state: State, agent: Agent, reported: dict[tuple[str, str], None], out: Out
+) -> None:
+    missing: dict[str, list[str]] = {}
+    for key, task in agent.tasks.items():
+        if key not in reported and not is_terminal(task.state):
+            missing.setdefault(key[0], []).append(key[1])
+    for framework_id, task_ids in missing.items():
+        out.append(TasksReconcileRequested(agent.id, framework_id, tuple(task_ids)))
+
+
+def resend_kills(agent: Agent, out: Out) -> None:
+    for task in agent.tasks.values():
+        if task.kill_pending and not is_terminal(task.state):
+            task.kill_pending = False
+            out.append(KillRequested(agent.id, task.framework_id, task.task_id, task.kill_policy))
+
+
+def disconnect_agent(state: State, command: commands_pb2.DisconnectAgent, out: Out) -> None:
+    agent = state.agents.get(command.agent_id)
+    if agent is None or agent.status is not AgentStatus.ACTIVE:
+        return
+    if agent.stream_id != command.stream_id:
+        return  # an older connection of an agent that has already re-registered
+    agent.status = AgentStatus.DISCONNECTED
+    agent.disconnected_ns = state.now_ns
+    state.awaiting_agents[agent.id] = state.now_ns
+    remove_offers(state, list(agent.offers), "rescinded", True, out)
+    for task in list(agent.tasks.values()):
+        framework = state.frameworks.get(task.framework_id)
+        checkpointing = framework is not None and framework.info.checkpoint
+        if not checkpointing and not is_terminal(task.state):
+            status = task_status_copy(
+                task,
+                state=mesos_pb2.TASK_LOST,
+                reason=Reason.REASON_AGENT_DISCONNECTED,
+                message="Agent disconnected",
+                now_ns=state.now_ns,
+            )
+            master_transition(state, task, status, out)
+    out.append(AgentDisconnected(agent.id, command.stream_id))
+
+
+def mark_agent_unreachable(
+    state: State, command: commands_pb2.MarkAgentUnreachable, out: Out
+) -> None:
+    agent = state.agents.get(command.agent_id)
+    if agent is None or agent.status not in REACHABLE_AGENT:
+        return
+    mark_unreachable(state, agent, out)
+
+
+def mark_unreachable(state: State, agent: Agent, out: Out) -> None:
+    leave_cluster(state, agent, AgentStatus.UNREACHABLE, out)
+    agent.unreachable_ns = state.now_ns
+    for task in list(agent.tasks.values()):
+        framework = state.frameworks[task.framework_id]
+        if is_terminal(task.state):
+            continue
+        status = task_status_copy(
+            task,
+            state=visible_state(framework, mesos_pb2.TASK_UNREACHABLE),
+            reason=Reason.REASON_AGENT_REMOVED,
+            message="Agent is unreachable",
+            now_ns=state.now_ns,
+        )
+        status.unreachable_time.nanoseconds = state.now_ns
+        master_transition(state, task, status, out)
+        task.state = mesos_pb2.TASK_UNREACHABLE  # kept non-terminal: it may come back
+        release_task(state, task)
+        framework.tasks.pop(task.task_id, None)
+        agent.tasks.pop((task.framework_id, task.task_id), None)
+        framework.unreachable_tasks[task.task_id] = task
+    out.append(AgentUnreachable(agent.id))
+    out.append(AgentLost(agent.id))
+
+
+def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out) -> None:
+    agent = state.agents.get(command.agent_id)
+    if agent is None:
+        out.append(CommandRejected("mark_agent_gone", "Agent not found", 404))
+        return
+    if agent.status is AgentStatus.GONE:
+        return
+    was_reachable = agent.status in REACHABLE_AGENT
+    end_tasks(
+        state,
+        agent,
+        mesos_pb2.TASK_GONE_BY_OPERATOR,
+        Reason.REASON_AGENT_REMOVED_BY_OPERATOR,
+        "Agent marked gone by an operator",
+        out,
+    )
+    leave_cluster(state, agent, AgentStatus.GONE, out)
+    out.append(AgentGone(agent.id))
+    if was_reachable:
+        out.append(AgentLost(agent.id))
+
+
+def remove_agent(state: State, agent: Agent, message: str, out: Out) -> None:
+    end_tasks(state, agent, mesos_pb2.TASK_GONE, Reason.REASON_AGENT_RESTARTED, message, out)
+    leave_cluster(state, agent, AgentStatus.REMOVED, out)
+    out.append(AgentRemoved(agent.id))
+    out.append(AgentLost(agent.id))
+
+
+def end_tasks(
+    state: State, agent: Agent, task_state: int, reason: int, message: str, out: Out
+) -> None:
+    """Terminate every task of the agent, reachable or not, and drop it from the books."""
+    tasks = list(agent.tasks.values())
+    for framework in state.frameworks.values():
+        tasks += [t for t in framework.unreachable_tasks.values() if t.agent_id == agent.id]
+    for task in tasks:
+        framework = state.frameworks[task.framework_id]
+        if not is_terminal(task.state):
+            status = task_status_copy(
+                task,
+                state=visible_state(framework, task_state),
+                reason=reason,
+                message=message,
+                now_ns=state.now_ns,
+            )
+            master_transition(state, task, status, out)
+            task.state = task_state
+        complete_task(state, task, out)
+
+
+def leave_cluster(state: State, agent: Agent, status: AgentStatus, out: Out) -> None:
+    """Release everything held on the agent and stop counting it."""
+    remove_offers(state, list(agent.offers), "rescinded", True, out)
+    for framework_id, executor_id in list(agent.executors):
+        remove_executor(state, agent, framework_id, executor_id)
+    if agent.status in REACHABLE_AGENT:
+        state.cluster_total = state.cluster_total - agent.total
+    agent.status = status
+    state.awaiting_agents.pop(agent.id, None)
+    state.dirty_agents.pop(agent.id, None)
+
+
+def expire_awaiting_agents(state: State, out: Out) -> None:
+    deadline = state.now_ns - state.config.agent_reregister_timeout_ns
+    due = [agent_id for agent_id, since in state.awaiting_agents.items() if since <= deadline]
+    for agent_id in due:
+        mark_unreachable(state, state.agents[agent_id], out)
+
+
+def await_reregistration(state: State) -> None:
+    """After a leader change every reachable agent must re-register (contract 7.9)."""
+    for agent in state.agents.values():
+        if agent.status in (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED):
+            agent.status = AgentStatus.RECOVERING
+            state.awaiting_agents[agent.id] = state.now_ns

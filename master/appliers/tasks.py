@@ -1,0 +1,195 @@
+"""Task lifecycle: status updates, acknowledgements, kills, executors.
+
+Mesos's rules (contract 5.1, 7.6): the master never changes a task's state
+once terminal; `status_update_state/uuid` track the update being delivered;
+resources are released when a task turns terminal or unreachable; the task
+leaves the active set when the scheduler acknowledges its terminal update.
+"""
+
+from __future__ import annotations
+
+from meseta.master import ledger
+from meseta.master.events import (
+    AcknowledgementForwarded,
+    CommandRejected,
+    DomainEvent,
+    ExecutorExited,
+    ExecutorShutdownRequested,
+    KillRequested,
+    TaskCompleted,
+    TaskStatusUpdated,
+)
+from meseta.master.reconciliation import explicit_reply
+from meseta.master.state import Agent, AgentStatus, State, Task, is_terminal
+from meseta.master.v1 import commands_pb2
+from meseta.proto.mesos.v1 import mesos_pb2
+
+Out = list[DomainEvent]
+
+
+def record_status(task: Task, status: mesos_pb2.TaskStatus) -> None:
+    """Append to the history, collapsing consecutive identical states; `data` is not kept."""
+    kept = mesos_pb2.TaskStatus()
+    kept.CopyFrom(status)
+    kept.ClearField("data")
+    if task.statuses and task.statuses[-1].state == kept.state:
+        task.statuses[-1] = kept
+    else:
+        task.statuses.append(kept)
+
+
+def release_task(state: State, task: Task) -> None:
+    if not task.holds_resources:
+        return
+    task.holds_resources = False
+    agent = state.agents.get(task.agent_id)
+    if agent is not None:
+        ledger.release(
+            state, agent, state.frameworks.get(task.framework_id), task.role, task.resources
+        )
+
+
+def set_state(state: State, task: Task, new_state: int) -> None:
+    if is_terminal(task.state):
+        return
+    task.state = new_state
+    if is_terminal(new_state) or new_state == mesos_pb2.TASK_UNREACHABLE:
+        release_task(state, task)
+
+
+def complete_task(state: State, task: Task, out: Out) -> None:
+    """Drop a task from the active books (it lives on in projections)."""
+    release_task(state, task)
+    framework = state.frameworks.get(task.framework_id)
+    if framework is not None:
+        framework.tasks.pop(task.task_id, None)
+        framework.unreachable_tasks.pop(task.task_id, None)
+    agent = state.agents.get(task.agent_id)
+    if agent is not None:
+        agent.tasks.pop((task.framework_id, task.task_id), None)
+        executor = agent.executors.get((task.framework_id, task.executor_id))
+        if executor is not None:
+            executor.task_ids.pop(task.task_id, None)
+    out.append(TaskCompleted(task))
+
+
+def master_transition(
+    state: State, task: Task, status: mesos_pb2.TaskStatus, out: Out, *, forward: bool = True
+) -> None:
+    """A master-generated update (no uuid): change the books and tell the scheduler."""
+    set_state(state, task, status.state)
+    record_status(task, status)
+    out.append(
+        TaskStatusUpdated(
+            task.framework_id, task.task_id, task.agent_id, task.state, status, forward
+        )
+    )
+
+
+def update_task_status(state: State, command: commands_pb2.UpdateTaskStatus, out: Out) -> None:
+    status = command.status
+    framework = state.frameworks.get(command.framework_id)
+    task = framework.tasks.get(status.task_id.value) if framework else None
+    if framework is not None and task is None:
+        task = framework.unreachable_tasks.get(status.task_id.value)
+    if task is None or task.agent_id != command.agent_id:
+        # Unknown here (e.g. already completed): still forward so the agent gets its ack.
+        out.append(
+            TaskStatusUpdated(
+                command.framework_id, status.task_id.value, command.agent_id, status.state, status
+            )
+        )
+        return
+    forwarded = mesos_pb2.TaskStatus()
+    forwarded.CopyFrom(status)
+    forwarded.agent_id.value = command.agent_id
+    if task.executor_id and not forwarded.HasField("executor_id"):
+        forwarded.executor_id.value = task.executor_id
+    latest = command.latest_state if command.HasField("latest_state") else status.state
+    set_state(state, task, latest)
+    if status.uuid:
+        task.status_update_state = status.state
+        task.status_update_uuid = status.uuid
+    record_status(task, forwarded)
+    out.append(
+        TaskStatusUpdated(task.framework_id, task.task_id, task.agent_id, task.state, forwarded)
+    )
+
+
+def acknowledge_task_status(
+    state: State, command: commands_pb2.AcknowledgeTaskStatus, out: Out
+) -> None:
+    framework = state.frameworks.get(command.framework_id)
+    if framework is None:
+        out.append(CommandRejected("acknowledge", "Framework cannot be found"))
+        return
+    task = framework.tasks.get(command.task_id)
+    if (
+        task is not None
+        and task.agent_id == command.agent_id
+        and task.status_update_uuid == command.uuid
+        and task.status_update_state is not None
+        and is_terminal(task.status_update_state)
+    ):
+        complete_task(state, task, out)
+    agent = state.agents.get(command.agent_id)
+    if agent is not None and agent.status is AgentStatus.ACTIVE:
+        out.append(
+            AcknowledgementForwarded(
+                command.agent_id, command.framework_id, command.task_id, command.uuid
+            )
+        )
+
+
+def kill_task(state: State, command: commands_pb2.KillTask, out: Out) -> None:
+    framework = state.frameworks.get(command.framework_id)
+    if framework is None:
+        out.append(CommandRejected("kill", "Framework cannot be found"))
+        return
+    task = framework.tasks.get(command.task_id) or framework.unreachable_tasks.get(command.task_id)
+    if task is None:
+        # Unknown task: answer as an explicit reconciliation would (contract 2.6).
+        reply = explicit_reply(state, framework, command.task_id, command.agent_id or None)
+        if reply is not None:
+            out.append(
+                TaskStatusUpdated(
+                    framework.id, command.task_id, reply.agent_id.value, reply.state, reply
+                )
+            )
+        return
+    if command.agent_id and command.agent_id != task.agent_id:
+        return
+    if is_terminal(task.state):
+        return
+    policy = command.kill_policy if command.HasField("kill_policy") else None
+    agent = state.agents.get(task.agent_id)
+    if agent is not None and agent.status is AgentStatus.ACTIVE:
+        out.append(KillRequested(task.agent_id, framework.id, task.task_id, policy))
+    else:
+        task.kill_pending = True  # resent when the agent re-registers
+        task.kill_policy = policy
+
+
+def shutdown_executor(state: State, command: commands_pb2.ShutdownExecutor, out: Out) -> None:
+    agent = state.agents.get(command.agent_id)
+    if agent is None or (command.framework_id, command.executor_id) not in agent.executors:
+        return
+    if agent.status is AgentStatus.ACTIVE:
+        out.append(ExecutorShutdownRequested(agent.id, command.framework_id, command.executor_id))
+
+
+def remove_executor(state: State, agent: Agent, framework_id: str, executor_id: str) -> None:
+    executor = agent.executors.pop((framework_id, executor_id), None)
+    if executor is not None:
+        ledger.release(
+            state, agent, state.frameworks.get(framework_id), executor.role, executor.resources
+        )
+
+
+def exit_executor(state: State, command: commands_pb2.ExitExecutor, out: Out) -> None:
+    agent = state.agents.get(command.agent_id)
+    if agent is None:
+        return
+    remove_executor(state, agent, command.framework_id, command.executor_id)
+    status = command.status if command.HasField("status") else None
+    out.append(ExecutorExited(agent.id, command.framework_id, command.executor_id, status))

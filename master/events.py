@@ -1,0 +1,278 @@
+"""Domain events: what the fold says happened, in order, for each entry.
+
+They are the fold's only output. The leader shell turns them into scheduler
+and agent stream messages; projections fold them into read models; the API
+finds the outcome of its own proposal among them. They are derived, never
+persisted: a replay produces them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meseta.master.state import Offer, Task
+from meseta.proto.mesos.v1 import mesos_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInitialized:
+    cluster_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderElected:
+    term: int
+    master_info: mesos_pb2.MasterInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected:
+    """A command the fold refused; `status` is the HTTP status the API answers with."""
+
+    command: str
+    message: str
+    status: int = 400
+    stream_id: str = ""
+
+
+# -- frameworks ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkSubscribed:
+    framework_id: str
+    stream_id: str
+    info: mesos_pb2.FrameworkInfo
+    resubscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRejected:
+    """Sent to the new stream as its only event (an in-stream ERROR, then close)."""
+
+    stream_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkFailedOver:
+    """The previous subscription of a framework was replaced by a new one."""
+
+    framework_id: str
+    old_stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkDisconnected:
+    framework_id: str
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkUpdated:
+    framework_id: str
+    info: mesos_pb2.FrameworkInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkRemoved:
+    framework_id: str
+    stream_id: str
+    info: mesos_pb2.FrameworkInfo
+
+
+# -- offers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OffersCreated:
+    framework_id: str
+    offers: tuple[Offer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRemoved:
+    """An offer left the books. `rescind`: the scheduler must be told (RESCIND)."""
+
+    framework_id: str
+    offer_id: str
+    reason: str  # accepted | declined | rescinded | expired | discarded
+    rescind: bool
+
+
+# -- tasks and executors -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAdded:
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequested:
+    """Ask an agent to run tasks (a task group when `group`)."""
+
+    agent_id: str
+    framework_id: str
+    framework_info: mesos_pb2.FrameworkInfo
+    executor: mesos_pb2.ExecutorInfo | None
+    tasks: tuple[mesos_pb2.TaskInfo, ...]
+    group: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatusUpdated:
+    """A task's state changed or an update is to be delivered to the scheduler.
+
+    `status` is exactly what the scheduler receives (already translated for
+    frameworks that are not partition-aware); `forward` is False when the
+    update only changes the books (e.g. a duplicate that must be re-acked).
+    """
+
+    framework_id: str
+    task_id: str
+    agent_id: str
+    state: int
+    status: mesos_pb2.TaskStatus
+    forward: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted:
+    """A terminal task left the active set (acknowledged or its framework removed)."""
+
+    task: Task
+
+
+@dataclass(frozen=True, slots=True)
+class KillRequested:
+    agent_id: str
+    framework_id: str
+    task_id: str
+    kill_policy: mesos_pb2.KillPolicy | None
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementForwarded:
+    agent_id: str
+    framework_id: str
+    task_id: str
+    uuid: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorShutdownRequested:
+    agent_id: str
+    framework_id: str
+    executor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkShutdownRequested:
+    agent_id: str
+    framework_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorExited:
+    agent_id: str
+    framework_id: str
+    executor_id: str
+    status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationStatusUpdated:
+    """Feedback for an offer operation that carried an id (UPDATE_OPERATION_STATUS)."""
+
+    framework_id: str
+    status: mesos_pb2.OperationStatus
+
+
+# -- agents ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistered:
+    agent_id: str
+    stream_id: str
+    info: mesos_pb2.AgentInfo
+    reregistered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRegistrationRejected:
+    stream_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDisconnected:
+    agent_id: str
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUnreachable:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGone:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRemoved:
+    """The agent left for good (replaced by a new agent at its address)."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TasksReconcileRequested:
+    """Ask an agent about tasks it did not report; it answers with status updates."""
+
+    agent_id: str
+    framework_id: str
+    task_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLost:
+    """Schedulers hear FAILURE{agent_id} (the agent is unreachable or gone)."""
+
+    agent_id: str
+
+
+DomainEvent = (
+    ClusterInitialized
+    | LeaderElected
+    | CommandRejected
+    | FrameworkSubscribed
+    | SubscriptionRejected
+    | FrameworkFailedOver
+    | FrameworkDisconnected
+    | FrameworkUpdated
+    | FrameworkRemoved
+    | OffersCreated
+    | OfferRemoved
+    | TaskAdded
+    | LaunchRequested
+    | TaskStatusUpdated
+    | TaskCompleted
+    | KillRequested
+    | AcknowledgementForwarded
+    | ExecutorShutdownRequested
+    | FrameworkShutdownRequested
+    | ExecutorExited
+    | OperationStatusUpdated
+    | AgentRegistered
+    | AgentRegistrationRejected
+    | AgentDisconnected
+    | AgentUnreachable
+    | AgentGone
+    | AgentRemoved
+    | TasksReconcileRequested
+    | AgentLost
+)

@@ -1,0 +1,109 @@
+"""The fold: `apply(state, entry, index)` -> domain events. Pure and deterministic.
+
+Each entry's body is a CommandBatch; each command goes to the one applier
+registered for its `oneof` case. Invalid commands yield rejection events,
+never exceptions; an exception here is a bug and stops the replica
+(fail-stop: the caller must not retry or skip the entry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from meseta.log.v1.entries_pb2 import Entry
+from meseta.master.appliers import agents, cluster, frameworks, offers, tasks
+from meseta.master.events import CommandRejected, DomainEvent
+from meseta.master.state import State
+from meseta.master.v1 import commands_pb2
+
+# Newest command schema this code writes and reads; older entries stay readable.
+SCHEMA_VERSION = 1
+# Proposal ids remembered for deduplication, counted in entries.
+DEDUP_WINDOW = 100_000
+
+Applier = Callable[[State, Any, list[DomainEvent]], None]
+
+APPLIERS: dict[str, Applier] = {
+    "init_cluster": cluster.init_cluster,
+    "elect_leader": cluster.elect_leader,
+    "tick": cluster.tick,
+    "subscribe_framework": frameworks.subscribe_framework,
+    "disconnect_framework": frameworks.disconnect_framework,
+    "teardown_framework": frameworks.teardown_framework,
+    "update_framework": frameworks.update_framework,
+    "revive_offers": frameworks.revive_offers,
+    "suppress_offers": frameworks.suppress_offers,
+    "create_offers": offers.create_offers,
+    "accept_offers": offers.accept_offers,
+    "decline_offers": offers.decline_offers,
+    "rescind_offers": offers.rescind_offers,
+    "kill_task": tasks.kill_task,
+    "update_task_status": tasks.update_task_status,
+    "acknowledge_task_status": tasks.acknowledge_task_status,
+    "shutdown_executor": tasks.shutdown_executor,
+    "exit_executor": tasks.exit_executor,
+    "register_agent": agents.register_agent,
+    "reregister_agent": agents.reregister_agent,
+    "disconnect_agent": agents.disconnect_agent,
+    "mark_agent_unreachable": agents.mark_agent_unreachable,
+    "mark_agent_gone": agents.mark_agent_gone,
+}
+
+
+class UnknownCommand(Exception):
+    """An entry this replica cannot understand and may not skip: stop and upgrade."""
+
+
+def decode(entry: Entry) -> commands_pb2.CommandBatch:
+    batch = commands_pb2.CommandBatch()
+    batch.ParseFromString(entry.events)
+    return batch
+
+
+def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
+    """Apply one committed entry at `index`; return what happened, in order."""
+    header = entry.header
+    state.applied_index = index
+    state.now_ns = max(state.now_ns, header.timestamp_ns)
+    if header.schema_version > SCHEMA_VERSION and not header.ignorable_if_unknown:
+        raise UnknownCommand(f"entry {index} has schema version {header.schema_version}")
+    if header.proposal_id:
+        if header.proposal_id in state.recent_proposals:
+            return []
+        remember_proposal(state, header.proposal_id, index)
+    out: list[DomainEvent] = []
+    for command in decode(entry).commands:
+        apply_command(state, command, header.ignorable_if_unknown, index, out)
+    return out
+
+
+def apply_command(
+    state: State,
+    command: commands_pb2.Command,
+    ignorable: bool,
+    index: int,
+    out: list[DomainEvent],
+) -> None:
+    case = command.WhichOneof("body")
+    applier = APPLIERS.get(case) if case else None
+    if applier is None:
+        if ignorable:
+            return
+        raise UnknownCommand(f"entry {index} holds a command this replica does not know")
+    if not state.cluster_id and case != "init_cluster":
+        out.append(CommandRejected(case or "", "The cluster is not initialized"))
+        return
+    applier(state, getattr(command, case), out)
+
+
+def remember_proposal(state: State, proposal_id: bytes, index: int) -> None:
+    recent = state.recent_proposals
+    recent[proposal_id] = index
+    # Oldest first (insertion order = index order); forget by index only, so
+    # every replica forgets the same ids.
+    while recent:
+        oldest_id, oldest_index = next(iter(recent.items()))
+        if oldest_index > index - DEDUP_WINDOW:
+            break
+        del recent[oldest_id]

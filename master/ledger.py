@@ -1,0 +1,46 @@
+"""Who holds which resources: the allocation books every applier keeps balanced.
+
+Offers, tasks and executors hold resources on an agent for a (framework,
+role). Holding and releasing go through these two functions so the agent's,
+the framework's and the role's totals always agree (`invariants.check`).
+"""
+
+from __future__ import annotations
+
+from meseta.master.resources import EMPTY, Resources
+from meseta.master.state import Agent, Framework, State
+
+
+def hold(state: State, agent: Agent, framework: Framework, role: str, resources: Resources) -> None:
+    if not resources:
+        return
+    agent.allocated = agent.allocated + resources
+    framework.allocated[role] = framework.allocated.get(role, EMPTY) + resources
+    state.role_allocated[role] = state.role_allocated.get(role, EMPTY) + resources
+
+
+def release(
+    state: State, agent: Agent, framework: Framework | None, role: str, resources: Resources
+) -> None:
+    if not resources:
+        return
+    agent.allocated = agent.allocated - resources
+    if framework is not None:
+        framework.allocated[role] = framework.allocated.get(role, EMPTY) - resources
+        if not framework.allocated[role]:
+            del framework.allocated[role]
+    state.role_allocated[role] = state.role_allocated.get(role, EMPTY) - resources
+    if not state.role_allocated[role]:
+        del state.role_allocated[role]
+    mark_dirty(state, agent.id)
+
+
+def mark_dirty(state: State, agent_id: str) -> None:
+    """The allocator should look at this agent again."""
+    state.dirty_agents.pop(agent_id, None)  # re-insert: marks keep index order
+    state.dirty_agents[agent_id] = state.applied_index
+
+
+def mark_all_dirty(state: State) -> None:
+    for agent_id in state.agents:
+        mark_dirty(state, agent_id)

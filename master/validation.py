@@ -1,0 +1,111 @@
+"""Validation of what schedulers send, with Mesos's rules and messages.
+
+Pure functions returning an error message or None. The API runs them before
+proposing (to answer 400 at once); the fold runs them again when applying,
+because the state may have changed in between.
+"""
+
+from __future__ import annotations
+
+import math
+
+from meseta.master.ids import id_error, role_error
+from meseta.proto.mesos.v1 import mesos_pb2
+
+MULTI_ROLE = mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
+MAX_FAILOVER_TIMEOUT_S = 100 * 365 * 24 * 3600  # what fits a Duration comfortably
+
+
+def framework_roles(info: mesos_pb2.FrameworkInfo) -> tuple[str, ...]:
+    if any(c.type == MULTI_ROLE for c in info.capabilities):
+        return tuple(info.roles)
+    return (info.role if info.HasField("role") else "*",)
+
+
+def framework_info_error(info: mesos_pb2.FrameworkInfo) -> str | None:
+    multi_role = any(c.type == MULTI_ROLE for c in info.capabilities)
+    if multi_role and info.HasField("role"):
+        return "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+    if not multi_role and info.roles:
+        return "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+    roles = framework_roles(info)
+    if len(set(roles)) != len(roles):
+        return f"'FrameworkInfo.roles' contains duplicate items: {list(roles)}"
+    for role in roles:
+        error = role_error(role)
+        if error:
+            return error
+    if info.HasField("id"):
+        error = id_error(info.id.value, "'FrameworkInfo.id'")
+        if error:
+            return error
+    timeout = info.failover_timeout
+    if not math.isfinite(timeout) or timeout < 0 or timeout > MAX_FAILOVER_TIMEOUT_S:
+        return f"Invalid 'FrameworkInfo.failover_timeout': {timeout} is not a valid duration"
+    return None
+
+
+def suppressed_roles_error(roles: tuple[str, ...], suppressed: list[str]) -> str | None:
+    unknown = [role for role in suppressed if role not in roles]
+    if unknown:
+        return f"Suppressed roles {unknown} are not contained in the set of roles {list(roles)}"
+    return None
+
+
+def failover_timeout_ns(info: mesos_pb2.FrameworkInfo) -> int:
+    return round(min(max(info.failover_timeout, 0.0), MAX_FAILOVER_TIMEOUT_S) * 1_000_000_000)
+
+
+def task_error(
+    task: mesos_pb2.TaskInfo, *, agent_id: str, framework_id: str, taken: dict[str, object]
+) -> str | None:
+    """Why a task cannot launch (answered with TASK_ERROR, REASON_TASK_INVALID)."""
+    error = id_error(task.task_id.value, "Task ID")
+    if error:
+        return error
+    if task.task_id.value in taken:
+        return f"Task has duplicate ID: {task.task_id.value}"
+    if task.HasField("command") == task.HasField("executor"):
+        return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
+    if task.agent_id.value != agent_id:
+        return f"Task uses agent id {task.agent_id.value} but the offer is on agent {agent_id}"
+    if not task.resources:
+        return "Task uses no resources"
+    if task.HasField("executor"):
+        error = executor_error(task.executor, framework_id)
+        if error:
+            return error
+    if task.HasField("kill_policy") and task.kill_policy.grace_period.nanoseconds < 0:
+        return "Task's 'kill_policy.grace_period' must be non-negative"
+    if task.HasField("max_completion_time") and task.max_completion_time.nanoseconds < 0:
+        return "Task's 'max_completion_time' must be non-negative"
+    if task.limits:
+        return "Task resource limits are not supported by this agent"
+    return None
+
+
+def executor_error(executor: mesos_pb2.ExecutorInfo, framework_id: str) -> str | None:
+    error = id_error(executor.executor_id.value, "Executor ID")
+    if error:
+        return error
+    if executor.HasField("framework_id") and executor.framework_id.value != framework_id:
+        return (
+            f"ExecutorInfo has an invalid FrameworkID (Actual: {executor.framework_id.value}"
+            f" vs Expected: {framework_id})"
+        )
+    if executor.type == mesos_pb2.ExecutorInfo.DEFAULT:
+        if executor.HasField("command"):
+            return "'ExecutorInfo.command' must not be set for 'DEFAULT' executor"
+    elif not executor.HasField("command"):
+        return "'ExecutorInfo.command' must be set for 'CUSTOM' executor"
+    return None
+
+
+def resource_role_error(resources: list[mesos_pb2.Resource], role: str) -> str | None:
+    for resource in resources:
+        if resource.HasField("allocation_info") and resource.allocation_info.role != role:
+            return (
+                f"Resource '{resource.name}' is allocated to role"
+                f" '{resource.allocation_info.role}' but the offer is for role '{role}'"
+            )
+    return None
