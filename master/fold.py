@@ -73,6 +73,10 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
             return []
         remember_proposal(state, header.proposal_id, index)
     out: list[DomainEvent] = []
+    if header.proposer_term and header.proposer_term < state.leader_term:
+        # Proposed by a deposed leader that had not heard of its successor.
+        out.append(CommandRejected("entry", f"Stale proposer term {header.proposer_term}"))
+        return out
     for command in decode(entry).commands:
         apply_command(state, command, header.ignorable_if_unknown, index, out)
     return out

@@ -1,0 +1,152 @@
+"""Our agent endpoint: POST /api/v1/agent (and /master/api/v1/agent) on the leader.
+
+Agents subscribe with a streaming call like schedulers do (see
+proto/agent_link/v1/agent_link.proto) and send status updates, executor
+exits, messages and heartbeats as separate calls. State-changing calls are
+answered 202 once committed; an agent retries an update until the
+scheduler's acknowledgement comes back on its stream.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from meseta.api.context import MasterContext
+from meseta.api.event_router import HEARTBEAT_INTERVAL_S, agent_error
+from meseta.api.http import (
+    HttpError,
+    parse_body,
+    request_media_type,
+    require_post,
+    response_media_type,
+)
+from meseta.api.proposals import propose_and_wait
+from meseta.api.streams import Stream
+from meseta.master import decide
+from meseta.master.state import AgentStatus
+from meseta.master.v1 import commands_pb2 as commands
+from meseta.proto.agent_link.v1 import agent_link_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
+
+Call = agent_link_pb2.Call
+Event = agent_link_pb2.Event
+
+
+async def endpoint(request: Request) -> Response:
+    context: MasterContext = request.app.state.context
+    try:
+        context.check_leader(request)
+        require_post(request)
+        media_type = request_media_type(request)
+        call = parse_body(await request.body(), media_type, Call)
+        if not call.HasField("type"):
+            raise HttpError(400, "Expecting 'type' to be present")
+        if call.type == Call.UNKNOWN:
+            raise HttpError(501, "Received an unknown call type")
+        if call.type == Call.SUBSCRIBE:
+            return await subscribe(context, request, call)
+        return await handle(context, call)
+    except HttpError as error:
+        return error.response()
+
+
+async def subscribe(context: MasterContext, request: Request, call: Call) -> Response | Stream:
+    if not call.HasField("subscribe"):
+        raise HttpError(400, "Expecting 'subscribe' to be present")
+    media_type = response_media_type(request)
+    stream_id = str(uuid.uuid4())
+    stream = Stream(stream_id, media_type, Event(type=Event.HEARTBEAT), HEARTBEAT_INTERVAL_S)
+    stream.on_close.append(lambda closed: on_stream_closed(context, closed))
+    context.pending[stream_id] = stream
+    body = call.subscribe
+    if body.agent_info.HasField("id"):
+        reregister = commands.ReregisterAgent(
+            agent_info=body.agent_info,
+            capabilities=body.capabilities,
+            version=body.version,
+            stream_id=stream_id,
+            tasks=body.tasks,
+            executors=body.executors,
+            frameworks=body.frameworks,
+        )
+        command = decide.command(reregister_agent=reregister)
+    else:
+        register = commands.RegisterAgent(
+            agent_info=body.agent_info,
+            capabilities=body.capabilities,
+            version=body.version,
+            stream_id=stream_id,
+        )
+        command = decide.command(register_agent=register)
+    try:
+        await propose_and_wait(context, command)
+    except HttpError as error:
+        context.pending.pop(stream_id, None)
+        stream.send(agent_error(error.message))
+        stream.close()
+    return stream
+
+
+def on_stream_closed(context: MasterContext, stream: Stream) -> None:
+    context.pending.pop(stream.stream_id, None)
+    for agent_id, live in list(context.agents.items()):
+        if live is stream:
+            del context.agents[agent_id]
+            if context.leadership.leading:
+                body = commands.DisconnectAgent(agent_id=agent_id, stream_id=stream.stream_id)
+                context.leadership.spawn_proposal(decide.command(disconnect_agent=body))
+
+
+async def handle(context: MasterContext, call: Call) -> Response:
+    if not call.HasField("agent_id"):
+        raise HttpError(400, "Expecting 'agent_id' to be present")
+    agent_id = call.agent_id.value
+    agent = context.state.agents.get(agent_id)
+    if agent is None:
+        raise HttpError(400, "Agent cannot be found")
+    if agent.status is not AgentStatus.ACTIVE or agent_id not in context.agents:
+        raise HttpError(403, "Agent is not subscribed")
+    context.leadership.note_contact(agent_id)
+    if call.type == Call.UPDATE:
+        if not call.HasField("update"):
+            raise HttpError(400, "Expecting 'update' to be present")
+        update = commands.UpdateTaskStatus(
+            agent_id=agent_id,
+            framework_id=call.update.framework_id.value,
+            status=call.update.status,
+        )
+        if call.update.HasField("latest_state"):
+            update.latest_state = call.update.latest_state
+        await propose_and_wait(context, decide.command(update_task_status=update))
+    elif call.type == Call.EXECUTOR_EXITED:
+        if not call.HasField("executor_exited"):
+            raise HttpError(400, "Expecting 'executor_exited' to be present")
+        exited = call.executor_exited
+        body = commands.ExitExecutor(
+            agent_id=agent_id,
+            framework_id=exited.framework_id.value,
+            executor_id=exited.executor_id.value,
+        )
+        if exited.HasField("status"):
+            body.status = exited.status
+        await propose_and_wait(context, decide.command(exit_executor=body))
+    elif call.type == Call.MESSAGE:
+        if not call.HasField("message"):
+            raise HttpError(400, "Expecting 'message' to be present")
+        forward_message(context, agent_id, call.message)
+    return Response(status_code=202)
+
+
+def forward_message(context: MasterContext, agent_id: str, body: Call.Message) -> None:
+    """Executor -> framework, best effort (Mesos does not persist messages either)."""
+    stream = context.frameworks.get(body.framework_id.value)
+    if stream is None:
+        return
+    message = scheduler_pb2.Event(type=scheduler_pb2.Event.MESSAGE)
+    message.message.agent_id.value = agent_id
+    message.message.executor_id.CopyFrom(body.executor_id)
+    message.message.data = body.data
+    stream.send(message)

@@ -1,0 +1,93 @@
+"""HTTP rules shared by the v1 endpoints: media types, errors, leader redirects."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import Response
+
+from meseta.api import mesos_json
+from meseta.api.streams import JSON, PROTOBUF
+
+M = TypeVar("M", bound=Message)
+
+
+class HttpError(Exception):
+    """An error answered with `status` and a short plain-text body (as Mesos does)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        return Response(self.message, self.status, self.headers, media_type="text/plain")
+
+
+def request_media_type(request: Request) -> str:
+    header = request.headers.get("content-type")
+    if header is None:
+        raise HttpError(400, "Expecting 'Content-Type' to be present")
+    # Mesos compares the whole header; we also accept parameters such as charset.
+    media_type = header.split(";", 1)[0].strip().lower()
+    if media_type not in (JSON, PROTOBUF):
+        raise HttpError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}, got '{header}'")
+    return media_type
+
+
+def accepts(accept_header: str, media_type: str) -> bool:
+    for part in accept_header.split(","):
+        offered = part.split(";", 1)[0].strip().lower()
+        quality = 1.0
+        for param in part.split(";")[1:]:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality <= 0:
+            continue
+        major, _, _minor = media_type.partition("/")
+        if offered in (media_type, "*/*", f"{major}/*"):
+            return True
+    return False
+
+
+def response_media_type(request: Request) -> str:
+    """JSON when acceptable (or no Accept), else protobuf, else 406."""
+    accept = request.headers.get("accept")
+    if accept is None or accepts(accept, JSON):
+        return JSON
+    if accepts(accept, PROTOBUF):
+        return PROTOBUF
+    raise HttpError(406, f"Expecting 'Accept' to allow {JSON} or {PROTOBUF}")
+
+
+def parse_body(body: bytes, media_type: str, message_type: type[M]) -> M:
+    try:
+        if media_type == JSON:
+            return mesos_json.from_json(body, message_type)
+        return mesos_json.from_protobuf(body, message_type)
+    except mesos_json.MesosJsonError as error:
+        kind = "JSON" if media_type == JSON else "protobuf"
+        raise HttpError(400, f"Failed to parse body into Call ({kind}): {error}") from None
+
+
+def encode_body(message: Message, media_type: str) -> Response:
+    if media_type == JSON:
+        return Response(mesos_json.to_json(message), 200, media_type=JSON)
+    return Response(message.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+def require_post(request: Request) -> None:
+    if request.method != "POST":
+        raise HttpError(405, f"Expecting 'POST', received '{request.method}'", {"Allow": "POST"})
+
+
+def delegate_path(path: str) -> str:
+    """The path as Mesos's `master` process sees it (`/api/v1` -> `/master/api/v1`)."""
+    return path if path.startswith("/master/") else "/master" + path
