@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument("args", nargs=argparse.REMAINDER)
     node.set_defaults(run=log_node)
+
+    from meseta.api import main as master_main
+
+    master = commands.add_parser("master", help="run one master replica")
+    master_main.add_arguments(master)
+    master.set_defaults(run=master_main.run)
     return parser
 
 

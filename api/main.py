@@ -1,0 +1,87 @@
+"""`meseta master`: run one master replica (Raft log + fold + HTTP API)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from meseta.api.flags import parse_duration_ns
+from meseta.api.master import MasterReplica, master_info
+from meseta.log.raft import RaftConfig, RaftLog
+from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
+from meseta.master.leader import LeaderConfig
+from meseta.master.v1 import commands_pb2
+
+NS_PER_S = 1e9
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hostname", default="127.0.0.1", help="address schedulers reach")
+    parser.add_argument("--ip", default="127.0.0.1", help="address the HTTP API listens on")
+    parser.add_argument("--port", type=int, default=5050)
+    parser.add_argument("--work_dir", type=Path, required=True, help="this replica's data")
+    parser.add_argument("--raft_address", required=True, help="host:port for log replication")
+    parser.add_argument("--peers", required=True, help="comma-separated raft addresses of all")
+    parser.add_argument("--secret_file", type=Path, required=True, help="shared peer secret")
+    parser.add_argument("--allocation_interval", default="1secs")
+    parser.add_argument("--offer_timeout", default=None, help="unset: offers never time out")
+    parser.add_argument("--agent_reregister_timeout", default="10mins")
+    parser.add_argument("--agent_ping_timeout", default="15secs")
+    parser.add_argument("--max_agent_ping_timeouts", type=int, default=5)
+    parser.add_argument("--min_allocatable_resources", default="cpus:0.01|mem:32")
+    parser.add_argument("--max_completed_tasks_per_framework", type=int, default=1000)
+
+
+def leader_config(options: argparse.Namespace) -> LeaderConfig:
+    master_config = commands_pb2.MasterConfig(
+        offer_timeout_ns=parse_duration_ns(options.offer_timeout) if options.offer_timeout else 0,
+        agent_reregister_timeout_ns=parse_duration_ns(options.agent_reregister_timeout),
+        max_completed_tasks_per_framework=options.max_completed_tasks_per_framework,
+    )
+    return LeaderConfig(
+        master_info=master_info(options.hostname, options.port),
+        master_config=master_config,
+        allocator=AllocatorConfig(
+            min_allocatable=parse_min_allocatable(options.min_allocatable_resources)
+        ),
+        allocation_interval_s=parse_duration_ns(options.allocation_interval) / NS_PER_S,
+        agent_ping_timeout_s=parse_duration_ns(options.agent_ping_timeout) / NS_PER_S,
+        max_agent_ping_timeouts=options.max_agent_ping_timeouts,
+    )
+
+
+async def serve(options: argparse.Namespace) -> None:
+    config = leader_config(options)
+    raft = RaftLog(
+        RaftConfig(
+            data_dir=options.work_dir,
+            secret=options.secret_file.read_text().strip(),
+            address=options.raft_address,
+            peers=tuple(p for p in options.peers.split(",") if p),
+        )
+    )
+    replica = MasterReplica.build(raft, config, options.ip, options.port)
+    await replica.start()
+    logging.getLogger("meseta").info("master listening on %s:%d", options.ip, options.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        await replica.stop()
+        await raft.close()
+
+
+def run(options: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        leader_config(options)  # flag errors before anything starts
+    except ValueError as error:
+        raise SystemExit(f"meseta master: {error}") from None
+    asyncio.run(serve(options))
+    return 0
