@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     master = commands.add_parser("master", help="run one master replica")
     master_main.add_arguments(master)
     master.set_defaults(run=master_main.run)
+
+    from meseta.master import replay as master_replay
+
+    replay = commands.add_parser("replay", help="replay a log through the master fold")
+    master_replay.add_arguments(replay)
+    replay.set_defaults(run=master_replay.run)
     return parser
 
 

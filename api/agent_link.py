@@ -35,7 +35,7 @@ Call = agent_link_pb2.Call
 Event = agent_link_pb2.Event
 
 
-async def endpoint(request: Request) -> Response:
+async def endpoint(request: Request) -> Response | Stream:
     context: MasterContext = request.app.state.context
     try:
         context.check_leader(request)

@@ -30,8 +30,15 @@ class EventRouter:
     def __call__(self, index: int, events: list[ev.DomainEvent]) -> None:
         if not self.context.leadership.term:
             return
+        # A (re-)registration's own requests to the agent (RECONCILE_TASKS, resent
+        # KILL_TASKs, SHUTDOWN_FRAMEWORK) precede AgentRegistered in the entry: bind the
+        # new stream (and send SUBSCRIBED) first, or they would find no stream.
         for event in events:
-            route(event, self)
+            if isinstance(event, ev.AgentRegistered):
+                agent_registered(event, self)
+        for event in events:
+            if not isinstance(event, ev.AgentRegistered):
+                route(event, self)
 
     def framework(self, framework_id: str) -> Stream | None:
         return self.context.frameworks.get(framework_id)
@@ -189,8 +196,7 @@ def agent_error(text: str) -> AgentEvent:
     return message
 
 
-@route.register
-def _(event: ev.AgentRegistered, router: EventRouter) -> None:
+def agent_registered(event: ev.AgentRegistered, router: EventRouter) -> None:
     stream = router.context.pending.pop(event.stream_id, None)
     if stream is None:
         return

@@ -55,7 +55,7 @@ REQUIRED_BODY = {
 }
 
 
-async def endpoint(request: Request) -> Response:
+async def endpoint(request: Request) -> Response | Stream:
     context: MasterContext = request.app.state.context
     try:
         context.check_leader(request)
@@ -78,7 +78,7 @@ def validate(call: scheduler_pb2.Call) -> None:
     if call.type == Call.UNKNOWN:
         raise HttpError(501, "Received an unknown call type")
     body = REQUIRED_BODY.get(call.type)
-    if body is not None and not call.HasField(body):  # type: ignore[arg-type]
+    if body is not None and not call.HasField(body):
         raise HttpError(400, f"Expecting '{body}' to be present")
     if call.type == Call.SUBSCRIBE:
         info = call.subscribe.framework_info

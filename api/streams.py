@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import Message
 from starlette.types import Receive, Scope, Send
@@ -87,8 +88,9 @@ class Stream:
     async def pump(self, send: Send, gone: asyncio.Future[None]) -> None:
         while True:
             getter = asyncio.ensure_future(self.queue.get())
+            waiting: set[asyncio.Future[Any]] = {getter, gone}
             done, _ = await asyncio.wait(
-                {getter, gone}, timeout=self.heartbeat_interval_s, return_when="FIRST_COMPLETED"
+                waiting, timeout=self.heartbeat_interval_s, return_when="FIRST_COMPLETED"
             )
             if gone in done:
                 getter.cancel()

@@ -2,11 +2,14 @@
 
 `check(state)` returns every violation found (empty when healthy): the
 allocation books balance, referenced objects exist in every index that
-should hold them, and nothing holds more than an agent has.
+should hold them, and nothing holds more than an agent has. Totals over
+several agents (per role, per framework role, the cluster) count scalars
+only (`ledger.scalars`).
 """
 
 from __future__ import annotations
 
+from meseta.master.ledger import scalars
 from meseta.master.resources import EMPTY, Resources
 from meseta.master.state import REACHABLE_AGENT, State, is_terminal
 
@@ -33,8 +36,8 @@ def check_books(state: State) -> list[str]:
             holdings.append((agent.id, executor.framework_id, executor.role, executor.resources))
     for agent_id, framework_id, role, resources in holdings:
         add_to(by_agent, agent_id, resources)
-        add_to(by_framework_role, f"{framework_id}|{role}", resources)
-        add_to(by_role, role, resources)
+        add_to(by_framework_role, f"{framework_id}|{role}", scalars(resources))
+        add_to(by_role, role, scalars(resources))
     total = EMPTY
     for agent in state.agents.values():
         if agent.allocated != by_agent.get(agent.id, EMPTY):
@@ -47,7 +50,7 @@ def check_books(state: State) -> list[str]:
                 f"agent {agent.id}: allocated {agent.allocated} exceeds total {agent.total}"
             )
         if agent.status in REACHABLE_AGENT:
-            total = total + agent.total
+            total = total + scalars(agent.total)
     if total != state.cluster_total:
         errors.append(f"cluster total {state.cluster_total} != reachable agents {total}")
     for framework in state.frameworks.values():

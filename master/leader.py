@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from meseta.log.errors import LogClosed, NotLeaderError, ProposalTimeout
 from meseta.master import decide
 from meseta.master.allocator import AllocatorConfig, allocate
+from meseta.master.events import DomainEvent
 from meseta.master.resources import to_protos
 from meseta.master.service import MasterService
 from meseta.master.state import AgentStatus
@@ -95,7 +96,7 @@ class Leadership:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def on_events(self, index: int, events: list[object]) -> None:
+    def on_events(self, index: int, events: list[DomainEvent]) -> None:
         if self.term and self.service.state.dirty_agents:
             self.allocation_wanted.set()
 

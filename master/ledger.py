@@ -11,12 +11,32 @@ from meseta.master.resources import EMPTY, Resources
 from meseta.master.state import Agent, Framework, State
 
 
+def scalars(resources: Resources) -> Resources:
+    """The scalar part: what totals over several agents can hold.
+
+    Ranges and sets add as unions, so two agents' identical port ranges would
+    sum to one range and releasing either would drop both; totals across
+    agents (per framework role, per role, the cluster) keep scalars only, as
+    Mesos's DRF sorter does.
+    """
+    items = resources.items
+    for quantity in items.values():
+        if not isinstance(quantity, int):
+            return Resources({k: q for k, q in items.items() if isinstance(q, int)})
+    return resources
+
+
 def hold(state: State, agent: Agent, framework: Framework, role: str, resources: Resources) -> None:
     if not resources:
         return
     agent.allocated = agent.allocated + resources
+    resources = scalars(resources)
     framework.allocated[role] = framework.allocated.get(role, EMPTY) + resources
     state.role_allocated[role] = state.role_allocated.get(role, EMPTY) + resources
+    if not framework.allocated[role]:
+        del framework.allocated[role]
+    if not state.role_allocated[role]:
+        del state.role_allocated[role]
 
 
 def release(
@@ -25,6 +45,7 @@ def release(
     if not resources:
         return
     agent.allocated = agent.allocated - resources
+    resources = scalars(resources)
     if framework is not None:
         framework.allocated[role] = framework.allocated.get(role, EMPTY) - resources
         if not framework.allocated[role]:

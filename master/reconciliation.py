@@ -23,7 +23,13 @@ _UNKNOWN_TASK_REPLIES = {
 
 
 def known_task_reply(state: State, framework: Framework, task: Task) -> mesos_pb2.TaskStatus:
-    latest = task.status_update_state if task.status_update_state is not None else task.state
+    if task.state == mesos_pb2.TASK_UNREACHABLE:
+        # Its agent is partitioned: the update last delivered (say RUNNING) is stale.
+        latest = task.state
+    elif task.status_update_state is not None:
+        latest = task.status_update_state
+    else:
+        latest = task.state
     status = task_status_copy(
         task,
         state=visible_state(framework, latest),

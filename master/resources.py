@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Union
+from typing import cast
 
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -22,7 +22,7 @@ MILLI = 1000
 
 Ranges = tuple[tuple[int, int], ...]
 Items = tuple[str, ...]
-Quantity = Union[int, Ranges, Items]
+Quantity = int | Ranges | Items
 Key = tuple[str, str]  # (name, reservation role)
 
 _SCALAR = mesos_pb2.Value.SCALAR
@@ -96,8 +96,8 @@ def add_quantity(left: Quantity, right: Quantity) -> Quantity:
         return left + right
     assert isinstance(right, tuple)
     if is_items(left) or is_items(right):
-        return tuple(sorted(dict.fromkeys((*left, *right))))  # type: ignore[arg-type]
-    return merge_ranges((*left, *right))  # type: ignore[arg-type]
+        return tuple(sorted(dict.fromkeys(cast(Items, (*left, *right)))))
+    return merge_ranges(cast(Ranges, (*left, *right)))
 
 
 def is_zero(quantity: Quantity) -> bool:
@@ -166,7 +166,7 @@ class Resources:
                     continue
             elif isinstance(have[0], str):
                 drop = set(quantity)  # type: ignore[arg-type]
-                left = tuple(item for item in have if item not in drop)  # type: ignore[misc]
+                left = tuple(item for item in have if item not in drop)
             else:
                 left = subtract_ranges(have, quantity)  # type: ignore[arg-type]
             if left:
@@ -262,7 +262,9 @@ def check_supported(resource: mesos_pb2.Resource) -> None:
         if resource.HasField(unsupported) and not (
             unsupported == "disk" and resource.disk.ByteSize() == 0
         ):
-            raise ResourceError(f"resource '{resource.name}' uses '{unsupported}': not supported yet")
+            raise ResourceError(
+                f"resource '{resource.name}' uses '{unsupported}': not supported yet"
+            )
     if resource.HasField("reservation") or any(
         r.type == mesos_pb2.Resource.ReservationInfo.DYNAMIC for r in resource.reservations
     ):
@@ -298,10 +300,10 @@ def to_protos(
             resource.scalar.value = quantity / MILLI
         elif quantity and isinstance(quantity[0], str):
             resource.type = _SET
-            resource.set.item.extend(quantity)  # type: ignore[arg-type]
+            resource.set.item.extend(quantity)
         else:
             resource.type = _RANGES
-            for begin, end in quantity:  # type: ignore[misc]
+            for begin, end in cast(Ranges, quantity):
                 resource.ranges.range.add(begin=begin, end=end)
         if refined:
             if role != UNRESERVED:
@@ -349,7 +351,8 @@ def parse_value(name: str, value: str) -> Quantity:
     if value.startswith("{"):
         if not value.endswith("}"):
             raise ResourceError(f"resource '{name}': unterminated set '{value}'")
-        return tuple(sorted(dict.fromkeys(filter(None, (s.strip() for s in value[1:-1].split(","))))))
+        items = filter(None, (s.strip() for s in value[1:-1].split(",")))
+        return tuple(sorted(dict.fromkeys(items)))
     try:
         number = float(value)
     except ValueError:
@@ -364,8 +367,8 @@ def format_resources(resources: Resources) -> str:
         if isinstance(quantity, int):
             text = f"{quantity / MILLI:g}"
         elif quantity and isinstance(quantity[0], str):
-            text = "{" + ",".join(quantity) + "}"  # type: ignore[arg-type]
+            text = "{" + ",".join(quantity) + "}"
         else:
-            text = "[" + ",".join(f"{b}-{e}" for b, e in quantity) + "]"  # type: ignore[misc]
+            text = "[" + ",".join(f"{b}-{e}" for b, e in cast(Ranges, quantity)) + "]"
         parts.append(f"{label}:{text}")
     return ";".join(parts)

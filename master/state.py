@@ -83,7 +83,7 @@ class Framework:
     offers: dict[str, None] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)  # active, incl. unacked terminal
     unreachable_tasks: dict[str, Task] = field(default_factory=dict)
-    # Resources held per role (offered + used by tasks and executors), for DRF.
+    # Scalar resources held per role (offered + used by tasks and executors), for DRF.
     allocated: dict[str, Resources] = field(default_factory=dict)
     capabilities: frozenset[int] = frozenset()
 
@@ -203,9 +203,11 @@ class State:
     # An agent is marked whenever something could make new offers possible on
     # it (resources freed, agent added, filter expired, framework (re)joined).
     dirty_agents: dict[str, int] = field(default_factory=dict)
-    # Everything held per role over all frameworks (offered + used), for DRF.
+    # Scalar resources held per role over all frameworks (offered + used), for DRF.
+    # Totals over several agents keep scalars only: ranges and sets add as
+    # unions, so they cannot be summed across agents (`ledger.scalars`).
     role_allocated: dict[str, Resources] = field(default_factory=dict)
-    # The sum of every usable agent's total resources (DRF denominator).
+    # The sum of every reachable agent's total scalar resources (DRF denominator).
     cluster_total: Resources = EMPTY
     # Min-heap of (expires_ns, framework id, agent id, role) for offer filters.
     filter_expiries: list[tuple[int, str, str, str]] = field(default_factory=list)

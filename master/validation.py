@@ -8,6 +8,7 @@ because the state may have changed in between.
 from __future__ import annotations
 
 import math
+from collections.abc import Container, Iterable
 
 from meseta.master.ids import id_error, role_error
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -57,7 +58,7 @@ def failover_timeout_ns(info: mesos_pb2.FrameworkInfo) -> int:
 
 
 def task_error(
-    task: mesos_pb2.TaskInfo, *, agent_id: str, framework_id: str, taken: dict[str, object]
+    task: mesos_pb2.TaskInfo, *, agent_id: str, framework_id: str, taken: Container[str]
 ) -> str | None:
     """Why a task cannot launch (answered with TASK_ERROR, REASON_TASK_INVALID)."""
     error = id_error(task.task_id.value, "Task ID")
@@ -101,7 +102,7 @@ def executor_error(executor: mesos_pb2.ExecutorInfo, framework_id: str) -> str |
     return None
 
 
-def resource_role_error(resources: list[mesos_pb2.Resource], role: str) -> str | None:
+def resource_role_error(resources: Iterable[mesos_pb2.Resource], role: str) -> str | None:
     for resource in resources:
         if resource.HasField("allocation_info") and resource.allocation_info.role != role:
             return (

@@ -1,7 +1,8 @@
 """Suite-wide pytest hooks.
 
 There is deliberately no ``tests/__init__.py``: tests are not a package, and they import
-only ``meseta.*`` (the installed package), never the checkout's folders by bare name.
+only ``meseta.*`` (the installed package), never the checkout's folders by bare name. The one
+exception is ``tests/support/`` (shared test builders), importable as ``support.*``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parent
+
+# Shared builders live in tests/support/ and are imported as `support.<module>`.
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--rewrite-golden",
+        action="store_true",
+        default=False,
+        help="regenerate the expected events and digests in tests/golden/ (review the diff)",
+    )
 
 
 def pytest_configure() -> None:

@@ -27,6 +27,7 @@ from meseta.master.events import (
     AgentUnreachable,
     CommandRejected,
     DomainEvent,
+    FrameworkShutdownRequested,
     KillRequested,
     TasksReconcileRequested,
     TaskStatusUpdated,
@@ -61,12 +62,16 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
         same_address = (other.info.hostname, other.info.port) == (info.hostname, info.port)
         if same_address and other.status in REACHABLE_AGENT:
             remove_agent(state, other, "Agent replaced by a new agent at the same address", out)
-    state.counters.agents += 1
-    info.id.value = ids.agent_id(state.cluster_id, state.counters.agents - 1)
+    # Skip ids an agent brought along (an unknown agent re-registering adopts its own id).
+    while True:
+        state.counters.agents += 1
+        info.id.value = ids.agent_id(state.cluster_id, state.counters.agents - 1)
+        if info.id.value not in state.agents:
+            break
     agent = Agent(info.id.value, info, AgentStatus.ACTIVE, total, state.now_ns)
     set_connection(agent, command)
     state.agents[agent.id] = agent
-    state.cluster_total = state.cluster_total + total
+    state.cluster_total = state.cluster_total + ledger.scalars(total)
     ledger.mark_dirty(state, agent.id)
     out.append(AgentRegistered(agent.id, command.stream_id, info, False))
 
@@ -95,12 +100,12 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
         agent = Agent(info.id.value, info, AgentStatus.UNREACHABLE, total, state.now_ns)
         state.agents[agent.id] = agent
     if agent.status in REACHABLE_AGENT:
-        state.cluster_total = state.cluster_total - agent.total
+        state.cluster_total = state.cluster_total - ledger.scalars(agent.total)
     came_back = agent.status is AgentStatus.UNREACHABLE
     agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE
     agent.reregistered_ns, agent.unreachable_ns = state.now_ns, 0
     set_connection(agent, command)
-    state.cluster_total = state.cluster_total + total
+    state.cluster_total = state.cluster_total + ledger.scalars(total)
     state.awaiting_agents.pop(agent.id, None)
     reported = adopt_reported(state, agent, command, came_back, out)
     request_reconciliation(state, agent, reported, out)
@@ -135,7 +140,20 @@ def adopt_reported(
         key = (report.framework_id.value, report.task_id.value)
         reported[key] = None
         adopt_task(state, agent, report, came_back, out)
+    shutdown_removed_frameworks(state, agent, command, out)
     return reported
+
+
+def shutdown_removed_frameworks(
+    state: State, agent: Agent, command: commands_pb2.ReregisterAgent, out: Out
+) -> None:
+    """Frameworks removed at the master are shut down on a returning agent (contract 7.2)."""
+    framework_ids = [e.framework_id.value for e in command.executors]
+    framework_ids += [t.framework_id.value for t in command.tasks]
+    for framework_id in dict.fromkeys(framework_ids):
+        framework = state.frameworks.get(framework_id)
+        if framework is not None and framework.status is FrameworkStatus.REMOVED:
+            out.append(FrameworkShutdownRequested(agent.id, framework_id))
 
 
 def executor_role(info: mesos_pb2.ExecutorInfo, roles: tuple[str, ...]) -> str:
@@ -152,9 +170,12 @@ def adopt_task(
     if framework is None or framework.status is FrameworkStatus.REMOVED:
         return
     task_id = report.task_id.value
-    task = framework.unreachable_tasks.pop(task_id, None)
-    if task is not None and task.agent_id == agent.id:
-        restore_task(state, framework.id, task, report.state, out)
+    task = framework.unreachable_tasks.get(task_id)
+    if task is not None:
+        # Only its own agent brings an unreachable task back.
+        if task.agent_id == agent.id:
+            del framework.unreachable_tasks[task_id]
+            restore_task(state, framework.id, task, report.state, out)
         return
     if task_id in framework.tasks:
         return
@@ -233,10 +254,13 @@ def disconnect_agent(state: State, command: commands_pb2.DisconnectAgent, out: O
     agent.disconnected_ns = state.now_ns
     state.awaiting_agents[agent.id] = state.now_ns
     remove_offers(state, list(agent.offers), "rescinded", True, out)
+    # Non-checkpointing frameworks lose everything on the agent at once, as in
+    # Mesos's removeFramework(slave, framework): the LOST update carries no
+    # uuid, so no acknowledgement would ever complete the task.
     for task in list(agent.tasks.values()):
-        framework = state.frameworks.get(task.framework_id)
-        checkpointing = framework is not None and framework.info.checkpoint
-        if not checkpointing and not is_terminal(task.state):
+        if checkpointing(state, task.framework_id):
+            continue
+        if not is_terminal(task.state):
             status = task_status_copy(
                 task,
                 state=mesos_pb2.TASK_LOST,
@@ -245,7 +269,16 @@ def disconnect_agent(state: State, command: commands_pb2.DisconnectAgent, out: O
                 now_ns=state.now_ns,
             )
             master_transition(state, task, status, out)
+        complete_task(state, task, out)
+    for framework_id, executor_id in list(agent.executors):
+        if not checkpointing(state, framework_id):
+            remove_executor(state, agent, framework_id, executor_id)
     out.append(AgentDisconnected(agent.id, command.stream_id))
+
+
+def checkpointing(state: State, framework_id: str) -> bool:
+    framework = state.frameworks.get(framework_id)
+    return framework is not None and framework.info.checkpoint
 
 
 def mark_agent_unreachable(
@@ -297,6 +330,7 @@ def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out)
         Reason.REASON_AGENT_REMOVED_BY_OPERATOR,
         "Agent marked gone by an operator",
         out,
+        legacy_reason=Reason.REASON_AGENT_REMOVED,  # TASK_LOST comes with AGENT_REMOVED
     )
     leave_cluster(state, agent, AgentStatus.GONE, out)
     out.append(AgentGone(agent.id))
@@ -312,19 +346,31 @@ def remove_agent(state: State, agent: Agent, message: str, out: Out) -> None:
 
 
 def end_tasks(
-    state: State, agent: Agent, task_state: int, reason: int, message: str, out: Out
+    state: State,
+    agent: Agent,
+    task_state: int,
+    reason: int,
+    message: str,
+    out: Out,
+    *,
+    legacy_reason: int | None = None,
 ) -> None:
-    """Terminate every task of the agent, reachable or not, and drop it from the books."""
+    """Terminate every task of the agent, reachable or not, and drop it from the books.
+
+    `legacy_reason`, when given, replaces `reason` for frameworks that are not
+    PARTITION_AWARE (they are told TASK_LOST).
+    """
     tasks = list(agent.tasks.values())
     for framework in state.frameworks.values():
         tasks += [t for t in framework.unreachable_tasks.values() if t.agent_id == agent.id]
     for task in tasks:
         framework = state.frameworks[task.framework_id]
         if not is_terminal(task.state):
+            legacy = legacy_reason is not None and not framework.partition_aware
             status = task_status_copy(
                 task,
                 state=visible_state(framework, task_state),
-                reason=reason,
+                reason=legacy_reason if legacy and legacy_reason is not None else reason,
                 message=message,
                 now_ns=state.now_ns,
             )
@@ -339,7 +385,7 @@ def leave_cluster(state: State, agent: Agent, status: AgentStatus, out: Out) -> 
     for framework_id, executor_id in list(agent.executors):
         remove_executor(state, agent, framework_id, executor_id)
     if agent.status in REACHABLE_AGENT:
-        state.cluster_total = state.cluster_total - agent.total
+        state.cluster_total = state.cluster_total - ledger.scalars(agent.total)
     agent.status = status
     state.awaiting_agents.pop(agent.id, None)
     state.dirty_agents.pop(agent.id, None)

@@ -51,8 +51,10 @@ def expire_offers(state: State, out: Out) -> None:
     timeout_ns = state.config.offer_timeout_ns
     if timeout_ns <= 0:
         return
-    while state.offers:
-        offer = next(iter(state.offers.values()))  # oldest first: created in index order
+    due = []
+    for offer in state.offers.values():  # oldest first: created in index order
         if offer.created_ns + timeout_ns > state.now_ns:
             break
+        due.append(offer)
+    for offer in due:
         remove_offer(state, offer, "expired", True, out)

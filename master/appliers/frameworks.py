@@ -78,8 +78,12 @@ def add_framework(state: State, command: commands_pb2.SubscribeFramework) -> Fra
     info = mesos_pb2.FrameworkInfo()
     info.CopyFrom(command.framework_info)
     if not info.HasField("id"):
-        state.counters.frameworks += 1
-        info.id.value = ids.framework_id(state.cluster_id, state.counters.frameworks - 1)
+        # Skip ids a framework brought along (reconstructed from its own FrameworkInfo).
+        while True:
+            state.counters.frameworks += 1
+            info.id.value = ids.framework_id(state.cluster_id, state.counters.frameworks - 1)
+            if info.id.value not in state.frameworks:
+                break
     framework = Framework(
         id=info.id.value,
         info=info,

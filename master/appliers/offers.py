@@ -12,7 +12,7 @@ import heapq
 from meseta.master import ids, ledger
 from meseta.master.appliers import launches
 from meseta.master.events import DomainEvent, OfferRemoved, OffersCreated
-from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos
+from meseta.master.resources import EMPTY, ResourceError, Resources
 from meseta.master.state import AgentStatus, Filter, Framework, Offer, State
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -68,12 +68,17 @@ def create_offers(state: State, command: commands_pb2.CreateOffers, out: Out) ->
             created.setdefault(offer.framework_id, []).append(offer)
     for framework_id, offers in created.items():
         out.append(OffersCreated(framework_id, tuple(offers)))
+    # Marks are in index order: drop those the allocator has considered, in one pass
+    # (popping the first key in a loop rescans the dict's deleted slots every time).
     considered = command.base_index
-    while state.dirty_agents:
-        agent_id, marked = next(iter(state.dirty_agents.items()))
+    dirty = state.dirty_agents
+    done = []
+    for agent_id, marked in dirty.items():
         if marked > considered:
             break
-        del state.dirty_agents[agent_id]
+        done.append(agent_id)
+    for agent_id in done:
+        del dirty[agent_id]
 
 
 def checked_offer(state: State, decision: commands_pb2.OfferDecision) -> Offer | None:
@@ -88,7 +93,7 @@ def checked_offer(state: State, decision: commands_pb2.OfferDecision) -> Offer |
     if role in framework.suppressed_roles:
         return None
     try:
-        resources = from_protos(decision.resources)
+        resources = launches.parsed(decision.resources)
     except ResourceError:
         return None
     if not resources or not agent.available.allocatable_to(role).contains(resources):

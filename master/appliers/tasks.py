@@ -20,22 +20,27 @@ from meseta.master.events import (
     TaskStatusUpdated,
 )
 from meseta.master.reconciliation import explicit_reply
-from meseta.master.state import Agent, AgentStatus, State, Task, is_terminal
+from meseta.master.state import TERMINAL_STATES, Agent, AgentStatus, State, Task, is_terminal
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 
 Out = list[DomainEvent]
+
+# A task entering one of these gives its resources back.
+RELEASING_STATES = TERMINAL_STATES | {mesos_pb2.TASK_UNREACHABLE}
 
 
 def record_status(task: Task, status: mesos_pb2.TaskStatus) -> None:
     """Append to the history, collapsing consecutive identical states; `data` is not kept."""
     kept = mesos_pb2.TaskStatus()
     kept.CopyFrom(status)
-    kept.ClearField("data")
-    if task.statuses and task.statuses[-1].state == kept.state:
-        task.statuses[-1] = kept
+    if kept.HasField("data"):
+        kept.ClearField("data")
+    statuses = task.statuses
+    if statuses and statuses[-1].state == kept.state:
+        statuses[-1] = kept
     else:
-        task.statuses.append(kept)
+        statuses.append(kept)
 
 
 def release_task(state: State, task: Task) -> None:
@@ -50,10 +55,10 @@ def release_task(state: State, task: Task) -> None:
 
 
 def set_state(state: State, task: Task, new_state: int) -> None:
-    if is_terminal(task.state):
+    if task.state in TERMINAL_STATES:
         return
     task.state = new_state
-    if is_terminal(new_state) or new_state == mesos_pb2.TASK_UNREACHABLE:
+    if new_state in RELEASING_STATES:
         release_task(state, task)
 
 
@@ -87,58 +92,60 @@ def master_transition(
 
 
 def update_task_status(state: State, command: commands_pb2.UpdateTaskStatus, out: Out) -> None:
+    # The hottest applier (with acknowledgements): protobuf reads are cached in locals.
     status = command.status
+    task_id = status.task_id.value
+    agent_id = command.agent_id
     framework = state.frameworks.get(command.framework_id)
-    task = framework.tasks.get(status.task_id.value) if framework else None
-    if framework is not None and task is None:
-        task = framework.unreachable_tasks.get(status.task_id.value)
-    if task is None or task.agent_id != command.agent_id:
+    task = None
+    if framework is not None:
+        task = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
+    if task is None or task.agent_id != agent_id:
         # Unknown here (e.g. already completed): still forward so the agent gets its ack.
-        out.append(
-            TaskStatusUpdated(
-                command.framework_id, status.task_id.value, command.agent_id, status.state, status
-            )
-        )
+        out.append(TaskStatusUpdated(command.framework_id, task_id, agent_id, status.state, status))
         return
-    forwarded = mesos_pb2.TaskStatus()
-    forwarded.CopyFrom(status)
-    forwarded.agent_id.value = command.agent_id
-    if task.executor_id and not forwarded.HasField("executor_id"):
-        forwarded.executor_id.value = task.executor_id
-    latest = command.latest_state if command.HasField("latest_state") else status.state
-    set_state(state, task, latest)
-    if status.uuid:
-        task.status_update_state = status.state
-        task.status_update_uuid = status.uuid
-    record_status(task, forwarded)
-    out.append(
-        TaskStatusUpdated(task.framework_id, task.task_id, task.agent_id, task.state, forwarded)
+    if status.agent_id.value == agent_id and (
+        not task.executor_id or status.HasField("executor_id")
+    ):
+        forwarded = status  # complete as sent; the history keeps its own copy
+    else:
+        forwarded = mesos_pb2.TaskStatus()
+        forwarded.CopyFrom(status)
+        forwarded.agent_id.value = agent_id
+        if task.executor_id and not forwarded.HasField("executor_id"):
+            forwarded.executor_id.value = task.executor_id
+    update_state = status.state
+    set_state(
+        state, task, command.latest_state if command.HasField("latest_state") else update_state
     )
+    uuid = status.uuid
+    if uuid:
+        task.status_update_state = update_state
+        task.status_update_uuid = uuid
+    record_status(task, forwarded)
+    out.append(TaskStatusUpdated(task.framework_id, task_id, agent_id, task.state, forwarded))
 
 
 def acknowledge_task_status(
     state: State, command: commands_pb2.AcknowledgeTaskStatus, out: Out
 ) -> None:
-    framework = state.frameworks.get(command.framework_id)
+    framework_id = command.framework_id
+    framework = state.frameworks.get(framework_id)
     if framework is None:
         out.append(CommandRejected("acknowledge", "Framework cannot be found"))
         return
-    task = framework.tasks.get(command.task_id)
+    task_id, agent_id, uuid = command.task_id, command.agent_id, command.uuid
+    task = framework.tasks.get(task_id)
     if (
         task is not None
-        and task.agent_id == command.agent_id
-        and task.status_update_uuid == command.uuid
-        and task.status_update_state is not None
-        and is_terminal(task.status_update_state)
+        and task.agent_id == agent_id
+        and task.status_update_uuid == uuid
+        and task.status_update_state in TERMINAL_STATES
     ):
         complete_task(state, task, out)
-    agent = state.agents.get(command.agent_id)
+    agent = state.agents.get(agent_id)
     if agent is not None and agent.status is AgentStatus.ACTIVE:
-        out.append(
-            AcknowledgementForwarded(
-                command.agent_id, command.framework_id, command.task_id, command.uuid
-            )
-        )
+        out.append(AcknowledgementForwarded(agent_id, framework_id, task_id, uuid))
 
 
 def kill_task(state: State, command: commands_pb2.KillTask, out: Out) -> None:

@@ -1,0 +1,218 @@
+"""Our agent <-> master link (proto/agent_link/v1): registration, calls, disconnection."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+from support.fake_agent import FakeAgent, reported_task, scalar
+from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
+from support.master_harness import MasterHandle
+
+from meseta.master.state import AgentStatus, FrameworkStatus
+
+
+async def launched(
+    scheduler: FakeScheduler, agent: FakeAgent, task_id: str, **info: object
+) -> tuple[SchedulerStream, str, dict[str, object]]:
+    """Subscribe a framework and launch one task on `agent`; (stream, framework id, RUN_TASK)."""
+    stream, first = await scheduler.subscribe(framework_info(**info))
+    assert first["type"] == "SUBSCRIBED", first
+    fid = scheduler.framework_id or ""
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    task = {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": [scalar("cpus", 1)],
+        "command": {"value": "sleep 1000"},
+    }
+    accept = {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+    }
+    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+    run = (await agent.expect("RUN_TASK"))["run_task"]
+    await agent.update(fid, task_id, "TASK_RUNNING")
+    await stream.expect("UPDATE")
+    return stream, fid, run
+
+
+async def test_register_gets_an_agent_id(master: MasterHandle) -> None:
+    async with FakeAgent(master.url, hostname="127.0.0.1", port=5051) as agent:
+        first = await agent.subscribe()
+        assert first["type"] == "SUBSCRIBED"
+        agent_id = first["subscribed"]["agent_id"]["value"]
+        assert agent_id == f"{master.state.cluster_id}-S0"
+        assert first["subscribed"]["heartbeat_interval_seconds"] == 15.0
+        assert first["subscribed"]["master_info"]["id"] == master.state.cluster_id
+        assert agent.stream is not None
+        assert agent.stream.response.headers["Content-Type"] == "application/json"
+        assert agent.stream.response.headers["Transfer-Encoding"] == "chunked"
+        state = master.state.agents[agent_id]
+        assert state.status is AgentStatus.ACTIVE
+        assert state.info.hostname == "127.0.0.1"
+        await agent.heartbeat()
+        async with FakeAgent(master.url, port=5052) as second:
+            assert (await second.subscribe())["subscribed"]["agent_id"]["value"] == (
+                f"{master.state.cluster_id}-S1"
+            )
+
+
+async def test_calls_from_unknown_or_unnamed_agents_are_400(
+    master: MasterHandle, agent: FakeAgent
+) -> None:
+    update = {
+        "framework_id": {"value": "f"},
+        "status": {"task_id": {"value": "t"}, "state": "TASK_RUNNING"},
+    }
+    with master.unchanged():
+        status, text = await agent.call(
+            {"type": "UPDATE", "agent_id": {"value": "no-such-agent"}, "update": update}
+        )
+        assert (status, text) == (400, "Agent cannot be found")
+        status, text = await agent.call({"type": "UPDATE", "update": update})
+        assert status == 400
+        status, _ = await agent.call({"type": "UNKNOWN", "agent_id": {"value": "x"}})
+        assert status == 501
+        status, _ = await agent.call({"agent_id": {"value": "x"}})
+        assert status == 400
+        await agent.update("f", "t", "TASK_RUNNING", agent_id="no-such-agent", expect_status=400)
+        # An UPDATE without its body.
+        await agent.checked(agent.envelope("UPDATE"), 400)
+
+
+async def test_transport_errors(master: MasterHandle, agent: FakeAgent) -> None:
+    assert agent.session is not None
+    url = agent.url
+    with master.unchanged():
+        async with agent.session.get(url) as reply:
+            assert reply.status == 405
+            assert reply.headers["Allow"] == "POST"
+        async with agent.session.post(
+            url, data=b"{}", headers={"Content-Type": "text/plain"}
+        ) as reply:
+            assert reply.status == 415
+        async with agent.session.post(
+            url, data=b"{", headers={"Content-Type": "application/json"}
+        ) as reply:
+            assert reply.status == 400
+        async with agent.session.post(
+            url,
+            data=orjson.dumps({"type": "SUBSCRIBE"}),
+            headers={"Content-Type": "application/json"},
+        ) as reply:
+            assert reply.status == 400
+
+
+async def test_bad_resources_are_an_error_event(master: MasterHandle) -> None:
+    async with FakeAgent(master.url, resources=[scalar("cpus", -1)]) as agent:
+        with master.unchanged("register_agent"):
+            first = await agent.subscribe()
+            assert first["type"] == "ERROR"
+            assert first["error"]["message"]
+            assert agent.stream is not None
+            assert await agent.stream.wait_closed() == []
+        assert master.state.agents == {}
+        assert agent.agent_id is None
+
+
+async def test_stream_close_disconnects_the_agent(master: MasterHandle, agent: FakeAgent) -> None:
+    agent_id = agent.agent_id or ""
+    await agent.disconnect()
+    await master.wait_until(
+        lambda: master.state.agents[agent_id].status is AgentStatus.DISCONNECTED,
+        "the agent to be disconnected",
+    )
+    assert agent_id in master.state.awaiting_agents
+    with master.unchanged():
+        await agent.heartbeat(expect_status=403)
+        await agent.update("f", "t", "TASK_RUNNING", expect_status=403)
+
+
+async def test_reregistration_keeps_reported_tasks(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    stream, fid, run = await launched(scheduler, agent, "kept", checkpoint=True)
+    agent_id = agent.agent_id or ""
+    await agent.disconnect()
+    await master.wait_until(
+        lambda: master.state.agents[agent_id].status is AgentStatus.DISCONNECTED,
+        "the agent to be disconnected",
+    )
+    # A checkpointing framework's task survives the disconnection...
+    assert "kept" in master.state.frameworks[fid].tasks
+    again = await agent.subscribe(agent_id=agent_id, tasks=[reported_task(run, agent_id)])
+    assert again["type"] == "SUBSCRIBED"
+    assert again["subscribed"]["agent_id"]["value"] == agent_id
+    # ...and the re-registration that reports it.
+    agent_state = master.state.agents[agent_id]
+    assert agent_state.status is AgentStatus.ACTIVE
+    assert (fid, "kept") in agent_state.tasks
+    assert master.state.frameworks[fid].tasks["kept"].agent_id == agent_id
+    # The re-registered agent's calls are accepted again.
+    await agent.heartbeat()
+    sent = await agent.update(fid, "kept", "TASK_FINISHED")
+    status = (await stream.expect("UPDATE"))["update"]["status"]
+    assert (status["state"], base64.b64decode(status["uuid"])) == ("TASK_FINISHED", sent)
+
+
+async def test_reregistration_without_a_task_asks_the_agent_to_reconcile(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    _, fid, _ = await launched(scheduler, agent, "forgotten", checkpoint=True)
+    agent_id = agent.agent_id or ""
+    again = await agent.subscribe(agent_id=agent_id)
+    assert again["type"] == "SUBSCRIBED"
+    reconcile = (await agent.expect("RECONCILE_TASKS"))["reconcile_tasks"]
+    assert reconcile == {"framework_id": {"value": fid}, "task_ids": [{"value": "forgotten"}]}
+
+
+async def test_non_checkpointing_tasks_are_lost_on_disconnection(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    stream, fid, _ = await launched(scheduler, agent, "lost")
+    await agent.disconnect()
+    status = (await stream.expect("UPDATE"))["update"]["status"]
+    assert (status["task_id"]["value"], status["state"]) == ("lost", "TASK_LOST")
+    assert status["reason"] == "REASON_AGENT_DISCONNECTED"
+    assert "uuid" not in status
+    assert "lost" not in master.state.frameworks[fid].tasks
+
+
+async def test_executor_exit_and_messages_reach_the_scheduler(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    stream, first = await scheduler.subscribe()
+    fid = scheduler.framework_id or ""
+    assert first["type"] == "SUBSCRIBED"
+    await agent.message(fid, "exec-1", b"\x00payload")
+    message = (await stream.expect("MESSAGE"))["message"]
+    assert message["agent_id"]["value"] == agent.agent_id
+    assert message["executor_id"]["value"] == "exec-1"
+    assert base64.b64decode(message["data"]) == b"\x00payload"
+    await agent.executor_exited(fid, "exec-1", status=256)
+    failure = (await stream.expect("FAILURE"))["failure"]
+    assert failure == {
+        "agent_id": {"value": agent.agent_id},
+        "executor_id": {"value": "exec-1"},
+        "status": 256,
+    }
+    assert master.state.frameworks[fid].status is FrameworkStatus.CONNECTED
+
+
+async def test_kill_while_disconnected_is_resent_on_reregistration(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    _, fid, run = await launched(scheduler, agent, "doomed", checkpoint=True)
+    agent_id = agent.agent_id or ""
+    await agent.disconnect()
+    await master.wait_until(
+        lambda: master.state.agents[agent_id].status is AgentStatus.DISCONNECTED,
+        "the agent to be disconnected",
+    )
+    assert (await scheduler.call("KILL", kill={"task_id": {"value": "doomed"}})).status == 202
+    again = await agent.subscribe(agent_id=agent_id, tasks=[reported_task(run, agent_id)])
+    assert again["type"] == "SUBSCRIBED"
+    kill = (await agent.expect("KILL_TASK"))["kill_task"]
+    assert kill == {"framework_id": {"value": fid}, "task_id": {"value": "doomed"}}

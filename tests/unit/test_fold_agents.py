@@ -1,0 +1,314 @@
+"""Fold appliers for agents: register, re-register, disconnect, unreachable, gone (7.2, 5.4)."""
+
+from __future__ import annotations
+
+import pytest
+from support.fold_cluster import (
+    AGENT_RESOURCES,
+    NS_PER_S,
+    Cluster,
+    executor_info,
+    names,
+    of_type,
+    one,
+    task_info,
+)
+
+from meseta.master.events import (
+    AgentDisconnected,
+    AgentGone,
+    AgentLost,
+    AgentRegistered,
+    AgentRegistrationRejected,
+    AgentRemoved,
+    AgentUnreachable,
+    CommandRejected,
+    FrameworkShutdownRequested,
+    OfferRemoved,
+    TaskCompleted,
+    TasksReconcileRequested,
+    TaskStatusUpdated,
+)
+from meseta.master.resources import parse
+from meseta.master.state import AgentStatus
+from meseta.master.v1 import commands_pb2 as c
+from meseta.proto.mesos.v1 import mesos_pb2 as m
+
+Reason = m.TaskStatus
+TIMEOUT_NS = 600 * NS_PER_S
+
+
+def test_register_assigns_sequential_ids_and_counts_the_agent() -> None:
+    cluster = Cluster()
+    events = cluster.register_agent("h1", stream_id="as")
+    registered = one(events, AgentRegistered)
+    assert (registered.agent_id, registered.stream_id, registered.reregistered) == (
+        "C-S0",
+        "as",
+        False,
+    )
+    assert registered.info.id.value == "C-S0"
+    assert cluster.add_agent("h2") == "C-S1"
+    agent = cluster.state.agents["C-S0"]
+    assert agent.status is AgentStatus.ACTIVE and agent.hostname == "h1"
+    assert agent.total == parse(AGENT_RESOURCES)
+    assert cluster.state.cluster_total == parse("cpus:8;mem:2048")
+
+
+def test_register_with_bad_resources_is_rejected() -> None:
+    cluster = Cluster()
+    info = m.AgentInfo(hostname="h", port=1)
+    info.resources.add(name="cpus", type=m.Value.SCALAR).scalar.value = -1
+    events = cluster.run(register_agent=c.RegisterAgent(agent_info=info, stream_id="x"))
+    assert one(events, AgentRegistrationRejected).stream_id == "x"
+    assert not cluster.state.agents
+
+
+def test_registration_at_the_same_address_replaces_the_old_agent() -> None:
+    cluster = Cluster()
+    old = cluster.add_agent("h1", 5051)
+    fid = cluster.add_framework(partition_aware=True)
+    cluster.start_task(fid, old, "t1")
+    offer_id = cluster.add_offer(fid, old, resources="cpus:1")
+    events = cluster.register_agent("h1", 5051)
+    new = one(events, AgentRegistered).agent_id
+    assert new != old
+    assert one(events, OfferRemoved).offer_id == offer_id
+    gone = one(events, TaskStatusUpdated)
+    assert gone.state == m.TASK_GONE and gone.status.reason == Reason.REASON_AGENT_RESTARTED
+    assert one(events, TaskCompleted).task.task_id == "t1"
+    assert one(events, AgentRemoved).agent_id == old
+    assert one(events, AgentLost).agent_id == old
+    assert cluster.state.agents[old].status is AgentStatus.REMOVED
+    assert cluster.state.cluster_total == parse("cpus:4;mem:1024")
+    # Same host, other port: a second agent.
+    assert not of_type(cluster.register_agent("h1", 5052), AgentRemoved)
+
+
+def test_disconnect_loses_tasks_of_non_checkpointing_frameworks_only() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    plain = cluster.add_framework("plain", partition_aware=True)
+    durable = cluster.add_framework("durable", checkpoint=True)
+    cluster.start_task(plain, agent, "p1")
+    cluster.start_task(durable, agent, "d1")
+    offer_id = cluster.add_offer(durable, agent, resources="cpus:1")
+    events = cluster.disconnect_agent(agent)
+    removed = one(events, OfferRemoved)
+    assert (removed.offer_id, removed.rescind) == (offer_id, True)
+    lost = one(events, TaskStatusUpdated)
+    # TASK_LOST even for a partition-aware framework (contract 5.4).
+    assert (lost.task_id, lost.state) == ("p1", m.TASK_LOST)
+    assert lost.status.reason == Reason.REASON_AGENT_DISCONNECTED
+    assert lost.status.source == Reason.SOURCE_MASTER and not lost.status.uuid
+    # Mesos removes the task at once: no acknowledgement will ever come for it.
+    assert one(events, TaskCompleted).task.task_id == "p1"
+    assert "p1" not in cluster.state.frameworks[plain].tasks
+    assert one(events, AgentDisconnected).agent_id == agent
+    assert cluster.state.agents[agent].status is AgentStatus.DISCONNECTED
+    assert cluster.state.frameworks[durable].tasks["d1"].state == m.TASK_RUNNING
+    assert cluster.state.agents[agent].allocated == parse("cpus:1;mem:128")
+    assert agent in cluster.state.awaiting_agents
+
+
+def test_disconnect_removes_executors_of_non_checkpointing_frameworks() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework()
+    offer_id = cluster.add_offer(fid, agent)
+    executor = executor_info("ex", "cpus:0.5;mem:32")
+    cluster.launch(fid, [offer_id], [task_info("t1", agent, "cpus:1", executor=executor)])
+    cluster.disconnect_agent(agent)
+    assert not cluster.state.agents[agent].executors
+    assert not cluster.state.agents[agent].allocated
+
+
+def test_disconnect_of_a_stale_stream_is_ignored() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent(stream_id="first")
+    cluster.reregister_agent(agent, stream_id="second")
+    assert cluster.disconnect_agent(agent, stream_id="first") == []
+    assert cluster.state.agents[agent].status is AgentStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("partition_aware", "visible"), [(True, m.TASK_UNREACHABLE), (False, m.TASK_LOST)]
+)
+def test_reregistration_timeout_makes_the_agent_unreachable(
+    partition_aware: bool, visible: int
+) -> None:
+    cluster = Cluster(agent_reregister_timeout_ns=TIMEOUT_NS)
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(partition_aware=partition_aware, checkpoint=True)
+    cluster.start_task(fid, agent, "t1")
+    cluster.disconnect_agent(agent)
+    assert cluster.tick(TIMEOUT_NS - 1) == []
+    events = cluster.tick(1)
+    update = one(events, TaskStatusUpdated)
+    assert update.state == visible
+    assert update.status.state == visible
+    assert update.status.reason == Reason.REASON_AGENT_REMOVED
+    assert update.status.unreachable_time.nanoseconds == cluster.now_ns
+    assert names(events)[-2:] == ["AgentUnreachable", "AgentLost"]
+    assert one(events, AgentUnreachable).agent_id == agent
+    task = cluster.state.frameworks[fid].unreachable_tasks["t1"]
+    assert task.state == m.TASK_UNREACHABLE and not task.holds_resources
+    assert "t1" not in cluster.state.frameworks[fid].tasks
+    assert cluster.state.agents[agent].status is AgentStatus.UNREACHABLE
+    assert cluster.state.cluster_total == parse("")
+    assert agent not in cluster.state.awaiting_agents
+
+
+@pytest.mark.parametrize("partition_aware", [True, False])
+def test_unreachable_agent_reregistering_brings_its_tasks_back(partition_aware: bool) -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(partition_aware=partition_aware, checkpoint=True)
+    task = cluster.start_task(fid, agent, "t1")
+    cluster.mark_unreachable(agent)
+    events = cluster.reregister_agent(agent, report_known_tasks=True)
+    back = one(events, TaskStatusUpdated)
+    assert (back.task_id, back.state) == ("t1", m.TASK_RUNNING)
+    assert back.status.reason == Reason.REASON_AGENT_REREGISTERED
+    assert back.status.source == Reason.SOURCE_MASTER and not back.status.uuid
+    assert one(events, AgentRegistered).reregistered
+    assert cluster.state.frameworks[fid].tasks["t1"] is task
+    assert not cluster.state.frameworks[fid].unreachable_tasks
+    assert task.state == m.TASK_RUNNING and task.holds_resources
+    assert cluster.state.agents[agent].allocated == parse("cpus:1;mem:128")
+    assert cluster.state.cluster_total == parse("cpus:4;mem:1024")
+
+
+def test_mark_gone_ends_tasks_and_forbids_reregistration() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    pa = cluster.add_framework("pa", partition_aware=True)
+    legacy = cluster.add_framework("legacy")
+    cluster.start_task(pa, agent, "t1")
+    cluster.start_task(legacy, agent, "t2")
+    events = cluster.mark_gone(agent)
+    updates = {u.task_id: u for u in of_type(events, TaskStatusUpdated)}
+    assert updates["t1"].state == m.TASK_GONE_BY_OPERATOR
+    assert updates["t2"].state == m.TASK_LOST
+    assert updates["t1"].status.reason == Reason.REASON_AGENT_REMOVED_BY_OPERATOR
+    assert updates["t2"].status.reason == Reason.REASON_AGENT_REMOVED  # as Mesos does
+    assert [e.task.task_id for e in of_type(events, TaskCompleted)] == ["t1", "t2"]
+    assert names(events)[-2:] == ["AgentGone", "AgentLost"]
+    assert cluster.state.agents[agent].status is AgentStatus.GONE
+    assert not cluster.state.agents[agent].allocated
+    rejected = one(cluster.reregister_agent(agent, stream_id="back"), AgentRegistrationRejected)
+    assert rejected.stream_id == "back" and "marked gone" in rejected.message
+    assert cluster.mark_gone(agent) == []
+    assert of_type(cluster.mark_gone("nope"), CommandRejected)
+
+
+def test_mark_gone_of_an_unreachable_agent_ends_its_unreachable_tasks() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(partition_aware=True)
+    cluster.start_task(fid, agent, "t1")
+    cluster.mark_unreachable(agent)
+    events = cluster.mark_gone(agent)
+    assert one(events, TaskStatusUpdated).state == m.TASK_GONE_BY_OPERATOR
+    assert one(events, TaskCompleted).task.task_id == "t1"
+    assert one(events, AgentGone).agent_id == agent
+    assert not of_type(events, AgentLost)  # schedulers heard FAILURE when it became unreachable
+    assert not cluster.state.frameworks[fid].unreachable_tasks
+
+
+def test_reregistration_adopts_tasks_the_master_does_not_know() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework()
+    report = m.Task(name="orphan", state=m.TASK_RUNNING)
+    report.task_id.value = "orphan"
+    report.framework_id.value = fid
+    report.agent_id.value = agent
+    report.resources.extend(task_info("orphan", agent, "cpus:2").resources)
+    cluster.reregister_agent(agent, tasks=[report])
+    task = cluster.state.frameworks[fid].tasks["orphan"]
+    assert task.state == m.TASK_RUNNING and task.holds_resources
+    assert cluster.state.agents[agent].allocated == parse("cpus:2")
+
+
+def test_reregistration_asks_about_known_tasks_it_did_not_report() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(checkpoint=True)
+    cluster.start_task(fid, agent, "t1")
+    cluster.start_task(fid, agent, "t2")
+    cluster.disconnect_agent(agent)
+    known = cluster.state.frameworks[fid].tasks["t1"]
+    events = cluster.reregister_agent(agent, tasks=[cluster.task_report(known)])
+    assert one(events, TasksReconcileRequested) == TasksReconcileRequested(agent, fid, ("t2",))
+    assert cluster.state.agents[agent].status is AgentStatus.ACTIVE
+
+
+def test_reregistration_with_a_changed_address_is_rejected() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent("h1", 5051)
+    info = m.AgentInfo()
+    info.CopyFrom(cluster.state.agents[agent].info)
+    info.port = 6000
+    rejected = one(cluster.reregister_agent(agent, info=info), AgentRegistrationRejected)
+    assert "hostname or port" in rejected.message
+
+
+def test_unknown_agent_reregistering_is_admitted_with_its_own_id() -> None:
+    cluster = Cluster()
+    info = m.AgentInfo(hostname="h9", port=5051)
+    info.id.value = "C-S0"
+    info.resources.extend(task_info("x", "C-S0", AGENT_RESOURCES).resources)
+    events = cluster.reregister_agent("C-S0", info=info)
+    assert one(events, AgentRegistered).reregistered
+    assert cluster.state.agents["C-S0"].status is AgentStatus.ACTIVE
+    # The next registration must not reuse the id the newcomer brought along.
+    assert cluster.add_agent("h10") == "C-S1"
+    assert cluster.state.agents["C-S0"].hostname == "h9"
+
+
+def test_leader_change_puts_agents_into_recovery_until_they_reregister() -> None:
+    cluster = Cluster(agent_reregister_timeout_ns=TIMEOUT_NS)
+    a1, a2 = cluster.add_agent("h1"), cluster.add_agent("h2")
+    fid = cluster.add_framework(checkpoint=True, partition_aware=True, failover_timeout=3600)
+    cluster.start_task(fid, a2, "t1")
+    cluster.add_offer(fid, a1)
+    events = cluster.elect()
+    assert names(events)[-1] == "LeaderElected"
+    assert one(events, OfferRemoved).reason == "discarded"
+    assert {a.status for a in cluster.state.agents.values()} == {AgentStatus.RECOVERING}
+    assert cluster.state.cluster_total == parse("cpus:8;mem:2048")  # still counted
+    cluster.reregister_agent(a1)
+    assert cluster.state.agents[a1].status is AgentStatus.ACTIVE
+    events = cluster.tick(TIMEOUT_NS)
+    assert one(events, AgentUnreachable).agent_id == a2
+    assert one(events, TaskStatusUpdated).state == m.TASK_UNREACHABLE
+
+
+def test_stale_leader_term_is_rejected() -> None:
+    cluster = Cluster()
+    assert of_type(cluster.elect(term=1), CommandRejected)
+
+
+def test_books_over_agents_with_identical_port_ranges_stay_balanced() -> None:
+    """Ranges are unions: totals over several agents must not lose a shared range."""
+    cluster = Cluster()
+    a1, a2 = cluster.add_agent("h1"), cluster.add_agent("h2")
+    fid = cluster.add_framework()
+    o1 = cluster.add_offer(fid, a1, resources="cpus:1;ports:[31000-31000]")
+    cluster.add_offer(fid, a2, resources="cpus:1;ports:[31000-31000]")
+    cluster.decline(fid, [o1])
+    cluster.mark_gone(a1)
+    assert cluster.state.cluster_total == parse("cpus:4;mem:1024")
+
+
+def test_removed_framework_gets_shutdown_when_its_agent_returns() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(checkpoint=True)
+    task = cluster.start_task(fid, agent, "t1")
+    cluster.disconnect_agent(agent)
+    cluster.teardown(fid)
+    events = cluster.reregister_agent(agent, tasks=[cluster.task_report(task, m.TASK_RUNNING)])
+    assert one(events, FrameworkShutdownRequested) == FrameworkShutdownRequested(agent, fid)
+    assert not cluster.state.agents[agent].tasks
