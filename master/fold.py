@@ -70,8 +70,11 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
     """Apply one committed entry at `index`; return what happened, in order."""
     header = entry.header
     state.applied_index = index
-    state.now_ns = max(state.now_ns, header.timestamp_ns)
-    if header.schema_version > SCHEMA_VERSION and not header.ignorable_if_unknown:
+    timestamp_ns = header.timestamp_ns
+    if timestamp_ns > state.now_ns:
+        state.now_ns = timestamp_ns
+    ignorable = header.ignorable_if_unknown
+    if header.schema_version > SCHEMA_VERSION and not ignorable:
         raise UnknownCommand(f"entry {index} has schema version {header.schema_version}")
     proposal_id = header.proposal_id
     if proposal_id:
@@ -80,11 +83,11 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
             return []
         remember_proposal(state, proposal_id, index)
     out: list[DomainEvent] = []
-    if header.proposer_term and header.proposer_term < state.leader_term:
+    proposer_term = header.proposer_term
+    if proposer_term and proposer_term < state.leader_term:
         # Proposed by a deposed leader that had not heard of its successor.
-        out.append(CommandRejected("entry", f"Stale proposer term {header.proposer_term}"))
+        out.append(CommandRejected("entry", f"Stale proposer term {proposer_term}"))
         return out
-    ignorable = header.ignorable_if_unknown
     appliers = APPLIERS
     for command in decode(entry).commands:
         # The common case inline (this loop runs for every command of every entry);

@@ -53,7 +53,7 @@ def main() -> int:
             setup.write_text(
                 setup.read_text().replace("run_setup(not IS_PYPY)", "run_setup(False)")
             )
-            pip("--no-build-isolation", str(source))
+            pip(str(source))
     pip(PYMESOS)
     return 0
 

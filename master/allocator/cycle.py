@@ -235,6 +235,7 @@ def pick(
     now_ns = cycle.now_ns
     key = (agent.id, node.path)
     items = chunk.items
+    covering = None  # a refused Resources already found to contain the chunk
     for index, (_, _, candidate) in enumerate(node.frameworks.entries):
         if gpu and candidate.gpu_blocked:
             continue
@@ -244,12 +245,14 @@ def pick(
         elif not eligible(candidate, agent, counts, fits):
             continue
         refusal = candidate.filters.get(key)
-        if (
-            refusal is not None
-            and refusal.expires_ns > now_ns
-            and (refusal.resources.items == items or refusal.resources.contains(chunk))
-        ):
-            continue
+        if refusal is not None and refusal.expires_ns > now_ns:
+            refused = refusal.resources
+            # Refusals sharing one Resources object cost one comparison per agent.
+            if refused is covering:
+                continue
+            if refused.items == items or refused.contains(chunk):
+                covering = refused
+                continue
         return index
     return -1
 

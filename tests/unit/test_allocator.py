@@ -245,6 +245,18 @@ def test_resources_growing_beyond_the_filter_unhide_the_agent() -> None:
     assert allocate(state, NOW, AllocatorConfig()) == []
 
 
+def test_refusals_sharing_one_resources_object_are_each_checked_for_expiry() -> None:
+    state = cluster(1)
+    for name in ("f1", "f2", "f3"):
+        add_framework(state, name)
+    shared = parse("cpus:4;mem:1024")
+    state.frameworks["f1"].filters[("a00", "*")] = Filter(shared, NOW + 5)
+    state.frameworks["f2"].filters[("a00", "*")] = Filter(shared, NOW + 5)
+    assert offered(allocate(state, NOW, AllocatorConfig())) == {"f3": 1}
+    state.frameworks["f2"].filters[("a00", "*")] = Filter(shared, NOW)  # expired
+    assert offered(allocate(state, NOW, AllocatorConfig())) == {"f2": 1}
+
+
 def test_a_filter_is_per_role() -> None:
     state = cluster(1)
     add_framework(state, "f1", ["r1", "r2"])

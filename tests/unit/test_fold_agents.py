@@ -29,6 +29,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
+from meseta.master.reconciliation import reconcile
 from meseta.master.resources import parse
 from meseta.master.state import AgentStatus
 from meseta.master.v1 import commands_pb2 as c
@@ -312,3 +313,32 @@ def test_removed_framework_gets_shutdown_when_its_agent_returns() -> None:
     events = cluster.reregister_agent(agent, tasks=[cluster.task_report(task, m.TASK_RUNNING)])
     assert one(events, FrameworkShutdownRequested) == FrameworkShutdownRequested(agent, fid)
     assert not cluster.state.agents[agent].tasks
+
+
+def test_an_unreachable_task_reported_by_another_agent_stays_where_it_was() -> None:
+    cluster = Cluster()
+    home, other = cluster.add_agent("h1"), cluster.add_agent("h2")
+    fid = cluster.add_framework(partition_aware=True)
+    task = cluster.start_task(fid, home, "t1")
+    cluster.mark_unreachable(home)
+    report = cluster.task_report(task, m.TASK_RUNNING)
+    report.agent_id.value = other
+    events = cluster.reregister_agent(other, tasks=[report])
+    assert not of_type(events, TaskStatusUpdated)
+    assert cluster.state.frameworks[fid].unreachable_tasks["t1"] is task
+    assert "t1" not in cluster.state.frameworks[fid].tasks
+    assert not cluster.state.agents[other].tasks
+
+
+def test_reconciliation_of_an_unreachable_task_says_unreachable_not_its_last_update() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(partition_aware=True)
+    task = cluster.start_task(fid, agent, "t1")
+    assert task.status_update_state == m.TASK_RUNNING
+    cluster.mark_unreachable(agent)
+    update = one(cluster.kill(fid, "elsewhere"), TaskStatusUpdated)  # unknown: TASK_UNKNOWN
+    assert update.state == m.TASK_UNKNOWN
+    (reply,) = reconcile(cluster.state, cluster.state.frameworks[fid], [("t1", agent)])
+    assert reply.state == m.TASK_UNREACHABLE
+    assert reply.unreachable_time.nanoseconds == cluster.state.agents[agent].unreachable_ns
