@@ -112,3 +112,16 @@ def test_cli_replays_a_replica_store(
     partial = replay.replay(iter(list(enumerate(payloads, start=1))[:300]))
     assert summary["digest"] == digest(partial.state)
     assert cli.main(["replay", "--data", str(tmp_path / "nothing")]) == 2
+
+
+def test_check_stops_at_the_first_broken_invariant(
+    entry_file: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, _ = entry_file
+    monkeypatch.setattr(
+        replay.invariants, "check", lambda state: ["boom"] if state.applied_index >= 5 else []
+    )
+    assert replay.main(["--file", str(path), "--check"]) == 1
+    assert "invariants broken after entry 5: ['boom']" in capsys.readouterr().err
