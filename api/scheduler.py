@@ -29,6 +29,7 @@ from meseta.master.events import CommandRejected
 from meseta.master.reconciliation import reconcile
 from meseta.master.state import Framework, FrameworkStatus
 from meseta.master.v1 import commands_pb2 as commands
+from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
@@ -272,8 +273,6 @@ def answer_reconcile_operations(
 
 def forward_message(context: MasterContext, framework_id: str, body: Call.Message) -> None:
     """Best effort, like Mesos: straight to the agent's stream, not through the log."""
-    from meseta.proto.agent_link.v1 import agent_link_pb2
-
     stream = context.agents.get(body.agent_id.value)
     if stream is None:
         return
