@@ -37,6 +37,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.api.recordio",
         "meseta.api.mesos_json",
         "meseta.log.v1",
+        # The pure Mesos resource value type (text syntax, exact arithmetic): one parser for
+        # `--resources` on both sides. The agent reaches the master itself only over HTTP.
+        "meseta.master.resources",
     ),
 }
 
@@ -59,6 +62,7 @@ PURE_MODULES = (
     "master/appliers/**",
     "master/allocator/**",
     "agent/core.py",
+    "agent/status_updates.py",
     "api/recordio.py",
     "api/mesos_json.py",
 )
