@@ -10,9 +10,11 @@ import functools
 
 from meseta.api.context import MasterContext
 from meseta.api.streams import Stream
+from meseta.master import decide
 from meseta.master import events as ev
 from meseta.master.resources import to_protos
 from meseta.master.state import Offer, State
+from meseta.master.v1 import commands_pb2 as commands
 from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
@@ -60,6 +62,13 @@ def route(event: object, router: EventRouter) -> None:
 def _(event: ev.FrameworkSubscribed, router: EventRouter) -> None:
     stream = router.context.pending.pop(event.stream_id, None)
     if stream is None:
+        # The subscriber gave up before its entry applied (e.g. it was told 503): the
+        # framework must not stay "connected" to a stream nobody reads.
+        if router.context.leadership.leading:
+            body = commands.DisconnectFramework(
+                framework_id=event.framework_id, stream_id=event.stream_id
+            )
+            router.context.leadership.spawn_proposal(decide.command(disconnect_framework=body))
         return
     router.context.frameworks[event.framework_id] = stream
     subscribed = Event(type=Event.SUBSCRIBED)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meseta.api.context import MasterContext
-from meseta.api.event_router import HEARTBEAT_INTERVAL_S, error_event
+from meseta.api.event_router import HEARTBEAT_INTERVAL_S
 from meseta.api.http import (
     HttpError,
     parse_body,
@@ -138,10 +138,11 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
         body.offer_constraints.CopyFrom(call.subscribe.offer_constraints)
     try:
         await propose_and_wait(context, decide.command(subscribe_framework=body))
-    except HttpError as error:
+    except HttpError:
+        # Not committed in time (or not at all): answer with the status, as Mesos does
+        # before a stream starts. If the entry commits later, the router disconnects it.
         context.pending.pop(stream_id, None)
-        stream.send(error_event(error.message))
-        stream.close()
+        raise
     return stream
 
 

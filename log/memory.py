@@ -162,6 +162,12 @@ class MemoryLog:
 
     # -- test and simulation hooks ---------------------------------------------------
 
+    def set_auto_commit(self, enabled: bool) -> None:
+        """Stop (or resume) committing proposals on their own; `step()` still commits."""
+        self._auto_commit = enabled
+        if enabled:
+            self._schedule_commit()
+
     @property
     def pending(self) -> int:
         """Proposals handed to the log but not committed yet."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import uuid
 
 import pytest
@@ -185,6 +186,29 @@ async def test_subscribe_streams_subscribed_then_heartbeat(
     assert framework.status is FrameworkStatus.CONNECTED
     assert framework.stream_id == headers[STREAM_ID]
     assert framework.info.name == "streaming"
+
+
+async def test_subscribe_not_committed_in_time_is_503_and_later_commit_disconnects(
+    master: MasterHandle, scheduler: FakeScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = master.log
+    log.set_auto_commit(False)
+    monkeypatch.setattr(log, "propose", functools.partial(log.propose, timeout_s=0.2))
+    reply = await scheduler.post(SUBSCRIBE)
+    assert reply.status == 503, reply
+    assert not master.state.frameworks
+    # The entry commits after all: nobody reads that stream, so the framework is disconnected
+    # (and, with failover_timeout 0, removed at once).
+    monkeypatch.undo()
+    log.set_auto_commit(True)
+    log.step()
+    await master.wait_until(
+        lambda: "disconnect_framework" in master.commands_since(1),
+        "the late subscription to be disconnected",
+    )
+    [framework] = master.state.frameworks.values()
+    assert framework.status is not FrameworkStatus.CONNECTED
+    assert not master.context.frameworks
 
 
 async def test_subscribe_without_accept_is_json(
