@@ -6,6 +6,8 @@ so a replay assigns the same ids (contract 5.8 formats).
 
 from __future__ import annotations
 
+import re
+
 NAME_MAX = 255
 
 
@@ -21,6 +23,10 @@ def offer_id(cluster_id: str, sequence: int) -> str:
     return f"{cluster_id}-O{sequence}"
 
 
+# A slash, a backslash or a control character (Mesos's common id validation).
+_FORBIDDEN_ID_CHARACTER = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
 def id_error(value: str, what: str) -> str | None:
     """Why a client-supplied id is invalid (Mesos's common validation), or None."""
     if not value:
@@ -29,7 +35,7 @@ def id_error(value: str, what: str) -> str | None:
         return f"{what} '{value[:32]}...' is longer than {NAME_MAX} characters"
     if value in (".", ".."):
         return f"{what} '{value}' is disallowed"
-    if any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _FORBIDDEN_ID_CHARACTER.search(value):
         return f"{what} '{value}' contains a slash, backslash or control character"
     return None
 

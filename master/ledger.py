@@ -21,8 +21,8 @@ def scalars(resources: Resources) -> Resources:
     """
     items = resources.items
     for quantity in items.values():
-        if not isinstance(quantity, int):
-            return Resources({k: q for k, q in items.items() if isinstance(q, int)})
+        if type(quantity) is not int:
+            return Resources({k: q for k, q in items.items() if type(q) is int})
     return resources
 
 
@@ -31,12 +31,10 @@ def hold(state: State, agent: Agent, framework: Framework, role: str, resources:
         return
     agent.allocated = agent.allocated + resources
     resources = scalars(resources)
-    framework.allocated[role] = framework.allocated.get(role, EMPTY) + resources
-    state.role_allocated[role] = state.role_allocated.get(role, EMPTY) + resources
-    if not framework.allocated[role]:
-        del framework.allocated[role]
-    if not state.role_allocated[role]:
-        del state.role_allocated[role]
+    totals = framework.allocated
+    put_total(totals, role, totals.get(role, EMPTY) + resources)
+    totals = state.role_allocated
+    put_total(totals, role, totals.get(role, EMPTY) + resources)
 
 
 def release(
@@ -47,13 +45,19 @@ def release(
     agent.allocated = agent.allocated - resources
     resources = scalars(resources)
     if framework is not None:
-        framework.allocated[role] = framework.allocated.get(role, EMPTY) - resources
-        if not framework.allocated[role]:
-            del framework.allocated[role]
-    state.role_allocated[role] = state.role_allocated.get(role, EMPTY) - resources
-    if not state.role_allocated[role]:
-        del state.role_allocated[role]
+        totals = framework.allocated
+        put_total(totals, role, totals.get(role, EMPTY) - resources)
+    totals = state.role_allocated
+    put_total(totals, role, totals.get(role, EMPTY) - resources)
     mark_dirty(state, agent.id)
+
+
+def put_total(totals: dict[str, Resources], role: str, total: Resources) -> None:
+    """Store a role's new total; an emptied total leaves the books."""
+    if total:
+        totals[role] = total
+    else:
+        totals.pop(role, None)
 
 
 def mark_dirty(state: State, agent_id: str) -> None:

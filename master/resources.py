@@ -131,26 +131,32 @@ class Resources:
         return iter(self.items.items())
 
     def __add__(self, other: Resources) -> Resources:
-        if not other.items:
+        right = other.items
+        if not right:
             return self
-        if not self.items:
+        left = self.items
+        if not left:
             return other
-        items = dict(self.items)
+        items = left.copy()
         new_key = False
-        for key, quantity in other.items.items():
-            if key in items:
-                items[key] = add_quantity(items[key], quantity)
-            else:
+        for key, quantity in right.items():
+            have = items.get(key)
+            if have is None:
                 items[key] = quantity
                 new_key = True
+            elif type(have) is int and type(quantity) is int:
+                # Scalars inline: the ledger adds cpus and mem for every offer and task.
+                items[key] = have + quantity
+            else:
+                items[key] = add_quantity(have, quantity)
         # Sums of non-zero quantities are non-zero; only new keys can break the order.
         return Resources(items) if new_key else _canonical(items)
 
     def __sub__(self, other: Resources) -> Resources:
         """Remove `other`; whatever `other` has that self lacks is ignored."""
-        if not other.items:
-            return self
         cuts = other.items
+        if not cuts:
+            return self
         items: dict[Key, Quantity] = {}
         # Walking self in its (sorted) order keeps the result canonical without a re-sort.
         for key, have in self.items.items():
@@ -162,9 +168,10 @@ class Resources:
             if isinstance(have, int):
                 assert isinstance(quantity, int)
                 left = have - quantity
-                if left <= 0:
-                    continue
-            elif isinstance(have[0], str):
+                if left > 0:
+                    items[key] = left
+                continue
+            if isinstance(have[0], str):
                 drop = set(quantity)  # type: ignore[arg-type]
                 left = tuple(item for item in have if item not in drop)
             else:
@@ -209,9 +216,12 @@ class Resources:
         return _canonical({k: q for k, q in self.items.items() if k[1] == UNRESERVED})
 
 
+_new_resources = object.__new__
+
+
 def _canonical(items: dict[Key, Quantity]) -> Resources:
     """Wrap `items` that are already key-sorted and zero-free (skips the constructor's sort)."""
-    resources = Resources.__new__(Resources)
+    resources = _new_resources(Resources)
     resources.items = items
     return resources
 

@@ -61,18 +61,22 @@ def task_error(
     task: mesos_pb2.TaskInfo, *, agent_id: str, framework_id: str, taken: Container[str]
 ) -> str | None:
     """Why a task cannot launch (answered with TASK_ERROR, REASON_TASK_INVALID)."""
-    error = id_error(task.task_id.value, "Task ID")
+    # Runs for every launched task: each protobuf read is done once.
+    task_id = task.task_id.value
+    error = id_error(task_id, "Task ID")
     if error:
         return error
-    if task.task_id.value in taken:
-        return f"Task has duplicate ID: {task.task_id.value}"
-    if task.HasField("command") == task.HasField("executor"):
+    if task_id in taken:
+        return f"Task has duplicate ID: {task_id}"
+    has_executor = task.HasField("executor")
+    if task.HasField("command") == has_executor:
         return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
-    if task.agent_id.value != agent_id:
-        return f"Task uses agent id {task.agent_id.value} but the offer is on agent {agent_id}"
+    task_agent_id = task.agent_id.value
+    if task_agent_id != agent_id:
+        return f"Task uses agent id {task_agent_id} but the offer is on agent {agent_id}"
     if not task.resources:
         return "Task uses no resources"
-    if task.HasField("executor"):
+    if has_executor:
         error = executor_error(task.executor, framework_id)
         if error:
             return error

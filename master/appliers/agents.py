@@ -29,6 +29,7 @@ from meseta.master.events import (
     DomainEvent,
     FrameworkShutdownRequested,
     KillRequested,
+    TaskAdded,
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
@@ -204,6 +205,9 @@ def adopt_task(
     if not is_terminal(task.state):
         task.holds_resources = True
         ledger.hold(state, agent, framework, role, resources)
+    # A task the master learns from a re-registering agent: operators hear TASK_ADDED, as
+    # Mesos sends it for tasks of re-registered agents.
+    out.append(TaskAdded(task))
 
 
 def restore_task(state: State, framework_id: str, task: Task, reported: int, out: Out) -> None:

@@ -18,7 +18,7 @@ from meseta.master.events import (
     TaskAdded,
     TaskStatusUpdated,
 )
-from meseta.master.resources import ResourceError, Resources, from_protos
+from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos
 from meseta.master.state import Agent, Executor, Framework, State, Task
 from meseta.master.statuses import master_status, visible_state
 from meseta.master.validation import executor_error, resource_role_error, task_error
@@ -176,7 +176,7 @@ def check_launch(
     operation: Operation,
 ) -> tuple[str | None, Resources, mesos_pb2.ExecutorInfo | None, list[Resources]]:
     """(error, resources needed, executor to start, each task's resources) for a launch."""
-    none = Resources()
+    none = EMPTY
     if operation.HasField("id"):
         return "An offer operation id is not allowed on LAUNCH/LAUNCH_GROUP", none, None, []
     if operation.type == Operation.LAUNCH_GROUP:
@@ -185,21 +185,23 @@ def check_launch(
         if not tasks:
             return "Task group must not be empty", none, None, []
     taken = TakenIds(framework)
-    needs = Resources()
+    needs = EMPTY
     executor = group_executor
     task_resources = []
     for task in tasks:
         error = task_error(task, agent_id=agent.id, framework_id=framework.id, taken=taken)
-        if error is None and group_executor is not None and task.HasField("executor"):
+        has_executor = task.HasField("executor")
+        if error is None and group_executor is not None and has_executor:
             error = "Task in a group must not have its own executor"
-        error = error or resource_role_error(task.resources, role)
+        task_protos = task.resources
+        error = error or resource_role_error(task_protos, role)
         if error is not None:
             return error, none, None, []
         taken.add(task.task_id.value)
-        if task.HasField("executor"):
+        if has_executor:
             executor = task.executor
         try:
-            resources = parsed(task.resources)
+            resources = parsed(task_protos)
         except ResourceError as exc:
             return str(exc), none, None, []
         if claimed_twice(needs, resources):
@@ -262,6 +264,8 @@ def claimed_twice(held: Resources, more: Resources) -> bool:
     Ranges and sets add as unions, so two tasks of a group asking for the same
     port would pass the pool check together and then share one booking.
     """
+    if not held.items:
+        return False
     for key, quantity in more.items.items():
         have = held.items.get(key)
         if have is None or isinstance(quantity, int):
