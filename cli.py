@@ -114,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="replay a log through the master fold")
     master_replay.add_arguments(replay)
     replay.set_defaults(run=master_replay.run)
+
+    from meseta.agent import main as agent_main
+
+    agent = commands.add_parser("agent", help="run an agent (executors, status updates)")
+    agent_main.add_arguments(agent)
+    agent.set_defaults(run=agent_main.run)
+
+    from meseta import local_cluster
+
+    up = commands.add_parser("up", help="run a local cluster: 3 masters and 1 agent")
+    local_cluster.add_arguments(up)
+    up.set_defaults(run=local_cluster.run)
+
+    from meseta import execute
+
+    run_task = commands.add_parser("execute", help="run one task and follow it (mesos-execute)")
+    execute.add_arguments(run_task)
+    run_task.set_defaults(run=execute.run)
     return parser
 
 

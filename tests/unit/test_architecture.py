@@ -34,8 +34,12 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "agent": (
         "meseta.agent",
         "meseta.proto",
+        # Wire helpers shared with the master's HTTP edge (framing, JSON, media rules).
         "meseta.api.recordio",
         "meseta.api.mesos_json",
+        "meseta.api.http",
+        "meseta.api.streams",
+        "meseta.api.flags",
         "meseta.log.v1",
         # The pure Mesos resource value type (text syntax, exact arithmetic): one parser for
         # `--resources` on both sides. The agent reaches the master itself only over HTTP.

@@ -1,0 +1,556 @@
+"""The agent's read endpoints, shaped as Mesos's agent serves them (contract 6.3, 6.4, 6.5).
+
+`/state` (aliases `/state.json`, `/slave(1)/state`, `/slave(1)/state.json`), `/flags`,
+`/health`, `/version`, `/metrics/snapshot`, `/monitor/statistics`, `/containers` and the
+`files` process (`/files/browse|read|download|debug`, plus the deprecated `.json` spellings) over
+the executor sandboxes. Sandboxes are attached as Mesos attaches them: under their real
+directory, under `.../runs/latest`, and under the short virtual path
+`/frameworks/<fw>/executors/<ex>/runs/latest`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from meseta import __version__
+from meseta.agent import files
+from meseta.agent.containerizer import ContainerError
+from meseta.agent.core import ExecutorRecord, FrameworkRecord, TaskRecord
+from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
+from meseta.api import mesos_json
+from meseta.proto.mesos.v1 import mesos_pb2
+
+JSON = "application/json"
+BUILD_TIME = time.time()
+ALWAYS_PRESENT = ("cpus", "gpus", "mem", "disk")
+Handler = Callable[[Request], Any]
+
+
+def json_response(body: object, request: Request, status: int = 200) -> Response:
+    """JSON, or JSONP when `?jsonp=<callback>` asks for it (as libprocess's OK does)."""
+    payload = orjson.dumps(body)
+    callback = request.query_params.get("jsonp")
+    if callback:
+        return Response(
+            callback.encode() + b"(" + payload + b");", status, media_type="text/javascript"
+        )
+    return Response(payload, status, media_type=JSON)
+
+
+def text_response(status: int, message: str = "") -> Response:
+    return Response(message, status, media_type="text/plain")
+
+
+# -- Mesos's summary forms of resources and attributes (contract 6) ---------------------
+
+
+def _ranges_text(ranges: Iterable[mesos_pb2.Value.Range]) -> str:
+    return "[" + ", ".join(f"{r.begin}-{r.end}" for r in ranges) + "]"
+
+
+def _set_text(items: Iterable[str]) -> str:
+    return "{" + ", ".join(items) + "}"
+
+
+def resource_map(resources: Iterable[mesos_pb2.Resource]) -> dict[str, Any]:
+    """Name -> amount; cpus, gpus, mem and disk always present; `<name>_revocable` apart."""
+    scalars: dict[str, float] = dict.fromkeys(ALWAYS_PRESENT, 0.0)
+    ranges: dict[str, list[mesos_pb2.Value.Range]] = {}
+    sets: dict[str, list[str]] = {}
+    for resource in resources:
+        name = resource.name + ("_revocable" if resource.HasField("revocable") else "")
+        if resource.type == mesos_pb2.Value.SCALAR:
+            scalars[name] = round(scalars.get(name, 0.0) + resource.scalar.value, 3)
+        elif resource.type == mesos_pb2.Value.RANGES:
+            ranges.setdefault(name, []).extend(resource.ranges.range)
+        elif resource.type == mesos_pb2.Value.SET:
+            sets.setdefault(name, []).extend(resource.set.item)
+    out: dict[str, Any] = dict(scalars)
+    for name, spans in ranges.items():
+        out[name] = _ranges_text(sorted(spans, key=lambda r: (r.begin, r.end)))
+    for name, items in sets.items():
+        out[name] = _set_text(dict.fromkeys(items))
+    return out
+
+
+def reservation_role(resource: mesos_pb2.Resource) -> str | None:
+    """The role a resource is reserved for (the last refinement), None when unreserved."""
+    if resource.reservations:
+        return str(resource.reservations[-1].role)
+    if resource.HasField("role") and resource.role != "*":
+        return str(resource.role)
+    return None
+
+
+def attribute_map(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attribute in attributes:
+        if attribute.type == mesos_pb2.Value.SCALAR:
+            out[attribute.name] = attribute.scalar.value
+        elif attribute.type == mesos_pb2.Value.RANGES:
+            out[attribute.name] = _ranges_text(attribute.ranges.range)
+        elif attribute.type == mesos_pb2.Value.SET:
+            out[attribute.name] = _set_text(attribute.set.item)
+        else:
+            out[attribute.name] = attribute.text.value
+    return out
+
+
+# -- /state --------------------------------------------------------------------------
+
+
+def status_json(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "state": mesos_pb2.TaskState.Name(status.state),
+        "timestamp": status.timestamp,
+    }
+    if status.HasField("labels"):
+        out["labels"] = mesos_json.to_dict(status.labels)["labels"]
+    if status.HasField("container_status"):
+        out["container_status"] = mesos_json.to_dict(status.container_status)
+    if status.HasField("healthy"):
+        out["healthy"] = status.healthy
+    return out
+
+
+def task_json(task: TaskRecord, agent_id: str) -> dict[str, Any]:
+    info = task.info
+    out: dict[str, Any] = {
+        "id": info.task_id.value,
+        "name": info.name,
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id,
+        "slave_id": agent_id,
+        "state": mesos_pb2.TaskState.Name(task.state),
+        "resources": resource_map(info.resources),
+    }
+    roles = [r.allocation_info.role for r in info.resources if r.HasField("allocation_info")]
+    if roles:
+        out["role"] = roles[0]
+    out["statuses"] = [status_json(status) for status in task.statuses]
+    if info.command.HasField("user"):
+        out["user"] = info.command.user
+    for name in ("labels", "discovery", "container", "health_check"):
+        if info.HasField(name):
+            value = mesos_json.to_dict(getattr(info, name))
+            out[name] = value["labels"] if name == "labels" else value
+    return out
+
+
+def executor_json(executor: ExecutorRecord, agent_id: str) -> dict[str, Any]:
+    info = executor.info
+    out: dict[str, Any] = {
+        "id": info.executor_id.value,
+        "name": info.name,
+        "source": info.source,
+        "container": executor.container_id,
+        "directory": executor.directory,
+        "resources": resource_map(info.resources),
+    }
+    roles = [r.allocation_info.role for r in info.resources if r.HasField("allocation_info")]
+    if roles:
+        out["role"] = roles[0]
+    if info.HasField("labels"):
+        out["labels"] = mesos_json.to_dict(info.labels)["labels"]
+    if info.HasField("type"):
+        out["type"] = mesos_pb2.ExecutorInfo.Type.Name(info.type)
+    out["tasks"] = [task_json(task, agent_id) for task in executor.tasks.values()]
+    out["queued_tasks"] = [mesos_json.to_dict(task.info) for task in executor.queued.values()]
+    out["completed_tasks"] = [task_json(task, agent_id) for task in executor.completed]
+    return out
+
+
+def framework_json(framework: FrameworkRecord, agent_id: str) -> dict[str, Any]:
+    info = framework.info
+    out: dict[str, Any] = {
+        "id": info.id.value,
+        "name": info.name,
+        "user": info.user,
+        "failover_timeout": info.failover_timeout,
+        "checkpoint": info.checkpoint,
+        "hostname": info.hostname,
+    }
+    if info.HasField("principal"):
+        out["principal"] = info.principal
+    multi_role = mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
+    if any(capability.type == multi_role for capability in info.capabilities):
+        out["roles"] = list(info.roles)
+    else:
+        out["role"] = info.role
+    out["executors"] = [executor_json(e, agent_id) for e in framework.executors.values()]
+    out["completed_executors"] = [executor_json(e, agent_id) for e in framework.completed_executors]
+    return out
+
+
+def allocated_resources(agent: Agent) -> list[mesos_pb2.Resource]:
+    """What the live executors and their tasks hold."""
+    held: list[mesos_pb2.Resource] = []
+    for executor in agent.core.executors():
+        held.extend(executor.info.resources)
+        for task in executor.live_tasks():
+            held.extend(task.info.resources)
+    return held
+
+
+def _by_role(resources: Iterable[mesos_pb2.Resource]) -> dict[str | None, list[mesos_pb2.Resource]]:
+    grouped: dict[str | None, list[mesos_pb2.Resource]] = {}
+    for resource in resources:
+        grouped.setdefault(reservation_role(resource), []).append(resource)
+    return grouped
+
+
+def pid(agent: Agent) -> str:
+    return f"slave(1)@{agent.flags_.ip}:{agent.flags_.port}"
+
+
+def version_fields() -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "build_date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(BUILD_TIME)),
+        "build_time": BUILD_TIME,
+        "build_user": "meseta",
+        "git_tag": f"meseta-{__version__}",
+    }
+
+
+def state_json(agent: Agent) -> dict[str, Any]:
+    info = agent.info
+    agent_id = info.id.value
+    total = _by_role(info.resources)
+    allocated = _by_role(allocated_resources(agent))
+    out: dict[str, Any] = version_fields()
+    del out["git_tag"]  # /state omits git fields it does not know; version stays first
+    out["start_time"] = agent.started_s
+    out["id"] = agent_id  # empty until the first registration, as in Mesos
+    out["pid"] = pid(agent)
+    out["hostname"] = info.hostname
+    out["capabilities"] = [mesos_pb2.AgentInfo.Capability.Type.Name(c) for c in CAPABILITIES]
+    if info.HasField("domain"):
+        out["domain"] = mesos_json.to_dict(info.domain)
+    out["resources"] = resource_map(info.resources)
+    out["reserved_resources"] = {
+        role: resource_map(items) for role, items in total.items() if role is not None
+    }
+    out["unreserved_resources"] = resource_map(total.get(None, []))
+    out["reserved_resources_full"] = {
+        role: [mesos_json.to_dict(r) for r in items]
+        for role, items in total.items()
+        if role is not None
+    }
+    out["unreserved_resources_full"] = [mesos_json.to_dict(r) for r in total.get(None, [])]
+    out["reserved_resources_allocated"] = {
+        role: resource_map(items) for role, items in allocated.items() if role is not None
+    }
+    out["unreserved_resources_allocated"] = resource_map(allocated.get(None, []))
+    out["resource_providers"] = []
+    out["attributes"] = attribute_map(info.attributes)
+    if agent.master_address is not None:
+        out["master_hostname"] = agent.master_address.rpartition(":")[0]
+    out["flags"] = agent.flags
+    out["frameworks"] = [framework_json(f, agent_id) for f in agent.core.frameworks.values()]
+    out["completed_frameworks"] = [
+        framework_json(f, agent_id) for f in agent.core.completed_frameworks
+    ]
+    return out
+
+
+# -- /metrics/snapshot -----------------------------------------------------------------
+
+
+def _scalar(resources: Iterable[mesos_pb2.Resource], name: str, revocable: bool) -> float:
+    return sum(
+        (
+            r.scalar.value
+            for r in resources
+            if r.name == name
+            and r.type == mesos_pb2.Value.SCALAR
+            and r.HasField("revocable") == revocable
+        ),
+        0.0,
+    )
+
+
+def metrics(agent: Agent) -> dict[str, float]:
+    """The slave/* gauges and counters (contract 6.5); values are doubles, booleans 0/1."""
+    counters = agent.counters
+    total = list(agent.info.resources)
+    used = allocated_resources(agent)
+    out: dict[str, float] = {
+        "slave/registered": float(counters.registered),
+        "slave/uptime_secs": agent.uptime_s(),
+    }
+    for revocable in (False, True):
+        infix = "_revocable" if revocable else ""
+        for name in ALWAYS_PRESENT:
+            have = _scalar(total, name, revocable)
+            held = _scalar(used, name, revocable)
+            out[f"slave/{name}{infix}_total"] = have
+            out[f"slave/{name}{infix}_used"] = held
+            out[f"slave/{name}{infix}_percent"] = held / have if have else 0.0
+    out["slave/frameworks_active"] = float(len(agent.core.frameworks))
+    states = agent.core.tasks_by_state()
+    for state in ("staging", "starting", "running", "killing", "finished", "failed", "killed",
+                  "lost", "gone"):  # fmt: skip
+        out[f"slave/tasks_{state}"] = float(states.get(f"TASK_{state.upper()}", 0))
+    executors = agent.core.executors()
+    for state in ("registering", "running", "terminating"):
+        out[f"slave/executors_{state}"] = float(
+            sum(1 for e in executors if e.state.value == state.upper())
+        )
+    out["slave/executors_terminated"] = float(counters.executors_terminated)
+    out["slave/executors_preempted"] = float(counters.executors_preempted)
+    out["slave/valid_status_updates"] = float(counters.valid_status_updates)
+    out["slave/invalid_status_updates"] = float(counters.invalid_status_updates)
+    out["slave/valid_framework_messages"] = float(counters.valid_framework_messages)
+    out["slave/invalid_framework_messages"] = float(counters.invalid_framework_messages)
+    out["slave/recovery_errors"] = float(counters.recovery_errors)
+    out.update(system_metrics())
+    return dict(sorted(out.items()))
+
+
+def system_metrics() -> dict[str, float]:
+    load1, load5, load15 = os.getloadavg()
+    page = os.sysconf("SC_PAGE_SIZE")
+    return {
+        "system/cpus_total": float(os.cpu_count() or 0),
+        "system/load_1min": load1,
+        "system/load_5min": load5,
+        "system/load_15min": load15,
+        "system/mem_total_bytes": float(page * os.sysconf("SC_PHYS_PAGES")),
+        "system/mem_free_bytes": float(page * os.sysconf("SC_AVPHYS_PAGES")),
+    }
+
+
+# -- sandboxes -----------------------------------------------------------------------
+
+
+def attachments(agent: Agent) -> dict[str, Path]:
+    """Virtual path -> real directory for every live or completed executor's sandbox."""
+    attached: dict[str, Path] = {}
+    frameworks = [*agent.core.frameworks.values(), *agent.core.completed_frameworks]
+    for framework in frameworks:
+        for executor in [*framework.completed_executors, *framework.executors.values()]:
+            if not executor.directory:
+                continue
+            real = Path(executor.directory)
+            try:
+                real = real.resolve(strict=True)
+            except OSError:
+                continue  # not created yet or garbage collected
+            attached[executor.directory] = real
+            latest = Path(executor.directory).parent / "latest"
+            attached[str(latest)] = real
+            short = (
+                f"/frameworks/{framework.framework_id}/executors/{executor.executor_id}/runs/latest"
+            )
+            attached[short] = real
+    return attached
+
+
+def _query_int(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        message = f"Failed to parse {name}: Failed to convert '{text}' to number.\n"
+        raise files.FilesError(400, message) from None
+
+
+def _query_path(request: Request) -> str:
+    path = request.query_params.get("path")
+    if not path:
+        raise files.FilesError(400, "Expecting 'path=value' in query.\n")
+    return path
+
+
+AgentHandler = Callable[[Agent, Request], Response]
+
+
+def _files_errors(handler: AgentHandler) -> AgentHandler:
+    def answer(agent: Agent, request: Request) -> Response:
+        try:
+            return handler(agent, request)
+        except files.FilesError as error:
+            return text_response(error.status, error.message)
+
+    return answer
+
+
+def file_info_json(info: mesos_pb2.FileInfo) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "nlink": info.nlink,
+        "size": info.size,
+        "mtime": info.mtime.nanoseconds / 1e9,
+        "mode": files.mode_string(info.mode),
+        "uid": info.uid,
+        "gid": info.gid,
+    }
+
+
+@_files_errors
+def files_browse(agent: Agent, request: Request) -> Response:
+    listing = files.browse(attachments(agent), _query_path(request))
+    return json_response([file_info_json(info) for info in listing], request)
+
+
+@_files_errors
+def files_read(agent: Agent, request: Request) -> Response:
+    path = _query_path(request)
+    offset = _query_int(request, "offset")
+    length = _query_int(request, "length")
+    offset = -1 if offset is None else offset
+    if offset < -1:
+        raise files.FilesError(400, f"Negative offset provided: {offset}.\n")
+    if length is not None and length < -1:
+        raise files.FilesError(400, f"Negative length provided: {length}.\n")
+    if length == -1:
+        length = None
+    if offset == -1:  # the pailer's first call: only the size, as offset
+        chunk = files.read(attachments(agent), path, 0, 0)
+        return json_response({"data": "", "offset": chunk.size}, request)
+    chunk = files.read(attachments(agent), path, offset, length)
+    return json_response({"data": chunk.data.decode("utf-8", "replace"), "offset": offset}, request)
+
+
+@_files_errors
+def files_download(agent: Agent, request: Request) -> Response:
+    real = files.downloadable(attachments(agent), _query_path(request))
+    return FileResponse(real, filename=real.name, media_type="application/octet-stream")
+
+
+def files_debug(agent: Agent, request: Request) -> Response:
+    return json_response({name: str(real) for name, real in attachments(agent).items()}, request)
+
+
+# -- /monitor/statistics and /containers ----------------------------------------------
+
+
+async def usage(agent: Agent) -> list[tuple[ExecutorRecord, mesos_pb2.ResourceStatistics]]:
+    """Resource statistics of every executor container still running."""
+    running = set(agent.containerizer.containers())
+    found = []
+    for executor in agent.core.executors():
+        if executor.container_id not in running:
+            continue
+        try:
+            statistics = await agent.containerizer.usage(executor.container_id)
+        except ContainerError:
+            continue  # ended meanwhile: Mesos leaves it out as well
+        found.append((executor, statistics))
+    return found
+
+
+async def monitor_statistics(agent: Agent, request: Request) -> Response:
+    entries = [
+        {
+            "executor_id": executor.executor_id,
+            "executor_name": executor.info.name,
+            "framework_id": executor.framework_id,
+            "source": executor.info.source,
+            "statistics": mesos_json.to_dict(statistics),
+        }
+        for executor, statistics in await usage(agent)
+    ]
+    return json_response(entries, request)
+
+
+async def containers(agent: Agent, request: Request) -> Response:
+    entries = []
+    for executor, statistics in await usage(agent):
+        status: dict[str, Any] = {"container_id": {"value": executor.container_id}}
+        if executor.pid is not None:
+            status["executor_pid"] = executor.pid
+        entries.append(
+            {
+                "container_id": executor.container_id,
+                "executor_id": executor.executor_id,
+                "executor_name": executor.info.name,
+                "framework_id": executor.framework_id,
+                "source": executor.info.source,
+                "statistics": mesos_json.to_dict(statistics),
+                "status": status,
+            }
+        )
+    return json_response(entries, request)
+
+
+# -- the rest ------------------------------------------------------------------------
+
+
+def state(agent: Agent, request: Request) -> Response:
+    return json_response(state_json(agent), request)
+
+
+def flags(agent: Agent, request: Request) -> Response:
+    return json_response({"flags": agent.flags}, request)
+
+
+def health(agent: Agent, request: Request) -> Response:
+    return Response(status_code=200)
+
+
+def version(agent: Agent, request: Request) -> Response:
+    return json_response(version_fields(), request)
+
+
+def metrics_snapshot(agent: Agent, request: Request) -> Response:
+    return json_response(metrics(agent), request)
+
+
+def _bind(agent: Agent, handler: Callable[[Agent, Request], Response]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        return handler(agent, request)
+
+    return endpoint
+
+
+def _bind_async(agent: Agent, handler: Callable[[Agent, Request], Awaitable[Response]]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        return await handler(agent, request)
+
+    return endpoint
+
+
+def routes(agent: Agent) -> list[Route]:
+    """Every path as Mesos spells it: agent-process routes also under `/slave(1)`."""
+    table: list[tuple[Sequence[str], Callable[[Agent, Request], Response]]] = [
+        (("/state", "/state.json"), state),
+        (("/flags",), flags),
+        (("/health",), health),
+    ]
+    out: list[Route] = []
+    for paths, handler in table:
+        for path in paths:
+            for prefix in ("", "/slave(1)"):
+                out.append(Route(prefix + path, _bind(agent, handler), methods=["GET"]))
+    top_level: list[tuple[str, Callable[[Agent, Request], Response]]] = [
+        ("/version", version),
+        ("/metrics/snapshot", metrics_snapshot),
+    ]
+    for name, handler in (("browse", files_browse), ("read", files_read),
+                          ("download", files_download), ("debug", files_debug)):  # fmt: skip
+        top_level.append((f"/files/{name}", handler))
+        top_level.append((f"/files/{name}.json", handler))
+    for path, handler in top_level:
+        out.append(Route(path, _bind(agent, handler), methods=["GET"]))
+    for paths, async_handler in (
+        (("/monitor/statistics", "/monitor/statistics.json"), monitor_statistics),
+        (("/containers",), containers),
+    ):
+        for path in paths:
+            for prefix in ("", "/slave(1)"):
+                route = Route(prefix + path, _bind_async(agent, async_handler), methods=["GET"])
+                out.append(route)
+    return out

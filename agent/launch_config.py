@@ -1,0 +1,92 @@
+"""What an executor is started with: its sandbox path, command and environment.
+
+The sandbox layout and the environment follow Mesos (contract 7.8 and 3.4):
+`<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<ex>/runs/<container>`
+with a `runs/latest` link, and the MESOS_* variables executor libraries read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from meseta.agent.containerizer import ContainerConfig
+from meseta.agent.core import ExecutorKind, ExecutorRecord, FrameworkRecord
+from meseta.agent.flags import AgentFlags, format_duration
+from meseta.proto.mesos.v1 import mesos_pb2
+
+COMMAND_EXECUTOR = [sys.executable, "-m", "meseta.agent.command_executor"]
+DEFAULT_EXECUTOR = [sys.executable, "-m", "meseta.agent.default_executor"]
+
+
+def run_directory(
+    work_dir: Path, agent_id: str, framework_id: str, executor_id: str, container_id: str
+) -> Path:
+    return (
+        work_dir / "slaves" / agent_id / "frameworks" / framework_id
+        / "executors" / executor_id / "runs" / container_id
+    )  # fmt: skip
+
+
+def link_latest(run: Path) -> None:
+    """`runs/latest` -> the newest run, as Mesos keeps it."""
+    latest = run.parent / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink():
+            latest.unlink()
+        latest.symlink_to(run.name)
+
+
+def environment(
+    flags: AgentFlags, agent_id: str, framework: FrameworkRecord, executor: ExecutorRecord
+) -> dict[str, str]:
+    """Contract 3.4 (CommandInfo.environment is laid on top by the containerizer)."""
+    endpoint = f"{flags.ip}:{flags.port}"
+    grace_s = flags.executor_shutdown_grace_period_s
+    if executor.info.HasField("shutdown_grace_period"):
+        grace_s = executor.info.shutdown_grace_period.nanoseconds / 1e9
+    env = {
+        "MESOS_FRAMEWORK_ID": framework.framework_id,
+        "MESOS_EXECUTOR_ID": executor.executor_id,
+        "MESOS_AGENT_ENDPOINT": endpoint,
+        "MESOS_SLAVE_PID": f"slave(1)@{endpoint}",
+        "MESOS_SLAVE_ID": agent_id,
+        "MESOS_DIRECTORY": executor.directory,
+        "MESOS_SANDBOX": executor.directory,
+        "MESOS_CHECKPOINT": "1" if framework.checkpoint else "0",
+        "MESOS_HTTP_COMMAND_EXECUTOR": "1" if flags.http_command_executor else "0",
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(grace_s),
+        "LIBPROCESS_PORT": "0",
+    }
+    if framework.checkpoint:
+        env["MESOS_RECOVERY_TIMEOUT"] = format_duration(flags.recovery_timeout_s)
+        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = format_duration(
+            flags.executor_reregistration_timeout_s
+        )
+    if "LIBPROCESS_IP" in os.environ:
+        env["LIBPROCESS_IP"] = os.environ["LIBPROCESS_IP"]
+    return env
+
+
+def container_config(
+    flags: AgentFlags, agent_id: str, framework: FrameworkRecord, executor: ExecutorRecord
+) -> ContainerConfig:
+    """The executor's container: its command (the default executor for task groups without
+    one) and the resources of the executor and of every task it will run."""
+    command = executor.info.command
+    if executor.kind is ExecutorKind.DEFAULT and not command.value:
+        command = mesos_pb2.CommandInfo(shell=False, value=DEFAULT_EXECUTOR[0])
+        command.arguments.extend(DEFAULT_EXECUTOR)
+    resources = [*executor.info.resources]
+    for task in executor.live_tasks():
+        resources.extend(task.info.resources)
+    return ContainerConfig(
+        container_id=executor.container_id,
+        sandbox=Path(executor.directory),
+        command=command,
+        environment=environment(flags, agent_id, framework, executor),
+        resources=tuple(resources),
+        user=command.user if command.HasField("user") else None,
+    )

@@ -1,0 +1,184 @@
+"""The agent's link to the leading master (proto/agent_link/v1/agent_link.proto).
+
+`MasterClient.run()` finds the leader among the `--master` addresses (a
+follower answers 307 naming it, a master without one 503), POSTs SUBSCRIBE
+and reads the RecordIO event stream, handing each event to the daemon. When
+the stream ends (leader lost, master killed, link silent for three heartbeat
+intervals) it subscribes again, after a random delay in [0, b·2^k] capped at
+one minute (contract 7.8). Other calls are separate POSTs to the current
+leader; a failed POST returns False and the caller retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiohttp
+
+from meseta.api import recordio
+from meseta.proto.agent_link.v1 import agent_link_pb2
+
+Call = agent_link_pb2.Call
+Event = agent_link_pb2.Event
+PROTOBUF = "application/x-protobuf"
+PATH = "/api/v1/agent"
+MAX_BACKOFF_S = 60.0
+MASTER_HEARTBEAT_S = 15.0  # the master's stream heartbeat (api/event_router.py)
+CALL_TIMEOUT_S = 30.0
+
+log = logging.getLogger(__name__)
+
+
+class RegistrationRefused(Exception):
+    """The master answered SUBSCRIBE with an ERROR event."""
+
+
+class MasterClient:
+    def __init__(
+        self,
+        masters: Sequence[str],
+        *,
+        backoff_factor_s: float = 1.0,
+        stream_timeout_s: float = 3 * MASTER_HEARTBEAT_S,
+    ) -> None:
+        self.masters = list(masters)
+        self.backoff_factor_s = backoff_factor_s
+        self.stream_timeout_s = stream_timeout_s
+        self.leader: str | None = None  # host:port of the master we are subscribed with
+        self.agent_id: str | None = None
+        self.session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0)
+            )
+        return self.session
+
+    # -- the subscription ---------------------------------------------------------------
+
+    async def run(
+        self,
+        subscribe_call: Callable[[], Call],
+        on_event: Callable[[Event], Awaitable[None]],
+        on_disconnected: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Stay subscribed forever (until cancelled), re-subscribing after every loss."""
+        attempt = 0
+        while True:
+            try:
+                subscribed = await self._subscribe_once(subscribe_call(), on_event)
+            except RegistrationRefused as error:
+                log.warning("master refused registration: %s", error)
+                subscribed = False
+            if self.leader is not None:
+                self.leader = None
+                await on_disconnected()
+            attempt = 0 if subscribed else attempt + 1
+            cap = min(self.backoff_factor_s * 2**attempt, MAX_BACKOFF_S)
+            await asyncio.sleep(random.uniform(0, cap))
+
+    async def _subscribe_once(
+        self, call: Call, on_event: Callable[[Event], Awaitable[None]]
+    ) -> bool:
+        """One SUBSCRIBE; True if it was accepted (its stream has ended since)."""
+        response = await self._open_stream(call)
+        if response is None:
+            return False
+        address = response.url.host, response.url.port
+        decoder = recordio.Decoder()
+        subscribed = False
+        try:
+            while True:
+                async with asyncio.timeout(self.stream_timeout_s):
+                    chunk = await response.content.readany()
+                if not chunk:
+                    return subscribed
+                for record in decoder.feed(chunk):
+                    event = Event.FromString(record)
+                    if event.type == Event.ERROR:
+                        raise RegistrationRefused(event.error.message)
+                    if event.type == Event.SUBSCRIBED:
+                        subscribed = True
+                        self.leader = f"{address[0]}:{address[1]}"
+                        self.agent_id = event.subscribed.agent_id.value
+                    await on_event(event)
+        except (TimeoutError, aiohttp.ClientError, recordio.RecordIOError) as error:
+            log.info("stream from master ended: %r", error)
+            return subscribed
+        finally:
+            response.close()
+
+    async def _open_stream(self, call: Call) -> aiohttp.ClientResponse | None:
+        """POST SUBSCRIBE to each master in turn, following a redirect to the leader."""
+        body = call.SerializeToString()
+        candidates = list(self.masters)
+        tried: list[str] = []
+        while candidates:
+            address = candidates.pop(0)
+            if address in tried:
+                continue
+            tried.append(address)
+            try:
+                response = await self._session().post(
+                    f"http://{address}{PATH}",
+                    data=body,
+                    headers={"Content-Type": PROTOBUF, "Accept": PROTOBUF},
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, OSError) as error:
+                log.debug("master %s unreachable: %r", address, error)
+                continue
+            if response.status == 200:
+                return response
+            text = await response.text()
+            response.release()
+            if response.status == 307:
+                leader = _redirect_address(response.headers.get("Location", ""))
+                if leader is not None:
+                    candidates.insert(0, leader)
+            elif response.status != 503:
+                log.warning("master %s refused SUBSCRIBE: %s %s", address, response.status, text)
+        return None
+
+    # -- other calls --------------------------------------------------------------------
+
+    async def post(self, call: Call) -> bool:
+        """Send one call to the current leader; True if it answered 202."""
+        leader = self.leader
+        if leader is None or self.agent_id is None:
+            return False
+        call.agent_id.value = self.agent_id
+        try:
+            async with self._session().post(
+                f"http://{leader}{PATH}",
+                data=call.SerializeToString(),
+                headers={"Content-Type": PROTOBUF},
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
+            ) as response:
+                if response.status == 202:
+                    return True
+                log.info("master answered %s to %s: %s", response.status,
+                         Call.Type.Name(call.type), await response.text())  # fmt: skip
+                return False
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            log.info("posting %s failed: %r", Call.Type.Name(call.type), error)
+            return False
+
+
+def _redirect_address(location: str) -> str | None:
+    """`//host:port/master/api/v1/agent` -> `host:port`."""
+    rest = location.removeprefix("http:").removeprefix("https:")
+    if not rest.startswith("//"):
+        return None
+    host_port = rest[2:].split("/", 1)[0]
+    return host_port or None

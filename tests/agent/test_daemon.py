@@ -1,0 +1,472 @@
+"""The agent daemon in-process against an in-process master, with the real containerizer
+and command executor: registration, task life cycle, acknowledgements, retries, re-registration."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from support.daemon_harness import (
+    command_task,
+    launch,
+    next_update,
+    options,
+    running_agent,
+    states_until,
+    until,
+)
+from support.fake_scheduler import FakeScheduler, framework_info
+from support.master_harness import MasterHandle, follower_master, running_master
+
+from meseta.agent import launch_config
+from meseta.agent.containerizer import Containerizer
+from meseta.agent.core import ExecutorKind, ExecutorRecord, FrameworkRecord
+from meseta.agent.daemon import Agent, RecoveryError
+from meseta.agent.main import agent_info
+from meseta.api.http import HttpError
+from meseta.log.testing import free_port
+from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.executor import executor_pb2
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def master() -> AsyncIterator[MasterHandle]:
+    async with running_master() as handle:
+        yield handle
+
+
+async def test_registers_and_runs_a_command_task(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        assert agent.info.id.value in master.state.agents
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            await launch(scheduler, stream, ("t1", "echo hello"))
+            statuses = await states_until(scheduler, stream, "TASK_FINISHED")
+            assert [s["state"] for s in statuses] == [
+                "TASK_STARTING",
+                "TASK_RUNNING",
+                "TASK_FINISHED",
+            ]
+            assert all(s["source"] == "SOURCE_EXECUTOR" for s in statuses)
+            await until(lambda: not agent.updates.pending(), "every update acknowledged")
+            await until(lambda: not agent.core.frameworks, "the executor to go away")
+            assert agent.counters.updates_acknowledged == 3
+            sandbox = Path(agent.core.completed_frameworks[0].completed_executors[0].directory)
+            assert (sandbox / "stdout").read_text().strip().endswith("hello")
+
+
+async def test_failed_and_killed_tasks(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            await launch(scheduler, stream, ("fails", "exit 3"), ("sleeps", "sleep 30"))
+            by_task: dict[str, list[str]] = {"fails": [], "sleeps": []}
+            while by_task["fails"][-1:] != ["TASK_FAILED"] or by_task["sleeps"][-1:] != [
+                "TASK_RUNNING"
+            ]:
+                status = await next_update(scheduler, stream)
+                by_task[status["task_id"]["value"]].append(status["state"])
+            reply = await scheduler.call(
+                "KILL", kill={"task_id": {"value": "sleeps"}, "agent_id": status["agent_id"]}
+            )
+            assert reply.status == 202
+            killed = await next_update(scheduler, stream)
+            assert (killed["task_id"]["value"], killed["state"]) == ("sleeps", "TASK_KILLED")
+            await until(lambda: not agent.core.frameworks, "both executors to go away")
+
+
+async def test_updates_are_retried_until_acknowledged(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            await launch(scheduler, stream, ("t1", "sleep 30"))
+            first = await next_update(scheduler, stream, ack=False)
+            assert first["state"] == "TASK_STARTING"
+            # Not acknowledged: the agent resends the same update (same uuid), nothing newer.
+            again = await next_update(scheduler, stream, ack=False, timeout_s=5)
+            assert (again["state"], again["uuid"]) == ("TASK_STARTING", first["uuid"])
+            assert agent.counters.updates_sent >= 2
+            # Acknowledging lets the next one through, in order.
+            await scheduler.call(
+                "ACKNOWLEDGE",
+                acknowledge={
+                    "agent_id": first["agent_id"],
+                    "task_id": first["task_id"],
+                    "uuid": first["uuid"],
+                },
+            )
+            running = await next_update(scheduler, stream)
+            while running["uuid"] == first["uuid"]:  # a retry already in flight
+                running = await next_update(scheduler, stream)
+            assert running["state"] == "TASK_RUNNING"
+
+
+async def test_agent_restart_keeps_its_id_and_reports_its_tasks(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    info = framework_info(checkpoint=True)
+    port = free_port()
+    async with FakeScheduler(master.url) as scheduler:
+        stream, _ = await scheduler.subscribe(info)
+        first = running_agent(tmp_path, [master.address], port=port, keep_executors=True)
+        async with first as agent:
+            await until(lambda: agent.counters.registered, "registration")
+            agent_id = agent.agent_id
+            await launch(scheduler, stream, ("long", "sleep 60"))
+            await states_until(scheduler, stream, "TASK_RUNNING")
+            await until(lambda: not agent.updates.pending(), "acknowledgements")
+        # The agent is gone, its executor lives on (checkpointing framework).
+        async with running_agent(tmp_path, [master.address], port=port) as again:
+            await until(lambda: again.counters.registered, "re-registration")
+            assert again.agent_id == agent_id
+            executors = again.core.executors()
+            assert [e.executor_id for e in executors] == ["long"]
+            await until(lambda: executors[0].state.value == "RUNNING", "executor re-subscription")
+            assert [t.state for t in again.core.tasks()] == [mesos_pb2.TASK_RUNNING]
+            reply = await scheduler.call(
+                "KILL", kill={"task_id": {"value": "long"}, "agent_id": {"value": agent_id}}
+            )
+            assert reply.status == 202
+            killed = await states_until(scheduler, stream, "TASK_KILLED")
+            assert killed[-1]["source"] == "SOURCE_EXECUTOR"
+
+
+async def test_updates_survive_a_lost_leader(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        agent_id = agent.agent_id
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            await launch(scheduler, stream, ("t1", "sleep 30"))
+            first = await next_update(scheduler, stream, ack=False)
+            assert first["state"] == "TASK_STARTING"
+            master.lose_leadership()
+            await until(lambda: not agent.counters.registered, "the agent to notice")
+            await master.regain_leadership(term=2)
+            await until(lambda: agent.counters.registered, "re-registration")
+            assert agent.agent_id == agent_id
+            stream, _ = await scheduler.subscribe(framework_id=scheduler.framework_id)
+            # Nothing was acknowledged: the agent delivers from the head again, in order.
+            statuses = await states_until(scheduler, stream, "TASK_RUNNING")
+            assert statuses[0]["state"] == "TASK_STARTING"
+            assert statuses[0]["uuid"] == first["uuid"]
+
+
+async def test_incompatible_reconfiguration_fails_recovery(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with running_agent(tmp_path, [master.address], port=port) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        agent_id = agent.agent_id
+    grown = "--resources=cpus:4;mem:1024;disk:1024;ports:[31000-31010]"
+    flags = options(tmp_path, [master.address], port, grown)
+    equal = Agent(flags, agent_info(flags), Containerizer(tmp_path))
+    try:
+        with pytest.raises(RecoveryError, match="resources changed from 'cpus:2;"):
+            await equal.recover()
+    finally:
+        await equal.stop()
+    additive = "--reconfiguration_policy=additive"
+    shrunk = "--resources=cpus:1;mem:1024;disk:1024;ports:[31000-31010]"
+    flags = options(tmp_path, [master.address], port, shrunk, additive)
+    smaller = Agent(flags, agent_info(flags), Containerizer(tmp_path))
+    try:
+        with pytest.raises(RecoveryError, match="do not contain"):
+            await smaller.recover()
+    finally:
+        await smaller.stop()
+    async with running_agent(tmp_path, [master.address], grown, additive, port=port) as again:
+        await until(lambda: again.counters.registered, "re-registration")
+        assert again.agent_id == agent_id
+        assert master.state.agents[agent_id].info.resources == again.info.resources
+
+
+async def test_finds_the_leader_through_a_follower_and_dead_addresses(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    follower = follower_master(leader_hostname=master.host, leader_port=master.port)
+    async with follower as handle, running_agent(tmp_path, [dead, handle.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration via the redirect")
+        assert agent.master_address == master.address
+        assert agent.agent_id in master.state.agents
+
+
+async def test_teardown_shuts_the_executors_down(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            await launch(scheduler, stream, ("t1", "sleep 60"), ("t2", "sleep 60"))
+            running: set[str] = set()
+            while len(running) < 2:
+                status = await next_update(scheduler, stream)
+                if status["state"] == "TASK_RUNNING":
+                    running.add(status["task_id"]["value"])
+            assert len(agent.containerizer.containers()) == 2
+            reply = await scheduler.call("TEARDOWN")
+            assert reply.status == 202, reply.text
+            await until(lambda: not agent.containerizer.containers(), "executors to end", 15)
+            await until(lambda: not agent.core.frameworks, "the framework to go")
+            assert agent.updates.streams == {}
+
+
+async def test_executor_api_refuses_bad_calls(master: MasterHandle, tmp_path: Path) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        url = f"http://127.0.0.1:{agent.flags_.port}/api/v1/executor"
+        ids = {"framework_id": {"value": "fw"}, "executor_id": {"value": "ex"}}
+        update = {
+            **ids,
+            "type": "UPDATE",
+            "update": {"status": {"task_id": {"value": "t"}, "state": "TASK_RUNNING",
+                                  "source": "SOURCE_EXECUTOR", "uuid": "AAAAAAAAAAAAAAAAAAAAAA=="}},
+        }  # fmt: skip
+        cases: list[tuple[dict[str, Any] | bytes, dict[str, str], int, str]] = [
+            ({**ids, "type": "HEARTBEAT"}, {}, 202, ""),  # no id lookup for heartbeats
+            (b"{", {}, 400, "Failed to parse body into Call"),
+            ({"type": "SUBSCRIBE", "subscribe": {}}, {}, 400, "executor_id, framework_id"),
+            ({**ids, "type": "SUBSCRIBE"}, {}, 400, "Expecting 'subscribe' to be present"),
+            ({**ids, "type": "SUBSCRIBE", "subscribe": {}}, {}, 400, "Framework 'fw' not found"),
+            (update, {}, 400, "Framework 'fw' not found"),
+            ({**ids, "type": "UNKNOWN"}, {}, 501, "unknown call type"),
+            ({**ids, "type": "HEARTBEAT"}, {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        ]
+        bad_source = orjson.loads(orjson.dumps(update))
+        bad_source["update"]["status"]["source"] = "SOURCE_AGENT"
+        cases.append((bad_source, {}, 400, "invalid source"))
+        staging = orjson.loads(orjson.dumps(update))
+        staging["update"]["status"]["state"] = "TASK_STAGING"
+        cases.append((staging, {}, 400, "TASK_STAGING"))
+        async with aiohttp.ClientSession() as session:
+            for body, headers, code, text in cases:
+                data = body if isinstance(body, bytes) else orjson.dumps(body)
+                sent = {"Content-Type": "application/json", **headers}
+                async with session.post(url, data=data, headers=sent) as response:
+                    answer = await response.text()
+                    assert (response.status, text in answer) == (code, True), (body, answer)
+            async with session.get(url) as response:
+                assert response.status == 405
+
+
+async def test_executor_that_never_subscribes_times_out(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    timeout = "--executor_registration_timeout=1secs"
+    async with running_agent(tmp_path, [master.address], timeout) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+            task = command_task(offer, "silent", "unused")
+            del task["command"]
+            task["executor"] = {
+                "executor_id": {"value": "mute"},
+                "command": {"value": "sleep 30"},  # never speaks the executor API
+            }
+            reply = await scheduler.call(
+                "ACCEPT",
+                accept={
+                    "offer_ids": [offer["id"]],
+                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+                },
+            )
+            assert reply.status == 202, reply.text
+            status = await next_update(scheduler, stream)
+            assert (status["state"], status["source"], status["reason"]) == (
+                "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
+            )  # fmt: skip
+            await until(lambda: not agent.containerizer.containers(), "the container to go")
+
+
+async def test_marked_gone_the_agent_stops_and_forgets_its_id(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        gone = {"agent_id": {"value": agent.agent_id}}
+        body = orjson.dumps({"type": "MARK_AGENT_GONE", "mark_agent_gone": gone})
+        headers = {"Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{master.url}/api/v1", data=body, headers=headers) as response,
+        ):
+            assert response.status == 200, await response.text()
+        await asyncio.wait_for(agent.shutdown_requested.wait(), 10)
+        assert agent.checkpoints.load().info is None
+
+
+async def test_teardown_destroys_an_unresponsive_executor_after_the_grace_period(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    async with running_agent(tmp_path, [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+            task = command_task(offer, "silent", "unused")
+            del task["command"]
+            # ignores SIGTERM (an ignored signal stays ignored across exec, so sleep does too)
+            stubborn = {"value": "trap '' TERM; echo ready; sleep 30"}
+            task["executor"] = {"executor_id": {"value": "mute"}, "command": stubborn}
+            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+            accept = {"offer_ids": [offer["id"]], "operations": operations}
+            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+            await until(lambda: agent.core.executors(), "the executor to start")
+            stdout = Path(agent.core.executors()[0].directory) / "stdout"
+            await until(lambda: "ready" in stdout.read_text(errors="replace") if stdout.exists()
+                        else False, "the executor to ignore SIGTERM")  # fmt: skip
+            started = time.monotonic()
+            assert (await scheduler.call("TEARDOWN")).status == 202
+            await until(lambda: not agent.containerizer.containers(), "the executor to go", 10)
+            # --executor_shutdown_grace_period=2secs: SIGTERM, then SIGKILL after the grace
+            assert 2 <= time.monotonic() - started < 6
+            await until(lambda: not agent.core.frameworks, "the framework to go")
+
+
+async def test_restart_loses_undelivered_tasks_and_silent_executors(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with FakeScheduler(master.url) as scheduler:
+        stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
+        first = running_agent(tmp_path, [master.address], port=port, keep_executors=True)
+        async with first as agent:
+            await until(lambda: agent.counters.registered, "registration")
+            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+            task = command_task(offer, "waits", "unused")
+            del task["command"]
+            task["executor"] = {"executor_id": {"value": "mute"}, "command": {"value": "sleep 30"}}
+            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+            accept = {"offer_ids": [offer["id"]], "operations": operations}
+            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+            await until(lambda: agent.containerizer.containers(), "the executor to start")
+        # The executor never subscribes: the restarted agent reports the undelivered task lost
+        # and destroys the executor after --executor_reregistration_timeout (3secs).
+        async with running_agent(tmp_path, [master.address], port=port) as again:
+            status = await next_update(scheduler, stream)
+            assert (status["state"], status["source"], status["reason"]) == (
+                "TASK_LOST", "SOURCE_AGENT", "REASON_AGENT_RESTARTED",
+            )  # fmt: skip
+            await until(lambda: not again.containerizer.containers(), "the executor to go", 10)
+            await until(lambda: not again.core.frameworks, "the framework to go")
+
+
+ECHO_EXECUTOR = """
+import time
+from pymesos import Executor, MesosExecutorDriver, decode_data, encode_data
+
+class Echo(Executor):
+    def launchTask(self, driver, task):
+        driver.sendStatusUpdate({"task_id": task["task_id"], "state": "TASK_RUNNING",
+                                 "timestamp": time.time()})
+        driver.sendFrameworkMessage(encode_data(b"hello"))
+
+    def frameworkMessage(self, driver, message):
+        driver.sendFrameworkMessage(encode_data(b"echo:" + decode_data(message)))
+
+    def killTask(self, driver, task_id):
+        driver.sendStatusUpdate({"task_id": task_id, "state": "TASK_KILLED",
+                                 "timestamp": time.time()})
+
+MesosExecutorDriver(Echo(), use_addict=True).run()
+"""
+
+
+async def test_custom_executor_messages_both_ways(master: MasterHandle, tmp_path: Path) -> None:
+    pytest.importorskip("pymesos", reason="pymesos is not installed")
+    script = tmp_path / "echo_executor.py"
+    script.write_text(ECHO_EXECUTOR)
+    async with running_agent(tmp_path / "agent", [master.address]) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe()
+            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+            task = command_task(offer, "talks", "unused")
+            del task["command"]
+            command = {"value": sys.executable, "shell": False,
+                       "arguments": [sys.executable, str(script)]}  # fmt: skip
+            task["executor"] = {"executor_id": {"value": "echo"}, "command": command}
+            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+            accept = {"offer_ids": [offer["id"]], "operations": operations}
+            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+            running = await next_update(scheduler, stream, timeout_s=20)
+            assert running["state"] == "TASK_RUNNING"
+            hello = (await stream.expect("MESSAGE", timeout_s=10))["message"]
+            assert (hello["executor_id"]["value"], base64.b64decode(hello["data"])) == (
+                "echo", b"hello",
+            )  # fmt: skip
+            reply = await scheduler.call(
+                "MESSAGE",
+                message={"agent_id": running["agent_id"], "executor_id": {"value": "echo"},
+                         "data": base64.b64encode(b"ping").decode()},
+            )  # fmt: skip
+            assert reply.status == 202, reply.text
+            echoed = (await stream.expect("MESSAGE", timeout_s=10))["message"]
+            assert base64.b64decode(echoed["data"]) == b"echo:ping"
+            assert agent.counters.valid_framework_messages == 2
+            kill = {"task_id": {"value": "talks"}, "agent_id": running["agent_id"]}
+            assert (await scheduler.call("KILL", kill=kill)).status == 202
+            assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
+
+
+async def test_executor_calls_wait_for_recovery(master: MasterHandle, tmp_path: Path) -> None:
+    flags = options(tmp_path, [master.address], free_port())
+    agent = Agent(flags, agent_info(flags), Containerizer(tmp_path))
+    call = executor_pb2.Call(type=executor_pb2.Call.MESSAGE)
+    call.framework_id.value, call.executor_id.value = "fw", "ex"
+    call.message.data = b"x"
+    try:
+        with pytest.raises(HttpError) as refused:
+            await agent.executor_message(call)
+        assert (refused.value.status, refused.value.message) == (
+            503, "Agent has not finished recovery",
+        )  # fmt: skip
+        assert await agent.recover()
+        with pytest.raises(HttpError, match="Framework 'fw' not found"):
+            await agent.executor_message(call)
+    finally:
+        await agent.stop()
+
+
+def test_executor_environment_follows_the_contract(tmp_path: Path) -> None:
+    flags = options(tmp_path, ["127.0.0.1:5050"], 5051)
+    framework = FrameworkRecord(mesos_pb2.FrameworkInfo(user="", name="f", checkpoint=True))
+    framework.info.id.value = "fw"
+    info = mesos_pb2.ExecutorInfo()
+    info.executor_id.value = "ex"
+    executor = ExecutorRecord(info, "fw", ExecutorKind.CUSTOM, "c1", "/sandbox/run")
+    env = launch_config.environment(flags, "S1", framework, executor)
+    assert env == {
+        "MESOS_FRAMEWORK_ID": "fw",
+        "MESOS_EXECUTOR_ID": "ex",
+        "MESOS_AGENT_ENDPOINT": "127.0.0.1:5051",
+        "MESOS_SLAVE_PID": "slave(1)@127.0.0.1:5051",
+        "MESOS_SLAVE_ID": "S1",
+        "MESOS_DIRECTORY": "/sandbox/run",
+        "MESOS_SANDBOX": "/sandbox/run",
+        "MESOS_CHECKPOINT": "1",
+        "MESOS_HTTP_COMMAND_EXECUTOR": "1",
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "2secs",
+        "LIBPROCESS_PORT": "0",
+        "MESOS_RECOVERY_TIMEOUT": "15mins",
+        "MESOS_SUBSCRIPTION_BACKOFF_MAX": "3secs",
+    }
+    info.shutdown_grace_period.nanoseconds = 7_500_000_000
+    framework.info.checkpoint = False
+    env = launch_config.environment(flags, "S1", framework, executor)
+    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "7500ms"
+    assert env["MESOS_CHECKPOINT"] == "0" and "MESOS_RECOVERY_TIMEOUT" not in env

@@ -1,0 +1,195 @@
+"""The agent's read endpoints over a hand-built Agent: /state shape, metrics, files, escapes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from support.agent_state import AGENT_ID, CONTAINER, EX, FW, build_agent
+from support.served_app import Client, served
+
+from meseta.agent import endpoints
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "work"
+
+
+@pytest.fixture
+def client(work_dir: Path) -> Iterator[Client]:
+    agent = build_agent(work_dir)
+    try:
+        with served(Starlette(routes=endpoints.routes(agent))) as test_client:
+            yield test_client
+    finally:
+        agent.checkpoints.close()
+
+
+@pytest.fixture
+def sandbox(work_dir: Path) -> Path:
+    path = (
+        work_dir / "slaves" / AGENT_ID / "frameworks" / FW / "executors" / EX / "runs" / CONTAINER
+    )
+    (path / "stdout").write_bytes(b"hello\nworld\n")
+    (path / "sub").mkdir()
+    return path
+
+
+SHORT = f"/frameworks/{FW}/executors/{EX}/runs/latest"
+
+
+@pytest.mark.parametrize(
+    "path", ["/state", "/state.json", "/slave(1)/state", "/slave(1)/state.json"]
+)
+def test_state_has_mesos_keys_and_shapes(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    state = response.json()
+    assert list(state)[:1] == ["version"]
+    for key in ("build_date", "build_time", "build_user", "start_time", "id", "pid", "hostname",
+                "capabilities", "resources", "reserved_resources", "unreserved_resources",
+                "reserved_resources_full", "unreserved_resources_full",
+                "reserved_resources_allocated", "unreserved_resources_allocated",
+                "resource_providers", "attributes", "flags", "frameworks",
+                "completed_frameworks"):  # fmt: skip
+        assert key in state, key
+    assert state["id"] == AGENT_ID
+    assert state["pid"] == "slave(1)@127.0.0.1:5051"
+    assert state["resources"] == {
+        "cpus": 5.0, "gpus": 0.0, "mem": 1024.0, "disk": 0.0, "ports": "[31000-32000]"
+    }  # fmt: skip
+    assert state["reserved_resources"]["web"]["cpus"] == 1.0
+    assert state["unreserved_resources"]["cpus"] == 4.0
+    assert state["unreserved_resources_allocated"]["cpus"] == 0.6
+    assert state["attributes"] == {"rack": "r1"}
+    assert state["flags"]["work_dir"].endswith("work")
+    (framework,) = state["frameworks"]
+    assert framework["id"] == FW and framework["roles"] == ["*"] and framework["checkpoint"]
+    (executor,) = framework["executors"]
+    assert executor["container"] == CONTAINER
+    assert executor["directory"].endswith(f"runs/{CONTAINER}")
+    (task,) = executor["tasks"]
+    assert task["id"] == "t1" and task["state"] == "TASK_RUNNING" and task["slave_id"] == AGENT_ID
+    assert task["statuses"] == [{"state": "TASK_RUNNING", "timestamp": 12.5}]
+    assert executor["queued_tasks"] == [] and executor["completed_tasks"] == []
+
+
+def test_jsonp_wraps_the_body(client: Client) -> None:
+    response = client.get("/flags?jsonp=cb")
+    assert response.text.startswith("cb({") and response.text.endswith("});")
+
+
+def test_metrics_snapshot_has_slave_names(client: Client) -> None:
+    snapshot = client.get("/metrics/snapshot").json()
+    assert snapshot["slave/registered"] == 0.0
+    assert snapshot["slave/tasks_running"] == 1.0
+    assert snapshot["slave/cpus_total"] == 5.0
+    assert snapshot["slave/cpus_used"] == pytest.approx(0.6)
+    assert snapshot["slave/executors_registering"] == 1.0
+    for name in ("slave/uptime_secs", "slave/mem_percent", "slave/disk_revocable_total",
+                 "slave/tasks_finished", "slave/executors_terminated", "slave/recovery_errors",
+                 "system/load_1min"):  # fmt: skip
+        assert isinstance(snapshot[name], float), name
+
+
+def test_health_flags_version(client: Client) -> None:
+    assert client.get("/health").status_code == 200
+    assert client.get("/slave(1)/health").status_code == 200
+    assert client.get("/flags").json()["flags"]["master"] == "127.0.0.1:5050"
+    assert client.get("/version").json()["version"] == "1.11.0"
+
+
+def test_browse_lists_the_sandbox_under_each_attached_name(client: Client, sandbox: Path) -> None:
+    for base in (str(sandbox), str(sandbox.parent / "latest"), SHORT):
+        listing = client.get("/files/browse", params={"path": base}).json()
+        assert [entry["path"] for entry in listing] == [f"{base}/stdout", f"{base}/sub"]
+        stdout = listing[0]
+        assert stdout["size"] == 12 and stdout["mode"].startswith("-rw")
+        assert isinstance(stdout["mtime"], float) and stdout["nlink"] == 1
+    debug = client.get("/files/debug").json()
+    assert debug[SHORT] == str(sandbox.resolve())
+
+
+def test_read_offsets_and_lengths(client: Client, sandbox: Path) -> None:
+    path = f"{SHORT}/stdout"
+    assert client.get("/files/read", params={"path": path, "offset": 0}).json() == {
+        "data": "hello\nworld\n", "offset": 0,
+    }  # fmt: skip
+    assert client.get("/files/read", params={"path": path, "offset": 6, "length": 3}).json() == {
+        "data": "wor", "offset": 6,
+    }  # fmt: skip
+    assert client.get("/files/read", params={"path": path, "offset": -1}).json() == {
+        "data": "", "offset": 12,
+    }  # fmt: skip
+    assert client.get("/files/read", params={"path": path}).json()["offset"] == 12
+    assert client.get("/files/read", params={"path": path, "offset": 50}).json() == {
+        "data": "", "offset": 50,
+    }  # fmt: skip
+    assert client.get("/files/read.json", params={"path": path, "offset": 0}).status_code == 200
+
+
+def test_read_caps_at_sixteen_pages(client: Client, sandbox: Path) -> None:
+    (sandbox / "big").write_bytes(b"x" * (os.sysconf("SC_PAGESIZE") * 20))
+    body = client.get("/files/read", params={"path": f"{SHORT}/big", "offset": 0}).json()
+    assert len(body["data"]) == os.sysconf("SC_PAGESIZE") * 16
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({}, 400, "Expecting 'path=value' in query.\n"),
+        ({"path": f"{SHORT}/stdout", "offset": "x"}, 400, "Failed to parse offset"),
+        ({"path": f"{SHORT}/stdout", "offset": "-2"}, 400, "Negative offset provided: -2.\n"),
+        ({"path": f"{SHORT}/stdout", "offset": "0", "length": "-5"}, 400, "Negative length"),
+        ({"path": SHORT, "offset": "0"}, 400, "Cannot read a directory.\n"),
+        ({"path": f"{SHORT}/missing", "offset": "0"}, 404, ""),
+        ({"path": "/etc/passwd", "offset": "0"}, 404, ""),
+    ],
+)
+def test_read_errors(
+    client: Client, sandbox: Path, params: dict[str, str], status: int, message: str
+) -> None:
+    response = client.get("/files/read", params=params)
+    assert response.status_code == status
+    assert response.text.startswith(message)
+
+
+def test_no_path_escapes_a_sandbox(client: Client, sandbox: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    (sandbox / "link").symlink_to(secret)
+    (sandbox / "dirlink").symlink_to(tmp_path)
+    escapes = [
+        f"{SHORT}/../../../../../../secret.txt",
+        f"{SHORT}/link",
+        f"{SHORT}/dirlink/secret.txt",
+        f"{sandbox}/../../../../../../../../secret.txt",
+        f"{SHORT}/sub/../../{CONTAINER}/../../..",
+    ]
+    for path in escapes:
+        for endpoint in ("read", "download", "browse"):
+            response = client.get(f"/files/{endpoint}", params={"path": path, "offset": 0})
+            assert response.status_code in (400, 404), (endpoint, path, response.status_code)
+            assert "top secret" not in response.text
+    response = client.get("/files/read", params={"path": f"{SHORT}/link", "offset": 0})
+    assert response.status_code == 400 and "is inaccessible" in response.text
+    for path in (str(secret), str(tmp_path), "/", "/etc"):
+        assert client.get("/files/browse", params={"path": path}).status_code == 404
+
+
+def test_download_returns_the_bytes(client: Client, sandbox: Path) -> None:
+    response = client.get("/files/download", params={"path": f"{SHORT}/stdout"})
+    assert response.status_code == 200
+    assert response.content == b"hello\nworld\n"
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert "attachment" in response.headers["content-disposition"]
+    assert client.get("/files/download", params={"path": SHORT}).status_code == 400
+
+
+def test_browsing_a_file_lists_nothing(client: Client, sandbox: Path) -> None:
+    reply = client.get("/files/browse", params={"path": f"{SHORT}/stdout"})
+    assert reply.status_code == 200 and reply.json() == []

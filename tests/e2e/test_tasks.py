@@ -1,0 +1,195 @@
+"""Tasks on a real cluster: command tasks and a custom executor through pymesos, sandbox files
+over HTTP, `meseta execute` exit codes and bad `--resources` strings."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.e2e_cluster import EXECUTOR_SCRIPT, Cluster, get_json, pymesos_framework
+
+pytest.importorskip("pymesos", reason="pymesos is not installed (scripts/install_pymesos.py)")
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+SMALL = {"cpus": 0.1, "mem": 32}
+
+
+def test_command_tasks_finish_fail_and_get_killed(cluster: Cluster, tmp_path: Path) -> None:
+    with pymesos_framework(cluster.masters[0], tmp_path, checkpoint=True) as framework:
+        framework.launch(task_id="echo", command="echo hello-from-echo", **SMALL)
+        framework.launch(task_id="exit3", command="exit 3", **SMALL)
+        framework.launch(task_id="sleep", command="sleep 1000", **SMALL)
+
+        framework.update("echo", "TASK_RUNNING")
+        finished = framework.update("echo", "TASK_FINISHED")
+        assert finished["source"] == "SOURCE_EXECUTOR"
+
+        framework.update("exit3", "TASK_RUNNING")
+        failed = framework.update("exit3", "TASK_FAILED")
+        assert failed["source"] == "SOURCE_EXECUTOR"
+        assert "3" in failed.get("message", "")
+
+        framework.update("sleep", "TASK_RUNNING")
+        framework.command("kill", task_id="sleep")
+        killed = framework.update("sleep", "TASK_KILLED")
+        assert killed["source"] == "SOURCE_EXECUTOR"
+
+        for task_id, last in (("echo", "TASK_FINISHED"), ("exit3", "TASK_FAILED"),
+                              ("sleep", "TASK_KILLED")):  # fmt: skip
+            states = framework.updates_for(task_id)
+            assert states[-1] == last and states.count(last) == 1, states
+            assert states.index("TASK_RUNNING") < states.index(last), states
+
+        state = get_json(f"{cluster.agent_url}/state")
+        directories = [
+            executor["directory"]
+            for fw in [*state["frameworks"], *state["completed_frameworks"]]
+            for executor in [*fw["executors"], *fw["completed_executors"]]
+            if executor["id"] == "echo"
+        ]
+        assert directories, state
+        query = urllib.parse.urlencode({"path": f"{directories[0]}/stdout", "offset": 0})
+        stdout = get_json(f"{cluster.agent_url}/files/read?{query}")
+        assert "hello-from-echo" in stdout["data"]
+
+
+def test_custom_pymesos_executor(cluster: Cluster, tmp_path: Path) -> None:
+    executor = f"{sys.executable} -P {EXECUTOR_SCRIPT}"
+    with pymesos_framework(cluster.masters[1], tmp_path) as framework:
+        framework.launch(task_id="custom-ok", executor=executor, data="echo custom", **SMALL)
+        running = framework.update("custom-ok", "TASK_RUNNING")
+        assert running["source"] == "SOURCE_EXECUTOR"
+        assert running["message"] == "custom executor started the task"
+        finished = framework.update("custom-ok", "TASK_FINISHED")
+        assert finished["message"] == "custom executor: exit code 0"
+
+        framework.launch(task_id="custom-bad", executor=executor, data="exit 4", **SMALL)
+        failed = framework.update("custom-bad", "TASK_FAILED")
+        assert failed["message"] == "custom executor: exit code 4"
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_sandbox_files_refuse_escapes(cluster: Cluster) -> None:
+    state = get_json(f"{cluster.agent_url}/state")
+    executors = [
+        (fw["id"], executor)
+        for fw in [*state["frameworks"], *state["completed_frameworks"]]
+        for executor in [*fw["executors"], *fw["completed_executors"]]
+    ]
+    assert executors, "the earlier tests left no sandbox"
+    framework_id, executor = executors[0]
+    short = f"/frameworks/{framework_id}/executors/{executor['id']}/runs/latest"
+    secret = cluster.local.data / "secret"
+    attempts = [
+        f"{short}/../../../../../../../../secret",
+        f"{executor['directory']}/../../../../../../../../secret",
+        f"{executor['directory']}/" + "../" * 30 + "etc/passwd",
+        str(secret),
+        "/etc/passwd",
+    ]
+    for path in attempts:
+        for endpoint in ("read", "download", "browse"):
+            query = urllib.parse.urlencode({"path": path, "offset": 0})
+            status = http_status(f"{cluster.agent_url}/files/{endpoint}?{query}")
+            assert status in (400, 404), (endpoint, path, status)
+    query = urllib.parse.urlencode({"path": f"{short}/stdout", "offset": 0})
+    assert http_status(f"{cluster.agent_url}/files/read?{query}") == 200
+
+
+def meseta(*args: str, timeout_s: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "meseta.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def test_meseta_execute_exit_codes(cluster: Cluster) -> None:
+    masters = ",".join(cluster.masters)
+    ok = meseta("execute", f"--master={masters}", "--name=exec-ok", "--command=echo hi",
+                "--resources=cpus:0.1;mem:32")  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Received status update TASK_FINISHED for task 'exec-ok'" in ok.stdout
+    assert "Received status update TASK_RUNNING for task 'exec-ok'" in ok.stdout
+    failed = meseta("execute", f"--master={masters}", "--name=exec-bad", "--command=exit 3",
+                    "--resources=cpus:0.1;mem:32")  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "TASK_FAILED" in failed.stdout and "  source: SOURCE_EXECUTOR" in failed.stdout
+
+
+def test_bad_resources_get_a_clear_error(tmp_path: Path) -> None:
+    execute = meseta("execute", "--master=127.0.0.1:1", "--name=x", "--command=true",
+                     "--resources=cpus:lots;mem:32")  # fmt: skip
+    assert execute.returncode == 2
+    assert "Invalid resources 'cpus:lots;mem:32'" in execute.stderr
+    agent = meseta("agent", "--master=127.0.0.1:1", f"--work_dir={tmp_path / 'w'}",
+                   "--resources=cpus:4;mem:[oops")  # fmt: skip
+    assert agent.returncode != 0
+    assert "mem" in agent.stderr and "meseta agent:" in agent.stderr, agent.stderr
+
+
+def operator_call(cluster: Cluster, body: dict[str, object], timeout_s: float = 30) -> Any:
+    request = urllib.request.Request(
+        f"{cluster.agent_url}/api/v1",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def test_operator_api_sees_kills_and_waits_for_a_container(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with pymesos_framework(cluster.masters[2], tmp_path) as framework:
+        framework.launch(task_id="victim", command="sleep 1000", **SMALL)
+        framework.update("victim", "TASK_RUNNING")
+        containers = operator_call(cluster, {"type": "GET_CONTAINERS"})["get_containers"]
+        (victim,) = [c for c in containers["containers"] if c["executor_id"]["value"] == "victim"]
+        assert victim["resource_statistics"]["mem_rss_bytes"] > 0
+        container = victim["container_id"]
+        monitored = get_json(f"{cluster.agent_url}/monitor/statistics")
+        (entry,) = [e for e in monitored if e["executor_id"] == "victim"]
+        assert entry["statistics"]["mem_rss_bytes"] > 0 and entry["source"] == "victim"
+        listed = get_json(f"{cluster.agent_url}/containers")
+        assert container["value"] in [c["container_id"] for c in listed]
+
+        waited: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: waited.append(operator_call(
+                cluster, {"type": "WAIT_CONTAINER",
+                          "wait_container": {"container_id": container}}, timeout_s=60)),
+            daemon=True,
+        )  # fmt: skip
+        waiter.start()
+        time.sleep(0.5)  # let WAIT_CONTAINER block first
+        kill = {"type": "KILL_CONTAINER", "kill_container": {"container_id": container}}
+        assert operator_call(cluster, kill) is None
+        waiter.join(60)
+        (answer,) = waited
+        assert answer["type"] == "WAIT_CONTAINER"
+        assert answer["wait_container"]["exit_status"] == signal.SIGKILL  # raw wait status
+
+        failed = framework.update("victim", "TASK_FAILED")
+        assert failed["source"] == "SOURCE_AGENT"
+        assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
+        tasks = operator_call(cluster, {"type": "GET_TASKS"})["get_tasks"]
+        assert any(t["task_id"]["value"] == "victim" for t in tasks["completed_tasks"])
