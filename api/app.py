@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meseta import __version__
-from meseta.api import agent_link, scheduler
-from meseta.api.context import VERSION, MasterContext
+from meseta.api import agent_link, operator, scheduler, sse, state_endpoints
+from meseta.api.consistency import IndexHeaders
+from meseta.api.context import MasterContext
 from meseta.api.http import HttpError
-
-STARTED_S = time.time()
 
 
 async def version(request: Request) -> Response:
-    body = {
-        "version": VERSION,  # pymesos parses it as dotted integers
-        "build_date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(STARTED_S)),
-        "build_time": STARTED_S,
-        "build_user": "meseta",
-        "git_tag": f"meseta-{__version__}",
-    }
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(state_endpoints.build_info()), media_type="application/json")
 
 
 async def health(request: Request) -> Response:
@@ -57,6 +47,11 @@ def create_app(context: MasterContext) -> Starlette:
     for prefix in ("", "/master"):
         routes.append(Route(f"{prefix}/api/v1/scheduler", scheduler.endpoint, methods=ANY))
         routes.append(Route(f"{prefix}/api/v1/agent", agent_link.endpoint, methods=ANY))
-    app = Starlette(routes=routes)
+        routes.append(Route(f"{prefix}/api/v1/events", sse.endpoint, methods=ANY))
+        routes.append(Route(f"{prefix}/api/v1", operator.endpoint, methods=ANY))
+        # libprocess routes by longest prefix: pymesos's operator posts to /api/v1/operator.
+        routes.append(Route(f"{prefix}/api/v1/{{rest:path}}", operator.endpoint, methods=ANY))
+    routes += state_endpoints.routes()
+    app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context
     return app

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from meseta.api.http import HttpError, delegate_path
 from meseta.api.streams import Stream
+from meseta.master.events import DomainEvent
 from meseta.master.leader import Leadership
 from meseta.master.service import MasterService
 from meseta.master.state import State
+from meseta.projections.cluster import ClusterView
+from meseta.projections.operator_stream import OperatorEventBroker
 
 VERSION = "1.11.0"
 
@@ -24,6 +28,20 @@ class MasterContext:
     # Live subscriptions by framework id and by agent id.
     frameworks: dict[str, Stream] = field(default_factory=dict)
     agents: dict[str, Stream] = field(default_factory=dict)
+    # Read models, folded on every replica (see `MasterReplica.build`).
+    cluster: ClusterView = field(default_factory=ClusterView)
+    operator_events: OperatorEventBroker = field(default_factory=OperatorEventBroker)
+    # Monotonic time this replica last applied an entry (see api/consistency.py).
+    applied_at_s: float = field(default_factory=time.monotonic)
+
+    def fold_read_models(self, index: int, events: list[DomainEvent]) -> None:
+        """Fold listener: the entry into the cluster view, its operator events to the broker."""
+        self.applied_at_s = time.monotonic()
+        if index <= self.cluster.applied_index:  # restored past it: its events went out before
+            self.operator_events.skip_to(self.cluster.applied_index)
+            return
+        operator_events = self.cluster.apply(index, events, self.service.state.now_ns)
+        self.operator_events.publish(index, operator_events)
 
     @property
     def state(self) -> State:
@@ -33,16 +51,23 @@ class MasterContext:
         """307 to the leader, or 503 while none is known or it is still taking office."""
         if self.leadership.leading:
             return
-        log = self.service.log
-        if log.is_leader():
+        if self.service.log.is_leader():
             raise HttpError(503, "Master has not finished recovery")
+        leader = self.leader_location()
+        if leader is None:
+            raise HttpError(503, "No leader elected")
+        query = f"?{request.url.query}" if request.url.query else ""
+        location = f"//{leader}{delegate_path(request.url.path)}{query}"
+        raise HttpError(307, "", {"Location": location})
+
+    def leader_location(self) -> str | None:
+        """`host:port` of the leader's HTTP API once it has taken office in the log's current
+        term (its `ElectLeader` is applied here); None while no leader is known."""
+        log = self.service.log
         info = self.state.master_info
         if info is None or self.state.leader_term != log.term() or not log.leader_address():
-            raise HttpError(503, "No leader elected")
-        host = info.hostname or info.address.ip
-        query = f"?{request.url.query}" if request.url.query else ""
-        location = f"//{host}:{info.port}{delegate_path(request.url.path)}{query}"
-        raise HttpError(307, "", {"Location": location})
+            return None
+        return f"{info.hostname or info.address.ip}:{info.port}"
 
     def close_all(self) -> None:
         """Leadership ended: every subscriber must find the new leader."""

@@ -14,6 +14,7 @@ from meseta.log.raft import RaftConfig, RaftLog
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
 from meseta.master.leader import LeaderConfig
 from meseta.master.v1 import commands_pb2
+from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS
 
 NS_PER_S = 1e9
 
@@ -23,7 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ip", default="127.0.0.1", help="address the HTTP API listens on")
     parser.add_argument("--port", type=int, default=5050)
     parser.add_argument("--work_dir", type=Path, required=True, help="this replica's data")
-    parser.add_argument("--raft_address", required=True, help="host:port for log replication")
+    parser.add_argument(
+        "--raft_address", default=None, help="host:port for log replication (voting replicas)"
+    )
+    parser.add_argument(
+        "--read_replica",
+        action="store_true",
+        help="a non-voting read replica: follows the log from --peers and serves reads from "
+        "its own view, never votes or leads, redirects writes (no --raft_address)",
+    )
     parser.add_argument("--peers", required=True, help="comma-separated raft addresses of all")
     parser.add_argument("--secret_file", type=Path, required=True, help="shared peer secret")
     parser.add_argument("--allocation_interval", default="1secs")
@@ -33,6 +42,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_agent_ping_timeouts", type=int, default=5)
     parser.add_argument("--min_allocatable_resources", default="cpus:0.01|mem:32")
     parser.add_argument("--max_completed_tasks_per_framework", type=int, default=1000)
+    parser.add_argument(
+        "--max_operator_event_stream_subscribers",
+        type=int,
+        default=DEFAULT_MAX_SUBSCRIBERS,
+        help="operator SUBSCRIBE and /api/v1/events streams; beyond it the oldest is closed",
+    )
+
+
+def raft_address(options: argparse.Namespace) -> str | None:
+    """This replica's Raft address; None for a read replica."""
+    if options.read_replica:
+        if options.raft_address:
+            raise ValueError("a --read_replica does not vote, so it takes no --raft_address")
+        return None
+    if not options.raft_address:
+        raise ValueError("--raft_address is required (or --read_replica)")
+    return str(options.raft_address)
 
 
 def leader_config(options: argparse.Namespace) -> LeaderConfig:
@@ -59,11 +85,18 @@ async def serve(options: argparse.Namespace) -> None:
         RaftConfig(
             data_dir=options.work_dir,
             secret=options.secret_file.read_text().strip(),
-            address=options.raft_address,
+            address=raft_address(options),
             peers=tuple(p for p in options.peers.split(",") if p),
         )
     )
-    replica = MasterReplica.build(raft, config, options.ip, options.port)
+    replica = MasterReplica.build(
+        raft,
+        config,
+        options.ip,
+        options.port,
+        view_dir=options.work_dir / "views",
+        max_operator_subscribers=options.max_operator_event_stream_subscribers,
+    )
     await replica.start()
     logging.getLogger("meseta").info("master listening on %s:%d", options.ip, options.port)
     stopping = asyncio.Event()
@@ -80,7 +113,8 @@ async def serve(options: argparse.Namespace) -> None:
 def run(options: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        leader_config(options)  # flag errors before anything starts
+        raft_address(options)  # flag errors before anything starts
+        leader_config(options)
     except ValueError as error:
         raise SystemExit(f"meseta master: {error}") from None
     asyncio.run(serve(options))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -15,6 +16,9 @@ from meseta.api.event_router import EventRouter
 from meseta.log.interface import ReplicatedLog
 from meseta.master.leader import LeaderConfig, Leadership
 from meseta.master.service import MasterService
+from meseta.projections.cluster import ClusterView
+from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS, OperatorEventBroker
+from meseta.projections.store import ViewKeeper, ViewStore
 from meseta.proto.mesos.v1 import mesos_pb2
 
 
@@ -38,6 +42,8 @@ class MasterReplica:
     context: MasterContext
     server: uvicorn.Server
     serving: asyncio.Task[None] | None = None
+    # Keeps the cluster view on disk (resumed after a restart), when given a directory.
+    view_keeper: ViewKeeper | None = None
 
     @classmethod
     def build(
@@ -47,10 +53,24 @@ class MasterReplica:
         host: str,
         port: int,
         uds: str | None = None,
+        view_dir: Path | None = None,
+        max_operator_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
     ) -> MasterReplica:
         service = MasterService(log)
         leadership = Leadership(service, config)
         context = MasterContext(service, leadership)
+        context.cluster = ClusterView(
+            max_completed_tasks_per_framework=config.master_config.max_completed_tasks_per_framework
+        )
+        keeper = None
+        if view_dir is not None:
+            keeper = ViewKeeper(ViewStore(view_dir), context.cluster)
+            keeper.restore(max_index=log.applied_index())
+        # Events up to the restored index went out before the restart: not resumable here.
+        context.operator_events = OperatorEventBroker(
+            context.cluster.applied_index, max_subscribers=max_operator_subscribers
+        )
+        service.listeners.append(context.fold_read_models)
         service.listeners.append(EventRouter(context))
         leadership.listeners.append(lambda leading, term: context.close_all())
         server_config = uvicorn.Config(
@@ -63,10 +83,12 @@ class MasterReplica:
             timeout_graceful_shutdown=1,
             lifespan="off",
         )
-        return cls(context, uvicorn.Server(server_config))
+        return cls(context, uvicorn.Server(server_config), view_keeper=keeper)
 
     async def start(self) -> None:
         self.context.service.start()
+        if self.view_keeper is not None:
+            self.view_keeper.start()
         self.context.leadership.start()
         self.serving = asyncio.get_running_loop().create_task(self.server.serve())
         while not self.server.started:
@@ -76,9 +98,12 @@ class MasterReplica:
 
     async def stop(self) -> None:
         self.context.close_all()
+        self.context.operator_events.close()
         await self.context.leadership.stop()
         self.server.should_exit = True
         if self.serving is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.serving
         await self.context.service.stop()
+        if self.view_keeper is not None:
+            await self.view_keeper.stop()

@@ -1,0 +1,283 @@
+"""The master operator API (contract 4.1): POST /api/v1 and /master/api/v1, JSON or protobuf.
+
+Read calls are answered by every replica from its own cluster view, with the
+consistency headers and `?min_index=` handling of api/consistency.py; writes
+(MARK_AGENT_GONE, TEARDOWN) are proposed on the leader, and a standby answers
+them as it answers scheduler calls (307 to the leader, or 503). Calls the
+system cannot serve yet answer 501, as Mesos answers UNKNOWN. SUBSCRIBE is
+the operator event stream of api/operator_stream.py.
+
+A large GET_STATE is assembled from each entity's cached encoding (protobuf
+bytes or Mesos JSON), never re-serialized as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from meseta.api import consistency, mesos_json, operator_stream, state_endpoints
+from meseta.api.context import MasterContext
+from meseta.api.http import (
+    HttpError,
+    parse_body,
+    request_media_type,
+    require_post,
+    response_media_type,
+)
+from meseta.api.proposals import propose_and_wait
+from meseta.api.streams import JSON
+from meseta.api.streams import PROTOBUF as PROTOBUF_TYPE
+from meseta.master import decide
+from meseta.master.events import CommandRejected
+from meseta.master.v1 import commands_pb2 as commands
+from meseta.projections.assembly import PROTOBUF, Encoding, Parts
+from meseta.projections.cluster import ClusterView
+from meseta.projections.records import (
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    Record,
+    TaskRecord,
+)
+from meseta.proto.mesos.v1.master import master_pb2
+
+Call = master_pb2.Call
+Response_ = master_pb2.Response
+
+# Sub-messages Mesos requires for a call type (master/validation.cpp).
+REQUIRED_BODY = {
+    Call.SET_LOGGING_LEVEL: "set_logging_level",
+    Call.LIST_FILES: "list_files",
+    Call.READ_FILE: "read_file",
+    Call.UPDATE_WEIGHTS: "update_weights",
+    Call.RESERVE_RESOURCES: "reserve_resources",
+    Call.UNRESERVE_RESOURCES: "unreserve_resources",
+    Call.CREATE_VOLUMES: "create_volumes",
+    Call.DESTROY_VOLUMES: "destroy_volumes",
+    Call.GROW_VOLUME: "grow_volume",
+    Call.SHRINK_VOLUME: "shrink_volume",
+    Call.UPDATE_MAINTENANCE_SCHEDULE: "update_maintenance_schedule",
+    Call.START_MAINTENANCE: "start_maintenance",
+    Call.STOP_MAINTENANCE: "stop_maintenance",
+    Call.UPDATE_QUOTA: "update_quota",
+    Call.SET_QUOTA: "set_quota",
+    Call.REMOVE_QUOTA: "remove_quota",
+    Call.TEARDOWN: "teardown",
+    Call.MARK_AGENT_GONE: "mark_agent_gone",
+    Call.DRAIN_AGENT: "drain_agent",
+    Call.DEACTIVATE_AGENT: "deactivate_agent",
+    Call.REACTIVATE_AGENT: "reactivate_agent",
+}
+
+
+def validate(call: master_pb2.Call) -> None:
+    if not call.HasField("type"):
+        raise HttpError(400, "Failed to validate master::Call: Expecting 'type' to be present")
+    field = REQUIRED_BODY.get(call.type)
+    if field is not None and not call.HasField(field):
+        raise HttpError(400, f"Failed to validate master::Call: Expecting '{field}' to be present")
+
+
+# -- responses ------------------------------------------------------------------------------
+
+JSON_ENCODING = Encoding("json", mesos_json.to_json, json=True)
+
+
+def encoding(media_type: str) -> Encoding:
+    return JSON_ENCODING if media_type == JSON else PROTOBUF
+
+
+def envelope(response_type: int, body: Parts | bytes, enc: Encoding) -> bytes:
+    """The Response with `type` set and the body field of that type holding `body`."""
+    name = Response_.Type.Name(response_type)
+    field = Response_.DESCRIPTOR.fields_by_name[name.lower()]
+    if enc.json:
+        type_value = b'"' + name.encode() + b'"'
+        return enc.message([(1, "type", type_value), (field.number, field.name, body)]).join()
+    parts = Parts()
+    parts.add(Response_(type=response_type).SerializeToString())  # type: ignore[arg-type]
+    parts.splice(enc.message([(field.number, field.name, body)]))
+    return parts.join()
+
+
+# -- the calls ------------------------------------------------------------------------------
+
+
+def answer(response_type: int, body: Parts | bytes, enc: Encoding) -> Response:
+    data = envelope(response_type, body, enc)
+    return Response(data, 200, media_type=JSON if enc.json else PROTOBUF_TYPE)
+
+
+def answer_message(response_type: int, message: Message, enc: Encoding) -> Response:
+    return answer(response_type, enc.encode(message), enc)
+
+
+def flags_message(context: MasterContext) -> Response_.GetFlags:
+    out = Response_.GetFlags()
+    for name, value in state_endpoints.flags(context).items():
+        out.flags.add(name=name, value=value)
+    return out
+
+
+def version_message() -> Response_.GetVersion:
+    info = state_endpoints.build_info()
+    out = Response_.GetVersion()
+    version = out.version_info
+    version.version = str(info["version"])
+    version.build_date = str(info["build_date"])
+    version.build_time = float(info["build_time"])  # type: ignore[arg-type]
+    version.build_user = str(info["build_user"])
+    version.git_tag = str(info["git_tag"])
+    return out
+
+
+def metrics_message(context: MasterContext) -> Response_.GetMetrics:
+    out = Response_.GetMetrics()
+    for name, value in state_endpoints.metric_values(context).items():
+        out.metrics.add(name=name, value=value)
+    return out
+
+
+def master_message(context: MasterContext) -> Response_.GetMaster:
+    """The leading master, as Mesos's leader describes itself; this replica's own info
+    while no leader is known. `elected_time` is when that leader took office."""
+    out = Response_.GetMaster()
+    view = context.cluster
+    leader = view.master_info if context.leader_location() is not None else None
+    out.master_info.CopyFrom(leader or context.leadership.config.master_info)
+    out.start_time = state_endpoints.STARTED_S
+    if leader is not None and view.elected_ns:
+        out.elected_time = view.elected_ns / 1e9
+    return out
+
+
+def weights_message(context: MasterContext) -> Response_.GetWeights:
+    out = Response_.GetWeights()
+    for role, milli in context.state.weights.items():
+        out.weight_infos.add(role=role, weight=milli / 1000)
+    return out
+
+
+def logging_level() -> int:
+    """glog's verbosity as Mesos reports it: 0 normally, 1 when debug logging is on."""
+    return 1 if logging.getLogger("meseta").isEnabledFor(logging.DEBUG) else 0
+
+
+def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Response | None:
+    """Answer a read call from the view; None if `call` is not one."""
+    view = context.cluster
+    kind = call.type
+    if kind == Call.GET_HEALTH:
+        return answer_message(Response_.GET_HEALTH, Response_.GetHealth(healthy=True), enc)
+    if kind == Call.GET_FLAGS:
+        return answer_message(Response_.GET_FLAGS, flags_message(context), enc)
+    if kind == Call.GET_VERSION:
+        return answer_message(Response_.GET_VERSION, version_message(), enc)
+    if kind == Call.GET_METRICS:
+        return answer_message(Response_.GET_METRICS, metrics_message(context), enc)
+    if kind == Call.GET_LOGGING_LEVEL:
+        body = Response_.GetLoggingLevel(level=logging_level())
+        return answer_message(Response_.GET_LOGGING_LEVEL, body, enc)
+    if kind == Call.GET_STATE:
+        return answer(Response_.GET_STATE, view.state_message(enc), enc)
+    if kind == Call.GET_AGENTS:
+        return answer(Response_.GET_AGENTS, view.agents_message(enc), enc)
+    if kind == Call.GET_FRAMEWORKS:
+        return answer(Response_.GET_FRAMEWORKS, view.frameworks_message(enc), enc)
+    if kind == Call.GET_EXECUTORS:
+        return answer(Response_.GET_EXECUTORS, view.executors_message(enc), enc)
+    if kind == Call.GET_TASKS:
+        return answer(Response_.GET_TASKS, view.tasks_message(enc), enc)
+    if kind == Call.GET_ROLES:
+        roles = Response_.GetRoles(roles=view.role_protos())
+        return answer_message(Response_.GET_ROLES, roles, enc)
+    if kind == Call.GET_WEIGHTS:
+        return answer_message(Response_.GET_WEIGHTS, weights_message(context), enc)
+    if kind == Call.GET_MASTER:
+        return answer_message(Response_.GET_MASTER, master_message(context), enc)
+    if kind == Call.GET_OPERATIONS:
+        # Only operations with an id are tracked; the fold supports none that would be.
+        return answer_message(Response_.GET_OPERATIONS, Response_.GetOperations(), enc)
+    return None
+
+
+def v1_message(record: Record) -> Message:
+    """The entity's Mesos v1 protobuf, as the view's responses embed it."""
+    if isinstance(record, TaskRecord):
+        return record.proto
+    if isinstance(record, AgentRecord | FrameworkRecord | ExecutorRecord):
+        return record.proto()
+    raise TypeError(f"no v1 message for {record!r}")
+
+
+def cold_entities(call_type: int, view: ClusterView) -> list[Record]:
+    """The entities a read call embeds (to encode ahead, see `state_endpoints.warm`)."""
+    out: list[Record] = []
+    if call_type in (Call.GET_STATE, Call.GET_TASKS):
+        out += view.all_tasks()
+    if call_type in (Call.GET_STATE, Call.GET_EXECUTORS):
+        out += view.executors()
+    if call_type in (Call.GET_STATE, Call.GET_FRAMEWORKS):
+        out += view.all_frameworks()
+    if call_type in (Call.GET_STATE, Call.GET_AGENTS):
+        out += view.registered_agents()
+    return out
+
+
+async def write(call: master_pb2.Call, context: MasterContext, request: Request) -> Response | None:
+    """Propose a write call on the leader; None if `call` is not one."""
+    if call.type == Call.MARK_AGENT_GONE:
+        command = decide.command(
+            mark_agent_gone=commands.MarkAgentGone(agent_id=call.mark_agent_gone.agent_id.value)
+        )
+    elif call.type == Call.TEARDOWN:
+        command = decide.command(
+            teardown_framework=commands.TeardownFramework(
+                framework_id=call.teardown.framework_id.value
+            )
+        )
+    else:
+        return None
+    context.check_leader(request)
+    for event in await propose_and_wait(context, command):
+        if isinstance(event, CommandRejected):
+            raise HttpError(event.status, event.message)
+    return Response(status_code=200)
+
+
+async def call_endpoint(request: Request) -> Response | ASGIApp:
+    context: MasterContext = request.app.state.context
+    require_post(request)
+    media_type = request_media_type(request)
+    accept = response_media_type(request)
+    call = parse_body(await request.body(), media_type, Call)
+    validate(call)
+    if call.type == Call.SUBSCRIBE:
+        await consistency.settle(request, context)
+        return operator_stream.subscribe(context, accept)
+    written = await write(call, context, request)
+    if written is not None:
+        return written
+    if call.type == Call.UNKNOWN or not Call.Type.Name(call.type).startswith("GET_"):
+        raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
+    await consistency.settle(request, context)
+    enc = encoding(accept)
+    cold = cold_entities(call.type, context.cluster)
+    await state_endpoints.warm(cold, enc.kind, lambda r: enc.entity(r, lambda: v1_message(r)))
+    response = read(call, context, enc)
+    if response is None:
+        raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
+    response.headers.update(consistency.headers(context))
+    return response
+
+
+async def endpoint(request: Request) -> Response | ASGIApp:
+    try:
+        return await call_endpoint(request)
+    except HttpError as error:
+        return error.response()

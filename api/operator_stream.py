@@ -1,0 +1,112 @@
+"""Operator SUBSCRIBE (contract 4.2): the master's event stream as chunked RecordIO.
+
+The stream starts with SUBSCRIBED carrying the full GetState of the cluster
+view, then every TASK_ADDED, TASK_UPDATED, AGENT_ADDED, AGENT_REMOVED and
+FRAMEWORK_ADDED/UPDATED/REMOVED the view produces, then a HEARTBEAT every 15
+seconds, the first 15 seconds after SUBSCRIBED. The snapshot and the
+subscription are taken in the same step of the event loop, between two
+entries, so the events continue exactly where the snapshot ends.
+
+Any replica serves it from its own view (reads never need the leader). A
+subscriber that falls behind the broker's ring, or that is one too many
+(`--max_operator_event_stream_subscribers`), is closed, as Mesos closes a
+stream: the client subscribes again and starts from a new SUBSCRIBED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.types import Receive, Scope, Send
+
+from meseta.api import consistency, mesos_json, recordio
+from meseta.api.context import MasterContext
+from meseta.api.streams import JSON, encode, wait_disconnect
+from meseta.projections.operator_stream import Published, StreamCut, Subscription
+from meseta.proto.mesos.v1.master import master_pb2
+
+Event = master_pb2.Event
+# Events written per send; what is queued beyond waits for the next one.
+BATCH_EVENTS = 512
+
+
+def subscribed_event(context: MasterContext) -> Event:
+    event = Event(type=Event.SUBSCRIBED)
+    event.subscribed.get_state.MergeFromString(context.cluster.get_state_bytes())
+    event.subscribed.heartbeat_interval_seconds = context.operator_events.heartbeat_interval_s
+    return event
+
+
+def payload(record: Published, media_type: str) -> bytes:
+    """`record` serialized as `media_type`, once for every stream (SSE uses the JSON)."""
+    key = "payload " + media_type
+    data = record.encoded.get(key)
+    if data is None:
+        message = record.event
+        data = mesos_json.to_json(message) if media_type == JSON else message.SerializeToString()
+        record.encoded[key] = data
+    return data
+
+
+def event_bytes(record: Published, media_type: str) -> bytes:
+    """`record` as one RecordIO record, encoded once per media type for all subscribers."""
+    data = record.encoded.get(media_type)
+    if data is None:
+        data = record.encoded[media_type] = recordio.encode(payload(record, media_type))
+    return data
+
+
+class OperatorStream:
+    """One operator subscription as an ASGI application (a chunked 200)."""
+
+    def __init__(self, context: MasterContext, media_type: str) -> None:
+        # No await between the snapshot and the subscription: no entry slips in.
+        self.media_type = media_type
+        self.first = encode(subscribed_event(context), media_type)
+        self.subscription: Subscription = context.operator_events.subscribe()
+        self.heartbeat = encode(Event(type=Event.HEARTBEAT), media_type)
+        self.heartbeat_interval_s = context.operator_events.heartbeat_interval_s
+        self.linger_s = context.operator_events.linger_s
+        self.headers = consistency.headers(context)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        headers += [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # A client that leaves closes the subscription, which wakes the pump.
+        gone = asyncio.ensure_future(wait_disconnect(receive))
+        gone.add_done_callback(lambda _: self.subscription.close("the client left"))
+        try:
+            await self.pump(send)
+        finally:
+            gone.cancel()
+            self.subscription.close()
+
+    def encode(self, record: Published) -> bytes:
+        return event_bytes(record, self.media_type)
+
+    async def pump(self, send: Send) -> None:
+        await send({"type": "http.response.body", "body": self.first, "more_body": True})
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + self.heartbeat_interval_s
+        while True:
+            try:
+                batch = await self.subscription.next_batch(
+                    BATCH_EVENTS, max(0.0, next_heartbeat - loop.time()), self.linger_s
+                )
+            except StreamCut:
+                with contextlib.suppress(OSError):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            body = self.subscription.broker.encoded(batch, self.media_type, self.encode)
+            if loop.time() >= next_heartbeat:
+                body += self.heartbeat
+                next_heartbeat = loop.time() + self.heartbeat_interval_s
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def subscribe(context: MasterContext, media_type: str) -> OperatorStream:
+    """The response to an operator SUBSCRIBE call (already parsed, `Accept` negotiated)."""
+    return OperatorStream(context, media_type)

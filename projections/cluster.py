@@ -1,0 +1,664 @@
+"""The cluster view: frameworks, agents, tasks, executors and offers as operators read them.
+
+A pure fold of domain events (no clock: entry times come in as `now_ns`). Each
+entity (projections/records.py) keeps its Mesos v1 protobuf as the source of
+truth plus a cache of its encodings, cleared whenever the entity changes, so a
+large /state or GET_STATE is assembled from cached pieces rather than
+re-serialized (projections/assembly.py).
+
+Domain events carry live fold objects (`TaskAdded.task`): everything needed is
+copied at apply time and no reference to them is kept.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from meseta.master import events as ev
+from meseta.master.appliers.agents import executor_role
+from meseta.master.resources import EMPTY, Resources, to_protos
+from meseta.master.state import is_terminal
+from meseta.master.validation import framework_roles
+from meseta.projections.assembly import PROTOBUF, Encoding, Parts
+from meseta.projections.records import (
+    ACTIVE,
+    AGENT,
+    DISCONNECTED,
+    EXECUTOR,
+    FRAMEWORK,
+    GONE,
+    OFFER,
+    RECOVERING,
+    REGISTERED,
+    REMOVED,
+    TASK,
+    UNREACHABLE,
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    OfferRecord,
+    Record,
+    TaskRecord,
+    book_add,
+    book_subtract,
+    offer_proto,
+    record_status,
+    resources_of,
+    task_proto,
+)
+from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.master import master_pb2
+
+GetAgents = master_pb2.Response.GetAgents
+GetFrameworks = master_pb2.Response.GetFrameworks
+GetExecutors = master_pb2.Response.GetExecutors
+GetTasks = master_pb2.Response.GetTasks
+GetState = master_pb2.Response.GetState
+Event = master_pb2.Event
+Reason = mesos_pb2.TaskStatus.Reason
+
+MAX_COMPLETED_TASKS_PER_FRAMEWORK = 1000  # Mesos --max_completed_tasks_per_framework
+MAX_COMPLETED_FRAMEWORKS = 50  # Mesos --max_completed_frameworks
+CHECK_REASONS = (
+    Reason.REASON_TASK_CHECK_STATUS_UPDATED,
+    Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+)
+
+
+def _event(kind: int) -> Event:
+    return Event(type=cast(Event.Type, kind))
+
+
+@dataclass(slots=True)
+class Counters:
+    """Cumulative figures for /metrics (Mesos counters never go down)."""
+
+    terminal_tasks: dict[int, int] = field(default_factory=dict)  # state -> count
+    agent_registrations: int = 0
+    agent_reregistrations: int = 0
+    agent_removals: int = 0
+    agents_unreachable: int = 0
+    status_updates: int = 0
+    # Mesos's master/messages_<kind>, counted from what the fold accepted.
+    messages: dict[str, int] = field(default_factory=dict)
+
+
+# Domain events -> the master message kind they stand for (metrics).
+MESSAGE_KINDS: dict[type, str] = {
+    ev.KillRequested: "kill_task",
+    ev.LaunchRequested: "launch_tasks",
+    ev.AcknowledgementForwarded: "status_update_acknowledgement",
+    ev.ExecutorExited: "exited_executor",
+    ev.TasksReconcileRequested: "reconcile_tasks",
+    ev.OperationStatusUpdated: "operation_status_update",
+}
+
+
+class ClusterView:
+    """The read model every replica keeps warm; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        max_completed_tasks_per_framework: int = MAX_COMPLETED_TASKS_PER_FRAMEWORK,
+        max_completed_frameworks: int = MAX_COMPLETED_FRAMEWORKS,
+    ) -> None:
+        self.applied_index = 0
+        self.now_ns = 0
+        self.cluster_id = ""
+        self.leader_term = 0
+        self.master_info: mesos_pb2.MasterInfo | None = None
+        self.elected_ns = 0
+        self.completed_kept = max_completed_tasks_per_framework
+        self.frameworks: dict[str, FrameworkRecord] = {}
+        self.completed_frameworks: deque[FrameworkRecord] = deque(maxlen=max_completed_frameworks)
+        self.agents: dict[str, AgentRecord] = {}
+        self.offers: dict[str, OfferRecord] = {}
+        self.counters = Counters()
+        # Active tasks by state (gauges), kept as tasks change.
+        self.task_states: dict[int, int] = {}
+        # Resources of tasks whose agent has no record yet, by agent id (see `_hold`).
+        self.unplaced: dict[str, Resources] = {}
+        # Storage keys are a kind letter and a serial number, so a store lists
+        # records in creation order; `completed` orders completed tasks and frameworks.
+        self.serial = 0
+        self.completed = 0
+        # Records changed (None: removed) since the store last saved, by storage key;
+        # None while no store keeps this view.
+        self.touched: dict[bytes, Record | None] | None = None
+
+    # -- storage bookkeeping ---------------------------------------------------------
+
+    def track(self) -> None:
+        """Start reporting changes; every record counts as changed."""
+        self.touched = {}
+        for record in self.records():
+            record.sink = self.touched
+            self.touched[record.key] = record
+
+    def records(self) -> Iterator[Record]:
+        yield from self.agents.values()
+        for framework in self.all_frameworks():
+            yield framework
+            yield from framework.tasks.values()
+            yield from framework.unreachable_tasks.values()
+            yield from framework.completed_tasks
+            yield from framework.executors.values()
+        yield from self.offers.values()
+
+    def adopt(self, record: Record, kind: bytes) -> None:
+        """Give a new record its storage key (kind + serial) and report it."""
+        self.serial += 1
+        record.key = kind + self.serial.to_bytes(8, "big")
+        record.sink = self.touched
+        if self.touched is not None:
+            self.touched[record.key] = record
+
+    def discard(self, record: Record) -> None:
+        if self.touched is not None:
+            self.touched[record.key] = None
+        record.sink = None
+
+    # -- folding ------------------------------------------------------------------
+
+    def apply(
+        self, index: int, events: Sequence[ev.DomainEvent], now_ns: int | None = None
+    ) -> list[Event]:
+        """Fold entry `index`; return the operator events it produced, in order."""
+        if index <= self.applied_index:
+            return []  # already folded (resuming from a checkpoint)
+        if now_ns is not None:
+            self.now_ns = now_ns
+        out: list[Event] = []
+        messages = self.counters.messages
+        for event in events:
+            kind = type(event)
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, event, out)
+            message = MESSAGE_KINDS.get(kind)
+            if message is not None:
+                messages[message] = messages.get(message, 0) + 1
+        self.applied_index = index
+        return out
+
+    def _leader_elected(self, event: ev.LeaderElected, out: list[Event]) -> None:
+        self.leader_term = event.term
+        self.master_info = event.master_info
+        self.elected_ns = self.now_ns
+        for agent in self.agents.values():
+            if agent.status in REGISTERED:
+                agent.status = RECOVERING
+                agent.changed()
+
+    def _cluster_initialized(self, event: ev.ClusterInitialized, out: list[Event]) -> None:
+        self.cluster_id = event.cluster_id
+
+    # -- frameworks
+
+    def _framework_subscribed(self, event: ev.FrameworkSubscribed, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        info = mesos_pb2.FrameworkInfo()
+        info.CopyFrom(event.info)
+        if framework is None:
+            framework = FrameworkRecord(info, self.now_ns, self.completed_kept)
+            self.adopt(framework, FRAMEWORK)
+            self.frameworks[framework.id] = framework
+            kind = Event.FRAMEWORK_ADDED
+            self._message("register_framework")
+        else:
+            framework.info, framework.roles = info, framework_roles(info)
+            framework.reregistered_ns = self.now_ns
+            kind = Event.FRAMEWORK_UPDATED
+            self._message("reregister_framework")
+        framework.active = framework.connected = True
+        framework.changed()
+        self._framework_event(kind, framework, out)
+
+    def _framework_event(self, kind: int, framework: FrameworkRecord, out: list[Event]) -> None:
+        event = _event(kind)
+        body = event.framework_added if kind == Event.FRAMEWORK_ADDED else event.framework_updated
+        body.framework.CopyFrom(framework.proto())
+        out.append(event)
+
+    def _framework_disconnected(self, event: ev.FrameworkDisconnected, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is not None:
+            framework.active = framework.connected = False
+            framework.changed()
+
+    def _framework_updated(self, event: ev.FrameworkUpdated, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return
+        info = mesos_pb2.FrameworkInfo()
+        info.CopyFrom(event.info)
+        framework.info, framework.roles = info, framework_roles(info)
+        framework.changed()
+        self._framework_event(Event.FRAMEWORK_UPDATED, framework, out)
+
+    def _framework_removed(self, event: ev.FrameworkRemoved, out: list[Event]) -> None:
+        framework = self.frameworks.pop(event.framework_id, None)
+        if framework is None:
+            return
+        for key, executor in list(framework.executors.items()):
+            self._drop_executor(framework, key, executor)
+        for offer_id in list(framework.offers):
+            self._drop_offer(offer_id)
+        framework.active = framework.connected = False
+        framework.unregistered_ns = self.now_ns
+        self.completed += 1
+        framework.completed_seq = self.completed
+        framework.changed()
+        if len(self.completed_frameworks) == self.completed_frameworks.maxlen:
+            self._forget_framework(self.completed_frameworks[0])
+        self.completed_frameworks.append(framework)
+        removed = _event(Event.FRAMEWORK_REMOVED)
+        removed.framework_removed.framework_info.CopyFrom(framework.info)
+        out.append(removed)
+
+    def _forget_framework(self, framework: FrameworkRecord) -> None:
+        """A completed framework leaves the bounded history with its tasks."""
+        for task in [*framework.tasks.values(), *framework.unreachable_tasks.values()]:
+            self.discard(task)
+        for task in framework.completed_tasks:
+            self.discard(task)
+        self.discard(framework)
+
+    # -- offers
+
+    def _offers_created(self, event: ev.OffersCreated, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return
+        for offer in event.offers:
+            agent = self.agents.get(offer.agent_id)
+            record = OfferRecord(offer_proto(offer, agent), offer.resources, offer.role)
+            self.adopt(record, OFFER)
+            self.offers[offer.id] = record
+            framework.offers[offer.id] = record
+            book_add(framework.offered, offer.role, offer.resources)
+            if agent is not None:
+                agent.offered = agent.offered + offer.resources
+                agent.changed()
+        framework.changed()
+
+    def _offer_removed(self, event: ev.OfferRemoved, out: list[Event]) -> None:
+        self._drop_offer(event.offer_id)
+
+    def _drop_offer(self, offer_id: str) -> None:
+        record = self.offers.pop(offer_id, None)
+        if record is None:
+            return
+        self.discard(record)
+        framework = self.frameworks.get(record.proto.framework_id.value)
+        if framework is not None:
+            framework.offers.pop(offer_id, None)
+            book_subtract(framework.offered, record.role, record.resources)
+            framework.changed()
+        agent = self.agents.get(record.proto.agent_id.value)
+        if agent is not None:
+            agent.offered = agent.offered - record.resources
+            agent.changed()
+
+    # -- tasks and executors
+
+    def _task_added(self, event: ev.TaskAdded, out: list[Event]) -> None:
+        task = event.task
+        framework = self.frameworks.get(task.framework_id)
+        if framework is None:
+            return
+        record = TaskRecord(task_proto(task), task.resources, task.role)
+        self.adopt(record, TASK)
+        old = framework.tasks.pop(task.task_id, None) or framework.unreachable_tasks.pop(
+            task.task_id, None
+        )
+        if old is not None:
+            self._forget_task(framework, old)
+            self.discard(old)
+        framework.tasks[task.task_id] = record
+        self._count(record.state, 1)
+        if not is_terminal(record.state):
+            self._hold(framework, record, True)
+        added = _event(Event.TASK_ADDED)
+        added.task_added.task.CopyFrom(record.proto)
+        out.append(added)
+
+    def _task_status_updated(self, event: ev.TaskStatusUpdated, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return
+        task_id = event.task_id
+        record = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
+        if record is None or record.proto.agent_id.value != event.agent_id:
+            return  # unknown here: an update the fold only forwards
+        status = event.status
+        old_state = record.state
+        if status.HasField("unreachable_time") and not is_terminal(old_state):
+            # The fold keeps such tasks as UNREACHABLE whatever the framework is told.
+            new_state: int = mesos_pb2.TASK_UNREACHABLE
+            if not record.unreachable:
+                del framework.tasks[task_id]
+                framework.unreachable_tasks[task_id] = record
+                record.unreachable = True
+        else:
+            new_state = event.state
+            if record.unreachable and status.reason == Reason.REASON_AGENT_REREGISTERED:
+                del framework.unreachable_tasks[task_id]
+                framework.tasks[task_id] = record
+                record.unreachable = False
+        self.counters.status_updates += 1
+        if status.source != mesos_pb2.TaskStatus.SOURCE_MASTER:
+            self._message("status_update")
+        message = record.proto
+        if new_state != old_state:
+            self._count(old_state, -1)
+            self._count(new_state, 1)
+            message.state = cast(mesos_pb2.TaskState, new_state)
+            if is_terminal(new_state):
+                counts = self.counters.terminal_tasks
+                counts[new_state] = counts.get(new_state, 0) + 1
+        if status.uuid:
+            message.status_update_state = status.state
+            message.status_update_uuid = status.uuid
+        record_status(message, status)
+        holds = not is_terminal(new_state) and not record.unreachable
+        if holds != record.holds:
+            self._hold(framework, record, holds)
+        record.changed()
+        if new_state != old_state or status.reason in CHECK_REASONS:
+            updated = _event(Event.TASK_UPDATED)
+            body = updated.task_updated
+            body.framework_id.value = event.framework_id
+            body.status.CopyFrom(status)
+            body.state = cast(mesos_pb2.TaskState, new_state)
+            out.append(updated)
+
+    def _task_completed(self, event: ev.TaskCompleted, out: list[Event]) -> None:
+        task = event.task
+        framework = self.frameworks.get(task.framework_id)
+        if framework is None:
+            return
+        record = framework.tasks.pop(task.task_id, None) or framework.unreachable_tasks.pop(
+            task.task_id, None
+        )
+        if record is None:
+            return
+        self._forget_task(framework, record)
+        record.unreachable = False
+        self.completed += 1
+        record.completed_seq = self.completed
+        record.changed()
+        completed = framework.completed_tasks
+        if len(completed) == completed.maxlen:
+            self.discard(completed[0])
+        completed.append(record)
+
+    def _forget_task(self, framework: FrameworkRecord, record: TaskRecord) -> None:
+        if record.holds:
+            self._hold(framework, record, False)
+        self._count(record.state, -1)
+
+    def _message(self, kind: str) -> None:
+        messages = self.counters.messages
+        messages[kind] = messages.get(kind, 0) + 1
+
+    def _count(self, state: int, delta: int) -> None:
+        count = self.task_states.get(state, 0) + delta
+        if count:
+            self.task_states[state] = count
+        else:
+            self.task_states.pop(state, None)
+
+    def _hold(self, framework: FrameworkRecord, record: TaskRecord, holds: bool) -> None:
+        record.holds = holds
+        record.changed()
+        resources = record.resources
+        book = book_add if holds else book_subtract
+        book(framework.used, record.role, resources)
+        framework.changed()
+        agent_id = record.proto.agent_id.value
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            # A task adopted from an agent unknown here precedes the agent's own event
+            # in their entry: its resources wait for the agent.
+            book(self.unplaced, agent_id, resources)
+            return
+        agent.used = agent.used + resources if holds else agent.used - resources
+        agent.changed()
+
+    def _launch_requested(self, event: ev.LaunchRequested, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        agent = self.agents.get(event.agent_id)
+        info = event.executor
+        if framework is None or agent is None or info is None:
+            return
+        key = (agent.id, info.executor_id.value)
+        if key in framework.executors:
+            return
+        record = ExecutorRecord(framework.id, agent.id, info, executor_role(info, framework.roles))
+        self.adopt(record, EXECUTOR)
+        framework.executors[key] = record
+        agent.executors[(framework.id, info.executor_id.value)] = record
+        book_add(framework.used, record.role, record.resources)
+        agent.used = agent.used + record.resources
+        framework.changed()
+        agent.changed()
+
+    def _executor_exited(self, event: ev.ExecutorExited, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        key = (event.agent_id, event.executor_id)
+        if framework is not None and key in framework.executors:
+            self._drop_executor(framework, key, framework.executors[key])
+
+    def _drop_executor(
+        self, framework: FrameworkRecord, key: tuple[str, str], record: ExecutorRecord
+    ) -> None:
+        del framework.executors[key]
+        self.discard(record)
+        book_subtract(framework.used, record.role, record.resources)
+        framework.changed()
+        agent = self.agents.get(record.agent_id)
+        if agent is not None:
+            agent.executors.pop((framework.id, key[1]), None)
+            agent.used = agent.used - record.resources
+            agent.changed()
+
+    def _drop_agent_executors(
+        self, agent: AgentRecord, keep: Callable[[FrameworkRecord], bool] | None = None
+    ) -> None:
+        for (framework_id, executor_id), _record in list(agent.executors.items()):
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                agent.executors.pop((framework_id, executor_id), None)
+                continue
+            if keep is not None and keep(framework):
+                continue
+            key = (agent.id, executor_id)
+            if key in framework.executors:
+                self._drop_executor(framework, key, framework.executors[key])
+
+    # -- agents
+
+    def _agent_registered(self, event: ev.AgentRegistered, out: list[Event]) -> None:
+        info = mesos_pb2.AgentInfo()
+        info.CopyFrom(event.info)
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            agent = AgentRecord(info, self.now_ns)
+            agent.used = self.unplaced.pop(agent.id, EMPTY)
+            self.adopt(agent, AGENT)
+            self.agents[agent.id] = agent
+        else:
+            agent.info, agent.total = info, resources_of(info.resources)
+            agent.status = ACTIVE
+        if event.reregistered:
+            agent.reregistered_ns = self.now_ns
+            agent.unreachable_ns = 0
+            self.counters.agent_reregistrations += 1
+            self._message("reregister_slave")
+        else:
+            self.counters.agent_registrations += 1
+            self._message("register_slave")
+        agent.changed()
+        added = _event(Event.AGENT_ADDED)
+        added.agent_added.agent.CopyFrom(agent.proto())
+        out.append(added)
+
+    def _agent_disconnected(self, event: ev.AgentDisconnected, out: list[Event]) -> None:
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            return
+        agent.status = DISCONNECTED
+        agent.changed()
+        # As the fold does: executors of frameworks that do not checkpoint are gone.
+        self._drop_agent_executors(agent, keep=lambda framework: framework.info.checkpoint)
+
+    def _agent_left(self, agent_id: str, status: str) -> AgentRecord | None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return None
+        agent.status = status
+        agent.changed()
+        self._drop_agent_executors(agent)
+        return agent
+
+    def _agent_unreachable(self, event: ev.AgentUnreachable, out: list[Event]) -> None:
+        agent = self._agent_left(event.agent_id, UNREACHABLE)
+        if agent is not None:
+            agent.unreachable_ns = self.now_ns
+            self.counters.agents_unreachable += 1
+
+    def _agent_gone(self, event: ev.AgentGone, out: list[Event]) -> None:
+        self._agent_left(event.agent_id, GONE)
+
+    def _agent_removed(self, event: ev.AgentRemoved, out: list[Event]) -> None:
+        if self._agent_left(event.agent_id, REMOVED) is None:
+            return
+        self.counters.agent_removals += 1
+        removed = _event(Event.AGENT_REMOVED)
+        removed.agent_removed.agent_id.value = event.agent_id
+        out.append(removed)
+
+    # -- reading ------------------------------------------------------------------
+
+    def registered_agents(self) -> list[AgentRecord]:
+        return [agent for agent in self.agents.values() if agent.status in REGISTERED]
+
+    def recovered_agents(self) -> list[AgentRecord]:
+        return [agent for agent in self.agents.values() if agent.status == RECOVERING]
+
+    def agents_with(self, status: str) -> int:
+        return sum(1 for agent in self.agents.values() if agent.status == status)
+
+    def all_frameworks(self) -> Iterator[FrameworkRecord]:
+        yield from self.frameworks.values()
+        yield from self.completed_frameworks
+
+    def all_tasks(self) -> Iterator[TaskRecord]:
+        for framework in self.all_frameworks():
+            yield from framework.tasks.values()
+            yield from framework.unreachable_tasks.values()
+            yield from framework.completed_tasks
+
+    def executors(self) -> Iterator[ExecutorRecord]:
+        for framework in self.frameworks.values():
+            yield from framework.executors.values()
+
+    def roles(self) -> dict[str, list[FrameworkRecord]]:
+        """Every role a framework is subscribed to or holds resources in -> its frameworks."""
+        roles: dict[str, list[FrameworkRecord]] = {}
+        for framework in self.frameworks.values():
+            for role in dict.fromkeys([*framework.roles, *framework.used, *framework.offered]):
+                roles.setdefault(role, []).append(framework)
+        return dict(sorted(roles.items()))
+
+    def role_protos(self) -> list[mesos_pb2.Role]:
+        out = []
+        for name, frameworks in self.roles().items():
+            role = mesos_pb2.Role(name=name, weight=1.0)
+            total = EMPTY
+            for framework in frameworks:
+                role.frameworks.add(value=framework.id)
+                total = total + framework.used.get(name, EMPTY) + framework.offered.get(name, EMPTY)
+            role.resources.extend(to_protos(total, allocation_role=name))
+            out.append(role)
+        return out
+
+    def get_tasks(self) -> GetTasks:
+        return GetTasks.FromString(self.tasks_message().join())
+
+    def get_state(self) -> GetState:
+        return GetState.FromString(self.get_state_bytes())
+
+    # Responses assembled from each entity's cached encoding (see projections/assembly.py).
+
+    def tasks_message(self, enc: Encoding = PROTOBUF) -> Parts:
+        active: list[bytes] = []
+        unreachable: list[bytes] = []
+        completed: list[bytes] = []
+        for framework in self.all_frameworks():
+            active += [enc.entity(t, t.message) for t in framework.tasks.values()]
+            unreachable += [enc.entity(t, t.message) for t in framework.unreachable_tasks.values()]
+            completed += [enc.entity(t, t.message) for t in framework.completed_tasks]
+        return enc.message(
+            [
+                (2, "tasks", active),
+                (5, "unreachable_tasks", unreachable),
+                (3, "completed_tasks", completed),
+            ]
+        )
+
+    def executors_message(self, enc: Encoding = PROTOBUF) -> Parts:
+        return enc.message([(1, "executors", [enc.entity(e, e.proto) for e in self.executors()])])
+
+    def frameworks_message(self, enc: Encoding = PROTOBUF) -> Parts:
+        active = [enc.entity(f, f.proto) for f in self.frameworks.values()]
+        completed = [enc.entity(f, f.proto) for f in self.completed_frameworks]
+        return enc.message([(1, "frameworks", active), (2, "completed_frameworks", completed)])
+
+    def agents_message(self, enc: Encoding = PROTOBUF) -> Parts:
+        agents = [enc.entity(a, a.proto) for a in self.registered_agents()]
+        recovered = [enc.encode(a.info) for a in self.recovered_agents()]
+        return enc.message([(1, "agents", agents), (2, "recovered_agents", recovered)])
+
+    def state_message(self, enc: Encoding = PROTOBUF) -> Parts:
+        return enc.message(
+            [
+                (1, "get_tasks", self.tasks_message(enc)),
+                (2, "get_executors", self.executors_message(enc)),
+                (3, "get_frameworks", self.frameworks_message(enc)),
+                (4, "get_agents", self.agents_message(enc)),
+            ]
+        )
+
+    def get_state_bytes(self) -> bytes:
+        return self.state_message(PROTOBUF).join()
+
+
+_HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
+    cast(type, kind): cast("Callable[[ClusterView, object, list[Event]], None]", handler)
+    for kind, handler in (
+        (ev.ClusterInitialized, ClusterView._cluster_initialized),
+        (ev.LeaderElected, ClusterView._leader_elected),
+        (ev.FrameworkSubscribed, ClusterView._framework_subscribed),
+        (ev.FrameworkDisconnected, ClusterView._framework_disconnected),
+        (ev.FrameworkUpdated, ClusterView._framework_updated),
+        (ev.FrameworkRemoved, ClusterView._framework_removed),
+        (ev.OffersCreated, ClusterView._offers_created),
+        (ev.OfferRemoved, ClusterView._offer_removed),
+        (ev.TaskAdded, ClusterView._task_added),
+        (ev.TaskStatusUpdated, ClusterView._task_status_updated),
+        (ev.TaskCompleted, ClusterView._task_completed),
+        (ev.LaunchRequested, ClusterView._launch_requested),
+        (ev.ExecutorExited, ClusterView._executor_exited),
+        (ev.AgentRegistered, ClusterView._agent_registered),
+        (ev.AgentDisconnected, ClusterView._agent_disconnected),
+        (ev.AgentUnreachable, ClusterView._agent_unreachable),
+        (ev.AgentGone, ClusterView._agent_gone),
+        (ev.AgentRemoved, ClusterView._agent_removed),
+    )
+}

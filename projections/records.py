@@ -1,0 +1,290 @@
+"""The cluster view's entities: each a Mesos v1 protobuf (or the facts to build one),
+the resources it holds, and its cached encodings.
+
+`Record.changed()` drops the encodings and, when a store keeps the view,
+reports the record under its storage key (projections/store.py).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos, to_protos
+from meseta.master.state import Offer, Task
+from meseta.master.validation import framework_roles
+from meseta.projections.assembly import Cached
+from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.master import master_pb2
+
+GetAgents = master_pb2.Response.GetAgents
+GetFrameworks = master_pb2.Response.GetFrameworks
+GetExecutors = master_pb2.Response.GetExecutors
+
+# Agent statuses as the view knows them. Registered agents are listed in `slaves`;
+# recovering ones (a new leader awaits their re-registration) in `recovered_slaves`.
+ACTIVE, DISCONNECTED, RECOVERING = "active", "disconnected", "recovering"
+UNREACHABLE, GONE, REMOVED = "unreachable", "gone", "removed"
+REGISTERED = (ACTIVE, DISCONNECTED)
+# Storage key kinds (see ClusterView.adopt).
+AGENT, FRAMEWORK, TASK, EXECUTOR, OFFER = b"a", b"f", b"t", b"e", b"o"
+
+
+class Record(Cached):
+    """A view entity: its cached encodings, and a storage key under which every change
+    is reported to `sink` (the view's `touched`, when a store keeps the view)."""
+
+    __slots__ = ("key", "sink")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key = b""
+        self.sink: dict[bytes, Record | None] | None = None
+
+    def changed(self) -> None:
+        self.encodings.clear()
+        if self.sink is not None:
+            self.sink[self.key] = self
+
+
+class TaskRecord(Record):
+    __slots__ = ("completed_seq", "holds", "proto", "resources", "role", "unreachable")
+
+    def __init__(self, proto: mesos_pb2.Task, resources: Resources, role: str) -> None:
+        super().__init__()
+        self.proto = proto
+        self.resources = resources
+        self.role = role
+        # Counted in its agent's and framework's used resources (not terminal, reachable).
+        self.holds = False
+        self.unreachable = False
+        self.completed_seq = -1  # order among completed tasks once completed
+
+    @property
+    def state(self) -> int:
+        return self.proto.state
+
+    def message(self) -> mesos_pb2.Task:
+        return self.proto
+
+
+class ExecutorRecord(Record):
+    __slots__ = ("agent_id", "framework_id", "info", "resources", "role")
+
+    def __init__(
+        self, framework_id: str, agent_id: str, info: mesos_pb2.ExecutorInfo, role: str
+    ) -> None:
+        super().__init__()
+        self.framework_id = framework_id
+        self.agent_id = agent_id
+        self.info = info
+        self.role = role
+        self.resources = resources_of(info.resources)
+
+    def proto(self) -> GetExecutors.Executor:
+        message = GetExecutors.Executor(executor_info=self.info)
+        message.agent_id.value = self.agent_id
+        return message
+
+
+class OfferRecord(Record):
+    __slots__ = ("proto", "resources", "role")
+
+    def __init__(self, proto: mesos_pb2.Offer, resources: Resources, role: str) -> None:
+        super().__init__()
+        self.proto = proto
+        self.resources = resources
+        self.role = role
+
+
+class FrameworkRecord(Record):
+    __slots__ = (
+        "active",
+        "completed_seq",
+        "completed_tasks",
+        "connected",
+        "executors",
+        "info",
+        "offered",
+        "offers",
+        "registered_ns",
+        "reregistered_ns",
+        "roles",
+        "tasks",
+        "unreachable_tasks",
+        "unregistered_ns",
+        "used",
+    )  # fmt: skip
+
+    def __init__(self, info: mesos_pb2.FrameworkInfo, now_ns: int, completed_kept: int) -> None:
+        super().__init__()
+        self.info = info
+        self.roles = framework_roles(info)
+        self.active = True
+        self.connected = True
+        self.registered_ns = now_ns
+        self.reregistered_ns = 0
+        self.unregistered_ns = 0
+        self.tasks: dict[str, TaskRecord] = {}
+        self.unreachable_tasks: dict[str, TaskRecord] = {}
+        self.completed_tasks: deque[TaskRecord] = deque(maxlen=completed_kept)
+        self.offers: dict[str, OfferRecord] = {}
+        # (agent id, executor id) -> executor.
+        self.executors: dict[tuple[str, str], ExecutorRecord] = {}
+        # Resources by allocation role: used by tasks and executors, and offered.
+        self.used: dict[str, Resources] = {}
+        self.offered: dict[str, Resources] = {}
+        self.completed_seq = -1  # order among completed frameworks once removed
+
+    @property
+    def id(self) -> str:
+        return self.info.id.value
+
+    def used_total(self) -> Resources:
+        return total(self.used.values())
+
+    def offered_total(self) -> Resources:
+        return total(self.offered.values())
+
+    def proto(self) -> GetFrameworks.Framework:
+        message = GetFrameworks.Framework(
+            framework_info=self.info,
+            active=self.active,
+            connected=self.connected,
+            recovered=False,
+        )
+        message.registered_time.nanoseconds = self.registered_ns
+        if self.reregistered_ns:
+            message.reregistered_time.nanoseconds = self.reregistered_ns
+        if self.unregistered_ns:
+            message.unregistered_time.nanoseconds = self.unregistered_ns
+        message.offers.extend(offer.proto for offer in self.offers.values())
+        for role, resources in self.used.items():
+            message.allocated_resources.extend(to_protos(resources, allocation_role=role))
+        for role, resources in self.offered.items():
+            message.offered_resources.extend(to_protos(resources, allocation_role=role))
+        return message
+
+
+class AgentRecord(Record):
+    __slots__ = (
+        "executors",
+        "info",
+        "offered",
+        "registered_ns",
+        "reregistered_ns",
+        "status",
+        "total",
+        "unreachable_ns",
+        "used",
+    )  # fmt: skip
+
+    def __init__(self, info: mesos_pb2.AgentInfo, now_ns: int) -> None:
+        super().__init__()
+        self.info = info
+        self.status = ACTIVE
+        self.registered_ns = now_ns
+        self.reregistered_ns = 0
+        self.unreachable_ns = 0
+        self.total = resources_of(info.resources)
+        self.used: Resources = EMPTY
+        self.offered: Resources = EMPTY
+        # (framework id, executor id) -> executor.
+        self.executors: dict[tuple[str, str], ExecutorRecord] = {}
+
+    @property
+    def id(self) -> str:
+        return self.info.id.value
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def proto(self) -> GetAgents.Agent:
+        # The agent's version and capabilities are not part of the domain events yet.
+        message = GetAgents.Agent(agent_info=self.info, active=self.active, version="")
+        message.deactivated = False
+        message.pid = f"slave(1)@{self.info.hostname}:{self.info.port}"
+        message.registered_time.nanoseconds = self.registered_ns
+        if self.reregistered_ns:
+            message.reregistered_time.nanoseconds = self.reregistered_ns
+        message.total_resources.extend(self.info.resources)
+        message.allocated_resources.extend(to_protos(self.used))
+        message.offered_resources.extend(to_protos(self.offered))
+        return message
+
+
+def resources_of(protos: Sequence[mesos_pb2.Resource]) -> Resources:
+    try:
+        return from_protos(protos)
+    except ResourceError:  # the fold refused such resources; keep the view total anyway
+        return EMPTY
+
+
+def total(values: Iterable[Resources]) -> Resources:
+    total = EMPTY
+    for resources in values:
+        total = total + resources
+    return total
+
+
+def book_add(books: dict[str, Resources], role: str, resources: Resources) -> None:
+    books[role] = books.get(role, EMPTY) + resources
+
+
+def book_subtract(books: dict[str, Resources], role: str, resources: Resources) -> None:
+    left = books.get(role, EMPTY) - resources
+    if left:
+        books[role] = left
+    else:
+        books.pop(role, None)
+
+
+def task_proto(task: Task) -> mesos_pb2.Task:
+    """A Mesos v1 Task from the fold's task, copied (as Mesos's protobuf::createTask)."""
+    info = task.info
+    message = mesos_pb2.Task(name=info.name, state=cast(mesos_pb2.TaskState, task.state))
+    message.task_id.value = task.task_id
+    message.framework_id.value = task.framework_id
+    message.agent_id.value = task.agent_id
+    if task.executor_id:
+        message.executor_id.value = task.executor_id
+    message.resources.extend(info.resources)
+    message.statuses.extend(task.statuses)
+    if task.status_update_state is not None:
+        message.status_update_state = cast(mesos_pb2.TaskState, task.status_update_state)
+    if task.status_update_uuid is not None:
+        message.status_update_uuid = task.status_update_uuid
+    for name in ("labels", "discovery", "container", "health_check", "kill_policy"):
+        if info.HasField(name):
+            getattr(message, name).CopyFrom(getattr(info, name))
+    if info.HasField("command") and info.command.HasField("user"):
+        message.user = info.command.user
+    for name, scalar in info.limits.items():
+        message.limits[name].CopyFrom(scalar)
+    return message
+
+
+def offer_proto(offer: Offer, agent: AgentRecord | None) -> mesos_pb2.Offer:
+    message = mesos_pb2.Offer(hostname=agent.info.hostname if agent else "")
+    message.id.value = offer.id
+    message.framework_id.value = offer.framework_id
+    message.agent_id.value = offer.agent_id
+    message.resources.extend(to_protos(offer.resources, allocation_role=offer.role))
+    message.allocation_info.role = offer.role
+    if agent is not None:
+        message.attributes.extend(agent.info.attributes)
+    return message
+
+
+def record_status(message: mesos_pb2.Task, status: mesos_pb2.TaskStatus) -> None:
+    """The fold's history rule: consecutive identical states collapse, `data` is not kept."""
+    kept = mesos_pb2.TaskStatus()
+    kept.CopyFrom(status)
+    kept.ClearField("data")
+    statuses = message.statuses
+    if statuses and statuses[-1].state == kept.state:
+        statuses[-1].CopyFrom(kept)
+    else:
+        statuses.append(kept)

@@ -1,0 +1,291 @@
+"""The master operator API (contract 4.1) over raw HTTP, JSON and protobuf, and via pymesos.
+
+Read calls are checked against a populated master (tests/support/read_cluster.py);
+the JSON assembled from cached pieces must equal the Mesos JSON of the protobuf
+answer; bad input gets Mesos's status codes; MARK_AGENT_GONE and TEARDOWN are
+proposed on the leader and redirected by a follower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from multidict import CIMultiDictProxy
+from pymesos import MesosOperatorMasterDriver
+from support.fake_agent import FakeAgent
+from support.fake_scheduler import FakeScheduler
+from support.master_harness import MasterHandle, follower_master, running_master
+from support.read_cluster import AGENT_RESOURCES, Populated, populate
+
+from meseta.api import mesos_json
+from meseta.api.consistency import INDEX_HEADER
+from meseta.proto.mesos.v1.master import master_pb2
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+Json = dict[str, Any]
+Response = master_pb2.Response
+
+READ_CALLS = {
+    "GET_HEALTH": "get_health",
+    "GET_FLAGS": "get_flags",
+    "GET_VERSION": "get_version",
+    "GET_METRICS": "get_metrics",
+    "GET_LOGGING_LEVEL": "get_logging_level",
+    "GET_STATE": "get_state",
+    "GET_AGENTS": "get_agents",
+    "GET_FRAMEWORKS": "get_frameworks",
+    "GET_EXECUTORS": "get_executors",
+    "GET_TASKS": "get_tasks",
+    "GET_ROLES": "get_roles",
+    "GET_WEIGHTS": "get_weights",
+    "GET_MASTER": "get_master",
+    "GET_OPERATIONS": "get_operations",
+}
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[MasterHandle, Populated]]:
+    async with (
+        running_master() as master,
+        FakeAgent(master.url, resources=AGENT_RESOURCES) as agent,
+        FakeScheduler(master.url) as scheduler,
+    ):
+        assert (await agent.subscribe())["type"] == "SUBSCRIBED"
+        yield master, await populate(master, agent, scheduler)
+
+
+async def post(
+    master: MasterHandle,
+    body: bytes | Json,
+    *,
+    content_type: str | None = JSON,
+    accept: str | None = None,
+    path: str = "/api/v1",
+    method: str = "POST",
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    headers = {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if accept is not None:
+        headers["Accept"] = accept
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method,
+            master.url + path,
+            data=data,
+            headers=headers,
+            allow_redirects=False,
+            skip_auto_headers=["Content-Type"],
+        ) as response,
+    ):
+        return response.status, response.headers, await response.read()
+
+
+async def call_json(master: MasterHandle, kind: str, **body: Any) -> Json:
+    status, headers, data = await post(master, {"type": kind, **body})
+    assert status == 200, (kind, status, data)
+    assert headers["Content-Type"] == JSON
+    assert INDEX_HEADER in headers
+    answer: Json = orjson.loads(data)
+    return answer
+
+
+async def call_protobuf(master: MasterHandle, kind: str) -> master_pb2.Response:
+    request = master_pb2.Call(type=master_pb2.Call.Type.Value(kind))
+    status, headers, data = await post(
+        master, request.SerializeToString(), content_type=PROTOBUF, accept=PROTOBUF
+    )
+    assert status == 200, (kind, status, data)
+    assert headers["Content-Type"] == PROTOBUF
+    return master_pb2.Response.FromString(data)
+
+
+async def test_every_read_call_answers_its_type(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    for kind, field in READ_CALLS.items():
+        answer = await call_json(master, kind)
+        assert answer["type"] == kind
+        assert field in answer, (kind, answer)
+        message = await call_protobuf(master, kind)
+        assert master_pb2.Response.Type.Name(message.type) == kind
+        assert message.HasField(field), kind  # type: ignore[arg-type]
+
+
+async def test_get_state_json_and_protobuf_agree(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    for _ in range(20):  # ticks move the index: retry until both reads saw the same entry
+        before = master.context.cluster.applied_index
+        message = await call_protobuf(master, "GET_STATE")
+        answer = await call_json(master, "GET_STATE")
+        if master.context.cluster.applied_index == before:
+            break
+    assert answer == orjson.loads(mesos_json.to_json(message))
+    state = answer["get_state"]
+    (task,) = state["get_tasks"]["tasks"]
+    assert task["task_id"] == {"value": "t1"} and task["state"] == "TASK_RUNNING"
+    assert task["labels"] == {"labels": [{"key": "team", "value": "read-side"}]}
+    assert [s["state"] for s in task["statuses"]] == ["TASK_RUNNING"]
+    (completed,) = state["get_tasks"]["completed_tasks"]
+    assert completed["task_id"] == {"value": "t2"} and completed["state"] == "TASK_FINISHED"
+    (framework,) = state["get_frameworks"]["frameworks"]
+    assert framework["framework_info"]["id"] == {"value": populated.framework_id}
+    assert framework["active"] is True and framework["connected"] is True
+    assert "registered_time" in framework
+    (agent,) = state["get_agents"]["agents"]
+    assert agent["agent_info"]["id"] == {"value": populated.agent_id}
+    assert agent["active"] is True
+    assert {r["name"] for r in agent["allocated_resources"]} == {"cpus", "mem", "ports"}
+    assert state["get_executors"] == {}
+
+
+async def test_get_master_flags_version_metrics(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    got = (await call_json(master, "GET_MASTER"))["get_master"]
+    assert got["master_info"]["port"] == master.port
+    assert got["elected_time"] > 0 and got["start_time"] > 0
+    version = (await call_json(master, "GET_VERSION"))["get_version"]["version_info"]
+    assert version["version"] == "1.11.0"
+    flags = (await call_json(master, "GET_FLAGS"))["get_flags"]["flags"]
+    assert {"name": "hostname", "value": "127.0.0.1"} in flags
+    metrics = (await call_json(master, "GET_METRICS", get_metrics={}))["get_metrics"]["metrics"]
+    assert {"name": "master/tasks_running", "value": 1.0} in metrics
+    roles = (await call_json(master, "GET_ROLES"))["get_roles"]["roles"]
+    assert [role["name"] for role in roles] == ["*"]
+    assert (await call_json(master, "GET_HEALTH"))["get_health"] == {"healthy": True}
+
+
+async def test_master_alias_and_longest_prefix_paths(master: MasterHandle) -> None:
+    for path in ("/master/api/v1", "/api/v1/operator", "/master/api/v1/operator"):
+        status, _, data = await post(master, {"type": "GET_HEALTH"}, path=path)
+        assert (path, status) == (path, 200), data
+
+
+async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    driver = MesosOperatorMasterDriver(master.address)
+    try:
+        state = await asyncio.to_thread(driver.getState)
+        agents = await asyncio.to_thread(driver.getAgents)
+        version = await asyncio.to_thread(driver.getVersion)
+    finally:
+        if driver._conn is not None:  # pymesos keeps its connection open
+            driver._conn.close()
+    tasks = state["get_state"]["get_tasks"]["tasks"]
+    assert [t["task_id"]["value"] for t in tasks] == ["t1"]
+    assert agents["get_agents"]["agents"][0]["agent_info"]["id"]["value"] == populated.agent_id
+    assert version["type"] == "GET_VERSION"
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "options", "status", "text"),
+    [
+        (b"{}", {"method": "GET"}, 405, "Expecting 'POST'"),
+        (b'{"type": "GET_HEALTH"}', {"content_type": None}, 400, "Content-Type"),
+        (b'{"type": "GET_HEALTH"}', {"content_type": "text/plain"}, 415, "Content-Type"),
+        (b'{"type": "GET_HEALTH"}', {"accept": "text/html"}, 406, "Accept"),
+        (b'{"type": ', {}, 400, "Failed to parse"),
+        (b"\xff\xff", {"content_type": PROTOBUF}, 400, "Failed to parse"),
+        (b"{}", {}, 400, "Expecting 'type' to be present"),
+        (b'{"type": "UNKNOWN"}', {}, 501, ""),
+        (b'{"type": "MARK_AGENT_GONE"}', {}, 400, "Expecting 'mark_agent_gone'"),
+        (
+            b'{"type": "SET_LOGGING_LEVEL", "set_logging_level":'
+            b' {"level": 1, "duration": {"nanoseconds": 1}}}',
+            {},
+            501,
+            "not supported yet",
+        ),
+        (b'{"type": "GET_MAINTENANCE_STATUS"}', {}, 501, "not supported yet"),
+    ],
+)
+async def test_bad_calls(
+    master: MasterHandle, body: bytes, options: dict[str, Any], status: int, text: str
+) -> None:
+    got, _, data = await post(master, body, **options)
+    assert got == status, data
+    assert text in data.decode()
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+async def test_mark_agent_gone(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "nope"}}}
+    status, _, data = await post(master, body)
+    assert status == 404, data
+    body["mark_agent_gone"] = {"agent_id": {"value": populated.agent_id}}
+    status, _, data = await post(master, body)
+    assert (status, data) == (200, b"")
+    view = master.context.cluster
+    assert view.agents[populated.agent_id].status == "gone"
+    answer = await call_json(master, "GET_AGENTS")
+    assert "agents" not in answer["get_agents"]
+    # Its running task was ended (TASK_GONE_BY_OPERATOR, or TASK_LOST for this non-PA framework).
+    tasks = (await call_json(master, "GET_TASKS"))["get_tasks"]
+    assert "tasks" not in tasks or all(
+        t["state"] in ("TASK_GONE_BY_OPERATOR", "TASK_LOST") for t in tasks["tasks"]
+    )
+
+
+async def test_teardown(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    body = {"type": "TEARDOWN", "teardown": {"framework_id": {"value": populated.framework_id}}}
+    status, _, data = await post(master, body)
+    assert (status, data) == (200, b"")
+    frameworks = (await call_json(master, "GET_FRAMEWORKS"))["get_frameworks"]
+    assert "frameworks" not in frameworks
+    (completed,) = frameworks["completed_frameworks"]
+    assert completed["framework_info"]["id"] == {"value": populated.framework_id}
+    status, _, data = await post(master, body)
+    assert status == 400, data
+
+
+async def test_follower_reads_and_redirects_writes() -> None:
+    gone = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "a"}}}
+    async with follower_master() as follower:
+        status, headers, _ = await post(follower, gone)
+        assert status == 307
+        assert headers["Location"] == "//leader.example:5999/master/api/v1"
+        answer = await call_json(follower, "GET_STATE")
+        assert answer == {
+            "type": "GET_STATE",
+            "get_state": {
+                "get_tasks": {},
+                "get_executors": {},
+                "get_frameworks": {},
+                "get_agents": {},
+            },
+        }
+    async with follower_master(leader_known=False) as follower:
+        status, _, data = await post(follower, gone)
+        assert (status, data) == (503, b"No leader elected")
+
+
+async def test_subscribe_starts_with_subscribed(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            master.url + "/api/v1",
+            data=b'{"type": "SUBSCRIBE"}',
+            headers={"Content-Type": JSON},
+        ) as response,
+    ):
+        assert response.status == 200
+        length = int(await response.content.readuntil(b"\n"))
+        first = orjson.loads(await response.content.readexactly(length))
+    assert first["type"] == "SUBSCRIBED"
+    tasks = first["subscribed"]["get_state"]["get_tasks"]["tasks"]
+    assert [t["task_id"]["value"] for t in tasks] == ["t1"]

@@ -1,0 +1,195 @@
+"""Operator SUBSCRIBE (contract 4.2) as chunked RecordIO, against a real uvicorn on loopback.
+
+Writes go through the real scheduler and agent APIs (fake clients); the stream is
+read with aiohttp (TestClient would buffer an endless response).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from support.fake_agent import EventStream, FakeAgent
+from support.fake_scheduler import FakeScheduler, framework_info
+from support.master_harness import MasterHandle, follower_master
+
+from meseta.api import mesos_json
+from meseta.projections.operator_stream import OperatorEventBroker
+from meseta.proto.mesos.v1.master import master_pb2
+
+Json = dict[str, Any]
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+
+
+class ProtobufEvents(EventStream):
+    def decode(self, record: bytes) -> Json:
+        return mesos_json.to_dict(master_pb2.Event.FromString(record))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=10.0)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        yield client
+
+
+def use_broker(master: MasterHandle, **options: Any) -> OperatorEventBroker:
+    broker = OperatorEventBroker(master.context.cluster.applied_index, **options)
+    master.context.operator_events = broker
+    return broker
+
+
+async def subscribe(
+    session: aiohttp.ClientSession, master: MasterHandle, media_type: str = JSON
+) -> EventStream:
+    response = await session.post(
+        master.url + "/api/v1",
+        data=orjson.dumps({"type": "SUBSCRIBE"}),
+        headers={"Content-Type": JSON, "Accept": media_type},
+    )
+    assert response.status == 200, await response.text()
+    return (EventStream if media_type == JSON else ProtobufEvents)(response)
+
+
+async def launch(scheduler: FakeScheduler, *task_ids: str) -> None:
+    """Subscribe and launch `task_ids` with one ACCEPT."""
+    stream, first = await scheduler.subscribe(framework_info())
+    assert first["type"] == "SUBSCRIBED", first
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    tasks = [
+        {
+            "name": task_id,
+            "task_id": {"value": task_id},
+            "agent_id": offer["agent_id"],
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],
+            "command": {"value": "sleep 1000"},
+        }
+        for task_id in task_ids
+    ]
+    accept = {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+    }
+    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+
+
+@pytest.mark.parametrize("media_type", [JSON, PROTOBUF])
+async def test_subscribed_with_the_full_state_then_the_cluster_events(
+    master: MasterHandle,
+    agent: FakeAgent,
+    scheduler: FakeScheduler,
+    session: aiohttp.ClientSession,
+    media_type: str,
+) -> None:
+    events = await subscribe(session, master, media_type)
+    headers = events.response.headers
+    assert headers["Content-Type"] == media_type
+    assert headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Length" not in headers and "Mesos-Stream-Id" not in headers
+    assert int(headers["X-Meseta-Index"]) == master.context.cluster.applied_index
+
+    subscribed = await events.next_event()
+    assert subscribed["type"] == "SUBSCRIBED"
+    body = subscribed["subscribed"]
+    assert body["heartbeat_interval_seconds"] == 15.0
+    agents = body["get_state"]["get_agents"]["agents"]
+    assert [a["agent_info"]["id"]["value"] for a in agents] == [agent.agent_id]
+
+    await launch(scheduler, "t1")
+    added = await events.next_event()
+    assert added["type"] == "FRAMEWORK_ADDED"
+    framework = added["framework_added"]["framework"]
+    assert framework["framework_info"]["id"]["value"] == scheduler.framework_id
+    task = (await events.next_event())["task_added"]["task"]
+    assert (task["task_id"]["value"], task["state"]) == ("t1", "TASK_STAGING")
+
+    await agent.update(scheduler.framework_id or "", "t1", "TASK_RUNNING")
+    updated = (await events.next_event())["task_updated"]
+    assert updated["framework_id"]["value"] == scheduler.framework_id
+    assert updated["state"] == "TASK_RUNNING"
+    assert updated["status"]["task_id"]["value"] == "t1"
+
+    assert (await scheduler.call("TEARDOWN")).status == 202
+    kinds = [(await events.next_event())["type"] for _ in range(2)]
+    assert sorted(kinds) == ["FRAMEWORK_REMOVED", "TASK_UPDATED"]
+    await events.close()
+
+
+async def test_heartbeats_come_every_interval_and_first_after_one(
+    master: MasterHandle, session: aiohttp.ClientSession
+) -> None:
+    use_broker(master, heartbeat_interval_s=0.3)
+    events = await subscribe(session, master)
+    opened = time.monotonic()
+    subscribed = await events.next_event()
+    assert subscribed["subscribed"]["heartbeat_interval_seconds"] == pytest.approx(0.3)
+    first = await events.next_event(heartbeats=True)
+    assert first["type"] == "HEARTBEAT"
+    assert time.monotonic() - opened >= 0.25  # not right after SUBSCRIBED (contract 1.7)
+    assert (await events.next_event(heartbeats=True))["type"] == "HEARTBEAT"
+    await events.close()
+
+
+async def test_a_subscriber_that_falls_behind_is_closed(
+    master: MasterHandle,
+    agent: FakeAgent,
+    scheduler: FakeScheduler,
+    session: aiohttp.ClientSession,
+) -> None:
+    use_broker(master, capacity=3)
+    events = await subscribe(session, master)
+    await events.next_event()
+    await launch(scheduler, "t1", "t2", "t3", "t4")  # one entry, four events
+    rest = await events.wait_closed()
+    # FRAMEWORK_ADDED came first, if the stream read it before the overrun.
+    assert [event["type"] for event in rest] in (["FRAMEWORK_ADDED"], [])
+    # A new subscription starts from the full state, the master unaffected.
+    again = await subscribe(session, master)
+    state = (await again.next_event())["subscribed"]["get_state"]
+    assert len(state["get_tasks"]["tasks"]) == 4
+    await again.close()
+    await events.close()
+
+
+async def test_beyond_the_subscriber_limit_the_oldest_is_closed(
+    master: MasterHandle, session: aiohttp.ClientSession
+) -> None:
+    use_broker(master, max_subscribers=1)
+    oldest = await subscribe(session, master)
+    await oldest.next_event()
+    newest = await subscribe(session, master)
+    await newest.next_event()
+    await oldest.wait_closed()
+    assert not newest.closed.is_set()
+    await newest.close()
+    await oldest.close()
+
+
+async def test_a_client_that_leaves_is_unsubscribed(
+    master: MasterHandle, session: aiohttp.ClientSession
+) -> None:
+    events = await subscribe(session, master)
+    await events.next_event()
+    assert len(master.context.operator_events.subscriptions) == 1
+    await events.close()
+    await master.wait_until(
+        lambda: not master.context.operator_events.subscriptions, "the subscription to end"
+    )
+
+
+async def test_a_standby_serves_the_stream_from_its_own_view(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with follower_master() as follower:
+        events = await subscribe(session, follower)
+        subscribed = await events.next_event()
+        assert subscribed["type"] == "SUBSCRIBED"
+        headers = events.response.headers
+        assert headers["X-Meseta-Known-Leader"] == "true"
+        assert headers["X-Meseta-Leader"] == "leader.example:5999"
+        await events.close()

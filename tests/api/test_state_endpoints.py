@@ -1,0 +1,336 @@
+"""The legacy read endpoints (contract 6) against a populated master: keys, shapes, paging.
+
+The cluster is driven through the real scheduler and agent APIs
+(tests/support/read_cluster.py); every document is then checked for the keys
+and shapes Mesos writes (master/readonly_handler.cpp, common/http.cpp) and
+that tools such as the Mesos CLI read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from multidict import CIMultiDictProxy
+from support.fake_agent import FakeAgent
+from support.fake_scheduler import FakeScheduler
+from support.master_harness import MasterHandle, running_master
+from support.read_cluster import AGENT_RESOURCES, Populated, populate
+
+from meseta.api import state_endpoints
+from meseta.api.consistency import INDEX_HEADER
+from meseta.projections.records import Record
+from meseta.proto.mesos.v1 import mesos_pb2
+
+Json = dict[str, Any]
+
+STATE_KEYS = [
+    "version", "build_date", "build_time", "build_user", "start_time", "id", "pid", "hostname",
+    "capabilities", "activated_slaves", "deactivated_slaves", "unreachable_slaves", "flags",
+    "slaves", "recovered_slaves", "frameworks", "completed_frameworks", "orphan_tasks",
+    "unregistered_frameworks",
+]  # fmt: skip
+AGENT_KEYS = [
+    "id", "hostname", "port", "attributes", "pid", "registered_time", "resources",
+    "used_resources", "offered_resources", "reserved_resources", "unreserved_resources",
+    "active", "deactivated", "version", "capabilities",
+]  # fmt: skip
+FRAMEWORK_KEYS = [
+    "id", "name", "used_resources", "offered_resources", "capabilities", "hostname", "webui_url",
+    "active", "connected", "recovered", "user", "failover_timeout", "checkpoint",
+    "registered_time", "unregistered_time", "resources", "role", "tasks", "unreachable_tasks",
+    "completed_tasks", "offers", "executors", "offer_constraints",
+]  # fmt: skip
+TASK_KEYS = [
+    "id", "name", "framework_id", "executor_id", "slave_id", "state", "resources", "role",
+    "statuses", "labels",
+]  # fmt: skip
+SUMMARY_STATES = [
+    "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
+    "TASK_KILLED", "TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_UNREACHABLE",
+]  # fmt: skip
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[MasterHandle, Populated]]:
+    async with (
+        running_master() as master,
+        FakeAgent(master.url, resources=AGENT_RESOURCES) as agent,
+        FakeScheduler(master.url) as scheduler,
+    ):
+        assert (await agent.subscribe())["type"] == "SUBSCRIBED"
+        yield master, await populate(master, agent, scheduler)
+
+
+async def fetch(
+    master: MasterHandle, path: str, method: str = "GET"
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, master.url + path, allow_redirects=False) as response,
+    ):
+        return response.status, response.headers, await response.read()
+
+
+async def get(
+    master: MasterHandle, path: str, status: int = 200
+) -> tuple[Json, CIMultiDictProxy[str]]:
+    code, headers, body = await fetch(master, path)
+    assert code == status, (path, code, body)
+    return (orjson.loads(body) if status == 200 else {}), headers
+
+
+async def test_state_has_mesos_keys_and_shapes(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    state, headers = await get(master, "/state")
+    assert headers["Content-Type"] == "application/json"
+    assert 0 < int(headers[INDEX_HEADER]) <= master.context.cluster.applied_index
+    assert [key for key in STATE_KEYS if key not in state] == []
+    assert state["orphan_tasks"] == [] and state["unregistered_frameworks"] == []
+    assert state["activated_slaves"] == 1 and state["unreachable_slaves"] == 0
+    assert state["leader"] == state["pid"]
+    assert state["flags"]["max_completed_tasks_per_framework"] == "1000"
+
+    (agent,) = state["slaves"]
+    assert [key for key in AGENT_KEYS if key not in agent] == []
+    assert agent["id"] == populated.agent_id
+    assert agent["resources"] == {
+        "cpus": 4.0, "gpus": 0.0, "mem": 1024.0, "disk": 0.0, "ports": "[31000-32000]"
+    }  # fmt: skip
+    # t1 (cpus 1, mem 128, two ports) runs; t2 finished and gave its resources back.
+    assert agent["used_resources"] == {
+        "cpus": 1.0, "gpus": 0.0, "mem": 128.0, "disk": 0.0, "ports": "[31000-31001]"
+    }  # fmt: skip
+    # What is not used is offered (the allocator may split it over several offers).
+    assert agent["offered_resources"]["cpus"] <= 3.0
+    assert agent["active"] is True
+
+    (framework,) = state["frameworks"]
+    assert [key for key in FRAMEWORK_KEYS if key not in framework] == []
+    assert framework["id"] == populated.framework_id and framework["name"] == "reader"
+    assert framework["role"] == "*" and "roles" not in framework
+    assert framework["resources"]["cpus"] == 1.0 + agent["offered_resources"]["cpus"]
+    (running,) = framework["tasks"]
+    assert [key for key in TASK_KEYS if key not in running] == []
+    assert running["id"] == "t1" and running["state"] == "TASK_RUNNING"
+    assert running["slave_id"] == populated.agent_id
+    assert running["executor_id"] == ""
+    assert running["labels"] == [{"key": "team", "value": "read-side"}]
+    assert running["resources"]["ports"] == "[31000-31001]"
+    assert running["role"] == "*"
+    assert [s["state"] for s in running["statuses"]] == ["TASK_RUNNING"]
+    assert isinstance(running["statuses"][0]["timestamp"], float)
+    (completed,) = framework["completed_tasks"]
+    assert completed["id"] == "t2" and completed["state"] == "TASK_FINISHED"
+    assert framework["unreachable_tasks"] == []
+    for offer in framework["offers"]:
+        assert set(offer) == {"id", "framework_id", "allocation_info", "slave_id", "resources"}
+    assert state["completed_frameworks"] == []
+
+
+@pytest.mark.parametrize("path", ["/master/state", "/state.json", "/master/state.json"])
+async def test_state_aliases(cluster: tuple[MasterHandle, Populated], path: str) -> None:
+    master, _ = cluster
+    state, _ = await get(master, path)
+    assert state["frameworks"][0]["tasks"][0]["id"] == "t1"
+
+
+async def test_state_is_assembled_from_cached_documents(
+    cluster: tuple[MasterHandle, Populated],
+) -> None:
+    master, populated = cluster
+    first, _ = await get(master, "/state")
+    task = master.context.cluster.frameworks[populated.framework_id].tasks["t1"]
+    assert "legacy" in task.encodings
+    cached = task.encodings["legacy"]
+    await get(master, "/state")
+    assert task.encodings["legacy"] is cached  # not re-encoded
+    await populated.agent.update(populated.framework_id, "t1", "TASK_KILLING")
+    view = master.context.cluster
+    await master.wait_until(
+        lambda: view.task_states.get(mesos_pb2.TASK_KILLING, 0) == 1, "t1 KILLING"
+    )
+    assert "legacy" not in task.encodings  # the change dropped the cache
+    state, _ = await get(master, "/state")
+    assert state["frameworks"][0]["tasks"][0]["state"] == "TASK_KILLING"
+    assert first["frameworks"][0]["tasks"][0]["state"] == "TASK_RUNNING"
+
+
+async def test_jsonp_wraps_the_document(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    _, headers, body = await fetch(master, "/master/state?jsonp=show")
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert body.startswith(b"show(") and body.endswith(b");")
+    assert "frameworks" in orjson.loads(body[5:-2])
+
+
+async def test_state_summary_counts(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    summary, _ = await get(master, "/state-summary")
+    assert summary["hostname"] == "127.0.0.1"
+    (agent,) = summary["slaves"]
+    assert [state for state in SUMMARY_STATES if state not in agent] == []
+    assert (agent["TASK_RUNNING"], agent["TASK_FINISHED"]) == (1, 1)
+    assert agent["framework_ids"] == [populated.framework_id]
+    (framework,) = summary["frameworks"]
+    assert (framework["TASK_RUNNING"], framework["TASK_FINISHED"]) == (1, 1)
+    assert framework["slave_ids"] == [populated.agent_id]
+    assert "tasks" not in framework
+
+
+async def test_frameworks_and_filter(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    body, _ = await get(master, "/master/frameworks/")
+    assert set(body) == {"frameworks", "completed_frameworks", "unregistered_frameworks"}
+    assert body["frameworks"][0]["id"] == populated.framework_id
+    body, _ = await get(master, "/frameworks?framework_id=nope")
+    assert body["frameworks"] == []
+
+
+async def test_slaves_have_full_resources(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    body, _ = await get(master, "/slaves")
+    assert set(body) == {"slaves", "recovered_slaves"}
+    (agent,) = body["slaves"]
+    for key in ("reserved_resources_full", "unreserved_resources_full", "used_resources_full"):
+        assert key in agent
+    names = [r["name"] for r in agent["unreserved_resources_full"]]
+    assert names == ["cpus", "mem", "ports"]
+    body, _ = await get(master, f"/master/slaves?slave_id={populated.agent_id}x")
+    assert body["slaves"] == []
+
+
+async def test_tasks_paging_and_order(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    body, _ = await get(master, "/tasks")
+    # Descending by the first status's timestamp: t2 (FINISHED) was reported after t1.
+    assert [t["id"] for t in body["tasks"]] == ["t2", "t1"]
+    body, _ = await get(master, "/tasks?order=asc")
+    assert [t["id"] for t in body["tasks"]] == ["t1", "t2"]
+    body, _ = await get(master, "/master/tasks?order=asc&limit=1&offset=1")
+    assert [t["id"] for t in body["tasks"]] == ["t2"]
+    body, _ = await get(master, "/tasks?limit=junk&task_id=t1")
+    assert [t["id"] for t in body["tasks"]] == ["t1"]
+    body, _ = await get(master, "/tasks?offset=-1")
+    assert body["tasks"] == []
+    body, _ = await get(master, "/tasks.json?limit=-1")
+    assert len(body["tasks"]) == 2
+
+
+async def test_roles_and_flags(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, populated = cluster
+    body, _ = await get(master, "/roles")
+    (role,) = body["roles"]
+    assert role["name"] == "*" and role["weight"] == 1.0
+    assert role["frameworks"] == [populated.framework_id]
+    assert role["allocated"] == {"cpus": 1.0, "mem": 128.0}
+    assert role["resources"]["cpus"] >= 1.0
+    flags, _ = await get(master, "/master/flags")
+    assert flags["flags"]["hostname"] == "127.0.0.1"
+    assert all(isinstance(value, str) for value in flags["flags"].values())
+
+
+async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Populated]) -> None:
+    master, _ = cluster
+    metrics, _ = await get(master, "/metrics/snapshot")
+    expected = {
+        "master/elected": 1.0,
+        "master/slaves_active": 1.0,
+        "master/frameworks_active": 1.0,
+        "master/tasks_running": 1.0,
+        "master/tasks_finished": 1.0,
+        "master/tasks_staging": 0.0,
+        "master/cpus_total": 4.0,
+        "master/cpus_used": 1.0,
+        "master/cpus_percent": 0.25,
+        "master/slave_registrations": 1.0,
+        "master/messages_launch_tasks": 2.0,  # one launch per task sent to the agent
+    }
+    assert {name: metrics[name] for name in expected} == expected
+    for name in ("master/uptime_secs", "master/event_queue_messages", "master/mem_revocable_total"):
+        assert name in metrics
+    _, headers, raw = await fetch(master, "/metrics")
+    text = raw.decode()
+    assert headers["Content-Type"].startswith("text/plain")
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if not line.startswith("#")
+    }
+    assert values["master_tasks_running"] == 1.0
+    assert values["master_cpus_used"] == 1.0
+    assert len(values) == len(metrics)
+
+
+async def test_min_index_beyond_the_log_is_503(master: MasterHandle) -> None:
+    index = master.context.cluster.applied_index
+    _, headers = await get(master, f"/state?min_index={index + 1000}&wait=100ms", status=503)
+    assert int(headers[INDEX_HEADER]) >= index
+    body, _ = await get(master, f"/state?min_index={index}")
+    assert body["frameworks"] == []
+
+
+async def test_post_is_405(master: MasterHandle) -> None:
+    status, _, _ = await fetch(master, "/state", "POST")
+    assert status == 405
+
+
+async def test_mesos_cli_finds_its_keys(cluster: tuple[MasterHandle, Populated]) -> None:
+    """What the Mesos CLI (src/python/cli_new plugins) reads for `agent`, `task` and
+    `framework list`, on the paths it requests."""
+    master, _ = cluster
+    slaves, _ = await get(master, "/master/slaves")
+    assert [(type(a["id"]), type(a["hostname"]), a["active"]) for a in slaves["slaves"]] == [
+        (str, str, True)
+    ]
+    tasks, _ = await get(master, "/master/tasks")
+    assert {(t["id"], t["executor_id"]) for t in tasks["tasks"]} == {("t1", ""), ("t2", "")}
+    assert all(t["framework_id"] for t in tasks["tasks"])
+    frameworks, _ = await get(master, "/master/frameworks/")
+    (framework,) = frameworks["frameworks"]
+    assert (framework["active"], framework["name"], type(framework["hostname"])) == (
+        True,
+        "reader",
+        str,
+    )
+
+
+async def test_cold_documents_are_encoded_a_chunk_per_loop_turn(
+    cluster: tuple[MasterHandle, Populated], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, _ = cluster
+    view = master.context.cluster
+    records = [*view.registered_agents(), *view.all_frameworks(), *view.all_tasks()]
+    for record in records:
+        record.encodings.clear()
+    monkeypatch.setattr(state_endpoints, "WARM_CHUNK", 1)
+    encoded: list[int] = []
+    encode = state_endpoints.legacy_encode
+
+    def recording(record: Record) -> bytes:
+        encoded.append(id(record))
+        return encode(record)
+
+    monkeypatch.setattr(state_endpoints, "legacy_encode", recording)
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.ensure_future(count_turns())
+    try:
+        await state_endpoints.warm_legacy(view)
+    finally:
+        counter.cancel()
+    assert turns >= len(records) - 1  # other work ran between the records
+    # Each was encoded (the fold may have changed some since, dropping their encoding).
+    assert {id(record) for record in records} <= set(encoded)
+    state, _ = await get(master, "/state")
+    assert state["frameworks"][0]["tasks"][0]["id"] == "t1"

@@ -1,0 +1,180 @@
+"""Folding domain events into the cluster view: operator events, bounds, unreachable tasks.
+
+The fold is driven with tests/support/fold_cluster.py and every entry's events
+go into the view, as a replica's fold listener does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support.fold_cluster import Cluster
+
+from meseta.master.events import DomainEvent
+from meseta.projections.cluster import ClusterView
+from meseta.projections.records import UNREACHABLE
+from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.master import master_pb2
+
+Event = master_pb2.Event
+
+
+class Fed:
+    """A fold cluster whose every entry also goes into a view."""
+
+    def __init__(self, **view_options: Any) -> None:
+        self.cluster = Cluster()
+        self.view = ClusterView(**view_options)
+        self.feed(self.cluster.index)
+
+    def feed(self, up_to: int) -> list[Event]:
+        out: list[Event] = []
+        for index in range(self.view.applied_index + 1, up_to + 1):
+            events = self.outcomes.pop(index, [])
+            out += self.view.apply(index, events, self.cluster.now_ns)
+        return out
+
+    @property
+    def outcomes(self) -> dict[int, list[DomainEvent]]:
+        return self.__dict__.setdefault("_outcomes", {})
+
+    def run(self, method: str, *args: Any, **kwargs: Any) -> tuple[Any, list[Event]]:
+        """Call a Cluster helper; return its result and the operator events of its entries."""
+        start = self.cluster.index
+        original = self.cluster.apply
+
+        def recording(entry: Any) -> list[DomainEvent]:
+            events = original(entry)
+            self.outcomes[self.cluster.index] = events
+            return events
+
+        self.cluster.apply = recording  # type: ignore[method-assign]
+        try:
+            result = getattr(self.cluster, method)(*args, **kwargs)
+        finally:
+            self.cluster.apply = original  # type: ignore[method-assign]
+        assert self.cluster.index > start
+        return result, self.feed(self.cluster.index)
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [Event.Type.Name(event.type) for event in events]
+
+
+def launched(fed: Fed, **framework: Any) -> tuple[str, str, str]:
+    agent_id, events = fed.run("add_agent")
+    assert kinds(events) == ["AGENT_ADDED"]
+    assert events[0].agent_added.agent.agent_info.id.value == agent_id
+    framework_id, events = fed.run("add_framework", **framework)
+    assert kinds(events) == ["FRAMEWORK_ADDED"]
+    _, events = fed.run("start_task", framework_id, agent_id, "t1", running=False)
+    assert kinds(events) == ["TASK_ADDED"]
+    assert events[0].task_added.task.state == mesos_pb2.TASK_STAGING
+    return agent_id, framework_id, "t1"
+
+
+def test_lifecycle_produces_operator_events() -> None:
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed)
+    view = fed.view
+    assert view.agents[agent_id].used.scalar("cpus") == 1000
+    _, events = fed.run("status", framework_id, agent_id, task_id, mesos_pb2.TASK_RUNNING)
+    assert kinds(events) == ["TASK_UPDATED"]
+    assert events[0].task_updated.state == mesos_pb2.TASK_RUNNING
+    assert events[0].task_updated.framework_id.value == framework_id
+    # A repeated update with the same state changes nothing an operator sees.
+    _, events = fed.run("status", framework_id, agent_id, task_id, mesos_pb2.TASK_RUNNING)
+    assert events == []
+    record = view.frameworks[framework_id].tasks[task_id]
+    assert [s.state for s in record.proto.statuses] == [mesos_pb2.TASK_RUNNING]
+    assert view.task_states == {mesos_pb2.TASK_RUNNING: 1}
+    _, events = fed.run("teardown", framework_id)
+    assert kinds(events) == ["TASK_UPDATED", "FRAMEWORK_REMOVED"]
+    assert events[1].framework_removed.framework_info.id.value == framework_id
+    assert view.frameworks == {}
+    (completed,) = view.completed_frameworks
+    assert [t.proto.state for t in completed.completed_tasks] == [mesos_pb2.TASK_KILLED]
+    assert view.agents[agent_id].used.scalar("cpus") == 0
+    assert view.counters.terminal_tasks == {mesos_pb2.TASK_KILLED: 1}
+
+
+def test_get_state_is_the_entities_protobufs() -> None:
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed)
+    state = fed.view.get_state()
+    (task,) = state.get_tasks.tasks
+    assert task == fed.view.frameworks[framework_id].tasks[task_id].proto
+    (agent,) = state.get_agents.agents
+    assert agent == fed.view.agents[agent_id].proto()
+    (framework,) = state.get_frameworks.frameworks
+    assert framework.framework_info.id.value == framework_id
+    assert framework.allocated_resources  # the task's cpus and mem
+    assert state.HasField("get_executors")
+
+
+def test_completed_tasks_are_bounded_per_framework() -> None:
+    fed = Fed(max_completed_tasks_per_framework=3)
+    agent_id, _ = fed.run("add_agent")
+    framework_id, _ = fed.run("add_framework")
+    for number in range(5):
+        task_id = f"t{number}"
+        fed.run("start_task", framework_id, agent_id, task_id)
+        fed.run("status", framework_id, agent_id, task_id, mesos_pb2.TASK_FINISHED)
+        fed.run("ack", framework_id, agent_id, task_id)
+    framework = fed.view.frameworks[framework_id]
+    assert [t.proto.task_id.value for t in framework.completed_tasks] == ["t2", "t3", "t4"]
+    assert framework.tasks == {}
+    assert fed.view.counters.terminal_tasks == {mesos_pb2.TASK_FINISHED: 5}
+
+
+def test_completed_frameworks_are_bounded() -> None:
+    fed = Fed(max_completed_frameworks=2)
+    ids = [fed.run("add_framework", name=f"fw{n}")[0] for n in range(3)]
+    for framework_id in ids:
+        fed.run("teardown", framework_id)
+    assert [f.id for f in fed.view.completed_frameworks] == ids[1:]
+
+
+def test_unreachable_agent_tasks_and_return() -> None:
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed, partition_aware=True)
+    fed.run("status", framework_id, agent_id, task_id, mesos_pb2.TASK_RUNNING)
+    _, events = fed.run("mark_unreachable", agent_id)
+    assert kinds(events) == ["TASK_UPDATED"]  # no AGENT_REMOVED for unreachable agents
+    view = fed.view
+    framework = view.frameworks[framework_id]
+    assert list(framework.unreachable_tasks) == [task_id] and framework.tasks == {}
+    assert framework.unreachable_tasks[task_id].state == mesos_pb2.TASK_UNREACHABLE
+    assert view.agents[agent_id].status == UNREACHABLE
+    assert view.registered_agents() == []
+    assert framework.used == {}
+    task = fed.cluster.state.frameworks[framework_id].unreachable_tasks[task_id]
+    report = fed.cluster.task_report(task, mesos_pb2.TASK_RUNNING)
+    _, events = fed.run("reregister_agent", agent_id, tasks=[report])
+    assert kinds(events) == ["TASK_UPDATED", "AGENT_ADDED"]
+    assert list(framework.tasks) == [task_id] and framework.unreachable_tasks == {}
+    assert framework.tasks[task_id].state == mesos_pb2.TASK_RUNNING
+    assert framework.used_total().scalar("cpus") == 1000
+
+
+def test_entries_at_or_below_the_applied_index_are_skipped() -> None:
+    fed = Fed()
+    launched(fed)
+    view = fed.view
+    before = view.applied_index
+    assert view.apply(before, [], 1) == []
+    assert view.applied_index == before and view.now_ns != 1
+
+
+def test_adopted_tasks_reach_the_view() -> None:
+    fed = Fed()
+    framework_id, _ = fed.run("add_framework")
+    report = mesos_pb2.Task(name="adopted", state=mesos_pb2.TASK_RUNNING)
+    report.task_id.value = "adopted"
+    report.framework_id.value = framework_id
+    report.agent_id.value = "C-S77"
+    info = mesos_pb2.AgentInfo(hostname="h9", port=5051)
+    info.id.value = "C-S77"
+    _, events = fed.run("reregister_agent", "C-S77", tasks=[report], info=info)
+    assert kinds(events) == ["TASK_ADDED", "AGENT_ADDED"]
+    assert list(fed.view.frameworks[framework_id].tasks) == ["adopted"]

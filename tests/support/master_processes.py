@@ -1,0 +1,157 @@
+"""`meseta master` replicas as real processes on loopback: voters and read replicas.
+
+Every process is tracked and stopped in `close()` (SIGTERM, then SIGKILL), which
+callers put in a `finally`; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from meseta.log.testing import free_port
+
+HOST = "127.0.0.1"
+# Short enough that tests see offers and failover quickly.
+MASTER_FLAGS = ("--allocation_interval", "100ms")
+
+
+@dataclass
+class MasterProcess:
+    name: str
+    port: int
+    raft_address: str | None  # None: a read replica
+    work_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+@dataclass
+class MasterCluster:
+    root: Path
+    voters: int = 3
+    read_replicas: int = 0
+    nodes: list[MasterProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.secret_file = self.root / "secret"
+        self.secret_file.write_text(secrets.token_hex(16))
+        for number in range(self.voters):
+            self.nodes.append(self._node(f"voter{number}", f"{HOST}:{free_port()}"))
+        for number in range(self.read_replicas):
+            self.nodes.append(self._node(f"reader{number}", None))
+
+    def _node(self, name: str, raft_address: str | None) -> MasterProcess:
+        return MasterProcess(name, free_port(), raft_address, self.root / name)
+
+    @property
+    def peers(self) -> str:
+        return ",".join(n.raft_address for n in self.nodes if n.raft_address)
+
+    def start(self, node: MasterProcess) -> None:
+        command = [
+            sys.executable, "-m", "meseta.cli", "master",
+            "--hostname", HOST, "--ip", HOST, "--port", str(node.port),
+            "--work_dir", str(node.work_dir),
+            "--peers", self.peers,
+            "--secret_file", str(self.secret_file),
+            *MASTER_FLAGS,
+        ]  # fmt: skip
+        command += (
+            ["--raft_address", node.raft_address] if node.raft_address else ["--read_replica"]
+        )
+        node.log_path = self.root / f"{node.name}.out"
+        with open(node.log_path, "ab") as out:
+            node.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def start_all(self) -> None:
+        for node in self.nodes:
+            if not node.running:
+                self.start(node)
+
+    def kill(self, node: MasterProcess) -> None:
+        """SIGKILL, as a crash would."""
+        if node.process is not None and node.process.poll() is None:
+            os.kill(node.process.pid, signal.SIGKILL)
+            node.process.wait(timeout=10)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.terminate()
+        deadline = time.monotonic() + 5
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait(timeout=5)
+
+    def by_address(self, address: str) -> MasterProcess:
+        return next(node for node in self.nodes if node.address == address)
+
+    async def leader(
+        self, session: aiohttp.ClientSession, *, timeout_s: float = 30.0
+    ) -> MasterProcess:
+        """The replica serving as leader: every running replica's /redirect names it, and
+        its scheduler endpoint answers (a GET gets 405 there, 307/503 elsewhere)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for node in [n for n in self.nodes if n.running]:
+                leader = await self._redirect(session, node)
+                if leader is None or not self.by_address(leader).running:
+                    continue
+                candidate = self.by_address(leader)
+                if await self._status(session, candidate.url + "/api/v1/scheduler") == 405:
+                    return candidate
+            await asyncio.sleep(0.05)
+        outputs = "\n".join(f"--- {n.name}\n{n.output()[-2000:]}" for n in self.nodes)
+        raise AssertionError(f"no leader within {timeout_s}s\n{outputs}")
+
+    async def _redirect(self, session: aiohttp.ClientSession, node: MasterProcess) -> str | None:
+        try:
+            async with session.get(
+                node.url + "/redirect",
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=1),
+            ) as response:
+                location = response.headers.get("Location", "")
+                return location.removeprefix("//") if response.status == 307 else None
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def _status(self, session: aiohttp.ClientSession, url: str) -> int | None:
+        try:
+            async with session.get(
+                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=1)
+            ) as response:
+                return response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return None
