@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from meseta.log.errors import LogClosed, NotLeaderError, ProposalTimeout
@@ -45,6 +45,10 @@ class LeaderConfig:
     agent_ping_timeout_s: float = 15.0
     max_agent_ping_timeouts: int = 5
     poll_interval_s: float = 0.05
+    # How long the fold may take to reach an index the leader waits for (its barrier,
+    # its own elect_leader), and the pause before trying to take office again.
+    apply_timeout_s: float = 60.0
+    retry_office_s: float = 1.0
 
 
 class Leadership:
@@ -125,21 +129,27 @@ class Leadership:
 
     async def lead(self, term: int) -> None:
         try:
-            await self.take_office(term)
+            while True:
+                try:
+                    await self.take_office(term)
+                    break
+                except ProposalTimeout as error:
+                    # Still the Raft leader of this term (else NotLeaderError): a slow
+                    # commit or fold must not leave the cluster without a master.
+                    log.warning("taking office in term %d: %s; retrying", term, error)
+                    await asyncio.sleep(self.config.retry_office_s)
             self.ready = True
             self.notify(True)
             await asyncio.gather(self.tick_loop(), self.allocation_loop(), self.ping_loop())
         except (NotLeaderError, LogClosed):
             log.info("lost leadership of term %d", term)
-        except ProposalTimeout:
-            log.warning("a leader proposal timed out in term %d; standing by", term)
 
     async def propose(self, *commands: commands_pb2.Command) -> int:
         return await self.log.propose(decide.entry(*commands))
 
     async def take_office(self, term: int) -> None:
         barrier = await self.log.barrier()
-        await self.service.wait_applied(barrier, timeout_s=60.0)
+        await self.applied(barrier)
         if not self.service.state.cluster_id:
             init = commands_pb2.InitCluster(cluster_id=str(uuid.uuid4()))
             await self.propose(decide.command(init_cluster=init))
@@ -150,17 +160,30 @@ class Leadership:
             term=term, master_info=info, config=self.config.master_config
         )
         index = await self.propose(decide.command(elect_leader=elect))
-        await self.service.wait_applied(index)
+        await self.applied(index)
         self.considered_index = 0
         now = time.monotonic()
         self.last_contact = dict.fromkeys(self.service.state.agents, now)
         self.allocation_wanted.set()
         log.info("leading in term %d", term)
 
+    async def applied(self, index: int) -> None:
+        if not await self.service.wait_applied(index, timeout_s=self.config.apply_timeout_s):
+            raise ProposalTimeout(f"the fold did not reach index {index} in time")
+
     async def tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval_s)
-            await self.propose(decide.command(tick=commands_pb2.Tick()))
+            with self.tolerating_timeouts("tick"):
+                await self.propose(decide.command(tick=commands_pb2.Tick()))
+
+    @contextlib.contextmanager
+    def tolerating_timeouts(self, duty: str) -> Iterator[None]:
+        """A duty's proposal that timed out is retried by the duty's next round."""
+        try:
+            yield
+        except ProposalTimeout as error:
+            log.warning("%s proposal timed out: %s", duty, error)
 
     async def allocation_loop(self) -> None:
         while True:
@@ -170,7 +193,8 @@ class Leadership:
                 )
             self.allocation_wanted.clear()
             await asyncio.sleep(self.config.allocation_batch_s)
-            await self.allocate_once()
+            with self.tolerating_timeouts("create_offers"):
+                await self.allocate_once()
 
     async def allocate_once(self) -> None:
         state = self.service.state
@@ -179,7 +203,7 @@ class Leadership:
         if not changed:
             return
         decisions = allocate(state, state.now_ns, self.config.allocator, changed, seed=base)
-        self.considered_index = base
+        considered, self.considered_index = self.considered_index, base
         if not decisions:
             return
         offers = [
@@ -192,7 +216,13 @@ class Leadership:
             for d in decisions
         ]
         create = commands_pb2.CreateOffers(offers=offers, base_index=base)
-        await self.propose(decide.command(create_offers=create))
+        try:
+            await self.propose(decide.command(create_offers=create))
+        except ProposalTimeout:
+            # Look at these agents again next round; if the entry commits after all,
+            # the fold drops the decisions that no longer fit.
+            self.considered_index = min(self.considered_index, considered)
+            raise
 
     async def ping_loop(self) -> None:
         budget_s = self.config.agent_ping_timeout_s * self.config.max_agent_ping_timeouts
@@ -205,4 +235,5 @@ class Leadership:
                 seen = self.last_contact.setdefault(agent.id, now)
                 if now - seen > budget_s:
                     mark = commands_pb2.MarkAgentUnreachable(agent_id=agent.id)
-                    await self.propose(decide.command(mark_agent_unreachable=mark))
+                    with self.tolerating_timeouts("mark_agent_unreachable"):
+                        await self.propose(decide.command(mark_agent_unreachable=mark))

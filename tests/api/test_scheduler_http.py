@@ -693,6 +693,25 @@ async def test_leader_still_recovering_is_503() -> None:
         assert (reply.status, reply.text) == (503, "Master has not finished recovery")
 
 
+async def test_leader_takes_office_once_a_stalled_log_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = MemoryLog(auto_commit=False)
+    # The first barrier times out; the replica, still leader, must try again.
+    monkeypatch.setattr(log, "barrier", functools.partial(log.barrier, timeout_s=0.2))
+    async with (
+        running_master(log=log, wait_ready=False) as master,
+        FakeScheduler(master.url) as scheduler,
+    ):
+        await asyncio.sleep(0.4)
+        assert not master.leading
+        log.set_auto_commit(True)
+        await master.wait_leading(timeout_s=5.0)
+        stream, first = await scheduler.subscribe(framework_info())
+        assert first["type"] == "SUBSCRIBED"
+        await stream.close()
+
+
 async def test_leadership_change_closes_streams_and_keeps_tasks(
     master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
 ) -> None:
