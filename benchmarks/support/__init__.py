@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmarks (not part of the meseta package)."""

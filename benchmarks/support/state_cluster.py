@@ -1,0 +1,631 @@
+"""Real `meseta master` clusters, filled with synthetic agents and tasks through the real APIs.
+
+Built for benchmarks/state_bench.py, after Mesos's master_benchmarks.cpp: every agent
+re-registers with `frameworks_per_agent` x `tasks_per_framework` running tasks (each with
+`cpus:0.1;mem:5` and 10 labels) and `completed_frameworks_per_agent` x
+`tasks_per_completed_framework` finished ones; framework ids `framework0`, `framework1`, ...
+are shared by all agents, as in Mesos. Frameworks subscribe through the scheduler API
+(suppressed, checkpointing, a week of failover timeout, so nothing but the benchmark moves);
+agents re-register through the agent link in protobuf, many at once over one aiohttp session.
+The frameworks whose tasks are "completed" are torn down once their agents have reported, so
+their tasks end up as completed tasks of completed frameworks.
+
+Re-registration bodies are made from one serialized template per shape by replacing a
+fixed-width placeholder with each agent's id (same length, so the protobuf stays valid):
+20,000 bodies cost milliseconds, not the seconds that building 400,000 Task messages would.
+
+Every process is started by pid and killed in `close()` (callers use `finally`); every wait is
+bounded; only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meseta.api import recordio
+from meseta.log.testing import free_port
+from meseta.master.resources import parse, to_protos
+from meseta.proto.agent_link.v1 import agent_link_pb2
+from meseta.proto.mesos.v1 import mesos_pb2
+
+HOST = "127.0.0.1"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+AGENT_PATH = "/api/v1/agent"
+SCHEDULER_PATH = "/api/v1/scheduler"
+# Agent ids are `agent` + 6 digits; the template holds this placeholder of the same length.
+AGENT_ID_WIDTH = 6
+PLACEHOLDER = b"@" * (len("agent") + AGENT_ID_WIDTH)
+AGENT_RESOURCES = "cpus:20;mem:10240"
+TASK_RESOURCES = "cpus:0.1;mem:5"
+LABELS_PER_TASK = 10
+WEEK_S = 7 * 24 * 3600.0
+
+
+def agent_id(number: int) -> str:
+    return f"agent{number:0{AGENT_ID_WIDTH}d}"
+
+
+def framework_id(number: int) -> str:
+    return f"framework{number}"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Mesos's benchmark tuple: (agents, frameworks/agent, tasks/framework, completed
+    frameworks/agent, tasks/completed framework)."""
+
+    agents: int
+    frameworks_per_agent: int
+    tasks_per_framework: int
+    completed_frameworks_per_agent: int = 0
+    tasks_per_completed_framework: int = 0
+    first_framework: int = 0  # framework ids start at framework<first_framework>
+
+    @property
+    def running_tasks(self) -> int:
+        return self.agents * self.frameworks_per_agent * self.tasks_per_framework
+
+    @property
+    def completed_tasks(self) -> int:
+        per_agent = self.completed_frameworks_per_agent * self.tasks_per_completed_framework
+        return self.agents * per_agent
+
+    @property
+    def running_frameworks(self) -> range:
+        return range(self.first_framework, self.first_framework + self.frameworks_per_agent)
+
+    @property
+    def completed_frameworks(self) -> range:
+        first = self.running_frameworks.stop
+        return range(first, first + self.completed_frameworks_per_agent)
+
+    @property
+    def frameworks(self) -> range:
+        return range(self.first_framework, self.completed_frameworks.stop)
+
+    @property
+    def completed_framework_ids(self) -> list[str]:
+        return [framework_id(n) for n in self.completed_frameworks]
+
+    @property
+    def max_completed_tasks_per_framework(self) -> int:
+        """Enough that no completed task is evicted (the flag defaults to 1,000)."""
+        return max(1000, self.agents * self.tasks_per_completed_framework)
+
+    def label(self) -> str:
+        text = f"{self.agents:,} agents / {self.running_tasks:,} running tasks"
+        if self.completed_tasks:
+            text += f" / {self.completed_tasks:,} completed"
+        return text
+
+
+def task_id(agent: str, framework: int, number: int) -> str:
+    return f"{agent}-{framework}-{number}"
+
+
+def framework_info(number: int) -> mesos_pb2.FrameworkInfo:
+    info = mesos_pb2.FrameworkInfo(
+        user="bench", name=f"bench-{framework_id(number)}", failover_timeout=WEEK_S
+    )
+    info.id.value = framework_id(number)
+    info.checkpoint = True  # tasks survive an agent's disconnection (its stream closing)
+    info.roles.append("*")
+    info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE)
+    info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
+    return info
+
+
+def reported_task(agent: str, framework: int, number: int, state: int) -> mesos_pb2.Task:
+    task = mesos_pb2.Task(name=f"task-{number}", state=state)  # type: ignore[arg-type]
+    task.task_id.value = task_id(agent, framework, number)
+    task.framework_id.value = framework_id(framework)
+    task.agent_id.value = agent
+    task.resources.extend(to_protos(parse(TASK_RESOURCES)))
+    for label in range(LABELS_PER_TASK):
+        task.labels.labels.add(key=f"key{label}", value=f"value{label}")
+    return task
+
+
+def reregister_template(shape: Shape, task_state: int = mesos_pb2.TASK_RUNNING) -> bytes:
+    """The agent link SUBSCRIBE of one agent, its id replaced by PLACEHOLDER everywhere."""
+    placeholder = PLACEHOLDER.decode()
+    call = agent_link_pb2.Call(type=agent_link_pb2.Call.SUBSCRIBE)
+    subscribe = call.subscribe
+    subscribe.agent_info.id.value = placeholder
+    subscribe.agent_info.hostname = placeholder  # as Mesos's benchmark: hostname = agent id
+    subscribe.agent_info.port = 5051
+    subscribe.agent_info.resources.extend(to_protos(parse(AGENT_RESOURCES)))
+    subscribe.version = "1.11.0"
+    running, completed = shape.running_frameworks, shape.completed_frameworks
+    for number in shape.frameworks:
+        subscribe.frameworks.append(framework_info(number))
+    for number in running:
+        for task in range(shape.tasks_per_framework):
+            subscribe.tasks.append(reported_task(placeholder, number, task, task_state))
+    for number in completed:
+        for task in range(shape.tasks_per_completed_framework):
+            finished = reported_task(placeholder, number, task, mesos_pb2.TASK_FINISHED)
+            subscribe.tasks.append(finished)
+    return call.SerializeToString()
+
+
+def reregister_bodies(
+    shape: Shape, numbers: Iterable[int], task_state: int = mesos_pb2.TASK_RUNNING
+) -> dict[int, bytes]:
+    template = reregister_template(shape, task_state)
+    return {n: template.replace(PLACEHOLDER, agent_id(n).encode()) for n in numbers}
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+@dataclass
+class Replica:
+    name: str
+    port: int
+    raft: int
+    work_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class MasterCluster:
+    """Voting `meseta master` replicas (real processes) under one directory."""
+
+    root: Path
+    flags: list[str] = field(default_factory=list)
+    voters: int = 3
+    replicas: list[Replica] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.secret_file = self.root / "secret"
+        self.secret_file.write_text(secrets.token_hex(16))
+        for number in range(self.voters):
+            name = f"master{number}"
+            self.replicas.append(
+                Replica(
+                    name,
+                    free_port(),
+                    free_port(),
+                    self.root / name,
+                    self.root / f"{name}.out",
+                )
+            )
+
+    def command(self, replica: Replica) -> list[str]:
+        peers = ",".join(f"{HOST}:{r.raft}" for r in self.replicas)
+        return [
+            sys.executable, "-P", "-m", "meseta.cli", "master",
+            f"--hostname={HOST}", f"--ip={HOST}", f"--port={replica.port}",
+            f"--work_dir={replica.work_dir}", f"--raft_address={HOST}:{replica.raft}",
+            f"--peers={peers}", f"--secret_file={self.secret_file}", *self.flags,
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        for replica in self.replicas:
+            with open(replica.log_path, "ab") as out:
+                replica.process = subprocess.Popen(
+                    self.command(replica), stdout=out, stderr=subprocess.STDOUT
+                )
+
+    def by_port(self, port: int) -> Replica | None:
+        return next((r for r in self.replicas if r.port == port), None)
+
+    async def leader(self, session: aiohttp.ClientSession, timeout_s: float = 30.0) -> Replica:
+        """The replica every running replica names in its /redirect answer, once it serves
+        the agent link as leader (no longer 503 while taking office)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            named = {await redirect_target(session, r) for r in self.replicas if r.running}
+            if len(named) == 1:
+                port = named.pop()
+                leader = self.by_port(port) if port is not None else None
+                if leader is not None and leader.running and await serves_leader(session, leader):
+                    return leader
+            self.check_alive()
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no leader within {timeout_s}s")
+
+    def check_alive(self) -> None:
+        for replica in self.replicas:
+            if replica.process is not None and replica.process.poll() not in (None, -9):
+                tail = replica.output()[-2000:]
+                raise RuntimeError(f"{replica.name} exited ({replica.process.returncode}): {tail}")
+
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL, as a crash would (this pid only)."""
+        if replica.running:
+            os.kill(replica.pid, signal.SIGKILL)
+            assert replica.process is not None
+            replica.process.wait(timeout=10)
+
+    def pids(self) -> list[int]:
+        return [r.pid for r in self.replicas if r.running]
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            if replica.running:
+                assert replica.process is not None
+                replica.process.terminate()
+        deadline = time.monotonic() + 5
+        for replica in self.replicas:
+            if replica.process is None:
+                continue
+            try:
+                replica.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                replica.process.kill()
+                replica.process.wait(timeout=5)
+
+    def log_counts(self) -> dict[str, int]:
+        counts = {"tracebacks": 0, "fail_stops": 0, "leader_terms": 0}
+        for replica in self.replicas:
+            text = replica.output()
+            counts["leader_terms"] += text.count("-> leader")
+            counts["tracebacks"] += text.count("Traceback")
+            counts["fail_stops"] += text.count("fail-stop") + text.count("FAIL-STOP")
+        return counts
+
+
+async def redirect_target(session: aiohttp.ClientSession, replica: Replica) -> int | None:
+    """The leader's port as this replica knows it (its /redirect answer), or None."""
+    try:
+        async with session.get(
+            f"{replica.url}/redirect",
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=1),
+        ) as response:
+            location = response.headers.get("Location", "")
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    if response.status != 307 or not location.startswith("//"):
+        return None
+    return int(location[2:].split("/", 1)[0].rsplit(":", 1)[1])
+
+
+async def serves_leader(session: aiohttp.ClientSession, replica: Replica) -> bool:
+    """The agent link answers calls as leader: an empty call gets 400, not 503/307."""
+    try:
+        async with session.post(
+            f"{replica.url}{AGENT_PATH}",
+            data=b"{}",
+            headers={"Content-Type": JSON},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=2),
+        ) as response:
+            return response.status == 400
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of these processes (from /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+# -- frameworks ----------------------------------------------------------------------
+
+
+class Schedulers:
+    """Subscribed frameworks over one session; their streams are drained and discarded."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.streams: dict[str, tuple[aiohttp.ClientResponse, str, asyncio.Task[None]]] = {}
+        self.removed: dict[str, None] = {}  # torn down: never subscribed again
+        self.leader_url = ""
+
+    async def subscribe(self, leader_url: str, numbers: Iterable[int]) -> None:
+        self.leader_url = leader_url
+        wanted = [n for n in numbers if framework_id(n) not in self.removed]
+        await asyncio.gather(*(self._subscribe(n) for n in wanted))
+
+    async def _subscribe(self, number: int) -> None:
+        from meseta.api import mesos_json
+
+        info = mesos_json.to_dict(framework_info(number))
+        body = {
+            "type": "SUBSCRIBE",
+            "framework_id": {"value": framework_id(number)},
+            "subscribe": {"framework_info": info, "suppressed_roles": ["*"]},
+        }
+        response = await self.session.post(
+            self.leader_url + SCHEDULER_PATH,
+            data=orjson.dumps(body),
+            headers={"Content-Type": JSON, "Accept": JSON},
+        )
+        if response.status != 200:
+            text = await response.text()
+            response.release()
+            raise RuntimeError(f"SUBSCRIBE {framework_id(number)}: HTTP {response.status} {text}")
+        first = await first_record(response, 10.0)
+        if orjson.loads(first).get("type") != "SUBSCRIBED":
+            raise RuntimeError(f"SUBSCRIBE {framework_id(number)}: {first[:200]!r}")
+        stream_id = response.headers["Mesos-Stream-Id"]
+        drain = asyncio.get_running_loop().create_task(discard(response))
+        self.streams[framework_id(number)] = (response, stream_id, drain)
+
+    async def teardown(self, name: str, timeout_s: float = 60.0) -> None:
+        """TEARDOWN, retried while the master answers 503 (a busy leader may take longer to
+        commit and apply it than it waits); a retry that finds it gone means it went."""
+        _, stream_id, _ = self.streams[name]
+        body = orjson.dumps({"type": "TEARDOWN", "framework_id": {"value": name}})
+        headers = {"Content-Type": JSON, "Mesos-Stream-Id": stream_id}
+        deadline = time.monotonic() + timeout_s
+        retried = False
+        while True:
+            try:
+                async with self.session.post(
+                    self.leader_url + SCHEDULER_PATH, data=body, headers=headers
+                ) as response:
+                    text = await response.text()
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise RuntimeError(f"TEARDOWN {name}: {error!r}") from None
+            if response.status == 202 or (retried and "cannot be found" in text):
+                self.removed[name] = None
+                return
+            if response.status != 503 or time.monotonic() > deadline:
+                raise RuntimeError(f"TEARDOWN {name}: HTTP {response.status} {text[:200]}")
+            retried = True
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        for response, _, drain in self.streams.values():
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+            response.close()
+        self.streams.clear()
+
+
+async def discard(response: aiohttp.ClientResponse) -> None:
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, asyncio.CancelledError):
+        async for _ in response.content.iter_any():
+            pass
+
+
+async def first_record(response: aiohttp.ClientResponse, timeout_s: float) -> bytes:
+    decoder = recordio.Decoder()
+
+    async def read() -> bytes:
+        async for chunk in response.content.iter_any():
+            for record in decoder.feed(chunk):
+                return bytes(record)
+        raise RuntimeError("the stream ended before its first record")
+
+    return await asyncio.wait_for(read(), timeout_s)
+
+
+# -- agents --------------------------------------------------------------------------
+
+
+@dataclass
+class StormResult:
+    agents: int
+    seconds: float
+    failures: int
+    retries: int
+    first_errors: list[str]
+
+    @property
+    def per_s(self) -> float:
+        return self.agents / self.seconds if self.seconds > 0 else 0.0
+
+
+class AgentFleet:
+    """Synthetic agents: re-register many at once, keep (some) streams; `task_state` is the
+    state their tasks are reported in (writers report TASK_STAGING, to move them on)."""
+
+    def __init__(
+        self,
+        shape: Shape,
+        session: aiohttp.ClientSession,
+        first: int = 0,
+        task_state: int = mesos_pb2.TASK_RUNNING,
+    ) -> None:
+        self.shape = shape
+        self.session = session
+        self.numbers = range(first, first + shape.agents)
+        self.bodies = reregister_bodies(shape, self.numbers, task_state)
+        self.streams: dict[int, aiohttp.ClientResponse] = {}
+        self.drains: dict[int, asyncio.Task[None]] = {}
+
+    async def reregister_all(
+        self,
+        leader_url: str,
+        *,
+        replicas: Sequence[str] = (),
+        keep_open: int,
+        concurrency: int = 128,
+        deadline_s: float = 300.0,
+        numbers: Sequence[int] | None = None,
+    ) -> StormResult:
+        """Every agent sends its SUBSCRIBE; timed until the last one holds SUBSCRIBED.
+
+        The first `keep_open` agents of the fleet keep their stream (a socket each); the
+        others close it at once, as agents that lost their connection (their tasks survive: the
+        frameworks checkpoint). 503s, in-stream ERRORs and dropped connections are retried
+        (as an agent would); a 307 moves the fleet to the leader it names, and a replica that
+        cannot be reached sends it on to the next of `replicas` (which redirects).
+        """
+        numbers = list(numbers if numbers is not None else self.numbers)
+        keep = dict.fromkeys(self.numbers[:keep_open])
+        gate = asyncio.Semaphore(concurrency)
+        errors: list[str] = []
+        retries = 0
+        leader = [leader_url]  # follows 307s: leadership may move during a storm
+        others = [url for url in replicas if url != leader_url]
+        started = time.perf_counter()
+        stop_at = time.monotonic() + deadline_s
+
+        async def one(number: int) -> bool:
+            nonlocal retries
+            async with gate:
+                while time.monotonic() < stop_at:
+                    outcome = await self._subscribe(leader[0], number, number in keep)
+                    if outcome is None:
+                        return True
+                    retries += 1
+                    if len(errors) < 5:
+                        errors.append(outcome)
+                    if outcome.startswith("fatal"):
+                        return False
+                    if outcome.startswith("leader "):
+                        leader[0] = outcome.split(" ", 1)[1]
+                        continue
+                    # A replica that cannot be reached, or that knows no leader (it may be
+                    # the deposed one), sends the agent to the next replica.
+                    if outcome.startswith(("unreachable", "no leader")) and others:
+                        others.append(leader[0])
+                        leader[0] = others.pop(0)
+                    await asyncio.sleep(0.05)
+                return False
+
+        done = await asyncio.gather(*(one(n) for n in numbers))
+        elapsed = time.perf_counter() - started
+        failures = sum(1 for ok in done if not ok)
+        return StormResult(len(numbers), elapsed, failures, retries, errors)
+
+    async def _subscribe(self, url: str, number: int, keep: bool) -> str | None:
+        """None when subscribed; otherwise why not ("fatal ..." is not worth a retry,
+        "leader URL" names the leader a 307 pointed to)."""
+        old = self.streams.pop(number, None)
+        if old is not None:
+            old.close()
+        try:
+            response = await self.session.post(
+                url + AGENT_PATH,
+                data=self.bodies[number],
+                headers={"Content-Type": PROTOBUF, "Accept": PROTOBUF},
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return f"unreachable {agent_id(number)}: {error!r}"
+        if response.status == 307:
+            location = response.headers.get("Location", "")
+            response.release()
+            return f"leader http:{location.split('/master', 1)[0].split('/api', 1)[0]}"
+        if response.status != 200:
+            text = await response.text()
+            response.release()
+            if "No leader elected" in text:
+                return f"no leader at {url} for {agent_id(number)}"
+            fatal = "" if response.status == 503 else "fatal "
+            return f"{fatal}{agent_id(number)}: HTTP {response.status} {text[:200]}"
+        try:
+            record = await first_record(response, 60.0)
+        except (aiohttp.ClientError, TimeoutError, RuntimeError) as error:
+            response.close()
+            return f"{agent_id(number)}: {error!r}"
+        event = agent_link_pb2.Event()
+        event.ParseFromString(record)
+        if event.type != agent_link_pb2.Event.SUBSCRIBED:
+            response.close()  # an ERROR (e.g. not committed in time): an agent tries again
+            return f"{agent_id(number)}: event {event.type} {event.error.message}"
+        if keep:
+            self.streams[number] = response
+        else:
+            response.close()
+        return None
+
+    async def resubscribe(self, url: str, number: int) -> None:
+        """Subscribe one agent again (its stream was closed) and drain its new stream."""
+        drain = self.drains.pop(number, None)
+        if drain is not None:
+            drain.cancel()
+        if await self._subscribe(url, number, True) is None:
+            self.drain([number])
+
+    def drain(self, numbers: Iterable[int]) -> None:
+        """Read and discard these agents' streams (writers: their queues must not fill)."""
+        loop = asyncio.get_running_loop()
+        for number in numbers:
+            if number in self.streams and number not in self.drains:
+                self.drains[number] = loop.create_task(discard(self.streams[number]))
+
+    def update_body(
+        self, number: int, framework: int, task: int, state: int, sent_at: float, uuid: bytes
+    ) -> bytes:
+        """A status update from the task's executor; `timestamp` is when it was sent."""
+        agent = agent_id(number)
+        call = agent_link_pb2.Call(type=agent_link_pb2.Call.UPDATE)
+        call.agent_id.value = agent
+        update = call.update
+        update.framework_id.value = framework_id(framework)
+        status = update.status
+        status.task_id.value = task_id(agent, framework, task)
+        status.agent_id.value = agent
+        status.state = state  # type: ignore[assignment]
+        status.source = mesos_pb2.TaskStatus.SOURCE_EXECUTOR
+        status.uuid = uuid
+        status.timestamp = sent_at
+        return call.SerializeToString()
+
+    async def close(self) -> None:
+        for drain in self.drains.values():
+            drain.cancel()
+        for drain in self.drains.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+        self.drains.clear()
+        for response in self.streams.values():
+            response.close()
+        self.streams.clear()
+
+
+def master_flags(shape: Shape) -> list[str]:
+    """Flags that keep a benchmark cluster still: nothing expires while it is measured."""
+    return [
+        "--agent_ping_timeout=1hrs",
+        "--agent_reregister_timeout=1hrs",
+        f"--max_completed_tasks_per_framework={shape.max_completed_tasks_per_framework}",
+    ]
+
+
+def new_session(limit: int = 0) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+def describe(value: Any) -> str:
+    return orjson.dumps(value).decode()
