@@ -33,6 +33,8 @@ class MasterContext:
     operator_events: OperatorEventBroker = field(default_factory=OperatorEventBroker)
     # Monotonic time this replica last applied an entry (see api/consistency.py).
     applied_at_s: float = field(default_factory=time.monotonic)
+    # The command-line flags this replica was started with, as given (for /flags).
+    flags: dict[str, str] = field(default_factory=dict)
 
     def fold_read_models(self, index: int, events: list[DomainEvent]) -> None:
         """Fold listener: the entry into the cluster view, its operator events to the broker."""

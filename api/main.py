@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--peers", required=True, help="comma-separated raft addresses of all")
     parser.add_argument("--secret_file", type=Path, required=True, help="shared peer secret")
+    parser.add_argument(
+        "--raft_election_timeout",
+        default="500ms",
+        help="a follower that hears no leader for a random time in [T, 2T] starts an election; "
+        "shorter fails over faster, longer rides out busy hosts (GIL, CPU contention)",
+    )
     parser.add_argument("--allocation_interval", default="1secs")
     parser.add_argument("--offer_timeout", default=None, help="unset: offers never time out")
     parser.add_argument("--agent_reregister_timeout", default="10mins")
@@ -79,16 +85,36 @@ def leader_config(options: argparse.Namespace) -> LeaderConfig:
     )
 
 
+def raft_config(options: argparse.Namespace) -> RaftConfig:
+    low_s = parse_duration_ns(options.raft_election_timeout) / NS_PER_S
+    if low_s <= 0:
+        raise ValueError("--raft_election_timeout must be positive")
+    high_s = 2 * low_s
+    return RaftConfig(
+        data_dir=options.work_dir,
+        secret=options.secret_file.read_text().strip(),
+        address=raft_address(options),
+        peers=tuple(p for p in options.peers.split(",") if p),
+        election_timeout_s=(low_s, high_s),
+        # An isolated leader steps down a little after the others can have elected anew.
+        leader_step_down_s=max(1.2, 1.2 * high_s),
+        connection_timeout_s=max(1.0, high_s),
+    )
+
+
+def given_flags(options: argparse.Namespace) -> dict[str, str]:
+    """The flags as Mesos's /flags lists them: every set flag, its value as a string."""
+    values = vars(options)
+    return {
+        name: str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in values.items()
+        if name not in ("command", "run") and value is not None
+    }
+
+
 async def serve(options: argparse.Namespace) -> None:
     config = leader_config(options)
-    raft = RaftLog(
-        RaftConfig(
-            data_dir=options.work_dir,
-            secret=options.secret_file.read_text().strip(),
-            address=raft_address(options),
-            peers=tuple(p for p in options.peers.split(",") if p),
-        )
-    )
+    raft = RaftLog(raft_config(options))
     replica = MasterReplica.build(
         raft,
         config,
@@ -96,6 +122,7 @@ async def serve(options: argparse.Namespace) -> None:
         options.port,
         view_dir=options.work_dir / "views",
         max_operator_subscribers=options.max_operator_event_stream_subscribers,
+        flags=given_flags(options),
     )
     await replica.start()
     logging.getLogger("meseta").info("master listening on %s:%d", options.ip, options.port)
@@ -113,9 +140,9 @@ async def serve(options: argparse.Namespace) -> None:
 def run(options: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        raft_address(options)  # flag errors before anything starts
+        raft_config(options)  # flag errors before anything starts
         leader_config(options)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise SystemExit(f"meseta master: {error}") from None
     asyncio.run(serve(options))
     return 0

@@ -55,10 +55,11 @@ class MasterReplica:
         uds: str | None = None,
         view_dir: Path | None = None,
         max_operator_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        flags: dict[str, str] | None = None,
     ) -> MasterReplica:
         service = MasterService(log)
         leadership = Leadership(service, config)
-        context = MasterContext(service, leadership)
+        context = MasterContext(service, leadership, flags=dict(flags or {}))
         context.cluster = ClusterView(
             max_completed_tasks_per_framework=config.master_config.max_completed_tasks_per_framework
         )

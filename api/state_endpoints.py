@@ -121,6 +121,7 @@ def flags(context: MasterContext) -> dict[str, str]:
     }
     if master.offer_timeout_ns:
         out["offer_timeout"] = format_duration(master.offer_timeout_ns)
+    out.update(context.flags)
     return dict(sorted(out.items()))
 
 

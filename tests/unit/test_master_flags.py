@@ -1,0 +1,53 @@
+"""`meseta master` flags: parsing errors and what /flags lists."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from meseta.api import main
+from meseta.cli import build_parser
+
+
+def master_options(tmp_path: Path, *extra: str) -> argparse.Namespace:
+    secret = tmp_path / "secret"
+    secret.write_text("s\n")
+    return build_parser().parse_args(
+        [
+            "master",
+            f"--work_dir={tmp_path / 'm1'}",
+            "--raft_address=127.0.0.1:7101",
+            "--peers=127.0.0.1:7101",
+            f"--secret_file={secret}",
+            *extra,
+        ]
+    )
+
+
+def test_given_flags_are_listed_as_strings(tmp_path: Path) -> None:
+    flags = main.given_flags(master_options(tmp_path, "--offer_timeout=30secs"))
+    assert flags["work_dir"] == str(tmp_path / "m1")
+    assert flags["offer_timeout"] == "30secs"
+    assert flags["raft_election_timeout"] == "500ms"
+    assert flags["read_replica"] == "false"
+    assert flags["max_agent_ping_timeouts"] == "5"
+    assert "run" not in flags and "command" not in flags
+
+
+def test_election_timeout_sets_the_raft_timeouts(tmp_path: Path) -> None:
+    config = main.raft_config(master_options(tmp_path, "--raft_election_timeout=1secs"))
+    assert config.election_timeout_s == (1.0, 2.0)
+    assert config.connection_timeout_s >= 2.0
+    assert config.leader_step_down_s > 2.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("soon", "invalid duration 'soon'"), ("10ms", "election timeout must exceed 3 heartbeats")],
+)
+def test_bad_election_timeout_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    options = master_options(tmp_path, f"--raft_election_timeout={value}")
+    with pytest.raises(SystemExit, match=message):
+        main.run(options)
