@@ -118,6 +118,9 @@ class Agent:
         self.background: list[asyncio.Task[None]] = []
         self.heartbeat_interval_s = 15.0
         self.recovered = False  # executor calls get 503 until the checkpoints are read back
+        # Until recover() is done (executors re-subscribed or timed out): /state and the v1
+        # operator API answer 503, as Mesos does while its agent is RECOVERING.
+        self.recovering = True
 
     # -- seam 3: what endpoints read ------------------------------------------------------
 
@@ -166,6 +169,12 @@ class Agent:
 
     async def recover(self) -> bool:
         """Rebuild from checkpoints; False when `--recover=cleanup` finished the job."""
+        try:
+            return await self._recover()
+        finally:
+            self.recovering = False
+
+    async def _recover(self) -> bool:
         recovered = self.checkpoints.load()
         if recovered.info is not None:
             error = agent_core.reconfiguration_error(

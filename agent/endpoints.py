@@ -27,6 +27,7 @@ from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord, TaskRecord
 from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
 from meseta.api import mesos_json
+from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.proto.mesos.v1 import mesos_pb2
 
 JSON = "application/json"
@@ -53,14 +54,6 @@ def text_response(status: int, message: str = "") -> Response:
 # -- Mesos's summary forms of resources and attributes (contract 6) ---------------------
 
 
-def _ranges_text(ranges: Iterable[mesos_pb2.Value.Range]) -> str:
-    return "[" + ", ".join(f"{r.begin}-{r.end}" for r in ranges) + "]"
-
-
-def _set_text(items: Iterable[str]) -> str:
-    return "{" + ", ".join(items) + "}"
-
-
 def resource_map(resources: Iterable[mesos_pb2.Resource]) -> dict[str, Any]:
     """Name -> amount; cpus, gpus, mem and disk always present; `<name>_revocable` apart."""
     scalars: dict[str, float] = dict.fromkeys(ALWAYS_PRESENT, 0.0)
@@ -76,9 +69,9 @@ def resource_map(resources: Iterable[mesos_pb2.Resource]) -> dict[str, Any]:
             sets.setdefault(name, []).extend(resource.set.item)
     out: dict[str, Any] = dict(scalars)
     for name, spans in ranges.items():
-        out[name] = _ranges_text(sorted(spans, key=lambda r: (r.begin, r.end)))
+        out[name] = ranges_text(sorted((r.begin, r.end) for r in spans))
     for name, items in sets.items():
-        out[name] = _set_text(dict.fromkeys(items))
+        out[name] = set_text(dict.fromkeys(items))
     return out
 
 
@@ -89,20 +82,6 @@ def reservation_role(resource: mesos_pb2.Resource) -> str | None:
     if resource.HasField("role") and resource.role != "*":
         return str(resource.role)
     return None
-
-
-def attribute_map(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for attribute in attributes:
-        if attribute.type == mesos_pb2.Value.SCALAR:
-            out[attribute.name] = attribute.scalar.value
-        elif attribute.type == mesos_pb2.Value.RANGES:
-            out[attribute.name] = _ranges_text(attribute.ranges.range)
-        elif attribute.type == mesos_pb2.Value.SET:
-            out[attribute.name] = _set_text(attribute.set.item)
-        else:
-            out[attribute.name] = attribute.text.value
-    return out
 
 
 # -- /state --------------------------------------------------------------------------
@@ -122,6 +101,13 @@ def status_json(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
     return out
 
 
+def _add_allocation_role(out: dict[str, Any], resources: Iterable[mesos_pb2.Resource]) -> None:
+    """`role`: the role the resources are allocated to, when they say (as Mesos's model does)."""
+    roles = [r.allocation_info.role for r in resources if r.HasField("allocation_info")]
+    if roles:
+        out["role"] = roles[0]
+
+
 def task_json(task: TaskRecord, agent_id: str) -> dict[str, Any]:
     info = task.info
     out: dict[str, Any] = {
@@ -133,9 +119,7 @@ def task_json(task: TaskRecord, agent_id: str) -> dict[str, Any]:
         "state": mesos_pb2.TaskState.Name(task.state),
         "resources": resource_map(info.resources),
     }
-    roles = [r.allocation_info.role for r in info.resources if r.HasField("allocation_info")]
-    if roles:
-        out["role"] = roles[0]
+    _add_allocation_role(out, info.resources)
     out["statuses"] = [status_json(status) for status in task.statuses]
     if info.command.HasField("user"):
         out["user"] = info.command.user
@@ -156,9 +140,7 @@ def executor_json(executor: ExecutorRecord, agent_id: str) -> dict[str, Any]:
         "directory": executor.directory,
         "resources": resource_map(info.resources),
     }
-    roles = [r.allocation_info.role for r in info.resources if r.HasField("allocation_info")]
-    if roles:
-        out["role"] = roles[0]
+    _add_allocation_role(out, info.resources)
     if info.HasField("labels"):
         out["labels"] = mesos_json.to_dict(info.labels)["labels"]
     if info.HasField("type"):
@@ -208,6 +190,11 @@ def _by_role(resources: Iterable[mesos_pb2.Resource]) -> dict[str | None, list[m
     return grouped
 
 
+def _reserved_maps(grouped: dict[str | None, list[mesos_pb2.Resource]]) -> dict[str, Any]:
+    """Role -> resource map of what is reserved for it (`_by_role`'s None is unreserved)."""
+    return {role: resource_map(items) for role, items in grouped.items() if role is not None}
+
+
 def pid(agent: Agent) -> str:
     return f"slave(1)@{agent.flags_.ip}:{agent.flags_.port}"
 
@@ -237,9 +224,7 @@ def state_json(agent: Agent) -> dict[str, Any]:
     if info.HasField("domain"):
         out["domain"] = mesos_json.to_dict(info.domain)
     out["resources"] = resource_map(info.resources)
-    out["reserved_resources"] = {
-        role: resource_map(items) for role, items in total.items() if role is not None
-    }
+    out["reserved_resources"] = _reserved_maps(total)
     out["unreserved_resources"] = resource_map(total.get(None, []))
     out["reserved_resources_full"] = {
         role: [mesos_json.to_dict(r) for r in items]
@@ -247,12 +232,10 @@ def state_json(agent: Agent) -> dict[str, Any]:
         if role is not None
     }
     out["unreserved_resources_full"] = [mesos_json.to_dict(r) for r in total.get(None, [])]
-    out["reserved_resources_allocated"] = {
-        role: resource_map(items) for role, items in allocated.items() if role is not None
-    }
+    out["reserved_resources_allocated"] = _reserved_maps(allocated)
     out["unreserved_resources_allocated"] = resource_map(allocated.get(None, []))
     out["resource_providers"] = []
-    out["attributes"] = attribute_map(info.attributes)
+    out["attributes"] = attributes(info.attributes)
     if agent.master_address is not None:
         out["master_hostname"] = agent.master_address.rpartition(":")[0]
     out["flags"] = agent.flags
@@ -489,7 +472,12 @@ async def containers(agent: Agent, request: Request) -> Response:
 # -- the rest ------------------------------------------------------------------------
 
 
+RECOVERING = "Agent has not finished recovery"
+
+
 def state(agent: Agent, request: Request) -> Response:
+    if agent.recovering:
+        return text_response(503, RECOVERING)
     return json_response(state_json(agent), request)
 
 

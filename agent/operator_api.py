@@ -24,6 +24,7 @@ from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent
 from meseta.agent.flags import FlagError, duration_s
+from meseta.api import mesos_json
 from meseta.api.http import (
     HttpError,
     encode_body,
@@ -31,6 +32,7 @@ from meseta.api.http import (
     request_media_type,
     require_post,
     response_media_type,
+    validate_call,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.agent import agent_pb2
@@ -90,11 +92,7 @@ class LoggingLevel:
 
 
 def validate(call: agent_pb2.Call) -> None:
-    if not call.HasField("type"):
-        raise HttpError(400, "Failed to validate agent::Call: Expecting 'type' to be present")
-    body = REQUIRED_BODY.get(call.type)
-    if body is not None and not call.HasField(body):
-        raise HttpError(400, f"Failed to validate agent::Call: Expecting '{body}' to be present")
+    validate_call(call, "agent", REQUIRED_BODY)
     if call.type == Call.KILL_CONTAINER:
         check_container_id(call.kill_container.container_id)
     if call.type == Call.WAIT_CONTAINER:
@@ -172,21 +170,14 @@ async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetCon
 
 
 def metrics(agent: Agent) -> AgentResponse.GetMetrics:
-    out = AgentResponse.GetMetrics()
-    for name, value in endpoints.metrics(agent).items():
-        out.metrics.add(name=name, value=value)
-    return out
+    values = endpoints.metrics(agent)
+    return AgentResponse.GetMetrics(
+        metrics=[mesos_pb2.Metric(name=k, value=v) for k, v in values.items()]
+    )
 
 
 def version_info() -> mesos_pb2.VersionInfo:
-    fields = endpoints.version_fields()
-    return mesos_pb2.VersionInfo(
-        version=fields["version"],
-        build_date=fields["build_date"],
-        build_time=fields["build_time"],
-        build_user=fields["build_user"],
-        git_tag=fields["git_tag"],
-    )
+    return mesos_json.from_dict(endpoints.version_fields(), mesos_pb2.VersionInfo)
 
 
 def list_files(agent: Agent, call: agent_pb2.Call) -> AgentResponse.ListFiles:
@@ -373,6 +364,8 @@ def routes(agent: Agent) -> list[Route]:
             media_type = check_media(request)
             call = parse_body(await request.body(), media_type, Call)
             validate(call)
+            if agent.recovering:
+                raise HttpError(503, "Agent has not finished recovery")
             name = Call.Type.Name(call.type)
             if call.type in STREAMING_RESPONSES:
                 raise HttpError(501, f"{name} is not supported: it needs container isolation")

@@ -149,3 +149,16 @@ def test_errors(
 def test_get_is_refused(client: Client) -> None:
     reply = client.get("/api/v1")
     assert reply.status_code == 405 and reply.headers["allow"] == "POST"
+
+
+def test_recovering_agent_answers_503(tmp_path: Path) -> None:
+    agent = build_agent(tmp_path / "work")
+    agent.recovering = True  # recover() has not finished
+    app = Starlette(routes=[*endpoints.routes(agent), *operator_api.routes(agent)])
+    try:
+        with served(app) as recovering:
+            for reply in (call(recovering, {"type": "GET_STATE"}), recovering.get("/state")):
+                assert (reply.status_code, reply.text) == (503, "Agent has not finished recovery")
+            assert recovering.get("/health").status_code == 200
+    finally:
+        agent.checkpoints.close()

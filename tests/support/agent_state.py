@@ -34,6 +34,7 @@ def build_agent(work_dir: Path) -> Agent:
     rack.text.value = "r1"
     flags = AgentFlags(masters=("127.0.0.1:5050",), work_dir=work_dir)
     agent = Agent(flags, info, Containerizer(work_dir))
+    agent.recovering = False  # as if recover() had run
     framework = mesos_pb2.FrameworkInfo(user="me", name="fw", checkpoint=True, roles=["*"])
     framework.id.value = FW
     framework.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE)
