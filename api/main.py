@@ -90,10 +90,11 @@ def raft_config(options: argparse.Namespace) -> RaftConfig:
     if low_s <= 0:
         raise ValueError("--raft_election_timeout must be positive")
     high_s = 2 * low_s
+    address = raft_address(options)  # flag mistakes before reading files
     return RaftConfig(
         data_dir=options.work_dir,
         secret=options.secret_file.read_text().strip(),
-        address=raft_address(options),
+        address=address,
         peers=tuple(p for p in options.peers.split(",") if p),
         election_timeout_s=(low_s, high_s),
         # An isolated leader steps down a little after the others can have elected anew.

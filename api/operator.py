@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from meseta.api import consistency, mesos_json, operator_stream, state_endpoints
+from meseta.api import consistency, encodings, mesos_json, operator_stream, state_endpoints
 from meseta.api.context import MasterContext
 from meseta.api.http import (
     HttpError,
@@ -28,6 +28,7 @@ from meseta.api.http import (
     request_media_type,
     require_post,
     response_media_type,
+    validate_call,
 )
 from meseta.api.proposals import propose_and_wait
 from meseta.api.streams import JSON
@@ -35,15 +36,8 @@ from meseta.api.streams import PROTOBUF as PROTOBUF_TYPE
 from meseta.master import decide
 from meseta.master.events import CommandRejected
 from meseta.master.v1 import commands_pb2 as commands
-from meseta.projections.assembly import PROTOBUF, Encoding, Parts
-from meseta.projections.cluster import ClusterView
-from meseta.projections.records import (
-    AgentRecord,
-    ExecutorRecord,
-    FrameworkRecord,
-    Record,
-    TaskRecord,
-)
+from meseta.projections.assembly import Encoding, Parts
+from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 
 Call = master_pb2.Call
@@ -76,20 +70,10 @@ REQUIRED_BODY = {
 
 
 def validate(call: master_pb2.Call) -> None:
-    if not call.HasField("type"):
-        raise HttpError(400, "Failed to validate master::Call: Expecting 'type' to be present")
-    field = REQUIRED_BODY.get(call.type)
-    if field is not None and not call.HasField(field):
-        raise HttpError(400, f"Failed to validate master::Call: Expecting '{field}' to be present")
+    validate_call(call, "master", REQUIRED_BODY)
 
 
 # -- responses ------------------------------------------------------------------------------
-
-JSON_ENCODING = Encoding("json", mesos_json.to_json, json=True)
-
-
-def encoding(media_type: str) -> Encoding:
-    return JSON_ENCODING if media_type == JSON else PROTOBUF
 
 
 def envelope(response_type: int, body: Parts | bytes, enc: Encoding) -> bytes:
@@ -118,29 +102,20 @@ def answer_message(response_type: int, message: Message, enc: Encoding) -> Respo
 
 
 def flags_message(context: MasterContext) -> Response_.GetFlags:
-    out = Response_.GetFlags()
-    for name, value in state_endpoints.flags(context).items():
-        out.flags.add(name=name, value=value)
-    return out
+    flags = state_endpoints.flags(context)
+    return Response_.GetFlags(flags=[mesos_pb2.Flag(name=k, value=v) for k, v in flags.items()])
 
 
 def version_message() -> Response_.GetVersion:
-    info = state_endpoints.build_info()
-    out = Response_.GetVersion()
-    version = out.version_info
-    version.version = str(info["version"])
-    version.build_date = str(info["build_date"])
-    version.build_time = float(info["build_time"])  # type: ignore[arg-type]
-    version.build_user = str(info["build_user"])
-    version.git_tag = str(info["git_tag"])
-    return out
+    info = mesos_json.from_dict(state_endpoints.build_info(), mesos_pb2.VersionInfo)
+    return Response_.GetVersion(version_info=info)
 
 
 def metrics_message(context: MasterContext) -> Response_.GetMetrics:
-    out = Response_.GetMetrics()
-    for name, value in state_endpoints.metric_values(context).items():
-        out.metrics.add(name=name, value=value)
-    return out
+    values = state_endpoints.metric_values(context)
+    return Response_.GetMetrics(
+        metrics=[mesos_pb2.Metric(name=k, value=v) for k, v in values.items()]
+    )
 
 
 def master_message(context: MasterContext) -> Response_.GetMaster:
@@ -206,29 +181,6 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
     return None
 
 
-def v1_message(record: Record) -> Message:
-    """The entity's Mesos v1 protobuf, as the view's responses embed it."""
-    if isinstance(record, TaskRecord):
-        return record.proto
-    if isinstance(record, AgentRecord | FrameworkRecord | ExecutorRecord):
-        return record.proto()
-    raise TypeError(f"no v1 message for {record!r}")
-
-
-def cold_entities(call_type: int, view: ClusterView) -> list[Record]:
-    """The entities a read call embeds (to encode ahead, see `state_endpoints.warm`)."""
-    out: list[Record] = []
-    if call_type in (Call.GET_STATE, Call.GET_TASKS):
-        out += view.all_tasks()
-    if call_type in (Call.GET_STATE, Call.GET_EXECUTORS):
-        out += view.executors()
-    if call_type in (Call.GET_STATE, Call.GET_FRAMEWORKS):
-        out += view.all_frameworks()
-    if call_type in (Call.GET_STATE, Call.GET_AGENTS):
-        out += view.registered_agents()
-    return out
-
-
 async def write(call: master_pb2.Call, context: MasterContext, request: Request) -> Response | None:
     """Propose a write call on the leader; None if `call` is not one."""
     if call.type == Call.MARK_AGENT_GONE:
@@ -259,16 +211,15 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     validate(call)
     if call.type == Call.SUBSCRIBE:
         await consistency.settle(request, context)
-        return operator_stream.subscribe(context, accept)
+        return await operator_stream.subscribe(context, accept)
     written = await write(call, context, request)
     if written is not None:
         return written
     if call.type == Call.UNKNOWN or not Call.Type.Name(call.type).startswith("GET_"):
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
     await consistency.settle(request, context)
-    enc = encoding(accept)
-    cold = cold_entities(call.type, context.cluster)
-    await state_endpoints.warm(cold, enc.kind, lambda r: enc.entity(r, lambda: v1_message(r)))
+    enc = encodings.encoding(accept)
+    await encodings.warm(call.type, context.cluster, enc)
     response = read(call, context, enc)
     if response is None:
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import orjson
 from starlette.types import Receive, Scope, Send
 
-from meseta.api import consistency, mesos_json, recordio
+from meseta.api import consistency, encodings, mesos_json, recordio
 from meseta.api.context import MasterContext
 from meseta.api.streams import JSON, encode, wait_disconnect
+from meseta.projections.assembly import proto_field
 from meseta.projections.operator_stream import Published, StreamCut, Subscription
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -31,11 +33,23 @@ Event = master_pb2.Event
 BATCH_EVENTS = 512
 
 
-def subscribed_event(context: MasterContext) -> Event:
-    event = Event(type=Event.SUBSCRIBED)
-    event.subscribed.get_state.MergeFromString(context.cluster.get_state_bytes())
-    event.subscribed.heartbeat_interval_seconds = context.operator_events.heartbeat_interval_s
-    return event
+def subscribed_payload(context: MasterContext, media_type: str) -> bytes:
+    """SUBSCRIBED with the full GetState, joined from the view's cached entity encodings
+    (warm them first: `encodings.warm`), so a large state is not serialized per subscriber."""
+    interval = context.operator_events.heartbeat_interval_s
+    state = context.cluster.state_message(encodings.encoding(media_type)).join()
+    if media_type == JSON:
+        return (
+            b'{"type":"SUBSCRIBED","subscribed":{"get_state":'
+            + state
+            + b',"heartbeat_interval_seconds":'
+            + orjson.dumps(interval)
+            + b"}}"
+        )
+    head = Event(type=Event.SUBSCRIBED)
+    head.subscribed.heartbeat_interval_seconds = interval
+    # `subscribed` appears twice; protobuf parsers merge the occurrences of a sub-message.
+    return head.SerializeToString() + proto_field(2, proto_field(1, state))
 
 
 def payload(record: Published, media_type: str) -> bytes:
@@ -63,7 +77,7 @@ class OperatorStream:
     def __init__(self, context: MasterContext, media_type: str) -> None:
         # No await between the snapshot and the subscription: no entry slips in.
         self.media_type = media_type
-        self.first = encode(subscribed_event(context), media_type)
+        self.first = recordio.encode(subscribed_payload(context, media_type))
         self.subscription: Subscription = context.operator_events.subscribe()
         self.heartbeat = encode(Event(type=Event.HEARTBEAT), media_type)
         self.heartbeat_interval_s = context.operator_events.heartbeat_interval_s
@@ -107,6 +121,8 @@ class OperatorStream:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
-def subscribe(context: MasterContext, media_type: str) -> OperatorStream:
+async def subscribe(context: MasterContext, media_type: str) -> OperatorStream:
     """The response to an operator SUBSCRIBE call (already parsed, `Accept` negotiated)."""
+    await encodings.warm(master_pb2.Call.GET_STATE, context.cluster, encodings.encoding(media_type))
+    # No await from here on: the snapshot and the subscription see the same index.
     return OperatorStream(context, media_type)

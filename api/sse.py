@@ -31,10 +31,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
-from meseta.api import consistency, mesos_json
+from meseta.api import consistency, encodings
 from meseta.api.context import MasterContext
+from meseta.api.encodings import JSON_ENCODING
 from meseta.api.http import HttpError
-from meseta.api.operator_stream import payload, subscribed_event
+from meseta.api.operator_stream import payload, subscribed_payload
 from meseta.api.streams import JSON
 from meseta.projections.operator_stream import (
     Position,
@@ -58,9 +59,9 @@ SEND_TIMEOUT_S = 60.0
 IDLE_WAIT_S = 60.0
 
 
-def sse_bytes(event: master_pb2.Event, event_id: str, data: bytes) -> bytes:
+def sse_bytes(event_type: int, event_id: str, data: bytes) -> bytes:
     return ServerSentEvent(
-        data.decode(), event=master_pb2.Event.Type.Name(event.type), id=event_id, sep=SEPARATOR
+        data.decode(), event=master_pb2.Event.Type.Name(event_type), id=event_id, sep=SEPARATOR
     ).encode()
 
 
@@ -69,7 +70,7 @@ def published_bytes(record: Published) -> bytes:
     if data is None:
         json = payload(record, JSON)
         data = record.encoded[MEDIA_TYPE] = sse_bytes(
-            record.event, format_point(record.point), json
+            record.event.type, format_point(record.point), json
         )
     return data
 
@@ -95,8 +96,10 @@ async def open_stream(context: MasterContext, after: Position | None) -> AsyncIt
     """The first bytes are decided now (snapshot or resume point); the rest stream later."""
     broker = context.operator_events
     if after is None:
-        subscribed = subscribed_event(context)
-        first = sse_bytes(subscribed, str(broker.applied_index), mesos_json.to_json(subscribed))
+        await encodings.warm(master_pb2.Call.GET_STATE, context.cluster, JSON_ENCODING)
+        # No await from here on: the snapshot and the subscription see the same index.
+        snapshot = subscribed_payload(context, JSON)
+        first = sse_bytes(master_pb2.Event.SUBSCRIBED, str(broker.applied_index), snapshot)
         return events(first, broker.subscribe())
     if after[0] > broker.applied_index:
         await context.service.wait_applied(after[0], RESUME_WAIT_S)

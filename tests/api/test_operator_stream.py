@@ -7,18 +7,16 @@ read with aiohttp (TestClient would buffer an endless response).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from support.fake_agent import EventStream, FakeAgent
-from support.fake_scheduler import FakeScheduler, framework_info
-from support.master_harness import MasterHandle, follower_master
+from support.fake_scheduler import FakeScheduler, subscribe_and_launch
+from support.master_harness import MasterHandle, follower_master, use_broker
 
 from meseta.api import mesos_json
-from meseta.projections.operator_stream import OperatorEventBroker
 from meseta.proto.mesos.v1.master import master_pb2
 
 Json = dict[str, Any]
@@ -31,19 +29,6 @@ class ProtobufEvents(EventStream):
         return mesos_json.to_dict(master_pb2.Event.FromString(record))
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=10.0)
-    async with aiohttp.ClientSession(timeout=timeout) as client:
-        yield client
-
-
-def use_broker(master: MasterHandle, **options: Any) -> OperatorEventBroker:
-    broker = OperatorEventBroker(master.context.cluster.applied_index, **options)
-    master.context.operator_events = broker
-    return broker
-
-
 async def subscribe(
     session: aiohttp.ClientSession, master: MasterHandle, media_type: str = JSON
 ) -> EventStream:
@@ -54,28 +39,6 @@ async def subscribe(
     )
     assert response.status == 200, await response.text()
     return (EventStream if media_type == JSON else ProtobufEvents)(response)
-
-
-async def launch(scheduler: FakeScheduler, *task_ids: str) -> None:
-    """Subscribe and launch `task_ids` with one ACCEPT."""
-    stream, first = await scheduler.subscribe(framework_info())
-    assert first["type"] == "SUBSCRIBED", first
-    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
-    tasks = [
-        {
-            "name": task_id,
-            "task_id": {"value": task_id},
-            "agent_id": offer["agent_id"],
-            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],
-            "command": {"value": "sleep 1000"},
-        }
-        for task_id in task_ids
-    ]
-    accept = {
-        "offer_ids": [offer["id"]],
-        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
-    }
-    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
 
 
 @pytest.mark.parametrize("media_type", [JSON, PROTOBUF])
@@ -100,7 +63,7 @@ async def test_subscribed_with_the_full_state_then_the_cluster_events(
     agents = body["get_state"]["get_agents"]["agents"]
     assert [a["agent_info"]["id"]["value"] for a in agents] == [agent.agent_id]
 
-    await launch(scheduler, "t1")
+    await subscribe_and_launch(scheduler, "t1")
     added = await events.next_event()
     assert added["type"] == "FRAMEWORK_ADDED"
     framework = added["framework_added"]["framework"]
@@ -144,7 +107,7 @@ async def test_a_subscriber_that_falls_behind_is_closed(
     use_broker(master, capacity=3)
     events = await subscribe(session, master)
     await events.next_event()
-    await launch(scheduler, "t1", "t2", "t3", "t4")  # one entry, four events
+    await subscribe_and_launch(scheduler, "t1", "t2", "t3", "t4")  # one entry, four events
     rest = await events.wait_closed()
     # FRAMEWORK_ADDED came first, if the stream read it before the overrun.
     assert [event["type"] for event in rest] in (["FRAMEWORK_ADDED"], [])
@@ -177,9 +140,7 @@ async def test_a_client_that_leaves_is_unsubscribed(
     await events.next_event()
     assert len(master.context.operator_events.subscriptions) == 1
     await events.close()
-    await master.wait_until(
-        lambda: not master.context.operator_events.subscriptions, "the subscription to end"
-    )
+    await master.wait_unsubscribed()
 
 
 async def test_a_standby_serves_the_stream_from_its_own_view(
@@ -193,3 +154,23 @@ async def test_a_standby_serves_the_stream_from_its_own_view(
         assert headers["X-Meseta-Known-Leader"] == "true"
         assert headers["X-Meseta-Leader"] == "leader.example:5999"
         await events.close()
+
+
+@pytest.mark.parametrize("media_type", [JSON, PROTOBUF])
+async def test_subscribed_state_equals_get_state(
+    master: MasterHandle,
+    agent: FakeAgent,
+    scheduler: FakeScheduler,
+    session: aiohttp.ClientSession,
+    media_type: str,
+) -> None:
+    # SUBSCRIBED is joined from cached entity encodings: it must read as the view's GetState.
+    await subscribe_and_launch(scheduler, "t1")
+    await master.wait_until(lambda: master.context.cluster.all_tasks(), "the task in the view")
+    events = await subscribe(session, master, media_type)
+    subscribed = await events.next_event()
+    expected = mesos_json.to_dict(master.context.cluster.get_state())
+    assert subscribed["subscribed"]["get_state"] == expected
+    assert expected["get_tasks"]["tasks"][0]["task_id"]["value"] == "t1"
+    assert subscribed["subscribed"]["heartbeat_interval_seconds"] == 15.0
+    await events.close()
