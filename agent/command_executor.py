@@ -28,12 +28,11 @@ from meseta.agent.executor_driver import (
     ExecutorEnvironment,
     grace_period_s,
 )
+from meseta.agent.executor_program import ExecutorProgram
 from meseta.proto.mesos.v1 import mesos_pb2
-from meseta.proto.mesos.v1.executor import executor_pb2
 
 State = mesos_pb2.TaskState
 Reason = mesos_pb2.TaskStatus.Reason
-Event = executor_pb2.Event
 ACK_FAILSAFE_S = 60.0
 # Mesos keeps this much of the shutdown grace period for itself (reap interval + 1 s), so that
 # the terminal update goes out before the agent destroys the container.
@@ -189,48 +188,22 @@ def has_killing_state(framework: mesos_pb2.FrameworkInfo | None) -> bool:
     return framework is not None and any(c.type == capability for c in framework.capabilities)
 
 
-class CommandExecutor:
+class CommandExecutor(ExecutorProgram):
     def __init__(self, environment: ExecutorEnvironment) -> None:
-        self.environment = environment
-        self.driver = ExecutorDriver(environment, self._on_event)
+        super().__init__(environment)
         self.task: mesos_pb2.TaskInfo | None = None
         self.process: TaskProcess | None = None
         self._pending_kill: float | None = None  # grace of a kill that came before the start
         self._timed_out = False
-        self._done = asyncio.Event()
-        self._jobs: list[asyncio.Task[None]] = []
 
-    async def run(self) -> None:
-        driver = asyncio.get_running_loop().create_task(self.driver.run())
-        try:
-            await self._done.wait()
-        finally:
-            self.driver.stop()
-            for job in self._jobs:
-                job.cancel()
-            await asyncio.gather(driver, *self._jobs, return_exceptions=True)
-
-    def _on_event(self, event: executor_pb2.Event) -> None:
-        if event.type == Event.LAUNCH:
-            self._spawn(self._launch(event.launch.task))
-        elif event.type == Event.KILL:
-            policy = event.kill.kill_policy if event.kill.HasField("kill_policy") else None
-            self._spawn(self._kill(event.kill.task_id.value, policy))
-        elif event.type == Event.SHUTDOWN:
-            self._spawn(self._shutdown())
-        elif event.type == Event.ERROR:
-            log.error("Error from the agent: %s", event.error.message)
-        elif event.type == Event.LAUNCH_GROUP:
-            for task in event.launch_group.task_group.tasks:
-                self._spawn(self._refuse(task, "The command executor cannot run task groups"))
-
-    def _spawn(self, job: Any) -> None:
-        self._jobs.append(asyncio.get_running_loop().create_task(job))
+    async def _on_launch_group(self, group: mesos_pb2.TaskGroupInfo) -> None:
+        for task in group.tasks:
+            await self._refuse(task, "The command executor cannot run task groups")
 
     async def _refuse(self, task: mesos_pb2.TaskInfo, message: str) -> None:
         await self.driver.update(new_status(task.task_id.value, State.TASK_FAILED, message))
 
-    async def _launch(self, task: mesos_pb2.TaskInfo) -> None:
+    async def _on_launch(self, task: mesos_pb2.TaskInfo) -> None:
         if self.task is not None:
             await self._refuse(task, 'Attempted to run multiple tasks using a "command" executor')
             return
@@ -278,7 +251,7 @@ class CommandExecutor:
             log.warning("The terminal update was not acknowledged in %ss", ACK_FAILSAFE_S)
         self._done.set()
 
-    async def _kill(self, task_id: str, policy: mesos_pb2.KillPolicy | None) -> None:
+    async def _on_kill(self, task_id: str, policy: mesos_pb2.KillPolicy | None) -> None:
         if self.task is None or self.task.task_id.value != task_id:
             log.warning("Ignoring kill for unknown task '%s'", task_id)
             return
@@ -298,7 +271,7 @@ class CommandExecutor:
             pending = self._pending_kill
             self._pending_kill = grace_s if pending is None else min(grace_s, pending)
 
-    async def _shutdown(self) -> None:
+    async def _on_shutdown(self) -> None:
         if self.task is None:
             self._done.set()
             return

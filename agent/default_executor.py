@@ -21,7 +21,6 @@ import os
 import pwd
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from meseta.agent import executor_driver
 from meseta.agent.command_executor import (
@@ -33,16 +32,11 @@ from meseta.agent.command_executor import (
     new_status,
     terminal_status,
 )
-from meseta.agent.executor_driver import (
-    ExecutorDriver,
-    ExecutorEnvironment,
-    grace_period_s,
-)
+from meseta.agent.executor_driver import ExecutorEnvironment, grace_period_s
+from meseta.agent.executor_program import ExecutorProgram
 from meseta.proto.mesos.v1 import mesos_pb2
-from meseta.proto.mesos.v1.executor import executor_pb2
 
 State = mesos_pb2.TaskState
-Event = executor_pb2.Event
 TASKS_DIR = "tasks"
 log = logging.getLogger("meseta.executor")
 
@@ -60,46 +54,17 @@ class _Task:
         return self.info.task_id.value
 
 
-class DefaultExecutor:
+class DefaultExecutor(ExecutorProgram):
     def __init__(self, environment: ExecutorEnvironment) -> None:
-        self.environment = environment
-        self.driver = ExecutorDriver(environment, self._on_event)
+        super().__init__(environment)
         self.active: dict[str, _Task] = {}
         self.shutting_down = False
-        self._done = asyncio.Event()
-        self._jobs: list[asyncio.Task[None]] = []
 
-    async def run(self) -> None:
-        driver = asyncio.get_running_loop().create_task(self.driver.run())
-        try:
-            await self._done.wait()
-        finally:
-            self.driver.stop()
-            for job in self._jobs:
-                job.cancel()
-            await asyncio.gather(driver, *self._jobs, return_exceptions=True)
-
-    def _on_event(self, event: executor_pb2.Event) -> None:
-        if event.type == Event.LAUNCH_GROUP:
-            self._spawn(self._launch_group(event.launch_group.task_group))
-        elif event.type == Event.LAUNCH:
-            self._spawn(self._refuse(event.launch.task))
-        elif event.type == Event.KILL:
-            policy = event.kill.kill_policy if event.kill.HasField("kill_policy") else None
-            self._spawn(self._kill_request(event.kill.task_id.value, policy))
-        elif event.type == Event.SHUTDOWN:
-            self._spawn(self._shutdown())
-        elif event.type == Event.ERROR:
-            log.error("Error from the agent: %s", event.error.message)
-
-    def _spawn(self, job: Any) -> None:
-        self._jobs.append(asyncio.get_running_loop().create_task(job))
-
-    async def _refuse(self, task: mesos_pb2.TaskInfo) -> None:
+    async def _on_launch(self, task: mesos_pb2.TaskInfo) -> None:
         message = "The default executor runs task groups only (LAUNCH_GROUP), not LAUNCH"
         await self.driver.update(new_status(task.task_id.value, State.TASK_FAILED, message))
 
-    async def _launch_group(self, group: mesos_pb2.TaskGroupInfo) -> None:
+    async def _on_launch_group(self, group: mesos_pb2.TaskGroupInfo) -> None:
         if self.shutting_down:
             log.warning("Ignoring LAUNCH_GROUP: the executor is shutting down")
             return
@@ -181,7 +146,7 @@ class DefaultExecutor:
             task.timed_out = True
             self._spawn(self._kill(task, None))
 
-    async def _kill_request(self, task_id: str, policy: mesos_pb2.KillPolicy | None) -> None:
+    async def _on_kill(self, task_id: str, policy: mesos_pb2.KillPolicy | None) -> None:
         task = self.active.get(task_id)
         if self.shutting_down or task is None:
             log.warning("Ignoring kill for task '%s': not active or shutting down", task_id)
@@ -196,7 +161,7 @@ class DefaultExecutor:
         task_policy = task.info.kill_policy if task.info.HasField("kill_policy") else None
         task.process.kill(grace_period_s(policy, task_policy))
 
-    async def _shutdown(self) -> None:
+    async def _on_shutdown(self) -> None:
         if self.shutting_down:
             return
         self.shutting_down = True

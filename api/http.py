@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from starlette.requests import Request
@@ -75,6 +76,16 @@ def parse_body(body: bytes, media_type: str, message_type: type[M]) -> M:
     except mesos_json.MesosJsonError as error:
         kind = "JSON" if media_type == JSON else "protobuf"
         raise HttpError(400, f"Failed to parse body into Call ({kind}): {error}") from None
+
+
+def validate_call(call: Message, scope: str, required_body: Mapping[Any, str]) -> None:
+    """Mesos's first checks of an operator API Call (`scope`: "master" or "agent"): it has a
+    `type`, and the sub-message `required_body` names for that type."""
+    if not call.HasField("type"):
+        raise HttpError(400, f"Failed to validate {scope}::Call: Expecting 'type' to be present")
+    body = required_body.get(call.type)  # type: ignore[attr-defined]
+    if body is not None and not call.HasField(body):
+        raise HttpError(400, f"Failed to validate {scope}::Call: Expecting '{body}' to be present")
 
 
 def encode_body(message: Message, media_type: str) -> Response:

@@ -18,6 +18,7 @@ import orjson
 
 from meseta.api import mesos_json
 from meseta.api.mesos_json import Json
+from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.master.resources import (
     MILLI,
     UNRESERVED,
@@ -47,14 +48,6 @@ SUMMARY_STATES = (
 
 def seconds(ns: int) -> float:
     return ns / NS_PER_S
-
-
-def ranges_text(ranges: Ranges) -> str:
-    return "[" + ", ".join(f"{begin}-{end}" for begin, end in ranges) + "]"
-
-
-def set_text(items: Iterable[str]) -> str:
-    return "{" + ", ".join(items) + "}"
 
 
 def resources_summary(resources: Resources) -> dict[str, Json]:
@@ -90,22 +83,6 @@ def reserved_summaries(resources: Resources) -> dict[str, Json]:
 
 def unreserved(resources: Resources) -> Resources:
     return Resources({key: q for key, q in resources if key[1] == UNRESERVED})
-
-
-def attributes(values: Sequence[mesos_pb2.Attribute]) -> dict[str, Json]:
-    out: dict[str, Json] = {}
-    for attribute in values:
-        if attribute.type == mesos_pb2.Value.SCALAR:
-            out[attribute.name] = attribute.scalar.value
-        elif attribute.type == mesos_pb2.Value.RANGES:
-            out[attribute.name] = ranges_text(
-                tuple((r.begin, r.end) for r in attribute.ranges.range)
-            )
-        elif attribute.type == mesos_pb2.Value.SET:
-            out[attribute.name] = set_text(attribute.set.item)
-        else:
-            out[attribute.name] = attribute.text.value
-    return out
 
 
 def labels(message: mesos_pb2.Labels) -> list[Json]:

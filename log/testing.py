@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,11 @@ def free_port() -> int:
 
 
 @dataclass
-class NodeProcess:
-    name: str
-    data: Path
-    address: str | None
-    control: str
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+class ChildProcess:
+    """A process a test cluster spawns, its output in a log file."""
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.control}"
+    process: subprocess.Popen[bytes] | None = field(default=None, kw_only=True)
+    log_path: Path | None = field(default=None, kw_only=True)
 
     @property
     def running(self) -> bool:
@@ -46,6 +41,46 @@ class NodeProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def spawn(self, command: list[str], log_path: Path) -> None:
+        """Start `command` with stdout and stderr appended to `log_path`."""
+        self.log_path = log_path
+        with open(log_path, "ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def crash(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def stop_all(children: Sequence[ChildProcess]) -> None:
+    """SIGTERM every running child, then SIGKILL those still there after 5 s in all."""
+    for child in children:
+        if child.process is not None and child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + 5
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait(timeout=5)
+
+
+@dataclass
+class NodeProcess(ChildProcess):
+    name: str
+    data: Path
+    address: str | None
+    control: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.control}"
 
 
 @dataclass
@@ -94,9 +129,7 @@ class LocalCluster:
         ]  # fmt: skip
         if node.address:
             command += ["--address", node.address]
-        node.log_path = self.root / f"{node.name}.out"
-        with open(node.log_path, "ab") as out:
-            node.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        node.spawn(command, self.root / f"{node.name}.out")
 
     def start_all(self) -> None:
         for node in self.nodes:
@@ -105,23 +138,10 @@ class LocalCluster:
 
     def kill(self, node: NodeProcess) -> None:
         """SIGKILL, as a crash would."""
-        if node.process is not None and node.process.poll() is None:
-            os.kill(node.process.pid, signal.SIGKILL)
-            node.process.wait(timeout=10)
+        node.crash()
 
     def close(self) -> None:
-        for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
-                node.process.terminate()
-        deadline = time.monotonic() + 5
-        for node in self.nodes:
-            if node.process is None:
-                continue
-            try:
-                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=5)
+        stop_all(self.nodes)
 
 
 async def get_status(session: aiohttp.ClientSession, node: NodeProcess) -> dict[str, Any] | None:

@@ -15,15 +15,15 @@ from support.fake_executor_api import (
     SHUTDOWN,
     FakeExecutorApi,
     command_task,
-    executor_command,
     kill,
     launch,
     launch_group,
+    start_executor,
 )
 
 from meseta.agent import launcher
 from meseta.agent.command_executor import new_status
-from meseta.agent.containerizer import ContainerConfig, Containerizer, Launched
+from meseta.agent.containerizer import Containerizer, Launched
 from meseta.agent.executor_driver import (
     PROTOBUF,
     ExecutorDriver,
@@ -43,25 +43,10 @@ async def api() -> AsyncIterator[FakeExecutorApi]:
         yield fake
 
 
-@pytest.fixture
-async def containerizer(tmp_path: Path) -> AsyncIterator[Containerizer]:
-    containerizer = Containerizer(tmp_path / "work")
-    try:
-        yield containerizer
-    finally:
-        for container_id in containerizer.containers():
-            await containerizer.destroy(container_id)
-
-
 async def start(
     api: FakeExecutorApi, containerizer: Containerizer, tmp_path: Path, *, checkpoint: bool = True
 ) -> tuple[Launched, Path]:
-    sandbox = tmp_path / "sandbox"
-    environment = api.environment(str(sandbox), checkpoint=checkpoint)
-    config = ContainerConfig("executor", sandbox, executor_command(MODULE), environment)
-    launched = await containerizer.launch(config)
-    await api.next_subscribe()
-    return launched, sandbox
+    return await start_executor(MODULE, api, containerizer, tmp_path, checkpoint=checkpoint)
 
 
 def states(updates: list[mesos_pb2.TaskStatus]) -> list[str]:
@@ -328,11 +313,8 @@ async def test_a_task_past_its_max_completion_time_is_killed_and_fails(
 async def test_the_authentication_token_is_sent_and_hidden_from_the_task(
     api: FakeExecutorApi, containerizer: Containerizer, tmp_path: Path
 ) -> None:
-    sandbox = tmp_path / "sandbox"
-    environment = api.environment(str(sandbox)) | {"MESOS_EXECUTOR_AUTHENTICATION_TOKEN": "t0k"}
-    config = ContainerConfig("executor", sandbox, executor_command(MODULE), environment)
-    await containerizer.launch(config)
-    await api.next_subscribe()
+    token = {"MESOS_EXECUTOR_AUTHENTICATION_TOKEN": "t0k"}
+    _, sandbox = await start_executor(MODULE, api, containerizer, tmp_path, extra_environment=token)
     await api.send(launch(command_task("task-1", "env")))
     updates = await api.updates_until_terminal()
     assert states(updates)[-1] == "TASK_FINISHED"

@@ -10,7 +10,7 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,16 +24,6 @@ from meseta.agent.containerizer import (
 )
 from meseta.agent.isolator import LaunchInfo, Limitation, RecoveredContainer
 from meseta.proto.mesos.v1 import mesos_pb2
-
-
-@pytest.fixture
-async def containerizer(tmp_path: Path) -> AsyncIterator[Containerizer]:
-    containerizer = Containerizer(tmp_path / "work")
-    try:
-        yield containerizer
-    finally:
-        for container_id in containerizer.containers():
-            await containerizer.destroy(container_id)
 
 
 def shell(command: str, **environment: str) -> mesos_pb2.CommandInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from support.daemon_harness import (
     states_until,
     until,
 )
-from support.fake_scheduler import FakeScheduler, framework_info
+from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle, follower_master, running_master
 
 from meseta.agent import launch_config
@@ -45,73 +46,92 @@ async def master() -> AsyncIterator[MasterHandle]:
         yield handle
 
 
-async def test_registers_and_runs_a_command_task(master: MasterHandle, tmp_path: Path) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
+@contextlib.asynccontextmanager
+async def registered_agent(
+    master: MasterHandle, work_dir: Path, *extra: str, port: int | None = None
+) -> AsyncIterator[Agent]:
+    """An agent of `master`, once it has registered."""
+    async with running_agent(work_dir, [master.address], *extra, port=port) as agent:
         await until(lambda: agent.counters.registered, "registration")
+        yield agent
+
+
+@contextlib.asynccontextmanager
+async def subscribed_scheduler(
+    master: MasterHandle,
+) -> AsyncIterator[tuple[FakeScheduler, SchedulerStream]]:
+    async with FakeScheduler(master.url) as scheduler:
+        stream, _ = await scheduler.subscribe()
+        yield scheduler, stream
+
+
+async def test_registers_and_runs_a_command_task(master: MasterHandle, tmp_path: Path) -> None:
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
         assert agent.info.id.value in master.state.agents
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            await launch(scheduler, stream, ("t1", "echo hello"))
-            statuses = await states_until(scheduler, stream, "TASK_FINISHED")
-            assert [s["state"] for s in statuses] == [
-                "TASK_STARTING",
-                "TASK_RUNNING",
-                "TASK_FINISHED",
-            ]
-            assert all(s["source"] == "SOURCE_EXECUTOR" for s in statuses)
-            await until(lambda: not agent.updates.pending(), "every update acknowledged")
-            await until(lambda: not agent.core.frameworks, "the executor to go away")
-            assert agent.counters.updates_acknowledged == 3
-            sandbox = Path(agent.core.completed_frameworks[0].completed_executors[0].directory)
-            assert (sandbox / "stdout").read_text().strip().endswith("hello")
+        await launch(scheduler, stream, ("t1", "echo hello"))
+        statuses = await states_until(scheduler, stream, "TASK_FINISHED")
+        assert [s["state"] for s in statuses] == [
+            "TASK_STARTING",
+            "TASK_RUNNING",
+            "TASK_FINISHED",
+        ]
+        assert all(s["source"] == "SOURCE_EXECUTOR" for s in statuses)
+        await until(lambda: not agent.updates.pending(), "every update acknowledged")
+        await until(lambda: not agent.core.frameworks, "the executor to go away")
+        assert agent.counters.updates_acknowledged == 3
+        sandbox = Path(agent.core.completed_frameworks[0].completed_executors[0].directory)
+        assert (sandbox / "stdout").read_text().strip().endswith("hello")
 
 
 async def test_failed_and_killed_tasks(master: MasterHandle, tmp_path: Path) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            await launch(scheduler, stream, ("fails", "exit 3"), ("sleeps", "sleep 30"))
-            by_task: dict[str, list[str]] = {"fails": [], "sleeps": []}
-            while by_task["fails"][-1:] != ["TASK_FAILED"] or by_task["sleeps"][-1:] != [
-                "TASK_RUNNING"
-            ]:
-                status = await next_update(scheduler, stream)
-                by_task[status["task_id"]["value"]].append(status["state"])
-            reply = await scheduler.call(
-                "KILL", kill={"task_id": {"value": "sleeps"}, "agent_id": status["agent_id"]}
-            )
-            assert reply.status == 202
-            killed = await next_update(scheduler, stream)
-            assert (killed["task_id"]["value"], killed["state"]) == ("sleeps", "TASK_KILLED")
-            await until(lambda: not agent.core.frameworks, "both executors to go away")
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("fails", "exit 3"), ("sleeps", "sleep 30"))
+        by_task: dict[str, list[str]] = {"fails": [], "sleeps": []}
+        while by_task["fails"][-1:] != ["TASK_FAILED"] or by_task["sleeps"][-1:] != [
+            "TASK_RUNNING"
+        ]:
+            status = await next_update(scheduler, stream)
+            by_task[status["task_id"]["value"]].append(status["state"])
+        reply = await scheduler.call(
+            "KILL", kill={"task_id": {"value": "sleeps"}, "agent_id": status["agent_id"]}
+        )
+        assert reply.status == 202
+        killed = await next_update(scheduler, stream)
+        assert (killed["task_id"]["value"], killed["state"]) == ("sleeps", "TASK_KILLED")
+        await until(lambda: not agent.core.frameworks, "both executors to go away")
 
 
 async def test_updates_are_retried_until_acknowledged(master: MasterHandle, tmp_path: Path) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            await launch(scheduler, stream, ("t1", "sleep 30"))
-            first = await next_update(scheduler, stream, ack=False)
-            assert first["state"] == "TASK_STARTING"
-            # Not acknowledged: the agent resends the same update (same uuid), nothing newer.
-            again = await next_update(scheduler, stream, ack=False, timeout_s=5)
-            assert (again["state"], again["uuid"]) == ("TASK_STARTING", first["uuid"])
-            assert agent.counters.updates_sent >= 2
-            # Acknowledging lets the next one through, in order.
-            await scheduler.call(
-                "ACKNOWLEDGE",
-                acknowledge={
-                    "agent_id": first["agent_id"],
-                    "task_id": first["task_id"],
-                    "uuid": first["uuid"],
-                },
-            )
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("t1", "sleep 30"))
+        first = await next_update(scheduler, stream, ack=False)
+        assert first["state"] == "TASK_STARTING"
+        # Not acknowledged: the agent resends the same update (same uuid), nothing newer.
+        again = await next_update(scheduler, stream, ack=False, timeout_s=5)
+        assert (again["state"], again["uuid"]) == ("TASK_STARTING", first["uuid"])
+        assert agent.counters.updates_sent >= 2
+        # Acknowledging lets the next one through, in order.
+        await scheduler.call(
+            "ACKNOWLEDGE",
+            acknowledge={
+                "agent_id": first["agent_id"],
+                "task_id": first["task_id"],
+                "uuid": first["uuid"],
+            },
+        )
+        running = await next_update(scheduler, stream)
+        while running["uuid"] == first["uuid"]:  # a retry already in flight
             running = await next_update(scheduler, stream)
-            while running["uuid"] == first["uuid"]:  # a retry already in flight
-                running = await next_update(scheduler, stream)
-            assert running["state"] == "TASK_RUNNING"
+        assert running["state"] == "TASK_RUNNING"
 
 
 async def test_agent_restart_keeps_its_id_and_reports_its_tasks(
@@ -145,32 +165,31 @@ async def test_agent_restart_keeps_its_id_and_reports_its_tasks(
 
 
 async def test_updates_survive_a_lost_leader(master: MasterHandle, tmp_path: Path) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
         agent_id = agent.agent_id
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            await launch(scheduler, stream, ("t1", "sleep 30"))
-            first = await next_update(scheduler, stream, ack=False)
-            assert first["state"] == "TASK_STARTING"
-            master.lose_leadership()
-            await until(lambda: not agent.counters.registered, "the agent to notice")
-            await master.regain_leadership(term=2)
-            await until(lambda: agent.counters.registered, "re-registration")
-            assert agent.agent_id == agent_id
-            stream, _ = await scheduler.subscribe(framework_id=scheduler.framework_id)
-            # Nothing was acknowledged: the agent delivers from the head again, in order.
-            statuses = await states_until(scheduler, stream, "TASK_RUNNING")
-            assert statuses[0]["state"] == "TASK_STARTING"
-            assert statuses[0]["uuid"] == first["uuid"]
+        await launch(scheduler, stream, ("t1", "sleep 30"))
+        first = await next_update(scheduler, stream, ack=False)
+        assert first["state"] == "TASK_STARTING"
+        master.lose_leadership()
+        await until(lambda: not agent.counters.registered, "the agent to notice")
+        await master.regain_leadership(term=2)
+        await until(lambda: agent.counters.registered, "re-registration")
+        assert agent.agent_id == agent_id
+        stream, _ = await scheduler.subscribe(framework_id=scheduler.framework_id)
+        # Nothing was acknowledged: the agent delivers from the head again, in order.
+        statuses = await states_until(scheduler, stream, "TASK_RUNNING")
+        assert statuses[0]["state"] == "TASK_STARTING"
+        assert statuses[0]["uuid"] == first["uuid"]
 
 
 async def test_incompatible_reconfiguration_fails_recovery(
     master: MasterHandle, tmp_path: Path
 ) -> None:
     port = free_port()
-    async with running_agent(tmp_path, [master.address], port=port) as agent:
-        await until(lambda: agent.counters.registered, "registration")
+    async with registered_agent(master, tmp_path, port=port) as agent:
         agent_id = agent.agent_id
     grown = "--resources=cpus:4;mem:1024;disk:1024;ports:[31000-31010]"
     flags = options(tmp_path, [master.address], port, grown)
@@ -207,22 +226,22 @@ async def test_finds_the_leader_through_a_follower_and_dead_addresses(
 
 
 async def test_teardown_shuts_the_executors_down(master: MasterHandle, tmp_path: Path) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            await launch(scheduler, stream, ("t1", "sleep 60"), ("t2", "sleep 60"))
-            running: set[str] = set()
-            while len(running) < 2:
-                status = await next_update(scheduler, stream)
-                if status["state"] == "TASK_RUNNING":
-                    running.add(status["task_id"]["value"])
-            assert len(agent.containerizer.containers()) == 2
-            reply = await scheduler.call("TEARDOWN")
-            assert reply.status == 202, reply.text
-            await until(lambda: not agent.containerizer.containers(), "executors to end", 15)
-            await until(lambda: not agent.core.frameworks, "the framework to go")
-            assert agent.updates.streams == {}
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("t1", "sleep 60"), ("t2", "sleep 60"))
+        running: set[str] = set()
+        while len(running) < 2:
+            status = await next_update(scheduler, stream)
+            if status["state"] == "TASK_RUNNING":
+                running.add(status["task_id"]["value"])
+        assert len(agent.containerizer.containers()) == 2
+        reply = await scheduler.call("TEARDOWN")
+        assert reply.status == 202, reply.text
+        await until(lambda: not agent.containerizer.containers(), "executors to end", 15)
+        await until(lambda: not agent.core.frameworks, "the framework to go")
+        assert agent.updates.streams == {}
 
 
 async def test_executor_api_refuses_bad_calls(master: MasterHandle, tmp_path: Path) -> None:
@@ -266,37 +285,36 @@ async def test_executor_that_never_subscribes_times_out(
     master: MasterHandle, tmp_path: Path
 ) -> None:
     timeout = "--executor_registration_timeout=1secs"
-    async with running_agent(tmp_path, [master.address], timeout) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-            task = command_task(offer, "silent", "unused")
-            del task["command"]
-            task["executor"] = {
-                "executor_id": {"value": "mute"},
-                "command": {"value": "sleep 30"},  # never speaks the executor API
-            }
-            reply = await scheduler.call(
-                "ACCEPT",
-                accept={
-                    "offer_ids": [offer["id"]],
-                    "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
-                },
-            )
-            assert reply.status == 202, reply.text
-            status = await next_update(scheduler, stream)
-            assert (status["state"], status["source"], status["reason"]) == (
-                "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
-            )  # fmt: skip
-            await until(lambda: not agent.containerizer.containers(), "the container to go")
+    async with (
+        registered_agent(master, tmp_path, timeout) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+        task = command_task(offer, "silent", "unused")
+        del task["command"]
+        task["executor"] = {
+            "executor_id": {"value": "mute"},
+            "command": {"value": "sleep 30"},  # never speaks the executor API
+        }
+        reply = await scheduler.call(
+            "ACCEPT",
+            accept={
+                "offer_ids": [offer["id"]],
+                "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+            },
+        )
+        assert reply.status == 202, reply.text
+        status = await next_update(scheduler, stream)
+        assert (status["state"], status["source"], status["reason"]) == (
+            "TASK_FAILED", "SOURCE_AGENT", "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
+        )  # fmt: skip
+        await until(lambda: not agent.containerizer.containers(), "the container to go")
 
 
 async def test_marked_gone_the_agent_stops_and_forgets_its_id(
     master: MasterHandle, tmp_path: Path
 ) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
+    async with registered_agent(master, tmp_path) as agent:
         gone = {"agent_id": {"value": agent.agent_id}}
         body = orjson.dumps({"type": "MARK_AGENT_GONE", "mark_agent_gone": gone})
         headers = {"Content-Type": "application/json"}
@@ -312,29 +330,29 @@ async def test_marked_gone_the_agent_stops_and_forgets_its_id(
 async def test_teardown_destroys_an_unresponsive_executor_after_the_grace_period(
     master: MasterHandle, tmp_path: Path
 ) -> None:
-    async with running_agent(tmp_path, [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-            task = command_task(offer, "silent", "unused")
-            del task["command"]
-            # ignores SIGTERM (an ignored signal stays ignored across exec, so sleep does too)
-            stubborn = {"value": "trap '' TERM; echo ready; sleep 30"}
-            task["executor"] = {"executor_id": {"value": "mute"}, "command": stubborn}
-            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
-            accept = {"offer_ids": [offer["id"]], "operations": operations}
-            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
-            await until(lambda: agent.core.executors(), "the executor to start")
-            stdout = Path(agent.core.executors()[0].directory) / "stdout"
-            await until(lambda: "ready" in stdout.read_text(errors="replace") if stdout.exists()
-                        else False, "the executor to ignore SIGTERM")  # fmt: skip
-            started = time.monotonic()
-            assert (await scheduler.call("TEARDOWN")).status == 202
-            await until(lambda: not agent.containerizer.containers(), "the executor to go", 10)
-            # --executor_shutdown_grace_period=2secs: SIGTERM, then SIGKILL after the grace
-            assert 2 <= time.monotonic() - started < 6
-            await until(lambda: not agent.core.frameworks, "the framework to go")
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+        task = command_task(offer, "silent", "unused")
+        del task["command"]
+        # ignores SIGTERM (an ignored signal stays ignored across exec, so sleep does too)
+        stubborn = {"value": "trap '' TERM; echo ready; sleep 30"}
+        task["executor"] = {"executor_id": {"value": "mute"}, "command": stubborn}
+        operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+        accept = {"offer_ids": [offer["id"]], "operations": operations}
+        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        await until(lambda: agent.core.executors(), "the executor to start")
+        stdout = Path(agent.core.executors()[0].directory) / "stdout"
+        await until(lambda: "ready" in stdout.read_text(errors="replace") if stdout.exists()
+                    else False, "the executor to ignore SIGTERM")  # fmt: skip
+        started = time.monotonic()
+        assert (await scheduler.call("TEARDOWN")).status == 202
+        await until(lambda: not agent.containerizer.containers(), "the executor to go", 10)
+        # --executor_shutdown_grace_period=2secs: SIGTERM, then SIGKILL after the grace
+        assert 2 <= time.monotonic() - started < 6
+        await until(lambda: not agent.core.frameworks, "the framework to go")
 
 
 async def test_restart_loses_undelivered_tasks_and_silent_executors(
@@ -390,37 +408,37 @@ async def test_custom_executor_messages_both_ways(master: MasterHandle, tmp_path
     pytest.importorskip("pymesos", reason="pymesos is not installed")
     script = tmp_path / "echo_executor.py"
     script.write_text(ECHO_EXECUTOR)
-    async with running_agent(tmp_path / "agent", [master.address]) as agent:
-        await until(lambda: agent.counters.registered, "registration")
-        async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe()
-            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-            task = command_task(offer, "talks", "unused")
-            del task["command"]
-            command = {"value": sys.executable, "shell": False,
-                       "arguments": [sys.executable, str(script)]}  # fmt: skip
-            task["executor"] = {"executor_id": {"value": "echo"}, "command": command}
-            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
-            accept = {"offer_ids": [offer["id"]], "operations": operations}
-            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
-            running = await next_update(scheduler, stream, timeout_s=20)
-            assert running["state"] == "TASK_RUNNING"
-            hello = (await stream.expect("MESSAGE", timeout_s=10))["message"]
-            assert (hello["executor_id"]["value"], base64.b64decode(hello["data"])) == (
-                "echo", b"hello",
-            )  # fmt: skip
-            reply = await scheduler.call(
-                "MESSAGE",
-                message={"agent_id": running["agent_id"], "executor_id": {"value": "echo"},
-                         "data": base64.b64encode(b"ping").decode()},
-            )  # fmt: skip
-            assert reply.status == 202, reply.text
-            echoed = (await stream.expect("MESSAGE", timeout_s=10))["message"]
-            assert base64.b64decode(echoed["data"]) == b"echo:ping"
-            assert agent.counters.valid_framework_messages == 2
-            kill = {"task_id": {"value": "talks"}, "agent_id": running["agent_id"]}
-            assert (await scheduler.call("KILL", kill=kill)).status == 202
-            assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
+    async with (
+        registered_agent(master, tmp_path / "agent") as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+        task = command_task(offer, "talks", "unused")
+        del task["command"]
+        command = {"value": sys.executable, "shell": False,
+                   "arguments": [sys.executable, str(script)]}  # fmt: skip
+        task["executor"] = {"executor_id": {"value": "echo"}, "command": command}
+        operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+        accept = {"offer_ids": [offer["id"]], "operations": operations}
+        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        running = await next_update(scheduler, stream, timeout_s=20)
+        assert running["state"] == "TASK_RUNNING"
+        hello = (await stream.expect("MESSAGE", timeout_s=10))["message"]
+        assert (hello["executor_id"]["value"], base64.b64decode(hello["data"])) == (
+            "echo", b"hello",
+        )  # fmt: skip
+        reply = await scheduler.call(
+            "MESSAGE",
+            message={"agent_id": running["agent_id"], "executor_id": {"value": "echo"},
+                     "data": base64.b64encode(b"ping").decode()},
+        )  # fmt: skip
+        assert reply.status == 202, reply.text
+        echoed = (await stream.expect("MESSAGE", timeout_s=10))["message"]
+        assert base64.b64decode(echoed["data"]) == b"echo:ping"
+        assert agent.counters.valid_framework_messages == 2
+        kill = {"task_id": {"value": "talks"}, "agent_id": running["agent_id"]}
+        assert (await scheduler.call("KILL", kill=kill)).status == 202
+        assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
 
 
 async def test_executor_calls_wait_for_recovery(master: MasterHandle, tmp_path: Path) -> None:

@@ -83,6 +83,24 @@ async def agent_state(port: int) -> dict[str, Any]:
         return state
 
 
+async def signal_after_a_task_runs(
+    master: MasterHandle,
+    scheduler: FakeScheduler,
+    work_dir: Path,
+    port: int,
+    signum: signal.Signals,
+) -> int:
+    """Run the agent, have `scheduler` (checkpointing) run task `keeps` (sleep 60) on it, then
+    send the agent `signum`; the agent's exit code."""
+    stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
+    with agent_process(master, work_dir, port) as process:
+        await until(lambda: len(master.state.agents) == 1, "registration", 20)
+        await launch(scheduler, stream, ("keeps", "sleep 60"))
+        await states_until(scheduler, stream, "TASK_RUNNING")
+        process.send_signal(signum)
+        return await asyncio.to_thread(process.wait, 15)
+
+
 @pytest.fixture
 async def master() -> AsyncIterator[MasterHandle]:
     async with running_master() as handle:
@@ -170,13 +188,7 @@ async def test_recover_cleanup_kills_old_executors(master: MasterHandle, tmp_pat
     pids: dict[str, int] = {}
     try:
         async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
-            with agent_process(master, tmp_path, port) as process:
-                await until(lambda: len(master.state.agents) == 1, "registration", 20)
-                await launch(scheduler, stream, ("keeps", "sleep 60"))
-                await states_until(scheduler, stream, "TASK_RUNNING")
-                process.send_signal(signal.SIGKILL)
-                process.wait(10)
+            await signal_after_a_task_runs(master, scheduler, tmp_path, port, signal.SIGKILL)
             pids = recorded_pids(tmp_path)
             with agent_process(master, tmp_path, port, "--recover=cleanup") as cleanup:
                 assert await asyncio.to_thread(cleanup.wait, 30) == 0
@@ -192,13 +204,8 @@ async def test_sigterm_stops_the_agent_and_leaves_executors_running(
     pids: dict[str, int] = {}
     try:
         async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
-            with agent_process(master, tmp_path, port) as process:
-                await until(lambda: len(master.state.agents) == 1, "registration", 20)
-                await launch(scheduler, stream, ("keeps", "sleep 60"))
-                await states_until(scheduler, stream, "TASK_RUNNING")
-                process.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(process.wait, 15) == 0
+            code = await signal_after_a_task_runs(master, scheduler, tmp_path, port, signal.SIGTERM)
+            assert code == 0
             pids = recorded_pids(tmp_path)
             assert alive(pids["keeps"])
     finally:

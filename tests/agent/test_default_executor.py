@@ -12,12 +12,12 @@ from support.fake_executor_api import (
     SHUTDOWN,
     FakeExecutorApi,
     command_task,
-    executor_command,
     kill,
     launch_group,
+    start_executor,
 )
 
-from meseta.agent.containerizer import ContainerConfig, Containerizer, Launched
+from meseta.agent.containerizer import Containerizer, Launched
 from meseta.proto.mesos.v1 import mesos_pb2
 
 MODULE = "meseta.agent.default_executor"
@@ -29,26 +29,10 @@ async def api() -> AsyncIterator[FakeExecutorApi]:
         yield fake
 
 
-@pytest.fixture
-async def containerizer(tmp_path: Path) -> AsyncIterator[Containerizer]:
-    containerizer = Containerizer(tmp_path / "work")
-    try:
-        yield containerizer
-    finally:
-        for container_id in containerizer.containers():
-            await containerizer.destroy(container_id)
-
-
 async def start(
     api: FakeExecutorApi, containerizer: Containerizer, tmp_path: Path
 ) -> tuple[Launched, Path]:
-    sandbox = tmp_path / "sandbox"
-    config = ContainerConfig(
-        "executor", sandbox, executor_command(MODULE), api.environment(str(sandbox))
-    )
-    launched = await containerizer.launch(config)
-    await api.next_subscribe(20)
-    return launched, sandbox
+    return await start_executor(MODULE, api, containerizer, tmp_path)
 
 
 def by_task(updates: list[mesos_pb2.TaskStatus]) -> dict[str, list[str]]:

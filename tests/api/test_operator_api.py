@@ -9,7 +9,6 @@ proposed on the leader and redirected by a follower.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,10 +16,8 @@ import orjson
 import pytest
 from multidict import CIMultiDictProxy
 from pymesos import MesosOperatorMasterDriver
-from support.fake_agent import FakeAgent
-from support.fake_scheduler import FakeScheduler
-from support.master_harness import MasterHandle, follower_master, running_master
-from support.read_cluster import AGENT_RESOURCES, Populated, populate
+from support.master_harness import MasterHandle, follower_master
+from support.read_cluster import Populated
 
 from meseta.api import mesos_json
 from meseta.api.consistency import INDEX_HEADER
@@ -47,17 +44,6 @@ READ_CALLS = {
     "GET_MASTER": "get_master",
     "GET_OPERATIONS": "get_operations",
 }
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[tuple[MasterHandle, Populated]]:
-    async with (
-        running_master() as master,
-        FakeAgent(master.url, resources=AGENT_RESOURCES) as agent,
-        FakeScheduler(master.url) as scheduler,
-    ):
-        assert (await agent.subscribe())["type"] == "SUBSCRIBED"
-        yield master, await populate(master, agent, scheduler)
 
 
 async def post(

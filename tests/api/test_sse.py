@@ -8,41 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from support.fake_agent import FakeAgent
-from support.fake_scheduler import FakeScheduler, framework_info
-from support.master_harness import HOST, MasterHandle, follower_master, leader_config, replicate
+from support.fake_scheduler import FakeScheduler, subscribe_and_launch
+from support.master_harness import (
+    MasterHandle,
+    follower_master,
+    replica_over,
+    replicate,
+    serving,
+    use_broker,
+)
 from support.sse_client import SseEvent, SseStream, open_sse
 
 from meseta.api import sse
-from meseta.api.master import MasterReplica
 from meseta.log.memory import MemoryLog
-from meseta.log.testing import free_port
 from meseta.master import decide
 from meseta.master.v1 import commands_pb2
-from meseta.projections.operator_stream import OperatorEventBroker
 from meseta.proto.mesos.v1 import mesos_pb2
 
 Json = dict[str, Any]
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=10.0)
-    async with aiohttp.ClientSession(timeout=timeout) as client:
-        yield client
-
-
-def use_broker(master: MasterHandle, **options: Any) -> OperatorEventBroker:
-    """Swap in a broker with test settings; it starts where the view is."""
-    broker = OperatorEventBroker(master.context.cluster.applied_index, **options)
-    master.context.operator_events = broker
-    return broker
 
 
 async def stream(
@@ -51,30 +40,6 @@ async def stream(
     opened = await open_sse(session, master.url + "/api/v1/events", last_event_id=last_event_id)
     assert isinstance(opened, SseStream), opened
     return opened
-
-
-def task(offer: Json, task_id: str) -> Json:
-    return {
-        "name": task_id,
-        "task_id": {"value": task_id},
-        "agent_id": offer["agent_id"],
-        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],
-        "command": {"value": "sleep 1000"},
-    }
-
-
-async def launch(scheduler: FakeScheduler, *task_ids: str) -> None:
-    """Subscribe and launch `task_ids` with one ACCEPT: one entry, one TASK_ADDED each."""
-    stream, first = await scheduler.subscribe(framework_info())
-    assert first["type"] == "SUBSCRIBED", first
-    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
-    accept = {
-        "offer_ids": [offer["id"]],
-        "operations": [
-            {"type": "LAUNCH", "launch": {"task_infos": [task(offer, t) for t in task_ids]}}
-        ],
-    }
-    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
 
 
 def ids(events: list[SseEvent]) -> list[str | None]:
@@ -95,7 +60,7 @@ async def test_starts_with_the_full_state_then_events_tagged_with_log_indexes(
     assert [a["agent_info"]["id"]["value"] for a in agents] == [agent.agent_id]
     assert body["subscribed"]["heartbeat_interval_seconds"] == 15.0
 
-    await launch(scheduler, "t1", "t2")
+    await subscribe_and_launch(scheduler, "t1", "t2")
     added = await events.next()
     assert added.event == "FRAMEWORK_ADDED"
     assert int(added.id or "") > int(subscribed.id or "")
@@ -120,7 +85,7 @@ async def test_last_event_id_resumes_without_gap_or_duplicate(
     reader = await stream(session, master)
     await reader.next()  # its own SUBSCRIBED
 
-    await launch(scheduler, "t1", "t2")
+    await subscribe_and_launch(scheduler, "t1", "t2")
     # The reader leaves after the first of the two TASK_ADDED of one entry.
     partial = await reader.until("TASK_ADDED")
     await reader.close()
@@ -165,7 +130,7 @@ async def test_an_event_id_older_than_the_ring_gets_resync(
     events = await stream(session, master)
     subscribed = await events.next()
     await events.close()
-    await launch(scheduler, "t1", "t2", "t3")  # four events: two are kept
+    await subscribe_and_launch(scheduler, "t1", "t2", "t3")  # four events: two are kept
 
     late = await stream(session, master, last_event_id=subscribed.id)
     resync = await late.next()
@@ -190,7 +155,7 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_with_resync(
     behind = await stream(session, master)
     await behind.next()
     # One entry with four events overruns a three-event ring before the stream can read.
-    await launch(scheduler, "t1", "t2", "t3", "t4")
+    await subscribe_and_launch(scheduler, "t1", "t2", "t3", "t4")
     seen = await behind.until("resync")
     # FRAMEWORK_ADDED came first, if the stream read it before the overrun.
     assert [e.event for e in seen] in (["FRAMEWORK_ADDED", "resync"], ["resync"])
@@ -280,15 +245,7 @@ async def test_a_client_that_leaves_is_unsubscribed(
     await events.next()
     assert len(master.context.operator_events.subscriptions) == 1
     await events.close()
-    await master.wait_until(
-        lambda: not master.context.operator_events.subscriptions, "the subscription to end"
-    )
-
-
-def replica_over(log: MemoryLog, view_dir: Path) -> MasterHandle:
-    port = free_port()
-    built = MasterReplica.build(log, leader_config(port), HOST, port, view_dir=view_dir)
-    return MasterHandle(built, log, HOST, port)
+    await master.wait_unsubscribed()
 
 
 async def test_after_a_restart_events_before_the_restored_view_need_a_resync(
@@ -297,18 +254,13 @@ async def test_after_a_restart_events_before_the_restored_view_need_a_resync(
     log = MemoryLog(clock_ns=time.time_ns)
     view_dir = tmp_path / "views"
     try:
-        first = replica_over(log, view_dir)
-        await first.replica.start()
-        try:
-            await first.wait_leading()
+        async with serving(replica_over(log, view_dir)) as first:
             events = await stream(session, first)
             await events.next()
             async with FakeAgent(first.url) as agent:
                 assert (await agent.subscribe())["type"] == "SUBSCRIBED"
             added = await events.next()
             assert added.event == "AGENT_ADDED"
-        finally:
-            await asyncio.wait_for(first.replica.stop(), 10.0)
         # A replica that stops ends its streams without "resync": resume elsewhere.
         assert await events.next_or_end() is None
         await events.close()
@@ -316,9 +268,7 @@ async def test_after_a_restart_events_before_the_restored_view_need_a_resync(
         second = replica_over(log, view_dir)
         restored = second.context.cluster.applied_index
         assert restored > int(added.id or "")
-        await second.replica.start()
-        try:
-            await second.wait_leading()
+        async with serving(second):
             # The restored view's events went out before the restart: they are not here.
             old = await stream(session, second, last_event_id=added.id)
             assert (await old.next()).event == "resync"
@@ -331,7 +281,5 @@ async def test_after_a_restart_events_before_the_restored_view_need_a_resync(
             assert again.event == "AGENT_ADDED"
             assert int(again.id or "") > restored
             await resumed.close()
-        finally:
-            await asyncio.wait_for(second.replica.stop(), 10.0)
     finally:
         await log.close()

@@ -9,17 +9,14 @@ that tools such as the Mesos CLI read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from multidict import CIMultiDictProxy
-from support.fake_agent import FakeAgent
-from support.fake_scheduler import FakeScheduler
-from support.master_harness import MasterHandle, running_master
-from support.read_cluster import AGENT_RESOURCES, Populated, populate
+from support.master_harness import MasterHandle
+from support.read_cluster import Populated
 
 from meseta.api import state_endpoints
 from meseta.api.consistency import INDEX_HEADER
@@ -53,17 +50,6 @@ SUMMARY_STATES = [
     "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
     "TASK_KILLED", "TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_UNREACHABLE",
 ]  # fmt: skip
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[tuple[MasterHandle, Populated]]:
-    async with (
-        running_master() as master,
-        FakeAgent(master.url, resources=AGENT_RESOURCES) as agent,
-        FakeScheduler(master.url) as scheduler,
-    ):
-        assert (await agent.subscribe())["type"] == "SUBSCRIBED"
-        yield master, await populate(master, agent, scheduler)
 
 
 async def fetch(

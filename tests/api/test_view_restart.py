@@ -7,58 +7,38 @@ is built over the same log and view directory: it starts from the stored view
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 from support.fake_agent import FakeAgent
 from support.fake_scheduler import FakeScheduler
-from support.master_harness import HOST, MasterHandle, leader_config
+from support.master_harness import replica_over, serving
 from support.read_cluster import AGENT_RESOURCES, populate
 from support.view_snapshot import describe
 
-from meseta.api.master import MasterReplica
 from meseta.log.memory import MemoryLog
-from meseta.log.testing import free_port
 from meseta.projections.rebuild import rebuild
-
-
-def replica(log: MemoryLog, view_dir: Path) -> MasterHandle:
-    port = free_port()
-    built = MasterReplica.build(log, leader_config(port), HOST, port, view_dir=view_dir)
-    return MasterHandle(built, log, HOST, port)
-
-
-async def stop(handle: MasterHandle) -> None:
-    await asyncio.wait_for(handle.replica.stop(), 10.0)
 
 
 async def test_restart_resumes_the_stored_view(tmp_path: Path) -> None:
     log = MemoryLog(clock_ns=time.time_ns)
     view_dir = tmp_path / "views"
     try:
-        first = replica(log, view_dir)
-        await first.replica.start()
-        try:
-            await first.wait_leading()
-            async with (
-                FakeAgent(first.url, resources=AGENT_RESOURCES) as agent,
-                FakeScheduler(first.url) as scheduler,
-            ):
-                assert (await agent.subscribe())["type"] == "SUBSCRIBED"
-                populated = await populate(first, agent, scheduler)
-        finally:
-            await stop(first)
+        async with (
+            serving(replica_over(log, view_dir)) as first,
+            FakeAgent(first.url, resources=AGENT_RESOURCES) as agent,
+            FakeScheduler(first.url) as scheduler,
+        ):
+            assert (await agent.subscribe())["type"] == "SUBSCRIBED"
+            populated = await populate(first, agent, scheduler)
         saved = describe(first.context.cluster)
         saved_index = first.context.cluster.applied_index
 
-        second = replica(log, view_dir)
+        second = replica_over(log, view_dir)
         # Restored while building, before the fold replays a single entry.
         assert second.context.cluster.applied_index == saved_index
         assert describe(second.context.cluster) == saved
-        await second.replica.start()
-        try:
-            await second.wait_leading()
+        async with serving(second):
             view = second.context.cluster
             await second.wait_until(
                 lambda: view.applied_index == log.applied_index(), "the view to catch up"
@@ -68,7 +48,5 @@ async def test_restart_resumes_the_stored_view(tmp_path: Path) -> None:
             assert describe(view) == describe(rebuild(log, up_to=view.applied_index))
             (framework,) = [f for f in view.all_frameworks() if f.id == populated.framework_id]
             assert "t2" in [t.proto.task_id.value for t in framework.completed_tasks]
-        finally:
-            await stop(second)
     finally:
         await log.close()

@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import sys
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
 
 from aiohttp import web
 
+from meseta.agent.containerizer import ContainerConfig, Containerizer, Launched
 from meseta.api import mesos_json, recordio
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.executor import executor_pb2
@@ -272,3 +275,24 @@ def executor_command(module: str) -> mesos_pb2.CommandInfo:
     command = mesos_pb2.CommandInfo(shell=False, value=sys.executable)
     command.arguments.extend([sys.executable, "-m", module])
     return command
+
+
+async def start_executor(
+    module: str,
+    api: FakeExecutorApi,
+    containerizer: Containerizer,
+    tmp_path: Path,
+    *,
+    checkpoint: bool = True,
+    extra_environment: Mapping[str, str] | None = None,
+) -> tuple[Launched, Path]:
+    """`python -m <module>` as an executor of `api` in a container with its sandbox under
+    `tmp_path`, once it has subscribed; the launch and the sandbox."""
+    sandbox = tmp_path / "sandbox"
+    environment = api.environment(str(sandbox), checkpoint=checkpoint) | dict(
+        extra_environment or {}
+    )
+    config = ContainerConfig("executor", sandbox, executor_command(module), environment)
+    launched = await containerizer.launch(config)
+    await api.next_subscribe()
+    return launched, sandbox

@@ -201,3 +201,27 @@ class FakeScheduler:
             sent[STREAM_ID] = self.stream.stream_id
         sent.update(headers or {})
         return await self.post(call, headers=sent)
+
+
+def sleeper_task(offer: Json, task_id: str) -> Json:
+    """A task of cpus:0.5 running `sleep 1000` on the offer's agent."""
+    return {
+        "name": task_id,
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],
+        "command": {"value": "sleep 1000"},
+    }
+
+
+async def subscribe_and_launch(scheduler: FakeScheduler, *task_ids: str) -> None:
+    """Subscribe and launch a sleeper per id with one ACCEPT: one entry, one TASK_ADDED each."""
+    stream, first = await scheduler.subscribe(framework_info())
+    assert first["type"] == "SUBSCRIBED", first
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    tasks = [sleeper_task(offer, task_id) for task_id in task_ids]
+    accept = {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+    }
+    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202

@@ -22,6 +22,8 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from meseta.api.context import MasterContext
 from meseta.api.master import MasterReplica, master_info
@@ -33,6 +35,7 @@ from meseta.master.digest import digest
 from meseta.master.leader import LeaderConfig
 from meseta.master.state import State
 from meseta.master.v1 import commands_pb2
+from meseta.projections.operator_stream import OperatorEventBroker
 from meseta.proto.mesos.v1 import mesos_pb2
 
 HOST = "127.0.0.1"
@@ -76,6 +79,11 @@ class MasterHandle:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
             await asyncio.sleep(0.02)
+
+    async def wait_unsubscribed(self) -> None:
+        """Until no operator event stream (RecordIO or SSE) is subscribed any more."""
+        broker = self.context.operator_events
+        await self.wait_until(lambda: not broker.subscriptions, "the subscriptions to end")
 
     async def wait_leading(self, timeout_s: float = 10.0) -> None:
         await self.wait_until(lambda: self.leading, "leadership", timeout_s)
@@ -164,6 +172,32 @@ async def running_master(
         yield handle
     finally:
         await stop(handle)
+
+
+def use_broker(master: MasterHandle, **options: Any) -> OperatorEventBroker:
+    """Swap in an operator event broker with test settings; it starts where the view is."""
+    broker = OperatorEventBroker(master.context.cluster.applied_index, **options)
+    master.context.operator_events = broker
+    return broker
+
+
+def replica_over(log: MemoryLog, view_dir: Path) -> MasterHandle:
+    """A leading replica (not started) over a shared `log`, keeping its view in `view_dir`:
+    restart tests build one after another over the same log and directory."""
+    port = free_port()
+    built = MasterReplica.build(log, leader_config(port), HOST, port, view_dir=view_dir)
+    return MasterHandle(built, log, HOST, port)
+
+
+@contextlib.asynccontextmanager
+async def serving(handle: MasterHandle) -> AsyncIterator[MasterHandle]:
+    """Start the replica and wait until it leads; stop it on exit (the shared log stays open)."""
+    await handle.replica.start()
+    try:
+        await handle.wait_leading()
+        yield handle
+    finally:
+        await asyncio.wait_for(handle.replica.stop(), 10.0)
 
 
 async def stop(handle: MasterHandle) -> None:

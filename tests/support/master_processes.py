@@ -7,10 +7,7 @@ callers put in a `finally`; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
-from meseta.log.testing import free_port
+from meseta.log.testing import ChildProcess, free_port, stop_all
 
 HOST = "127.0.0.1"
 # Short enough that tests see offers and failover quickly.
@@ -26,13 +23,11 @@ MASTER_FLAGS = ("--allocation_interval", "100ms")
 
 
 @dataclass
-class MasterProcess:
+class MasterProcess(ChildProcess):
     name: str
     port: int
     raft_address: str | None  # None: a read replica
     work_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
 
     @property
     def address(self) -> str:
@@ -41,13 +36,6 @@ class MasterProcess:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
 @dataclass
@@ -85,9 +73,7 @@ class MasterCluster:
         command += (
             ["--raft_address", node.raft_address] if node.raft_address else ["--read_replica"]
         )
-        node.log_path = self.root / f"{node.name}.out"
-        with open(node.log_path, "ab") as out:
-            node.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        node.spawn(command, self.root / f"{node.name}.out")
 
     def start_all(self) -> None:
         for node in self.nodes:
@@ -96,23 +82,10 @@ class MasterCluster:
 
     def kill(self, node: MasterProcess) -> None:
         """SIGKILL, as a crash would."""
-        if node.process is not None and node.process.poll() is None:
-            os.kill(node.process.pid, signal.SIGKILL)
-            node.process.wait(timeout=10)
+        node.crash()
 
     def close(self) -> None:
-        for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
-                node.process.terminate()
-        deadline = time.monotonic() + 5
-        for node in self.nodes:
-            if node.process is None:
-                continue
-            try:
-                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=5)
+        stop_all(self.nodes)
 
     def by_address(self, address: str) -> MasterProcess:
         return next(node for node in self.nodes if node.address == address)

@@ -37,6 +37,7 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         # Wire helpers shared with the master's HTTP edge (framing, JSON, media rules).
         "meseta.api.recordio",
         "meseta.api.mesos_json",
+        "meseta.api.resource_json",
         "meseta.api.http",
         "meseta.api.streams",
         "meseta.api.flags",
