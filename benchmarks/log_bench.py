@@ -43,6 +43,7 @@ from typing import Any
 
 import aiohttp
 import lmdb
+from support.procstat import cpu_seconds
 
 from meseta.log.testing import (
     LocalCluster,
@@ -156,17 +157,6 @@ def node_log_counts(cluster: LocalCluster) -> dict[str, int]:
         for key, needle in patterns.items():
             counts[key] += text.count(needle)
     return counts
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of these processes (from /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def machine_info() -> dict[str, Any]:

@@ -64,6 +64,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from support.procstat import cpu_seconds
 from support.state_cluster import (
     HOST,
     JSON,
@@ -74,7 +75,6 @@ from support.state_cluster import (
     Schedulers,
     Shape,
     StormResult,
-    cpu_seconds,
     framework_id,
     master_flags,
     new_session,
