@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from meseta.master import events as ev
-from meseta.master.appliers.agents import executor_role
+from meseta.master.appliers.agents import allocation_role
 from meseta.master.resources import EMPTY, Resources, to_protos
 from meseta.master.state import is_terminal
 from meseta.master.validation import framework_roles
@@ -439,7 +439,9 @@ class ClusterView:
         key = (agent.id, info.executor_id.value)
         if key in framework.executors:
             return
-        record = ExecutorRecord(framework.id, agent.id, info, executor_role(info, framework.roles))
+        record = ExecutorRecord(
+            framework.id, agent.id, info, allocation_role(info.resources, framework.roles)
+        )
         self.adopt(record, EXECUTOR)
         framework.executors[key] = record
         agent.executors[(framework.id, info.executor_id.value)] = record

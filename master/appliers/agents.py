@@ -8,6 +8,8 @@ GONE_BY_OPERATOR or GONE (contract 5.4, 7.2).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from meseta.master import ids, ledger
 from meseta.master.appliers.launches import add_executor
 from meseta.master.appliers.offers import remove_offers
@@ -134,7 +136,7 @@ def adopt_reported(
     for executor_info in command.executors:
         framework = state.frameworks.get(executor_info.framework_id.value)
         if framework is not None and framework.status is not FrameworkStatus.REMOVED:
-            role = executor_role(executor_info, framework.roles)
+            role = allocation_role(executor_info.resources, framework.roles)
             add_executor(state, framework, agent, role, executor_info)
     reported: dict[tuple[str, str], None] = {}
     for report in command.tasks:
@@ -157,8 +159,9 @@ def shutdown_removed_frameworks(
             out.append(FrameworkShutdownRequested(agent.id, framework_id))
 
 
-def executor_role(info: mesos_pb2.ExecutorInfo, roles: tuple[str, ...]) -> str:
-    for resource in info.resources:
+def allocation_role(resources: Iterable[mesos_pb2.Resource], roles: tuple[str, ...]) -> str:
+    """The role reported resources were allocated to (else the framework's first role)."""
+    for resource in resources:
         if resource.HasField("allocation_info"):
             return resource.allocation_info.role
     return roles[0] if roles else "*"
@@ -184,7 +187,7 @@ def adopt_task(
         resources = from_protos(report.resources)
     except ResourceError:
         return
-    role = executor_role(mesos_pb2.ExecutorInfo(resources=report.resources), framework.roles)
+    role = allocation_role(report.resources, framework.roles)
     info = mesos_pb2.TaskInfo(name=report.name, task_id=report.task_id, agent_id=report.agent_id)
     info.resources.extend(report.resources)
     task = Task(
