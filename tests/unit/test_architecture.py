@@ -68,8 +68,15 @@ PURE_MODULES = (
     "master/allocator/**",
     "agent/core.py",
     "agent/status_updates.py",
+    # The read models: pure folds of domain events and their encodings.
+    "projections/base.py",
+    "projections/cluster.py",
+    "projections/records.py",
+    "projections/assembly.py",
+    "projections/metrics.py",
     "api/recordio.py",
     "api/mesos_json.py",
+    "api/resource_json.py",
 )
 IMPURE_TOP_LEVEL_IMPORTS = frozenset(
     {
