@@ -150,9 +150,11 @@ async def settle(request: Request, context: MasterContext) -> None:
 def read_endpoint(handler: Endpoint) -> Endpoint:
     """Make `handler` a consistent read: settle the request first, add the headers after.
 
-    The handler must build its body from the read models without awaiting in
-    between (the fold only runs between awaits), so the index taken when it
-    returns is the index the body reflects. Errors carry the headers too.
+    A handler whose body was built at an earlier index (a shared build, see
+    api/read_cache.py) sets `X-Meseta-Index` to that index itself; otherwise it
+    must build its body from the read models without awaiting in between (the
+    fold only runs between awaits), so the index taken when it returns is the
+    index the body reflects. Errors carry the headers too.
     """
 
     @wraps(handler)
@@ -163,7 +165,8 @@ def read_endpoint(handler: Endpoint) -> Endpoint:
             response = await handler(request)
         except HttpError as error:
             response = error.response()
-        response.headers.update(headers(context))
+        for name, value in headers(context).items():
+            response.headers.setdefault(name, value)
         return response
 
     return endpoint

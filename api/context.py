@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from meseta.api.http import HttpError, delegate_path
+from meseta.api.read_cache import ReadCache
 from meseta.api.streams import Stream
 from meseta.master.events import DomainEvent
 from meseta.master.leader import Leadership
@@ -31,6 +32,7 @@ class MasterContext:
     # Read models, folded on every replica (see `MasterReplica.build`).
     cluster: ClusterView = field(default_factory=ClusterView)
     operator_events: OperatorEventBroker = field(default_factory=OperatorEventBroker)
+    read_cache: ReadCache = field(default_factory=ReadCache)  # coalesced reads
     # Monotonic time this replica last applied an entry (see api/consistency.py).
     applied_at_s: float = field(default_factory=time.monotonic)
     # The command-line flags this replica was started with, as given (for /flags).

@@ -1,19 +1,23 @@
 """The wire forms of assembled v1 responses (protobuf bytes, Mesos JSON), and warming them.
 
 A v1 response embedding many entities (GET_STATE, operator SUBSCRIBED) is
-joined from each entity's cached encoding (projections/assembly.py). Entities
-without one are encoded ahead, a chunk per turn of the event loop
-(`state_endpoints.warm`), so a cold read never stalls the fold.
+joined from each entity's cached encoding and each framework's cached task
+runs (projections/assembly.py). What is not cached is encoded ahead in slices
+of the event loop (`read_cache.cooperate`), so a cold read never stalls
+the fold.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from google.protobuf.message import Message
 
 from meseta.api import mesos_json, state_endpoints
+from meseta.api.read_cache import cooperate
 from meseta.api.streams import JSON
 from meseta.projections.assembly import PROTOBUF, Encoding
-from meseta.projections.cluster import ClusterView
+from meseta.projections.cluster import ClusterView, task_runs
 from meseta.projections.records import (
     AgentRecord,
     ExecutorRecord,
@@ -25,6 +29,8 @@ from meseta.proto.mesos.v1.master import master_pb2
 
 Call = master_pb2.Call
 
+# Calls whose responses embed tasks (joined from the frameworks' task runs).
+TASK_CALLS = (Call.GET_STATE, Call.GET_TASKS)
 JSON_ENCODING = Encoding("json", mesos_json.to_json, json=True)
 
 
@@ -41,11 +47,13 @@ def v1_message(record: Record) -> Message:
     raise TypeError(f"no v1 message for {record!r}")
 
 
-def embedded_entities(call_type: int, view: ClusterView) -> list[Record]:
-    """The entities a read call's response embeds."""
+def embedded_entities(call_type: int, view: ClusterView, kind: str) -> list[Record]:
+    """The entities a read call's response embeds, but for the tasks of framework task
+    runs already cached in wire form `kind` (the response joins those runs)."""
     out: list[Record] = []
-    if call_type in (Call.GET_STATE, Call.GET_TASKS):
-        out += view.all_tasks()
+    if call_type in TASK_CALLS:
+        for framework in view.all_frameworks():
+            out += framework.unjoined_tasks(kind)
     if call_type in (Call.GET_STATE, Call.GET_EXECUTORS):
         out += view.executors()
     if call_type in (Call.GET_STATE, Call.GET_FRAMEWORKS):
@@ -55,7 +63,19 @@ def embedded_entities(call_type: int, view: ClusterView) -> list[Record]:
     return out
 
 
+def work(call_type: int, view: ClusterView, enc: Encoding) -> Iterator[None]:
+    """Encode ahead, a step at a time, what a `call_type` response embeds: entities, then
+    the frameworks' task runs."""
+    records = embedded_entities(call_type, view, enc.kind)
+    frameworks = list(view.all_frameworks()) if call_type in TASK_CALLS else []
+    yield from state_endpoints.encode_each(
+        records, enc.kind, lambda r: enc.entity(r, lambda: v1_message(r))
+    )
+    for framework in frameworks:
+        task_runs(framework, enc)
+        yield
+
+
 async def warm(call_type: int, view: ClusterView, enc: Encoding) -> None:
     """Encode ahead what a `call_type` response embeds and lacks an `enc` encoding for."""
-    records = embedded_entities(call_type, view)
-    await state_endpoints.warm(records, enc.kind, lambda r: enc.entity(r, lambda: v1_message(r)))
+    await cooperate(work(call_type, view, enc))

@@ -8,12 +8,16 @@ system cannot serve yet answer 501, as Mesos answers UNKNOWN. SUBSCRIBE is
 the operator event stream of api/operator_stream.py.
 
 A large GET_STATE is assembled from each entity's cached encoding (protobuf
-bytes or Mesos JSON), never re-serialized as a whole.
+bytes or Mesos JSON) and each framework's cached task runs, never
+re-serialized as a whole; GET_STATE, GET_AGENTS, GET_FRAMEWORKS,
+GET_EXECUTORS and GET_TASKS are built once per index and media type for all
+concurrent callers (api/read_cache.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from google.protobuf.message import Message
 from starlette.requests import Request
@@ -31,12 +35,14 @@ from meseta.api.http import (
     validate_call,
 )
 from meseta.api.proposals import propose_and_wait
+from meseta.api.read_cache import Built, ChunksResponse, assemble
 from meseta.api.streams import JSON
 from meseta.api.streams import PROTOBUF as PROTOBUF_TYPE
 from meseta.master import decide
 from meseta.master.events import CommandRejected
 from meseta.master.v1 import commands_pb2 as commands
 from meseta.projections.assembly import Encoding, Parts
+from meseta.projections.cluster import ClusterView
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -76,29 +82,25 @@ def validate(call: master_pb2.Call) -> None:
 # -- responses ------------------------------------------------------------------------------
 
 
-def envelope(response_type: int, body: Parts | bytes, enc: Encoding) -> bytes:
+def envelope(response_type: int, body: Parts | bytes, enc: Encoding) -> Parts:
     """The Response with `type` set and the body field of that type holding `body`."""
     name = Response_.Type.Name(response_type)
     field = Response_.DESCRIPTOR.fields_by_name[name.lower()]
     if enc.json:
         type_value = b'"' + name.encode() + b'"'
-        return enc.message([(1, "type", type_value), (field.number, field.name, body)]).join()
+        return enc.message([(1, "type", type_value), (field.number, field.name, body)])
     parts = Parts()
     parts.add(Response_(type=response_type).SerializeToString())  # type: ignore[arg-type]
     parts.splice(enc.message([(field.number, field.name, body)]))
-    return parts.join()
+    return parts
 
 
 # -- the calls ------------------------------------------------------------------------------
 
 
-def answer(response_type: int, body: Parts | bytes, enc: Encoding) -> Response:
-    data = envelope(response_type, body, enc)
-    return Response(data, 200, media_type=JSON if enc.json else PROTOBUF_TYPE)
-
-
 def answer_message(response_type: int, message: Message, enc: Encoding) -> Response:
-    return answer(response_type, enc.encode(message), enc)
+    data = envelope(response_type, enc.encode(message), enc).join()
+    return Response(data, 200, media_type=JSON if enc.json else PROTOBUF_TYPE)
 
 
 def flags_message(context: MasterContext) -> Response_.GetFlags:
@@ -158,16 +160,6 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
     if kind == Call.GET_LOGGING_LEVEL:
         body = Response_.GetLoggingLevel(level=logging_level())
         return answer_message(Response_.GET_LOGGING_LEVEL, body, enc)
-    if kind == Call.GET_STATE:
-        return answer(Response_.GET_STATE, view.state_message(enc), enc)
-    if kind == Call.GET_AGENTS:
-        return answer(Response_.GET_AGENTS, view.agents_message(enc), enc)
-    if kind == Call.GET_FRAMEWORKS:
-        return answer(Response_.GET_FRAMEWORKS, view.frameworks_message(enc), enc)
-    if kind == Call.GET_EXECUTORS:
-        return answer(Response_.GET_EXECUTORS, view.executors_message(enc), enc)
-    if kind == Call.GET_TASKS:
-        return answer(Response_.GET_TASKS, view.tasks_message(enc), enc)
     if kind == Call.GET_ROLES:
         roles = Response_.GetRoles(roles=view.role_protos())
         return answer_message(Response_.GET_ROLES, roles, enc)
@@ -179,6 +171,35 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
         # Only operations with an id are tracked; the fold supports none that would be.
         return answer_message(Response_.GET_OPERATIONS, Response_.GetOperations(), enc)
     return None
+
+
+# Reads joined from the view's cached encodings: shared by concurrent identical calls.
+ASSEMBLED: dict[int, tuple[int, Callable[[ClusterView, Encoding], Parts]]] = {
+    Call.GET_STATE: (Response_.GET_STATE, ClusterView.state_message),
+    Call.GET_AGENTS: (Response_.GET_AGENTS, ClusterView.agents_message),
+    Call.GET_FRAMEWORKS: (Response_.GET_FRAMEWORKS, ClusterView.frameworks_message),
+    Call.GET_EXECUTORS: (Response_.GET_EXECUTORS, ClusterView.executors_message),
+    Call.GET_TASKS: (Response_.GET_TASKS, ClusterView.tasks_message),
+}
+
+
+async def assembled(call_type: int, context: MasterContext, enc: Encoding) -> Response:
+    """An ASSEMBLED call's response, built once per index for all who ask (api/read_cache.py):
+    what is not cached is encoded in slices first, then the body is joined at one index."""
+    response_type, message = ASSEMBLED[call_type]
+    view = context.cluster
+    media_type = JSON if enc.json else PROTOBUF_TYPE
+
+    async def build() -> Built:
+        await encodings.warm(call_type, view, enc)
+        parts = envelope(response_type, message(view, enc), enc)
+        return await assemble(consistency.read_index(context), parts.items, media_type)
+
+    key = ("v1", call_type, enc.kind)
+    built = await context.read_cache.get(key, consistency.read_index(context), build)
+    response = ChunksResponse(built.chunks, built.media_type)
+    response.headers.update(consistency.headers(context, built.index))
+    return response
 
 
 async def write(call: master_pb2.Call, context: MasterContext, request: Request) -> Response | None:
@@ -219,7 +240,8 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
     await consistency.settle(request, context)
     enc = encodings.encoding(accept)
-    await encodings.warm(call.type, context.cluster, enc)
+    if call.type in ASSEMBLED:
+        return await assembled(call.type, context, enc)
     response = read(call, context, enc)
     if response is None:
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")

@@ -2,16 +2,22 @@
 
 Every replica answers them from its own cluster view (no redirect to the
 leader); each response carries the consistency headers of api/consistency.py
-and honours `?min_index=` and `?consistent=true`. Bodies are built without
-awaiting, so they reflect exactly the index in `X-Meseta-Index`. Like Mesos,
+and honours `?min_index=` and `?consistent=true`. Like Mesos,
 `?jsonp=<callback>` wraps the JSON in a JavaScript call.
+
+The large documents (/state, /frameworks, /tasks, /slaves, /state-summary)
+are built once per index for all concurrent readers (api/read_cache.py). A
+build first fills the view's caches in slices of the event loop
+(`read_cache.cooperate`), so writes and the fold interleave with it, then
+captures the body's pieces from the caches without awaiting: it reflects
+exactly the index in `X-Meseta-Index`. Only then are the (immutable) pieces
+joined into chunks, again in slices.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 
 import orjson
 from starlette.requests import Request
@@ -20,10 +26,11 @@ from starlette.routing import Route
 
 from meseta import __version__
 from meseta.api import state_json as sj
-from meseta.api.consistency import read_endpoint
+from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration
 from meseta.api.mesos_json import Json
+from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
@@ -42,25 +49,14 @@ TASK_LIMIT = 100  # Mesos's default page size for /tasks
 JSON_TYPE = "application/json"
 
 
-# Entities encoded per turn of the event loop when a read finds many uncached ones.
-WARM_CHUNK = 256
-
-
-async def warm(records: Iterable[Record], kind: str, encode: Callable[[Record], bytes]) -> None:
-    """Encode the records lacking a `kind` encoding, a chunk per turn of the event loop.
-
-    A read that finds many entities changed (after a restart, or after a burst of
-    updates) would otherwise encode them all in one go and stall the fold and every
-    other request meanwhile. Warming is safe to interleave with the fold: a record
-    that changes afterwards drops its encoding and the read that follows (built
-    without awaiting) encodes it again, so the body still reflects one index.
-    """
-    cold = [record for record in records if kind not in record.encodings]
-    for start in range(0, len(cold), WARM_CHUNK):
-        for record in cold[start : start + WARM_CHUNK]:
-            if kind not in record.encodings:
-                encode(record)
-        await asyncio.sleep(0)
+def encode_each(
+    records: list[Record], kind: str, encode: Callable[[Record], object]
+) -> Iterator[None]:
+    """Encode the records lacking a `kind` encoding, one per step."""
+    for record in records:
+        if kind not in record.encodings:
+            encode(record)
+            yield
 
 
 def legacy_encode(record: Record) -> bytes:
@@ -73,11 +69,23 @@ def legacy_encode(record: Record) -> bytes:
     raise TypeError(f"no legacy document for {record!r}")
 
 
-async def warm_legacy(view: ClusterView, *, tasks: bool = True) -> None:
-    records: list[Record] = [*view.registered_agents(), *view.all_frameworks()]
+def legacy_work(view: ClusterView, tasks: bool) -> Iterator[None]:
+    """Fill what /state-like documents join: the agents' and frameworks' documents and,
+    with `tasks`, each framework's task runs (only the tasks of runs not cached)."""
+    frameworks = list(view.all_frameworks())  # the view may change between steps
+    records: list[Record] = [*view.registered_agents(), *frameworks]
     if tasks:
-        records += view.all_tasks()
-    await warm(records, "legacy", legacy_encode)
+        for framework in frameworks:
+            records += framework.unjoined_tasks("legacy")
+    yield from encode_each(records, "legacy", legacy_encode)
+    if tasks:
+        for framework in frameworks:
+            sj.framework_parts(framework, [])  # caches its task runs and tail
+            yield
+
+
+async def warm_legacy(view: ClusterView, *, tasks: bool = True) -> None:
+    await cooperate(legacy_work(view, tasks))
 
 
 def context_of(request: Request) -> MasterContext:
@@ -162,43 +170,78 @@ def state_header(context: MasterContext) -> dict[str, Json]:
     return out
 
 
-def join_frameworks(frameworks: Iterable[FrameworkRecord]) -> bytes:
-    parts: list[bytes] = []
-    sj.frameworks_parts(frameworks, parts)
-    return b"".join(parts)
-
-
-def state_body(context: MasterContext) -> bytes:
+def state_parts(context: MasterContext) -> list[bytes]:
+    """The /state document in pieces: mostly cached ones, joined only when sent."""
     view = context.cluster
-    parts = [
-        orjson.dumps(state_header(context))[:-1],
-        b',"slaves":',
-        sj.join(sj.agent_json(agent) for agent in view.registered_agents()),
-        b',"recovered_slaves":',
-        sj.join(orjson.dumps(sj.agent_info_dict(a.info)) for a in view.recovered_agents()),
-        b',"frameworks":',
-    ]
+    parts = [orjson.dumps(state_header(context))[:-1], b',"slaves":']
+    sj.array_parts([sj.agent_json(agent) for agent in view.registered_agents()], parts)
+    parts.append(b',"recovered_slaves":')
+    sj.array_parts(
+        [orjson.dumps(sj.agent_info_dict(a.info)) for a in view.recovered_agents()], parts
+    )
+    parts.append(b',"frameworks":')
     sj.frameworks_parts(view.frameworks.values(), parts)
     parts.append(b',"completed_frameworks":')
     sj.frameworks_parts(view.completed_frameworks, parts)
     parts.append(b',"orphan_tasks":[],"unregistered_frameworks":[]}')
-    return b"".join(parts)
+    return parts
+
+
+def state_body(context: MasterContext) -> bytes:
+    return b"".join(state_parts(context))
+
+
+def built_response(request: Request, built: Built) -> Response:
+    """A shared body with its index; `?jsonp=` wraps it for this request alone."""
+    callback = request.query_params.get("jsonp")
+    if callback:
+        chunks = (callback.encode() + b"(", *built.chunks, b");")
+        response = ChunksResponse(chunks, "text/javascript")
+    else:
+        response = ChunksResponse(built.chunks, built.media_type)
+    response.headers.update(headers(context_of(request), built.index))
+    return response
+
+
+async def coalesced(
+    request: Request, key: Hashable, build: Callable[[], Iterable[bytes]]
+) -> Response:
+    """The JSON document `build` makes in pieces (without awaiting, so at one index),
+    shared with every concurrent request for the same `key` (api/read_cache.py)."""
+    context = context_of(request)
+
+    async def built() -> Built:
+        return Built.of(read_index(context), build(), JSON_TYPE)
+
+    return await coalesced_build(request, key, built)
+
+
+async def coalesced_build(request: Request, key: Hashable, build: Build) -> Response:
+    """As `coalesced`, for a `build` that warms caches (awaiting) before it captures."""
+    context = context_of(request)
+    built = await context.read_cache.get(key, read_index(context), build)
+    return built_response(request, built)
 
 
 @read_endpoint
 async def state(request: Request) -> Response:
     context = context_of(request)
-    await warm_legacy(context.cluster)
-    return json_response(request, state_body(context))
+
+    async def build() -> Built:
+        await warm_legacy(context.cluster)
+        return await assemble(read_index(context), state_parts(context), JSON_TYPE)
+
+    return await coalesced_build(request, ("state", context.leader_location()), build)
 
 
-def task_counts(tasks: Iterable[TaskRecord]) -> dict[str, int]:
-    counts = dict.fromkeys(sj.SUMMARY_STATES, 0)
-    for task in tasks:
-        name = mesos_pb2.TaskState.Name(task.state)
-        if name in counts:
-            counts[name] += 1
-    return counts
+def state_counts(counts: dict[int, int]) -> dict[str, int]:
+    """Task counts by state value -> Mesos's summary counters (every one present)."""
+    out = dict.fromkeys(sj.SUMMARY_STATES, 0)
+    for state, count in counts.items():
+        name = sj.TASK_STATE_NAMES.get(state)
+        if name in out:
+            out[name] += count
+    return out
 
 
 def framework_tasks(framework: FrameworkRecord) -> list[TaskRecord]:
@@ -209,65 +252,112 @@ def framework_tasks(framework: FrameworkRecord) -> list[TaskRecord]:
     ]
 
 
+def summary_work(view: ClusterView) -> Iterator[None]:
+    """What /state-summary joins: agent documents, then each framework's task counts."""
+    yield from legacy_work(view, tasks=False)
+    for framework in list(view.frameworks.values()):
+        framework.counts_by_agent()
+        yield
+
+
 @read_endpoint
 async def state_summary(request: Request) -> Response:
     context = context_of(request)
-    view = context.cluster
-    by_agent: dict[str, list[TaskRecord]] = {}
-    agent_frameworks: dict[str, dict[str, None]] = {}
-    frameworks: list[Json] = []
-    for framework in view.frameworks.values():
-        tasks = framework_tasks(framework)
-        agent_ids: dict[str, None] = {}
-        for task in tasks:
-            agent_id = task.proto.agent_id.value
-            by_agent.setdefault(agent_id, []).append(task)
-            agent_frameworks.setdefault(agent_id, {})[framework.id] = None
-            agent_ids[agent_id] = None
-        summary = sj.framework_summary(framework)
-        summary.update(task_counts(tasks))
-        summary["slave_ids"] = list(agent_ids)
-        frameworks.append(summary)
-    agents: list[Json] = []
-    for agent in view.registered_agents():
-        document = sj.agent_dict(agent)
-        document.update(task_counts(by_agent.get(agent.id, [])))
-        document["framework_ids"] = list(agent_frameworks.get(agent.id, {}))
-        agents.append(document)
-    body: dict[str, Json] = {"hostname": context.leadership.config.master_info.hostname}
-    if view.cluster_id:
-        body["cluster"] = view.cluster_id
-    body["slaves"] = agents
-    body["frameworks"] = frameworks
-    return json_response(request, orjson.dumps(body))
+
+    async def build() -> Built:
+        view = context.cluster
+        await cooperate(summary_work(view))
+        # Captured at one index, without awaiting: each framework's summary and task counts
+        # (never changed once made: the view drops them instead), each agent's document.
+        index = read_index(context)
+        frameworks = [
+            (f.id, sj.framework_summary(f), f.counts_by_agent()) for f in view.frameworks.values()
+        ]
+        agents = [(agent.id, sj.agent_json(agent)) for agent in view.registered_agents()]
+        parts = [orjson.dumps(summary_head(context))[:-1]]
+        await cooperate(summary_steps(frameworks, agents, parts))
+        return await assemble(index, parts, JSON_TYPE)
+
+    return await coalesced_build(request, ("state-summary",), build)
+
+
+def summary_head(context: MasterContext) -> dict[str, Json]:
+    head: dict[str, Json] = {"hostname": context.leadership.config.master_info.hostname}
+    if context.cluster.cluster_id:
+        head["cluster"] = context.cluster.cluster_id
+    return head
+
+
+def summary_steps(
+    frameworks: list[tuple[str, dict[str, Json], dict[str, dict[int, int]]]],
+    agents: list[tuple[str, bytes]],
+    out: list[bytes],
+) -> Iterator[None]:
+    """The rest of /state-summary from what `state_summary` captured, appended to `out`
+    a step at a time: the frameworks' counts merged per agent."""
+    agent_counts: dict[str, dict[int, int]] = {}
+    agent_frameworks: dict[str, list[str]] = {}
+    documents: list[bytes] = []
+    for framework_id, summary, by_agent in frameworks:
+        counts: dict[int, int] = {}
+        for agent_id, states in by_agent.items():
+            totals = agent_counts.setdefault(agent_id, {})
+            for state, count in states.items():
+                counts[state] = counts.get(state, 0) + count
+                totals[state] = totals.get(state, 0) + count
+            agent_frameworks.setdefault(agent_id, []).append(framework_id)
+            yield
+        summary.update(state_counts(counts))
+        summary["slave_ids"] = list(by_agent)
+        documents.append(orjson.dumps(summary))
+    out.append(b',"slaves":[')
+    for number, (agent_id, document) in enumerate(agents):
+        extra: dict[str, Json] = {**state_counts(agent_counts.get(agent_id, {}))}
+        extra["framework_ids"] = list(agent_frameworks.get(agent_id, []))
+        # The agent's /state document, its object reopened for the counts.
+        if number:
+            out.append(b",")
+        out.append(document[:-1] + b"," + orjson.dumps(extra)[1:])
+        yield
+    out.append(b'],"frameworks":')
+    sj.array_parts(documents, out)
+    out.append(b"}")
 
 
 @read_endpoint
 async def frameworks(request: Request) -> Response:
-    view = context_of(request).cluster
-    await warm_legacy(view)
+    context = context_of(request)
     wanted = request.query_params.get("framework_id")
 
+    async def build() -> Built:
+        await warm_legacy(context.cluster)
+        parts = frameworks_parts(context.cluster, wanted)
+        return await assemble(read_index(context), parts, JSON_TYPE)
+
+    return await coalesced_build(request, ("frameworks", wanted), build)
+
+
+def frameworks_parts(view: ClusterView, wanted: str | None) -> list[bytes]:
     def selected(records: Iterable[FrameworkRecord]) -> list[FrameworkRecord]:
         return [f for f in records if wanted is None or f.id == wanted]
 
-    body = b"".join(
-        [
-            b'{"frameworks":',
-            join_frameworks(selected(view.frameworks.values())),
-            b',"completed_frameworks":',
-            join_frameworks(selected(view.completed_frameworks)),
-            b',"unregistered_frameworks":[]}',
-        ]
-    )
-    return json_response(request, body)
+    parts = [b'{"frameworks":']
+    sj.frameworks_parts(selected(view.frameworks.values()), parts)
+    parts.append(b',"completed_frameworks":')
+    sj.frameworks_parts(selected(view.completed_frameworks), parts)
+    parts.append(b',"unregistered_frameworks":[]}')
+    return parts
 
 
 @read_endpoint
 async def slaves(request: Request) -> Response:
     view = context_of(request).cluster
     wanted = request.query_params.get("slave_id")
-    body = b"".join(
+    return await coalesced(request, ("slaves", wanted), lambda: [slaves_body(view, wanted)])
+
+
+def slaves_body(view: ClusterView, wanted: str | None) -> bytes:
+    return b"".join(
         [
             b'{"slaves":',
             sj.join(
@@ -284,7 +374,6 @@ async def slaves(request: Request) -> Response:
             b"}",
         ]
     )
-    return json_response(request, body)
 
 
 def query_int(request: Request, name: str, default: int) -> int:
@@ -311,28 +400,36 @@ def ordered_tasks(tasks: list[TaskRecord], ascending: bool) -> list[TaskRecord]:
 
 @read_endpoint
 async def tasks(request: Request) -> Response:
-    view = context_of(request).cluster
-    await warm(list(view.all_tasks()), "legacy", legacy_encode)
+    context = context_of(request)
+    view = context.cluster
     limit = query_int(request, "limit", TASK_LIMIT)
     offset = query_int(request, "offset", 0)
     ascending = request.query_params.get("order") == "asc"
     framework_id = request.query_params.get("framework_id")
     task_id = request.query_params.get("task_id")
-    found: list[TaskRecord] = []
-    for framework in view.all_frameworks():
-        if framework_id is not None and framework.id != framework_id:
-            continue
-        found += [
-            t
-            for t in framework_tasks(framework)
-            if task_id is None or t.proto.task_id.value == task_id
-        ]
-    found = ordered_tasks(found, ascending)
-    # As Mesos's size_t arithmetic: a negative limit means all, a negative offset none.
-    start = offset if offset >= 0 else len(found)
-    page = found[start:] if limit < 0 else found[start : start + limit]
-    body = b'{"tasks":' + sj.join(sj.task_json(t) for t in page) + b"}"
-    return json_response(request, body)
+
+    def body() -> bytes:
+        found: list[TaskRecord] = []
+        for framework in view.all_frameworks():
+            if framework_id is not None and framework.id != framework_id:
+                continue
+            found += [
+                t
+                for t in framework_tasks(framework)
+                if task_id is None or t.proto.task_id.value == task_id
+            ]
+        found = ordered_tasks(found, ascending)
+        # As Mesos's size_t arithmetic: a negative limit means all, a negative offset none.
+        start = offset if offset >= 0 else len(found)
+        page = found[start:] if limit < 0 else found[start : start + limit]
+        return b'{"tasks":' + sj.join(sj.task_json(t) for t in page) + b"}"
+
+    async def build() -> Built:
+        await warm_legacy(view)
+        return Built.of(read_index(context), [body()], JSON_TYPE)
+
+    key = ("tasks", limit, offset, ascending, framework_id, task_id)
+    return await coalesced_build(request, key, build)
 
 
 def quantities(resources: Resources) -> dict[str, Json]:

@@ -4,9 +4,9 @@ These are Mesos's hand-written models (master/readonly_handler.cpp and
 common/http.cpp), not protobuf JSON: resources as summaries (`cpus`, `gpus`,
 `mem`, `disk` always present, ranges as "[31000-32000, 33000-33010]", sets as
 "{a, b}"), attributes likewise, times as seconds. Every entity's document is
-cached on the view's record (`legacy`), so a big /state is mostly a join of
-cached bytes. A framework caches its own fields only; its task, offer and
-executor arrays are joined from their records' caches on every read.
+cached on the view's record (`legacy`), and each framework caches its task
+lists joined (`FrameworkRecord.task_run`), so a big /state is a join of a few
+pieces per framework and agent, whatever the number of tasks.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from meseta.projections.records import (
 from meseta.proto.mesos.v1 import mesos_pb2
 
 NS_PER_S = 1e9
-TASK_STATE_NAMES = mesos_pb2.TaskState.Name
+# By value: a dict lookup, not the protobuf enum's slower Name() (this runs per status).
+TASK_STATE_NAMES = {value: name for name, value in mesos_pb2.TaskState.items()}
 Capability = mesos_pb2.FrameworkInfo.Capability
 SUMMARY_STATES = (
     "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
@@ -85,6 +86,23 @@ def unreserved(resources: Resources) -> Resources:
     return Resources({key: q for key, q in resources if key[1] == UNRESERVED})
 
 
+# Label lists as JSON, by their protobuf bytes: tasks of one application share their
+# labels, and converting 10 labels costs more than the rest of a task's document.
+_LABELS: dict[bytes, orjson.Fragment] = {}
+MAX_LABEL_SETS = 4096
+
+
+def labels_json(message: mesos_pb2.Labels) -> Json:
+    """`labels(message)` as a JSON fragment that orjson embeds as it is."""
+    key = message.SerializeToString()
+    fragment = _LABELS.get(key)
+    if fragment is None:
+        if len(_LABELS) >= MAX_LABEL_SETS:
+            _LABELS.clear()
+        fragment = _LABELS[key] = orjson.Fragment(orjson.dumps(labels(message)))
+    return cast(Json, fragment)
+
+
 def labels(message: mesos_pb2.Labels) -> list[Json]:
     """Mesos writes each Label as its protobuf JSON: `key`, and `value` when set."""
     out: list[Json] = []
@@ -115,9 +133,9 @@ def container_status(status: mesos_pb2.ContainerStatus) -> dict[str, Json]:
 
 
 def status_dict(status: mesos_pb2.TaskStatus) -> dict[str, Json]:
-    out: dict[str, Json] = {"state": TASK_STATE_NAMES(status.state), "timestamp": status.timestamp}
+    out: dict[str, Json] = {"state": TASK_STATE_NAMES[status.state], "timestamp": status.timestamp}
     if status.HasField("labels"):
-        out["labels"] = labels(status.labels)
+        out["labels"] = labels_json(status.labels)
     if status.HasField("container_status"):
         out["container_status"] = container_status(status.container_status)
     if status.HasField("healthy"):
@@ -133,7 +151,7 @@ def task_dict(record: TaskRecord) -> dict[str, Json]:
         "framework_id": task.framework_id.value,
         "executor_id": task.executor_id.value,
         "slave_id": task.agent_id.value,
-        "state": TASK_STATE_NAMES(task.state),
+        "state": TASK_STATE_NAMES[task.state],
         "resources": resources_summary(record.resources),
         "role": record.role,
         "statuses": [status_dict(status) for status in task.statuses],
@@ -141,7 +159,7 @@ def task_dict(record: TaskRecord) -> dict[str, Json]:
     if task.HasField("user"):
         out["user"] = task.user
     if task.HasField("labels"):
-        out["labels"] = labels(task.labels)
+        out["labels"] = labels_json(task.labels)
     for name in ("discovery", "container", "health_check"):
         if task.HasField(name):
             out[name] = mesos_json.to_dict(getattr(task, name))
@@ -250,26 +268,50 @@ def join(items: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
 
 
+def array_parts(items: list[bytes], out: list[bytes]) -> None:
+    """A JSON array appended to `out` in pieces (no copy of a large array before the
+    caller's final join)."""
+    out.append(b"[")
+    out.append(b",".join(items))
+    out.append(b"]")
+
+
 def framework_head(record: FrameworkRecord) -> bytes:
     """The framework's own fields, as an unclosed JSON object (its arrays follow)."""
     return record.encoded("legacy", lambda: orjson.dumps(framework_fields(record))[:-1])
 
 
+TASK_LIST_OPENINGS = {
+    "tasks": b',"tasks":[',
+    "unreachable_tasks": b'],"unreachable_tasks":[',
+    "completed_tasks": b'],"completed_tasks":[',
+}
+
+
+def task_run(tasks: Iterable[TaskRecord]) -> bytes:
+    return b",".join([task_json(t) for t in tasks])
+
+
+def framework_tail(record: FrameworkRecord) -> bytes:
+    """The framework's offers and executors, closing its document."""
+
+    def encode() -> bytes:
+        offers = join(offer_json(o) for o in record.offers.values())
+        executors = join(executor_json(e) for e in record.executors.values())
+        return b'],"offers":' + offers + b',"executors":' + executors + b"}"
+
+    return record.encoded("legacy_tail", encode)
+
+
 def framework_parts(record: FrameworkRecord, out: list[bytes]) -> None:
     """Append the framework's document to `out` in pieces (joined once by the caller:
-    a 100 MB /state is copied once, not once per nesting level)."""
+    a 100 MB /state is copied once, not once per nesting level). Each task list is the
+    framework's cached run (`FrameworkRecord.task_run`)."""
     out.append(framework_head(record))
-    out.append(b',"tasks":[')
-    out.append(b",".join([task_json(t) for t in record.tasks.values()]))
-    out.append(b'],"unreachable_tasks":[')
-    out.append(b",".join([task_json(t) for t in record.unreachable_tasks.values()]))
-    out.append(b'],"completed_tasks":[')
-    out.append(b",".join([task_json(t) for t in record.completed_tasks]))
-    out.append(b'],"offers":')
-    out.append(join(offer_json(o) for o in record.offers.values()))
-    out.append(b',"executors":')
-    out.append(join(executor_json(e) for e in record.executors.values()))
-    out.append(b"}")
+    for name, opening in TASK_LIST_OPENINGS.items():
+        out.append(opening)
+        out.append(record.task_run("legacy", name, task_run))
+    out.append(framework_tail(record))
 
 
 def frameworks_parts(records: Iterable[FrameworkRecord], out: list[bytes]) -> None:

@@ -13,9 +13,21 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 # (field number, field name, value): a list is a repeated field (omitted when empty),
-# bytes one encoded sub-message or scalar (JSON only), Parts a nested message being
-# assembled, None an absent field.
-Field = tuple[int, str, "list[bytes] | bytes | Parts | None"]
+# Chunks a repeated field already encoded in runs (`Encoding.run`), bytes one encoded
+# sub-message or scalar (JSON only), Parts a nested message being assembled, None an
+# absent field.
+Field = tuple[int, str, "list[bytes] | Chunks | bytes | Parts | None"]
+
+
+class Chunks:
+    """A repeated field given as runs of its elements, each run encoded once by
+    `Encoding.run` and cached by its owner (e.g. one framework's tasks), so a response
+    with 100k elements joins a few runs instead of framing 100k elements."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self, runs: list[bytes]) -> None:
+        self.runs = [run for run in runs if run]
 
 
 class Cached:
@@ -94,6 +106,14 @@ class Encoding:
     def message(self, fields: list[Field]) -> Parts:
         return self._json(fields) if self.json else self._protobuf(fields)
 
+    def run(self, number: int, items: list[bytes]) -> bytes:
+        """Elements of repeated field `number` as one run (see `Chunks`): protobuf, each
+        element framed; JSON, the elements comma-separated."""
+        if self.json:
+            return b",".join(items)
+        parts = self._protobuf([(number, "", items)])
+        return parts.join()
+
     @staticmethod
     def _protobuf(fields: list[Field]) -> Parts:
         out = Parts()
@@ -110,6 +130,9 @@ class Encoding:
                     items += (tag, prefix, item)
                     size += len(tag) + len(prefix) + length
                 out.size += size
+            elif isinstance(value, Chunks):
+                for run in value.runs:
+                    out.add(run)
             elif isinstance(value, Parts):
                 out.add(tag)
                 out.add(varint(value.size))
@@ -124,11 +147,18 @@ class Encoding:
         out.add(b"{")
         first = True
         for _number, name, value in fields:
-            if value is None or (isinstance(value, list) and not value):
+            if value is None or _empty(value):
                 continue
             out.add((b'"' if first else b',"') + name.encode() + b'":')
             first = False
-            if isinstance(value, list):
+            if isinstance(value, Chunks):  # runs as they are: no copy before the final join
+                out.add(b"[")
+                for number, run in enumerate(value.runs):
+                    if number:
+                        out.add(b",")
+                    out.add(run)
+                out.add(b"]")
+            elif isinstance(value, list):
                 out.add(b"[")
                 out.add(b",".join(value))
                 out.add(b"]")
@@ -138,6 +168,13 @@ class Encoding:
                 out.add(value)
         out.add(b"}")
         return out
+
+
+def _empty(value: list[bytes] | Chunks | bytes | Parts) -> bool:
+    """An empty repeated field (JSON omits it, as Mesos's protobuf JSON does)."""
+    if isinstance(value, Chunks):
+        return not value.runs
+    return isinstance(value, list) and not value
 
 
 PROTOBUF = Encoding("pb", lambda message: message.SerializeToString(), json=False)

@@ -4,7 +4,9 @@ A pure fold of domain events (no clock: entry times come in as `now_ns`). Each
 entity (projections/records.py) keeps its Mesos v1 protobuf as the source of
 truth plus a cache of its encodings, cleared whenever the entity changes, so a
 large /state or GET_STATE is assembled from cached pieces rather than
-re-serialized (projections/assembly.py).
+re-serialized (projections/assembly.py). Each framework also caches its task
+lists joined (`task_runs`), dropped by `_task_changed` or a task added, so a
+response joins a few pieces per framework however many tasks it has.
 
 Domain events carry live fold objects (`TaskAdded.task`): everything needed is
 copied at apply time and no reference to them is kept.
@@ -13,7 +15,7 @@ copied at apply time and no reference to them is kept.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -22,7 +24,7 @@ from meseta.master.appliers.agents import allocation_role
 from meseta.master.resources import EMPTY, Resources, to_protos
 from meseta.master.state import is_terminal
 from meseta.master.validation import framework_roles
-from meseta.projections.assembly import PROTOBUF, Encoding, Parts
+from meseta.projections.assembly import PROTOBUF, Chunks, Encoding, Parts
 from meseta.projections.records import (
     ACTIVE,
     AGENT,
@@ -320,6 +322,7 @@ class ClusterView:
             self._forget_task(framework, old)
             self.discard(old)
         framework.tasks[task.task_id] = record
+        framework.tasks_changed()
         self._count(record.state, 1)
         if not is_terminal(record.state):
             self._hold(framework, record, True)
@@ -368,7 +371,7 @@ class ClusterView:
         holds = not is_terminal(new_state) and not record.unreachable
         if holds != record.holds:
             self._hold(framework, record, holds)
-        record.changed()
+        _task_changed(framework, record)
         if new_state != old_state or status.reason in CHECK_REASONS:
             updated = _event(Event.TASK_UPDATED)
             body = updated.task_updated
@@ -391,7 +394,7 @@ class ClusterView:
         record.unreachable = False
         self.completed += 1
         record.completed_seq = self.completed
-        record.changed()
+        _task_changed(framework, record)
         completed = framework.completed_tasks
         if len(completed) == completed.maxlen:
             self.discard(completed[0])
@@ -415,7 +418,7 @@ class ClusterView:
 
     def _hold(self, framework: FrameworkRecord, record: TaskRecord, holds: bool) -> None:
         record.holds = holds
-        record.changed()
+        _task_changed(framework, record)
         resources = record.resources
         book = book_add if holds else book_subtract
         book(framework.used, record.role, resources)
@@ -599,18 +602,15 @@ class ClusterView:
     # Responses assembled from each entity's cached encoding (see projections/assembly.py).
 
     def tasks_message(self, enc: Encoding = PROTOBUF) -> Parts:
-        active: list[bytes] = []
-        unreachable: list[bytes] = []
-        completed: list[bytes] = []
+        """GetTasks: each framework contributes one cached run per task list."""
+        runs: list[list[bytes]] = [[] for _ in TASK_FIELDS]
         for framework in self.all_frameworks():
-            active += [enc.entity(t, t.message) for t in framework.tasks.values()]
-            unreachable += [enc.entity(t, t.message) for t in framework.unreachable_tasks.values()]
-            completed += [enc.entity(t, t.message) for t in framework.completed_tasks]
+            for out, run in zip(runs, task_runs(framework, enc), strict=True):
+                out.append(run)
         return enc.message(
             [
-                (2, "tasks", active),
-                (5, "unreachable_tasks", unreachable),
-                (3, "completed_tasks", completed),
+                (number, name, Chunks(run))
+                for (number, name), run in zip(TASK_FIELDS, runs, strict=True)
             ]
         )
 
@@ -639,6 +639,28 @@ class ClusterView:
 
     def get_state_bytes(self) -> bytes:
         return self.state_message(PROTOBUF).join()
+
+
+# GetTasks fields of the framework task lists (records.TASK_LISTS).
+TASK_FIELDS = ((2, "tasks"), (5, "unreachable_tasks"), (3, "completed_tasks"))
+
+
+def task_runs(framework: FrameworkRecord, enc: Encoding) -> list[bytes]:
+    """The framework's task lists as cached `enc` runs of GetTasks fields."""
+    out = []
+    for number, name in TASK_FIELDS:
+
+        def encode(tasks: Iterable[TaskRecord], number: int = number) -> bytes:
+            return enc.run(number, [enc.entity(t, t.message) for t in tasks])
+
+        out.append(framework.task_run(enc.kind, name, encode))
+    return out
+
+
+def _task_changed(framework: FrameworkRecord, record: TaskRecord) -> None:
+    """Every change of a task goes through here: its framework caches over its tasks."""
+    record.changed()
+    framework.tasks_changed()
 
 
 _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {

@@ -8,7 +8,7 @@ reports the record under its storage key (projections/store.py).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import cast
 
 from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos, to_protos
@@ -27,6 +27,8 @@ GetExecutors = master_pb2.Response.GetExecutors
 ACTIVE, DISCONNECTED, RECOVERING = "active", "disconnected", "recovering"
 UNREACHABLE, GONE, REMOVED = "unreachable", "gone", "removed"
 REGISTERED = (ACTIVE, DISCONNECTED)
+# A framework's task lists, as /state and GetTasks name them.
+TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
 # Storage key kinds (see ClusterView.adopt).
 AGENT, FRAMEWORK, TASK, EXECUTOR, OFFER = b"a", b"f", b"t", b"e", b"o"
 
@@ -49,6 +51,9 @@ class Record(Cached):
 
 
 class TaskRecord(Record):
+    """A task. Only its state and status fields change after it is added; the view drops
+    its framework's task runs whenever it changes (cluster.py `_task_changed`)."""
+
     __slots__ = ("completed_seq", "holds", "proto", "resources", "role", "unreachable")
 
     def __init__(self, proto: mesos_pb2.Task, resources: Resources, role: str) -> None:
@@ -67,6 +72,9 @@ class TaskRecord(Record):
 
     def message(self) -> mesos_pb2.Task:
         return self.proto
+
+
+TaskRun = Callable[[Iterable[TaskRecord]], bytes]
 
 
 class ExecutorRecord(Record):
@@ -111,6 +119,8 @@ class FrameworkRecord(Record):
         "registered_ns",
         "reregistered_ns",
         "roles",
+        "task_counts",
+        "task_runs",
         "tasks",
         "unreachable_tasks",
         "unregistered_ns",
@@ -136,10 +146,56 @@ class FrameworkRecord(Record):
         self.used: dict[str, Resources] = {}
         self.offered: dict[str, Resources] = {}
         self.completed_seq = -1  # order among completed frameworks once removed
+        # Its tasks' encodings joined per list and wire form (see assembly.Chunks), so a
+        # read joins one run per framework; dropped whenever one of its tasks changes.
+        self.task_runs: dict[str, bytes] = {}
+        # Its tasks' states counted by agent id (for /state-summary), likewise cached.
+        self.task_counts: dict[str, dict[int, int]] | None = None
 
     @property
     def id(self) -> str:
         return self.info.id.value
+
+    def tasks_changed(self) -> None:
+        """One of its tasks changed, or a task list did: drop what is cached over them."""
+        self.task_runs.clear()
+        self.task_counts = None
+
+    def counts_by_agent(self) -> dict[str, dict[int, int]]:
+        """Its tasks (every list) counted by agent id, then by state."""
+        if self.task_counts is None:
+            counts: dict[str, dict[int, int]] = {}
+            for tasks in self.task_lists().values():
+                for task in tasks:
+                    states = counts.setdefault(task.proto.agent_id.value, {})
+                    states[task.state] = states.get(task.state, 0) + 1
+            self.task_counts = counts
+        return self.task_counts
+
+    def task_lists(self) -> dict[str, Iterable[TaskRecord]]:
+        """Its tasks by list (`TASK_LISTS`), in the order responses list them."""
+        return {name: self.task_list(name) for name in TASK_LISTS}
+
+    def task_list(self, name: str) -> Iterable[TaskRecord]:
+        if name == "tasks":
+            return self.tasks.values()
+        if name == "unreachable_tasks":
+            return self.unreachable_tasks.values()
+        return self.completed_tasks
+
+    def task_run(self, kind: str, name: str, encode: TaskRun) -> bytes:
+        """The cached `kind` run of task list `name`, made by `encode` if missing."""
+        key = kind + name
+        run = self.task_runs.get(key)
+        if run is None:
+            run = self.task_runs[key] = encode(self.task_list(name))
+        return run
+
+    def unjoined_tasks(self, kind: str) -> Iterator[TaskRecord]:
+        """The tasks of the lists that have no `kind` run cached."""
+        for name, tasks in self.task_lists().items():
+            if kind + name not in self.task_runs:
+                yield from tasks
 
     def used_total(self) -> Resources:
         return total(self.used.values())

@@ -19,7 +19,7 @@ from pymesos import MesosOperatorMasterDriver
 from support.master_harness import MasterHandle, follower_master
 from support.read_cluster import Populated
 
-from meseta.api import mesos_json
+from meseta.api import mesos_json, read_cache
 from meseta.api.consistency import INDEX_HEADER
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -275,3 +275,59 @@ async def test_subscribe_starts_with_subscribed(cluster: tuple[MasterHandle, Pop
     assert first["type"] == "SUBSCRIBED"
     tasks = first["subscribed"]["get_state"]["get_tasks"]["tasks"]
     assert [t["task_id"]["value"] for t in tasks] == ["t1"]
+
+
+@pytest.mark.parametrize("media_type", [JSON, PROTOBUF])
+@pytest.mark.parametrize("kind", ["GET_STATE", "GET_TASKS", "GET_FRAMEWORKS", "GET_AGENTS"])
+async def test_concurrent_identical_calls_share_one_build_per_index(
+    cluster: tuple[MasterHandle, Populated], kind: str, media_type: str
+) -> None:
+    master, _ = cluster
+    cache = master.context.read_cache
+    cache.kept.clear()
+    before = cache.builds
+    call = master_pb2.Call(type=master_pb2.Call.Type.Value(kind))
+    body = mesos_json.to_json(call) if media_type == JSON else call.SerializeToString()
+    answers = await asyncio.gather(
+        *(post(master, body, content_type=media_type, accept=media_type) for _ in range(12))
+    )
+    bodies: dict[str, set[bytes]] = {}
+    for status, headers, data in answers:
+        assert (status, headers["Content-Type"]) == (200, media_type)
+        bodies.setdefault(headers[INDEX_HEADER], set()).add(data)
+    assert cache.builds - before == len(bodies) < 12
+    assert all(len(same) == 1 for same in bodies.values())
+
+
+@pytest.mark.parametrize("media_type", [JSON, PROTOBUF])
+async def test_get_state_built_in_slices_equals_the_whole_state(
+    cluster: tuple[MasterHandle, Populated], media_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, _ = cluster
+    view = master.context.cluster
+    monkeypatch.setattr(read_cache, "SLICE_S", 0.0)  # yield after every entity
+    monkeypatch.setattr(read_cache, "CHUNK", 100)  # and send the body in many chunks
+    call = master_pb2.Call(type=master_pb2.Call.GET_STATE)
+    body = mesos_json.to_json(call) if media_type == JSON else call.SerializeToString()
+
+    def drop_caches() -> None:
+        for record in view.records():
+            record.encodings.clear()
+        for framework in view.all_frameworks():
+            framework.task_runs.clear()
+
+    for _ in range(20):  # until no entry lands between the read and the check
+        drop_caches()
+        master.context.read_cache.kept.clear()
+        _, headers, data = await post(master, body, content_type=media_type, accept=media_type)
+        if int(headers[INDEX_HEADER]) != view.applied_index:
+            continue
+        drop_caches()
+        whole = master_pb2.Response(type=master_pb2.Response.GET_STATE)
+        whole.get_state.CopyFrom(view.get_state())
+        if media_type == JSON:
+            assert orjson.loads(data) == orjson.loads(mesos_json.to_json(whole))
+        else:
+            assert master_pb2.Response.FromString(data) == whole
+        return
+    pytest.fail("the view kept moving")

@@ -18,8 +18,9 @@ from multidict import CIMultiDictProxy
 from support.master_harness import MasterHandle
 from support.read_cluster import Populated
 
-from meseta.api import state_endpoints
+from meseta.api import read_cache, state_endpoints
 from meseta.api.consistency import INDEX_HEADER
+from meseta.projections.cluster import ClusterView
 from meseta.projections.records import Record
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -285,7 +286,7 @@ async def test_mesos_cli_finds_its_keys(cluster: tuple[MasterHandle, Populated])
     )
 
 
-async def test_cold_documents_are_encoded_a_chunk_per_loop_turn(
+async def test_cold_documents_are_encoded_a_slice_per_loop_turn(
     cluster: tuple[MasterHandle, Populated], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     master, _ = cluster
@@ -293,7 +294,9 @@ async def test_cold_documents_are_encoded_a_chunk_per_loop_turn(
     records = [*view.registered_agents(), *view.all_frameworks(), *view.all_tasks()]
     for record in records:
         record.encodings.clear()
-    monkeypatch.setattr(state_endpoints, "WARM_CHUNK", 1)
+    for framework in view.all_frameworks():
+        framework.task_runs.clear()
+    monkeypatch.setattr(read_cache, "SLICE_S", 0.0)  # a record per slice
     encoded: list[int] = []
     encode = state_endpoints.legacy_encode
 
@@ -320,3 +323,82 @@ async def test_cold_documents_are_encoded_a_chunk_per_loop_turn(
     assert {id(record) for record in records} <= set(encoded)
     state, _ = await get(master, "/state")
     assert state["frameworks"][0]["tasks"][0]["id"] == "t1"
+
+
+def drop_caches(view: ClusterView) -> None:
+    for record in view.records():
+        record.encodings.clear()
+    for framework in view.all_frameworks():
+        framework.task_runs.clear()
+
+
+@pytest.mark.parametrize(
+    "path", ["/state", "/state-summary", "/frameworks", "/slaves", "/tasks?limit=1"]
+)
+async def test_concurrent_identical_reads_share_one_build_per_index(
+    cluster: tuple[MasterHandle, Populated], path: str
+) -> None:
+    master, _ = cluster
+    cache = master.context.read_cache
+    cache.kept.clear()
+    before = cache.builds
+    answers = await asyncio.gather(*(fetch(master, path) for _ in range(12)))
+    bodies: dict[str, set[bytes]] = {}
+    for status, headers, body in answers:
+        assert status == 200
+        bodies.setdefault(headers[INDEX_HEADER], set()).add(body)
+    # One build per index served (the leader's ticks may move the index meanwhile), and
+    # every response at one index is the same body.
+    assert cache.builds - before == len(bodies) < 12
+    assert all(len(same) == 1 for same in bodies.values())
+
+
+async def test_a_body_built_in_slices_equals_one_built_at_once(
+    cluster: tuple[MasterHandle, Populated], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, _ = cluster
+    context = master.context
+    view = context.cluster
+    monkeypatch.setattr(read_cache, "SLICE_S", 0.0)  # yield after every entity
+    monkeypatch.setattr(read_cache, "CHUNK", 100)  # and send the body in many chunks
+    for _ in range(20):  # until no entry lands between the read and the check
+        drop_caches(view)
+        context.read_cache.kept.clear()
+        _, headers, body = await fetch(master, "/state")
+        if int(headers[INDEX_HEADER]) != view.applied_index:
+            continue
+        drop_caches(view)
+        assert body == state_endpoints.state_body(context)
+        return
+    pytest.fail("the view kept moving")
+
+
+async def test_min_index_is_honoured_by_shared_builds(
+    cluster: tuple[MasterHandle, Populated],
+) -> None:
+    master, _ = cluster
+    target = master.context.cluster.applied_index + 2  # two ticks ahead
+    answers = await asyncio.gather(
+        fetch(master, "/state"),
+        fetch(master, f"/state?min_index={target}"),
+        fetch(master, "/state"),
+    )
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert int(answers[1][1][INDEX_HEADER]) >= target
+    waited = orjson.loads(answers[1][2])
+    assert waited["frameworks"][0]["tasks"][0]["id"] == "t1"
+
+
+async def test_head_of_state_has_the_length_and_no_body(
+    cluster: tuple[MasterHandle, Populated], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, _ = cluster
+    monkeypatch.setattr(read_cache, "CHUNK", 100)
+    for _ in range(20):  # until both reads are at one index
+        _, got, body = await fetch(master, "/state")
+        status, headers, empty = await fetch(master, "/state", method="HEAD")
+        assert (status, empty) == (200, b"")
+        if headers[INDEX_HEADER] == got[INDEX_HEADER]:
+            assert int(headers["Content-Length"]) == len(body)
+            return
+    pytest.fail("the view kept moving")
