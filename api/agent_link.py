@@ -61,26 +61,7 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
     stream = Stream(stream_id, media_type, Event(type=Event.HEARTBEAT), HEARTBEAT_INTERVAL_S)
     stream.on_close.append(lambda closed: on_stream_closed(context, closed))
     context.pending[stream_id] = stream
-    body = call.subscribe
-    if body.agent_info.HasField("id"):
-        reregister = commands.ReregisterAgent(
-            agent_info=body.agent_info,
-            capabilities=body.capabilities,
-            version=body.version,
-            stream_id=stream_id,
-            tasks=body.tasks,
-            executors=body.executors,
-            frameworks=body.frameworks,
-        )
-        command = decide.command(reregister_agent=reregister)
-    else:
-        register = commands.RegisterAgent(
-            agent_info=body.agent_info,
-            capabilities=body.capabilities,
-            version=body.version,
-            stream_id=stream_id,
-        )
-        command = decide.command(register_agent=register)
+    command = subscribe_command(call.subscribe, stream_id)
     try:
         await propose_and_wait(context, command)
     except HttpError as error:
@@ -88,6 +69,26 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
         stream.send(agent_error(error.message))
         stream.close()
     return stream
+
+
+def subscribe_command(body: Call.Subscribe, stream_id: str) -> commands.Command:
+    """`register_agent`, or `reregister_agent` when the agent names its id. Filled in place:
+    building the body first and passing it to Command() would copy every reported task
+    once more (a re-registering agent reports all of them)."""
+    command = commands.Command()
+    registration: commands.RegisterAgent | commands.ReregisterAgent
+    if body.agent_info.HasField("id"):
+        registration = command.reregister_agent
+        registration.tasks.extend(body.tasks)
+        registration.executors.extend(body.executors)
+        registration.frameworks.extend(body.frameworks)
+    else:
+        registration = command.register_agent
+    registration.agent_info.CopyFrom(body.agent_info)
+    registration.capabilities.extend(body.capabilities)
+    registration.version = body.version
+    registration.stream_id = stream_id
+    return command
 
 
 def on_stream_closed(context: MasterContext, stream: Stream) -> None:

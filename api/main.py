@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -17,6 +18,14 @@ from meseta.master.v1 import commands_pb2
 from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS
 
 NS_PER_S = 1e9
+# The master keeps a large, long-lived heap (the fold state, the view) and allocates
+# briskly per request. With CPython's default (700, 10, 10) a busy leader spent about a
+# tenth of its CPU in the cyclic collector, mostly re-scanning that heap in full
+# collections (~100 ms each at 10k tasks). These collect young objects every 20,000
+# allocations instead of 700, and look at the whole heap after some 10^8 allocations
+# instead of 70,000 (and, as always, only once it grew by a quarter). Reference counting
+# still frees at once everything that is not in a cycle.
+GC_THRESHOLDS = (20_000, 50, 100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,5 +154,6 @@ def run(options: argparse.Namespace) -> int:
         leader_config(options)
     except (ValueError, OSError) as error:
         raise SystemExit(f"meseta master: {error}") from None
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(serve(options))
     return 0

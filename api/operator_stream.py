@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from meseta.api import consistency, encodings, mesos_json, recordio
 from meseta.api.context import MasterContext
-from meseta.api.streams import JSON, encode, wait_disconnect
+from meseta.api.streams import JSON, RAW_SEND, encode, wait_disconnect
 from meseta.projections.assembly import proto_field
 from meseta.projections.operator_stream import Published, StreamCut, Subscription
 from meseta.proto.mesos.v1.master import master_pb2
@@ -92,7 +92,7 @@ class OperatorStream:
         gone = asyncio.ensure_future(wait_disconnect(receive))
         gone.add_done_callback(lambda _: self.subscription.close("the client left"))
         try:
-            await self.pump(send)
+            await self.pump(scope.get(RAW_SEND, send))
         finally:
             gone.cancel()
             self.subscription.close()

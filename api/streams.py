@@ -11,9 +11,8 @@ ourselves, because uvicorn's `send` stays silent after a disconnect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from google.protobuf.message import Message
 from starlette.types import Receive, Scope, Send
@@ -23,6 +22,10 @@ from meseta.api import mesos_json, recordio
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 QUEUE_LIMIT = 65_536
+# The server's own `send`, put in the scope by the app (api/app.py): once a stream's
+# response has started, its body writes need none of the middleware wrappers (they only
+# act on the response start), and a busy stream makes thousands of them a second.
+RAW_SEND = "meseta.raw_send"
 
 
 def encode(message: Message, media_type: str) -> bytes:
@@ -42,41 +45,49 @@ class Stream:
         self.media_type = media_type
         self.heartbeat = encode(heartbeat, media_type)
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.records: deque[bytes] = deque()
         self.closed = False
         self.on_close: list[Callable[[Stream], None]] = []
         self.headers: dict[str, str] = {}
+        # Resolved when there is something to write (a record, the end, a heartbeat) or the
+        # client left: the pump sleeps on one future, with no task or timer per record.
+        self.wakeup: asyncio.Future[None] | None = None
+        self.heartbeat_due = False
+        self.written_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
     def send(self, message: Message) -> None:
         if self.closed:
             return
-        try:
-            self.queue.put_nowait(encode(message, self.media_type))
-        except asyncio.QueueFull:
-            self.close()  # too slow to keep up: it must subscribe again
+        if len(self.records) >= QUEUE_LIMIT:
+            self.records.clear()  # too slow to keep up: it must subscribe again
+            self.close()
+            return
+        self.records.append(encode(message, self.media_type))
+        self.wake()
 
     def send_heartbeat(self) -> None:
-        if not self.closed:
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(self.heartbeat)
+        if not self.closed and len(self.records) < QUEUE_LIMIT:
+            self.records.append(self.heartbeat)
+            self.wake()
 
     def close(self) -> None:
         """End the stream after what is already queued."""
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(None)
-        if self.queue.full():  # no room for the end marker: drop the backlog
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        if not self.closed:
+            self.closed = True
+            self.wake()
+
+    def wake(self) -> None:
+        wakeup, self.wakeup = self.wakeup, None
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", self.media_type.encode())]
         headers += [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         gone = asyncio.ensure_future(wait_disconnect(receive))
+        gone.add_done_callback(lambda _: self.wake())
         try:
             await self.pump(send, gone)
         finally:
@@ -86,39 +97,48 @@ class Stream:
                 callback(self)
 
     async def pump(self, send: Send, gone: asyncio.Future[None]) -> None:
-        while True:
-            getter = asyncio.ensure_future(self.queue.get())
-            waiting: set[asyncio.Future[Any]] = {getter, gone}
-            done, _ = await asyncio.wait(
-                waiting, timeout=self.heartbeat_interval_s, return_when="FIRST_COMPLETED"
-            )
-            if gone in done:
-                getter.cancel()
-                return
-            if getter not in done:
-                getter.cancel()
-                record: bytes | None = self.heartbeat
-            else:
-                record = getter.result()
-            if record is None:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            body, ended = self.drain(record)
-            await send({"type": "http.response.body", "body": body, "more_body": not ended})
-            if ended:
-                return
+        loop = asyncio.get_running_loop()
+        self.written_at = loop.time()
+        self.timer = loop.call_at(self.written_at + self.heartbeat_interval_s, self.check_heartbeat)
+        try:
+            while not gone.done():
+                if not self.records and not self.closed and not self.heartbeat_due:
+                    self.wakeup = loop.create_future()
+                    await self.wakeup
+                    continue
+                body, ended = self.drain()
+                await send({"type": "http.response.body", "body": body, "more_body": not ended})
+                self.written_at = loop.time()
+                if ended:
+                    return
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
 
-    def drain(self, first: bytes, limit: int = 1 << 20) -> tuple[bytes, bool]:
-        """Coalesce what is already queued into one write; (body, stream ended)."""
-        parts = [first]
-        size = len(first)
-        while size < limit and not self.queue.empty():
-            record = self.queue.get_nowait()
-            if record is None:
-                return b"".join(parts), True
+    def check_heartbeat(self) -> None:
+        """A heartbeat is due when nothing was written for an interval; one timer, re-armed
+        for the next possible moment, serves the whole stream."""
+        loop = asyncio.get_running_loop()
+        due_at = self.written_at + self.heartbeat_interval_s
+        if loop.time() >= due_at:
+            self.heartbeat_due = True
+            self.wake()
+            due_at = loop.time() + self.heartbeat_interval_s
+        self.timer = loop.call_at(due_at, self.check_heartbeat)
+
+    def drain(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
+        """Coalesce what is queued into one write; (body, stream ended)."""
+        parts: list[bytes] = []
+        size = 0
+        records = self.records
+        while records and size < limit:
+            record = records.popleft()
             parts.append(record)
             size += len(record)
-        return b"".join(parts), False
+        if not parts and self.heartbeat_due:
+            parts.append(self.heartbeat)
+        self.heartbeat_due = False
+        return b"".join(parts), self.closed and not records
 
 
 async def wait_disconnect(receive: Receive) -> None:

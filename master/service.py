@@ -10,6 +10,8 @@ API calls waiting for their entry to be applied.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -28,6 +30,8 @@ Listener = Callable[[int, list[DomainEvent]], None]
 EXIT_FOLD_FAILED = 70
 # Outcomes kept for API calls that wait for their own entry.
 OUTCOMES_KEPT = 4096
+# Waiters kept before those that gave up are swept out.
+WAITERS_COMPACTED_AT = 1024
 
 
 def stop_process(error: BaseException) -> None:
@@ -46,7 +50,11 @@ class MasterService:
         self.listeners: list[Listener] = []
         self.outcomes: OrderedDict[int, list[DomainEvent]] = OrderedDict()
         self.on_fatal = on_fatal
-        self.applied = asyncio.Condition()
+        # Callers waiting for an index, smallest first: applying an entry wakes only the
+        # callers it satisfies (a Condition would wake every waiter on every entry).
+        self.waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
+        self.waiter_seq = itertools.count()
+        self.waiters_compacted_at = WAITERS_COMPACTED_AT
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -73,19 +81,42 @@ class MasterService:
                 self.outcomes.popitem(last=False)
             for listener in self.listeners:
                 listener(record.index, events)
-            async with self.applied:
-                self.applied.notify_all()
+            self.wake(record.index)
+
+    def compact_waiters(self) -> None:
+        """Drop waiters that timed out or were cancelled: one far ahead of the log (a
+        read's `min_index`) would otherwise stay until the log gets there."""
+        self.waiters = [waiter for waiter in self.waiters if not waiter[2].done()]
+        heapq.heapify(self.waiters)
+        self.waiters_compacted_at = max(WAITERS_COMPACTED_AT, 2 * len(self.waiters))
+
+    def wake(self, applied: int) -> None:
+        waiters = self.waiters
+        while waiters and waiters[0][0] <= applied:
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(True)
 
     async def wait_applied(self, index: int, timeout_s: float = 10.0) -> bool:
-        async def reached() -> None:
-            async with self.applied:
-                await self.applied.wait_for(lambda: self.state.applied_index >= index)
-
+        """Whether the fold applied `index` within `timeout_s`."""
+        if self.state.applied_index >= index:
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if len(self.waiters) >= self.waiters_compacted_at:
+            self.compact_waiters()
+        heapq.heappush(self.waiters, (index, next(self.waiter_seq), future))
+        timer = loop.call_later(timeout_s, expire, future)
         try:
-            await asyncio.wait_for(reached(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+            return await future
+        finally:
+            timer.cancel()
 
     def outcome(self, index: int) -> list[DomainEvent]:
         return self.outcomes.get(index, [])
+
+
+def expire(future: asyncio.Future[bool]) -> None:
+    """A waiter's time is up; it stays in the heap until its index is applied or passed."""
+    if not future.done():
+        future.set_result(False)

@@ -86,8 +86,9 @@ class Subscription:
     ) -> list[Published]:
         """Unread events, waiting up to `timeout_s` for some; [] when none came.
 
-        Having waited, it lingers `linger_s` before reading, so that entries applied one
-        by one reach the subscriber in one batch (one write) rather than one each.
+        A waiting subscriber is woken `linger_s` after the next publish, so that entries
+        applied one by one reach it in one batch (one write) rather than one each. Every
+        subscriber waiting then shares that one timer and wakes once.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -98,11 +99,9 @@ class Subscription:
                 return batch
             # The future is taken in the same step as the empty `take`: no publish slips
             # in between unnoticed.
-            done, _ = await asyncio.wait((self.broker.next_publish(),), timeout=remaining)
+            done, _ = await asyncio.wait((self.broker.next_publish(linger_s),), timeout=remaining)
             if not done:
                 return []
-            if linger_s > 0 and self.cut is None:
-                await asyncio.sleep(linger_s)
 
     def close(self, reason: str = "closed", *, resync: bool = False) -> None:
         if self.cut is None:
@@ -134,8 +133,10 @@ class OperatorEventBroker:
         self.floor: Position = (start_index, ALL)
         self.subscriptions: OrderedDict[int, Subscription] = OrderedDict()
         self.keys = 0
-        # Resolved by the next publish: every waiting subscriber awaits this one future.
-        self.waiter: asyncio.Future[None] | None = None
+        # By linger: resolved that long after the next publish (at once for 0) or when a
+        # subscription closes; every subscriber waiting with that linger awaits this future.
+        self.waiters: dict[float, asyncio.Future[None]] = {}
+        self.linger_timers: dict[float, asyncio.TimerHandle] = {}
         # (first index, first position, count, wire format) -> the run encoded as one body.
         self.batches: dict[tuple[int, int, int, str], bytes] = {}
 
@@ -162,7 +163,7 @@ class OperatorEventBroker:
             self.next_seq += 1
         self.applied_index = index
         if count:
-            self.wake()
+            self.published()
 
     def encoded(
         self, batch: list[Published], kind: str, encode: Callable[[Published], bytes]
@@ -179,16 +180,36 @@ class OperatorEventBroker:
                 del self.batches[next(iter(self.batches))]
         return data
 
-    def next_publish(self) -> asyncio.Future[None]:
-        """A future resolved when events are next published (or a subscription closes)."""
-        if self.waiter is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-        return self.waiter
+    def next_publish(self, linger_s: float = 0.0) -> asyncio.Future[None]:
+        """A future resolved `linger_s` after events are next published (at once for 0),
+        or as soon as a subscription closes."""
+        waiter = self.waiters.get(linger_s)
+        if waiter is None:
+            waiter = self.waiters[linger_s] = asyncio.get_running_loop().create_future()
+        return waiter
 
-    def wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
+    def published(self) -> None:
+        """Wake who waits without lingering; start the linger clock of the others (one timer
+        per linger, however many subscribers wait)."""
+        for linger_s, waiter in list(self.waiters.items()):
+            if linger_s <= 0:
+                self.resolve(linger_s)
+            elif linger_s not in self.linger_timers:
+                timer = waiter.get_loop().call_later(linger_s, self.resolve, linger_s)
+                self.linger_timers[linger_s] = timer
+
+    def resolve(self, linger_s: float) -> None:
+        timer = self.linger_timers.pop(linger_s, None)
+        if timer is not None:
+            timer.cancel()
+        waiter = self.waiters.pop(linger_s, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def wake(self) -> None:
+        """Wake every waiting subscriber now (a subscription closed: it must see the cut)."""
+        for linger_s in list(self.waiters):
+            self.resolve(linger_s)
 
     def skip_to(self, index: int) -> None:
         """Entries up to `index` were folded before a restart (the view was restored from

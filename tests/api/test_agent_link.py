@@ -9,7 +9,11 @@ from support.fake_agent import FakeAgent, reported_task, scalar
 from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle
 
+from meseta.api import agent_link
 from meseta.master.state import AgentStatus, FrameworkStatus
+from meseta.master.v1 import commands_pb2
+from meseta.proto.agent_link.v1 import agent_link_pb2
+from meseta.proto.mesos.v1 import mesos_pb2
 
 
 async def launched(
@@ -216,3 +220,32 @@ async def test_kill_while_disconnected_is_resent_on_reregistration(
     assert again["type"] == "SUBSCRIBED"
     kill = (await agent.expect("KILL_TASK"))["kill_task"]
     assert kill == {"framework_id": {"value": fid}, "task_id": {"value": "doomed"}}
+
+
+def test_subscribe_commands_carry_everything_the_agent_reported() -> None:
+    subscribe = agent_link_pb2.Call.Subscribe(version="1.11.0")
+    subscribe.agent_info.hostname = "h"
+    subscribe.agent_info.id.value = "S1"
+    subscribe.capabilities.add(type=mesos_pb2.AgentInfo.Capability.MULTI_ROLE)
+    subscribe.tasks.add(name="t", state=mesos_pb2.TASK_RUNNING).task_id.value = "t1"
+    subscribe.executors.add().executor_id.value = "e1"
+    subscribe.frameworks.add(user="u", name="f").id.value = "f1"
+    expected = commands_pb2.ReregisterAgent(
+        agent_info=subscribe.agent_info,
+        capabilities=subscribe.capabilities,
+        version="1.11.0",
+        stream_id="s",
+        tasks=subscribe.tasks,
+        executors=subscribe.executors,
+        frameworks=subscribe.frameworks,
+    )
+    assert agent_link.subscribe_command(subscribe, "s").reregister_agent == expected
+    subscribe.agent_info.ClearField("id")
+    register = agent_link.subscribe_command(subscribe, "s")
+    assert register.WhichOneof("body") == "register_agent"
+    assert register.register_agent == commands_pb2.RegisterAgent(
+        agent_info=subscribe.agent_info,
+        capabilities=subscribe.capabilities,
+        version="1.11.0",
+        stream_id="s",
+    )

@@ -163,6 +163,34 @@ async def test_a_woken_subscriber_lingers_to_batch_what_follows() -> None:
     assert names(await asyncio.wait_for(waiting, 1.0)) == ["a", "b"]
 
 
+async def test_subscribers_waiting_together_share_one_linger_timer_and_wake_once() -> None:
+    broker = OperatorEventBroker(linger_s=0.05)
+    subscriptions = [broker.subscribe() for _ in range(50)]
+    waiting = [
+        asyncio.ensure_future(subscription.next_batch(10, 5.0, broker.linger_s))
+        for subscription in subscriptions
+    ]
+    await asyncio.sleep(0)
+    broker.publish(1, [removed("a")])
+    broker.publish(2, [removed("b")])
+    assert len(broker.linger_timers) == 1  # one timer for all fifty
+    batches = await asyncio.wait_for(asyncio.gather(*waiting), 1.0)
+    assert [names(batch) for batch in batches] == [["a", "b"]] * 50
+    assert broker.linger_timers == {} and broker.waiters == {}
+
+
+async def test_closing_wakes_a_subscriber_in_the_middle_of_its_linger() -> None:
+    broker = OperatorEventBroker(linger_s=5.0)
+    subscription = broker.subscribe()
+    waiting = asyncio.ensure_future(subscription.next_batch(10, 10.0, broker.linger_s))
+    await asyncio.sleep(0)
+    broker.publish(1, [removed("a")])  # the 5 s linger starts
+    subscription.close()
+    with pytest.raises(StreamCut):
+        await asyncio.wait_for(waiting, 1.0)
+    assert broker.linger_timers == {}
+
+
 async def test_closing_wakes_a_waiting_subscriber() -> None:
     broker = OperatorEventBroker()
     subscription = broker.subscribe()
