@@ -7,7 +7,7 @@ the framework's and the role's totals always agree (`invariants.check`).
 
 from __future__ import annotations
 
-from meseta.master.resources import EMPTY, Resources
+from meseta.master.resources import Resources
 from meseta.master.state import Agent, Framework, State
 
 
@@ -27,37 +27,45 @@ def scalars(resources: Resources) -> Resources:
 
 
 def hold(state: State, agent: Agent, framework: Framework, role: str, resources: Resources) -> None:
-    if not resources:
+    if not resources.items:  # not `resources`: __bool__ is a Python call, this runs per hold
         return
     agent.allocated = agent.allocated + resources
     resources = scalars(resources)
-    totals = framework.allocated
-    put_total(totals, role, totals.get(role, EMPTY) + resources)
-    totals = state.role_allocated
-    put_total(totals, role, totals.get(role, EMPTY) + resources)
+    if resources.items:
+        add_total(framework.allocated, role, resources)
+        add_total(state.role_allocated, role, resources)
 
 
 def release(
     state: State, agent: Agent, framework: Framework | None, role: str, resources: Resources
 ) -> None:
-    if not resources:
+    if not resources.items:
         return
     agent.allocated = agent.allocated - resources
     resources = scalars(resources)
-    if framework is not None:
-        totals = framework.allocated
-        put_total(totals, role, totals.get(role, EMPTY) - resources)
-    totals = state.role_allocated
-    put_total(totals, role, totals.get(role, EMPTY) - resources)
+    if resources.items:
+        if framework is not None:
+            subtract_total(framework.allocated, role, resources)
+        subtract_total(state.role_allocated, role, resources)
     mark_dirty(state, agent.id)
 
 
-def put_total(totals: dict[str, Resources], role: str, total: Resources) -> None:
-    """Store a role's new total; an emptied total leaves the books."""
-    if total:
+def add_total(totals: dict[str, Resources], role: str, resources: Resources) -> None:
+    """Add non-empty scalars to a role's total (a sum of non-empty scalars is never empty)."""
+    total = totals.get(role)
+    totals[role] = resources if total is None else total + resources
+
+
+def subtract_total(totals: dict[str, Resources], role: str, resources: Resources) -> None:
+    """Take scalars from a role's total; an emptied total leaves the books."""
+    total = totals.get(role)
+    if total is None:
+        return
+    total = total - resources
+    if total.items:
         totals[role] = total
     else:
-        totals.pop(role, None)
+        del totals[role]
 
 
 def mark_dirty(state: State, agent_id: str) -> None:

@@ -100,6 +100,16 @@ def add_quantity(left: Quantity, right: Quantity) -> Quantity:
     return merge_ranges(cast(Ranges, (*left, *right)))
 
 
+def subtract_quantity(have: Quantity, quantity: Quantity) -> Quantity:
+    if isinstance(have, int):
+        assert isinstance(quantity, int)
+        return max(have - quantity, 0)
+    if have and isinstance(have[0], str):
+        drop = set(quantity)  # type: ignore[arg-type]
+        return tuple(item for item in have if item not in drop)
+    return subtract_ranges(have, quantity)  # type: ignore[arg-type]
+
+
 def is_zero(quantity: Quantity) -> bool:
     return quantity == 0 or quantity == ()
 
@@ -149,8 +159,12 @@ class Resources:
                 items[key] = have + quantity
             else:
                 items[key] = add_quantity(have, quantity)
-        # Sums of non-zero quantities are non-zero; only new keys can break the order.
-        return Resources(items) if new_key else _canonical(items)
+        if new_key:
+            return Resources(items)
+        # Sums of non-zero quantities are non-zero; only new keys break the order.
+        resources = _new_resources(Resources)  # _canonical inline: this runs per hold
+        resources.items = items
+        return resources
 
     def __sub__(self, other: Resources) -> Resources:
         """Remove `other`; whatever `other` has that self lacks is ignored."""
@@ -163,26 +177,22 @@ class Resources:
             quantity = cuts.get(key)
             if quantity is None:
                 items[key] = have
-                continue
-            left: Quantity
-            if isinstance(have, int):
-                assert isinstance(quantity, int)
-                left = have - quantity
-                if left > 0:
-                    items[key] = left
-                continue
-            if isinstance(have[0], str):
-                drop = set(quantity)  # type: ignore[arg-type]
-                left = tuple(item for item in have if item not in drop)
+            elif type(have) is int and type(quantity) is int:
+                # Scalars inline: the ledger takes cpus and mem back for every offer and task.
+                if have > quantity:
+                    items[key] = have - quantity
             else:
-                left = subtract_ranges(have, quantity)  # type: ignore[arg-type]
-            if left:
-                items[key] = left
-        return _canonical(items)
+                left = subtract_quantity(have, quantity)
+                if left:
+                    items[key] = left
+        resources = _new_resources(Resources)  # _canonical inline: this runs per release
+        resources.items = items
+        return resources
 
     def contains(self, other: Resources) -> bool:
+        items = self.items
         for key, quantity in other.items.items():
-            have = self.items.get(key)
+            have = items.get(key)
             if have is None:
                 return False
             if isinstance(quantity, int):
@@ -208,8 +218,14 @@ class Resources:
 
     def allocatable_to(self, role: str) -> Resources:
         """Unreserved resources plus those reserved for `role` or one of its ancestors."""
+        items = self.items
+        for _, reserved in items:
+            if reserved != UNRESERVED:
+                break
+        else:
+            return self  # all unreserved (the common case): nothing to filter
         return _canonical(
-            {k: q for k, q in self.items.items() if k[1] == UNRESERVED or is_subrole(role, k[1])}
+            {k: q for k, q in items.items() if k[1] == UNRESERVED or is_subrole(role, k[1])}
         )
 
     def unreserved(self) -> Resources:

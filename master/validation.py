@@ -109,8 +109,12 @@ def executor_error(executor: mesos_pb2.ExecutorInfo, framework_id: str) -> str |
 def resource_role_error(resources: Iterable[mesos_pb2.Resource], role: str) -> str | None:
     for resource in resources:
         if resource.HasField("allocation_info") and resource.allocation_info.role != role:
-            return (
-                f"Resource '{resource.name}' is allocated to role"
-                f" '{resource.allocation_info.role}' but the offer is for role '{role}'"
-            )
+            return allocation_role_error(resource.name, resource.allocation_info.role, role)
     return None
+
+
+def allocation_role_error(name: str, allocation_role: str, role: str) -> str:
+    return (
+        f"Resource '{name}' is allocated to role '{allocation_role}'"
+        f" but the offer is for role '{role}'"
+    )

@@ -21,7 +21,12 @@ from meseta.master.events import (
 from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos
 from meseta.master.state import Agent, Executor, Framework, State, Task
 from meseta.master.statuses import master_status, visible_state
-from meseta.master.validation import executor_error, resource_role_error, task_error
+from meseta.master.validation import (
+    allocation_role_error,
+    executor_error,
+    resource_role_error,
+    task_error,
+)
 from meseta.proto.mesos.v1 import mesos_pb2
 
 Out = list[DomainEvent]
@@ -101,28 +106,34 @@ def apply_operation(
     out: Out,
 ) -> Resources:
     """Apply one operation; return what is left of the pool."""
-    if operation.type == Operation.LAUNCH:
-        for task in operation.launch.task_infos:
-            pool = launch(state, framework, agent, role, None, [task], operation, pool, out)
+    kind = operation.type
+    if kind == Operation.LAUNCH or kind == Operation.LAUNCH_GROUP:
+        refusal = OPERATION_ID_REFUSED if operation.HasField("id") else None
+        held = EMPTY
+        if kind == Operation.LAUNCH:
+            for task in operation.launch.task_infos:
+                needs = launch(
+                    state, framework, agent, role, None, [task], False, refusal, pool, out
+                )
+                if needs is not None:
+                    pool, held = pool - needs, held + needs
+        else:
+            group = operation.launch_group
+            executor = group.executor if group.HasField("executor") else None
+            tasks = list(group.task_group.tasks)
+            needs = launch(state, framework, agent, role, executor, tasks, True, refusal, pool, out)
+            if needs is not None:
+                pool, held = pool - needs, needs
+        # The books take the whole operation at once: sums do not depend on the order.
+        ledger.hold(state, agent, framework, role, held)
         return pool
-    if operation.type == Operation.LAUNCH_GROUP:
-        group = operation.launch_group
-        executor = group.executor if group.HasField("executor") else None
-        return launch(
-            state,
-            framework,
-            agent,
-            role,
-            executor,
-            list(group.task_group.tasks),
-            operation,
-            pool,
-            out,
-        )
-    if operation.type != Operation.UNKNOWN:
-        name = Operation.Type.Name(operation.type)
+    if kind != Operation.UNKNOWN:
+        name = Operation.Type.Name(kind)
         operation_error(framework, operation, f"Operation {name} is not supported yet", out)
     return pool
+
+
+OPERATION_ID_REFUSED = "An offer operation id is not allowed on LAUNCH/LAUNCH_GROUP"
 
 
 def launch(
@@ -132,26 +143,30 @@ def launch(
     role: str,
     group_executor: mesos_pb2.ExecutorInfo | None,
     tasks: list[mesos_pb2.TaskInfo],
-    operation: Operation,
+    group: bool,
+    refusal: str | None,
     pool: Resources,
     out: Out,
-) -> Resources:
-    """Launch one task (LAUNCH) or a whole group (LAUNCH_GROUP) atomically."""
-    group = operation.type == Operation.LAUNCH_GROUP
-    reason = GROUP_INVALID if group else TASK_INVALID
-    error, needs, executor, task_resources = check_launch(
-        state, framework, agent, role, group_executor, tasks, operation
+) -> Resources | None:
+    """Launch one task (LAUNCH) or a whole group (LAUNCH_GROUP) atomically.
+
+    Returns what the launch takes from the pool, for the caller to hold in the
+    ledger, or None when its tasks were refused.
+    """
+    error, needs, executor, shapes = check_launch(
+        state, framework, agent, role, group_executor, tasks, group, refusal
     )
     if error is None and not pool.contains(needs):
         error = f"Task uses more resources {needs} than available {pool}"
     if error is not None:
+        reason = GROUP_INVALID if group else TASK_INVALID
         for task in tasks:
             refuse_task(state, framework, task, mesos_pb2.TASK_ERROR, reason, error, out)
-        return pool
-    executor_info = add_executor(state, framework, agent, role, executor)
+        return None
+    executor_info = new_executor(framework, agent, role, executor)
     stored = [
-        add_task(state, framework, agent, role, task, resources, executor_info, out)
-        for task, resources in zip(tasks, task_resources, strict=True)
+        add_task(state, framework, agent, role, task, shape, executor_info, out)
+        for task, shape in zip(tasks, shapes, strict=True)
     ]
     out.append(
         LaunchRequested(
@@ -163,7 +178,7 @@ def launch(
             group,
         )
     )
-    return pool - needs
+    return needs
 
 
 def check_launch(
@@ -173,13 +188,14 @@ def check_launch(
     role: str,
     group_executor: mesos_pb2.ExecutorInfo | None,
     tasks: list[mesos_pb2.TaskInfo],
-    operation: Operation,
-) -> tuple[str | None, Resources, mesos_pb2.ExecutorInfo | None, list[Resources]]:
-    """(error, resources needed, executor to start, each task's resources) for a launch."""
+    group: bool,
+    refusal: str | None,
+) -> tuple[str | None, Resources, mesos_pb2.ExecutorInfo | None, list[Shape]]:
+    """(error, resources needed, executor to start, each task's resource shape) for a launch."""
     none = EMPTY
-    if operation.HasField("id"):
-        return "An offer operation id is not allowed on LAUNCH/LAUNCH_GROUP", none, None, []
-    if operation.type == Operation.LAUNCH_GROUP:
+    if refusal is not None:
+        return refusal, none, None, []
+    if group:
         if group_executor is None:
             return "'LaunchGroup.executor' must be set", none, None, []
         if not tasks:
@@ -187,29 +203,33 @@ def check_launch(
     taken = TakenIds(framework)
     needs = EMPTY
     executor = group_executor
-    task_resources = []
+    shapes = []
     for task in tasks:
         error = task_error(task, agent_id=agent.id, framework_id=framework.id, taken=taken)
         has_executor = task.HasField("executor")
         if error is None and group_executor is not None and has_executor:
             error = "Task in a group must not have its own executor"
-        task_protos = task.resources
-        error = error or resource_role_error(task_protos, role)
+        if error is not None:
+            return error, none, None, []
+        try:
+            shape = shape_of(task.resources)
+        except ResourceError as exc:
+            # Checked here, after the role check, as Mesos orders them.
+            error = resource_role_error(task.resources, role)
+            return error or str(exc), none, None, []
+        error = shape.role_error(role)
         if error is not None:
             return error, none, None, []
         taken.add(task.task_id.value)
         if has_executor:
             executor = task.executor
-        try:
-            resources = parsed(task_protos)
-        except ResourceError as exc:
-            return str(exc), none, None, []
+        resources = shape.resources
         if claimed_twice(needs, resources):
             return SHARED_RESOURCES, none, None, []
-        task_resources.append(resources)
+        shapes.append(shape)
         needs = needs + resources
     if executor is None:
-        return None, needs, None, task_resources
+        return None, needs, None, shapes
     error = executor_error(executor, framework.id)
     if error is not None:
         return error, none, None, []
@@ -225,34 +245,78 @@ def check_launch(
                 None,
                 [],
             )
-        return None, needs, None, task_resources
+        return None, needs, None, shapes
     try:
         executor_resources = from_protos(executor.resources)
     except ResourceError as exc:
         return str(exc), none, None, []
     if claimed_twice(needs, executor_resources):
         return SHARED_RESOURCES, none, None, []
-    return None, needs + executor_resources, executor, task_resources
+    return None, needs + executor_resources, executor, shapes
 
 
-# Parsed task resources by their encoding. Schedulers launch the same few task
-# shapes over and over and `from_protos` is the costliest step of a launch
-# (about 20 us for cpus and mem). A pure memo: `Resources` are immutable and
-# the key is the exact encoding, so every replica computes the same values.
-PARSED_LIMIT = 4096
-parsed_resources: dict[tuple[bytes, ...], Resources] = {}
+class Shape:
+    """What the fold needs of one list of resource protos, worked out once per encoding.
+
+    Schedulers launch the same few task shapes over and over, and reading
+    protobufs is the costliest part of a launch (`from_protos` alone takes
+    about 20 us for cpus and mem). A pure memo: the key is the exact encoding,
+    so every replica computes the same values.
+    """
+
+    __slots__ = ("allocated", "encoded", "resources", "with_role")
+
+    def __init__(self, protos: list[mesos_pb2.Resource], resources: Resources) -> None:
+        # `protos` are the shape's own copies: the scheduler's belong to a log entry.
+        self.resources = resources
+        # (name, allocation role) of the protos that name one, in order.
+        self.allocated = tuple(
+            (r.name, r.allocation_info.role) for r in protos if r.HasField("allocation_info")
+        )
+        self.encoded = protos
+        # Allocation role -> the protos with it injected, encoded as TaskInfo.resources.
+        self.with_role: dict[str, bytes] = {}
+
+    def role_error(self, role: str) -> str | None:
+        for name, allocation_role in self.allocated:
+            if allocation_role != role:
+                return allocation_role_error(name, allocation_role, role)
+        return None
+
+    def complete(self) -> bool:
+        """Whether every proto already names its allocation role."""
+        return len(self.allocated) == len(self.encoded)
+
+    def allocated_to(self, role: str) -> bytes:
+        """The protos with `role` injected where none is named, as TaskInfo.resources bytes."""
+        encoded = self.with_role.get(role)
+        if encoded is None:
+            holder = mesos_pb2.TaskInfo()
+            holder.resources.extend(with_allocation(self.encoded, role))
+            encoded = self.with_role[role] = holder.SerializePartialToString()
+        return encoded
+
+
+SHAPE_LIMIT = 4096
+shapes_by_encoding: dict[tuple[bytes, ...], Shape] = {}
+
+
+def shape_of(resources: Iterable[mesos_pb2.Resource]) -> Shape:
+    """The memoized shape of `resources`; ResourceError (never remembered) when invalid."""
+    key = tuple([resource.SerializeToString() for resource in resources])
+    found = shapes_by_encoding.get(key)
+    if found is None:
+        copies = [mesos_pb2.Resource.FromString(encoded) for encoded in key]
+        found = Shape(copies, from_protos(copies))
+        if len(shapes_by_encoding) >= SHAPE_LIMIT:
+            shapes_by_encoding.clear()
+        shapes_by_encoding[key] = found
+    return found
 
 
 def parsed(resources: Iterable[mesos_pb2.Resource]) -> Resources:
     """`from_protos(resources)`, remembered (ResourceError is never remembered)."""
-    key = tuple([resource.SerializeToString() for resource in resources])
-    found = parsed_resources.get(key)
-    if found is None:
-        found = from_protos(resources)
-        if len(parsed_resources) >= PARSED_LIMIT:
-            parsed_resources.clear()
-        parsed_resources[key] = found
-    return found
+    return shape_of(resources).resources
 
 
 SHARED_RESOURCES = "Tasks and executors of one launch must not use the same ranges or set items"
@@ -320,6 +384,19 @@ def add_executor(
     role: str,
     info: mesos_pb2.ExecutorInfo | None,
 ) -> Executor | None:
+    """Book an executor and hold its resources (a launch holds them with its tasks)."""
+    if info is None or (framework.id, info.executor_id.value) in agent.executors:
+        return new_executor(framework, agent, role, info)
+    executor = new_executor(framework, agent, role, info)
+    assert executor is not None
+    ledger.hold(state, agent, framework, role, executor.resources)
+    return executor
+
+
+def new_executor(
+    framework: Framework, agent: Agent, role: str, info: mesos_pb2.ExecutorInfo | None
+) -> Executor | None:
+    """The agent's executor for `info`, booked without touching the ledger."""
     if info is None:
         return None
     key = (framework.id, info.executor_id.value)
@@ -332,10 +409,8 @@ def add_executor(
     stored.resources.extend(with_allocation(info.resources, role))
     if not stored.HasField("type"):
         stored.type = mesos_pb2.ExecutorInfo.CUSTOM
-    resources = from_protos(info.resources)
-    executor = Executor(framework.id, stored, resources, role)
+    executor = Executor(framework.id, stored, from_protos(info.resources), role)
     agent.executors[key] = executor
-    ledger.hold(state, agent, framework, role, resources)
     return executor
 
 
@@ -345,33 +420,35 @@ def add_task(
     agent: Agent,
     role: str,
     info: mesos_pb2.TaskInfo,
-    resources: Resources,
+    shape: Shape,
     executor: Executor | None,
     out: Out,
 ) -> mesos_pb2.TaskInfo:
+    """Book a task (its resources are held by the caller, with the rest of the launch)."""
     stored = mesos_pb2.TaskInfo()
     stored.CopyFrom(info)
-    for resource in stored.resources:
-        if not resource.HasField("allocation_info"):
-            resource.allocation_info.role = role
+    if not shape.complete():
+        # Replacing the list from the shape's encoding beats editing each resource.
+        del stored.resources[:]
+        stored.MergeFromString(shape.allocated_to(role))
     if executor is not None and stored.HasField("executor"):
         stored.executor.CopyFrom(executor.info)
     executor_id = executor.info.executor_id.value if executor is not None else ""
+    task_id = info.task_id.value
     task = Task(
-        info.task_id.value,
+        task_id,
         framework.id,
         agent.id,
         executor_id,
         stored,
         role,
-        resources,
+        shape.resources,
         mesos_pb2.TASK_STAGING,
         state.now_ns,
     )
-    framework.tasks[task.task_id] = task
-    agent.tasks[(framework.id, task.task_id)] = task
+    framework.tasks[task_id] = task
+    agent.tasks[(framework.id, task_id)] = task
     if executor is not None:
-        executor.task_ids[task.task_id] = None
-    ledger.hold(state, agent, framework, role, resources)
+        executor.task_ids[task_id] = None
     out.append(TaskAdded(task))
     return stored

@@ -28,10 +28,12 @@ Out = list[DomainEvent]
 
 # A task entering one of these gives its resources back.
 RELEASING_STATES = TERMINAL_STATES | {mesos_pb2.TASK_UNREACHABLE}
+STAGING = mesos_pb2.TASK_STAGING
 
 
 def record_status(task: Task, status: mesos_pb2.TaskStatus) -> None:
     """Append to the history, collapsing consecutive identical states; `data` is not kept."""
+    # A copy: a status parsed from an entry would pin the whole entry's arena.
     kept = mesos_pb2.TaskStatus()
     kept.CopyFrom(status)
     if kept.HasField("data"):
@@ -92,17 +94,19 @@ def master_transition(
 
 
 def update_task_status(state: State, command: commands_pb2.UpdateTaskStatus, out: Out) -> None:
-    # The hottest applier (with acknowledgements): protobuf reads are cached in locals.
+    # The hottest applier (with acknowledgements): each protobuf read is done once.
     status = command.status
     task_id = status.task_id.value
     agent_id = command.agent_id
-    framework = state.frameworks.get(command.framework_id)
+    framework_id = command.framework_id
+    framework = state.frameworks.get(framework_id)
     task = None
     if framework is not None:
         task = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
+    update_state = status.state
     if task is None or task.agent_id != agent_id:
         # Unknown here (e.g. already completed): still forward so the agent gets its ack.
-        out.append(TaskStatusUpdated(command.framework_id, task_id, agent_id, status.state, status))
+        out.append(TaskStatusUpdated(framework_id, task_id, agent_id, update_state, status))
         return
     if status.agent_id.value == agent_id and (
         not task.executor_id or status.HasField("executor_id")
@@ -114,16 +118,17 @@ def update_task_status(state: State, command: commands_pb2.UpdateTaskStatus, out
         forwarded.agent_id.value = agent_id
         if task.executor_id and not forwarded.HasField("executor_id"):
             forwarded.executor_id.value = task.executor_id
-    update_state = status.state
-    set_state(
-        state, task, command.latest_state if command.HasField("latest_state") else update_state
-    )
+    # An unset optional enum reads as its first value: only then is HasField needed.
+    latest_state = command.latest_state
+    if latest_state == STAGING and not command.HasField("latest_state"):
+        latest_state = update_state
+    set_state(state, task, latest_state)
     uuid = status.uuid
     if uuid:
         task.status_update_state = update_state
         task.status_update_uuid = uuid
     record_status(task, forwarded)
-    out.append(TaskStatusUpdated(task.framework_id, task_id, agent_id, task.state, forwarded))
+    out.append(TaskStatusUpdated(framework_id, task_id, agent_id, task.state, forwarded))
 
 
 def acknowledge_task_status(
