@@ -41,6 +41,7 @@ NS_PER_S = 1e9
 # By value: a dict lookup, not the protobuf enum's slower Name() (this runs per status).
 TASK_STATE_NAMES = {value: name for name, value in mesos_pb2.TaskState.items()}
 Capability = mesos_pb2.FrameworkInfo.Capability
+AgentCapability = mesos_pb2.AgentInfo.Capability.Type
 SUMMARY_STATES = (
     "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
     "TASK_KILLED", "TASK_FAILED", "TASK_LOST", "TASK_ERROR", "TASK_UNREACHABLE",
@@ -259,8 +260,8 @@ def framework_fields(record: FrameworkRecord) -> dict[str, Json]:
         out["role"] = info.role
     if info.HasField("labels"):
         out["labels"] = labels(info.labels)
-    # Offer constraints are not carried by the domain events yet.
-    out["offer_constraints"] = {}
+    constraints = record.offer_constraints
+    out["offer_constraints"] = {} if constraints is None else mesos_json.to_dict(constraints)
     return out
 
 
@@ -350,8 +351,8 @@ def agent_dict(record: AgentRecord) -> dict[str, Json]:
     out["unreserved_resources"] = resources_summary(unreserved(record.total))
     out["active"] = record.active
     out["deactivated"] = False
-    out["version"] = ""  # not carried by the domain events yet
-    out["capabilities"] = []
+    out["version"] = record.version
+    out["capabilities"] = [AgentCapability.Name(c) for c in record.capabilities]
     return out
 
 

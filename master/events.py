@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from meseta.master.state import Offer, Task
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 
 @dataclass(slots=True)
@@ -48,6 +49,7 @@ class FrameworkSubscribed:
     stream_id: str
     info: mesos_pb2.FrameworkInfo
     resubscribed: bool
+    offer_constraints: scheduler_pb2.OfferConstraints | None = None
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class FrameworkDisconnected:
 class FrameworkUpdated:
     framework_id: str
     info: mesos_pb2.FrameworkInfo
+    offer_constraints: scheduler_pb2.OfferConstraints | None = None
 
 
 @dataclass(slots=True)
@@ -202,6 +205,8 @@ class AgentRegistered:
     stream_id: str
     info: mesos_pb2.AgentInfo
     reregistered: bool
+    version: str = ""
+    capabilities: tuple[int, ...] = ()  # AgentInfo.Capability.Type values
 
 
 @dataclass(slots=True)

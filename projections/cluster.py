@@ -53,6 +53,7 @@ from meseta.projections.records import (
 )
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 GetAgents = master_pb2.Response.GetAgents
 GetFrameworks = master_pb2.Response.GetFrameworks
@@ -216,6 +217,7 @@ class ClusterView:
             framework.reregistered_ns = self.now_ns
             kind = Event.FRAMEWORK_UPDATED
             self._message("reregister_framework")
+        framework.offer_constraints = _copied(event.offer_constraints)
         framework.active = framework.connected = True
         framework.changed()
         self._framework_event(kind, framework, out)
@@ -239,6 +241,7 @@ class ClusterView:
         info = mesos_pb2.FrameworkInfo()
         info.CopyFrom(event.info)
         framework.info, framework.roles = info, framework_roles(info)
+        framework.offer_constraints = _copied(event.offer_constraints)
         framework.changed()
         self._framework_event(Event.FRAMEWORK_UPDATED, framework, out)
 
@@ -500,6 +503,7 @@ class ClusterView:
         else:
             agent.info, agent.total = info, resources_of(info.resources)
             agent.status = ACTIVE
+        agent.version, agent.capabilities = event.version, event.capabilities
         if event.reregistered:
             agent.reregistered_ns = self.now_ns
             agent.unreachable_ns = 0
@@ -655,6 +659,17 @@ def task_runs(framework: FrameworkRecord, enc: Encoding) -> list[bytes]:
 
         out.append(framework.task_run(enc.kind, name, encode))
     return out
+
+
+def _copied(
+    constraints: scheduler_pb2.OfferConstraints | None,
+) -> scheduler_pb2.OfferConstraints | None:
+    """The view's own copy (the event's belongs to the fold's state)."""
+    if constraints is None:
+        return None
+    copy = scheduler_pb2.OfferConstraints()
+    copy.CopyFrom(constraints)
+    return copy
 
 
 def _task_changed(framework: FrameworkRecord, record: TaskRecord) -> None:

@@ -17,6 +17,7 @@ from meseta.master.validation import framework_roles
 from meseta.projections.assembly import Cached
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 GetAgents = master_pb2.Response.GetAgents
 GetFrameworks = master_pb2.Response.GetFrameworks
@@ -114,6 +115,7 @@ class FrameworkRecord(Record):
         "connected",
         "executors",
         "info",
+        "offer_constraints",
         "offered",
         "offers",
         "registered_ns",
@@ -146,6 +148,7 @@ class FrameworkRecord(Record):
         self.used: dict[str, Resources] = {}
         self.offered: dict[str, Resources] = {}
         self.completed_seq = -1  # order among completed frameworks once removed
+        self.offer_constraints: scheduler_pb2.OfferConstraints | None = None
         # Its tasks' encodings joined per list and wire form (see assembly.Chunks), so a
         # read joins one run per framework; dropped whenever one of its tasks changes.
         self.task_runs: dict[str, bytes] = {}
@@ -215,6 +218,8 @@ class FrameworkRecord(Record):
             message.reregistered_time.nanoseconds = self.reregistered_ns
         if self.unregistered_ns:
             message.unregistered_time.nanoseconds = self.unregistered_ns
+        if self.offer_constraints is not None:
+            message.offer_constraints.CopyFrom(self.offer_constraints)
         message.offers.extend(offer.proto for offer in self.offers.values())
         for role, resources in self.used.items():
             message.allocated_resources.extend(to_protos(resources, allocation_role=role))
@@ -225,6 +230,7 @@ class FrameworkRecord(Record):
 
 class AgentRecord(Record):
     __slots__ = (
+        "capabilities",
         "executors",
         "info",
         "offered",
@@ -234,6 +240,7 @@ class AgentRecord(Record):
         "total",
         "unreachable_ns",
         "used",
+        "version",
     )  # fmt: skip
 
     def __init__(self, info: mesos_pb2.AgentInfo, now_ns: int) -> None:
@@ -248,6 +255,8 @@ class AgentRecord(Record):
         self.offered: Resources = EMPTY
         # (framework id, executor id) -> executor.
         self.executors: dict[tuple[str, str], ExecutorRecord] = {}
+        self.version = ""  # the agent's Mesos-compatible version, as it registered
+        self.capabilities: tuple[int, ...] = ()  # AgentInfo.Capability.Type values
 
     @property
     def id(self) -> str:
@@ -258,8 +267,9 @@ class AgentRecord(Record):
         return self.status == ACTIVE
 
     def proto(self) -> GetAgents.Agent:
-        # The agent's version and capabilities are not part of the domain events yet.
-        message = GetAgents.Agent(agent_info=self.info, active=self.active, version="")
+        message = GetAgents.Agent(agent_info=self.info, active=self.active, version=self.version)
+        for capability in self.capabilities:
+            message.capabilities.add().type = cast(mesos_pb2.AgentInfo.Capability.Type, capability)
         message.deactivated = False
         message.pid = f"slave(1)@{self.info.hostname}:{self.info.port}"
         message.registered_time.nanoseconds = self.registered_ns

@@ -41,10 +41,14 @@ from meseta.projections.records import (
     TaskRecord,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.scheduler.scheduler_pb2 import OfferConstraints
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+# Bumped whenever a record's persisted fields change: a store in another format is
+# discarded and the view rebuilt from the log. 2: agent version and capabilities,
+# framework offer constraints.
+FORMAT = 2
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 
@@ -79,6 +83,9 @@ def dump(record: Record) -> bytes:
             _by_role(record.used),
             _by_role(record.offered),
             record.completed_seq,
+            None
+            if record.offer_constraints is None
+            else record.offer_constraints.SerializeToString(),
         )
     elif isinstance(record, AgentRecord):
         values = (
@@ -89,6 +96,8 @@ def dump(record: Record) -> bytes:
             record.unreachable_ns,
             _items(record.used),
             _items(record.offered),
+            record.version,
+            record.capabilities,
         )
     elif isinstance(record, ExecutorRecord):
         values = (
@@ -242,7 +251,7 @@ class _Loader:
         self.view.completed_frameworks.extend(self.completed_frameworks)
 
     def agent(self, key: bytes, values: tuple[Any, ...]) -> None:
-        info, status, registered, reregistered, unreachable, used, offered = values
+        info, status, registered, reregistered, unreachable, used, offered, version, caps = values
         agent = AgentRecord(mesos_pb2.AgentInfo.FromString(info), registered)
         agent.status, agent.reregistered_ns, agent.unreachable_ns = (
             status,
@@ -250,11 +259,13 @@ class _Loader:
             unreachable,
         )
         agent.used, agent.offered = _resources(used), _resources(offered)
+        agent.version, agent.capabilities = version, tuple(caps)
         self.keep(agent, key)
         self.view.agents[agent.id] = agent
 
     def framework(self, key: bytes, values: tuple[Any, ...]) -> None:
-        info, active, connected, registered, reregistered, unregistered, used, offered, seq = values
+        (info, active, connected, registered, reregistered, unregistered, used, offered, seq,
+         constraints) = values  # fmt: skip
         framework = FrameworkRecord(
             mesos_pb2.FrameworkInfo.FromString(info), registered, self.view.completed_kept
         )
@@ -264,6 +275,8 @@ class _Loader:
         framework.used = {role: _resources(items) for role, items in used.items()}
         framework.offered = {role: _resources(items) for role, items in offered.items()}
         framework.completed_seq = seq
+        if constraints is not None:
+            framework.offer_constraints = OfferConstraints.FromString(constraints)
         self.keep(framework, key)
         self.frameworks[framework.id] = framework
         if seq >= 0:

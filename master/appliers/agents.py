@@ -76,7 +76,7 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     state.agents[agent.id] = agent
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     ledger.mark_dirty(state, agent.id)
-    out.append(AgentRegistered(agent.id, command.stream_id, info, False))
+    out.append(registered(agent, False))
 
 
 def set_connection(
@@ -85,6 +85,12 @@ def set_connection(
     agent.stream_id = command.stream_id
     agent.version = command.version
     agent.capabilities = tuple(c.type for c in command.capabilities)
+
+
+def registered(agent: Agent, reregistered: bool) -> AgentRegistered:
+    return AgentRegistered(
+        agent.id, agent.stream_id, agent.info, reregistered, agent.version, agent.capabilities
+    )
 
 
 def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: Out) -> None:
@@ -114,7 +120,7 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     request_reconciliation(state, agent, reported, out)
     resend_kills(agent, out)
     ledger.mark_dirty(state, agent.id)
-    out.append(AgentRegistered(agent.id, command.stream_id, info, True))
+    out.append(registered(agent, True))
 
 
 def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | None:

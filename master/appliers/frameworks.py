@@ -55,7 +55,13 @@ def subscribe_framework(state: State, command: commands_pb2.SubscribeFramework, 
         failover(state, framework, command, out)
     ledger.mark_all_dirty(state)
     out.append(
-        FrameworkSubscribed(framework.id, command.stream_id, framework.info, known is not None)
+        FrameworkSubscribed(
+            framework.id,
+            command.stream_id,
+            framework.info,
+            known is not None,
+            framework.offer_constraints,
+        )
     )
 
 
@@ -223,7 +229,7 @@ def update_framework(state: State, command: commands_pb2.UpdateFramework, out: O
         command.offer_constraints if command.HasField("offer_constraints") else None
     )
     ledger.mark_all_dirty(state)
-    out.append(FrameworkUpdated(framework.id, stored))
+    out.append(FrameworkUpdated(framework.id, stored, framework.offer_constraints))
 
 
 def immutable_change_error(

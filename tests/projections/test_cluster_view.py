@@ -6,17 +6,24 @@ go into the view, as a replica's fold listener does.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from support.fold_cluster import Cluster
+from support.fold_cluster import AGENT_RESOURCES, Cluster, framework_info, resource_protos
 
+from meseta.api import mesos_json
+from meseta.api import state_json as sj
 from meseta.master.events import DomainEvent
+from meseta.master.v1 import commands_pb2 as c
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import UNREACHABLE
+from meseta.projections.store import ViewStore
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 Event = master_pb2.Event
+AgentCapability = mesos_pb2.AgentInfo.Capability
 
 
 class Fed:
@@ -178,3 +185,69 @@ def test_adopted_tasks_reach_the_view() -> None:
     _, events = fed.run("reregister_agent", "C-S77", tasks=[report], info=info)
     assert kinds(events) == ["TASK_ADDED", "AGENT_ADDED"]
     assert list(fed.view.frameworks[framework_id].tasks) == ["adopted"]
+
+
+def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
+    tmp_path: Path,
+) -> None:
+    """What agents and frameworks say at (re-)registration shows in GetAgents/GetFrameworks,
+    /state and the operator events, and survives a restart from the view store."""
+    fed = Fed()
+    fed.view.track()
+    info = mesos_pb2.AgentInfo(hostname="h9", port=5051)
+    info.resources.extend(resource_protos(AGENT_RESOURCES))
+    capabilities = [AgentCapability.MULTI_ROLE, AgentCapability.AGENT_DRAINING]
+    _, events = fed.run(
+        "run",
+        register_agent=c.RegisterAgent(
+            agent_info=info,
+            stream_id="agent-stream-v",
+            version="1.11.0",
+            capabilities=[mesos_pb2.AgentInfo.Capability(type=t) for t in capabilities],
+        ),
+    )
+    added = events[0].agent_added.agent
+    assert added.version == "1.11.0"
+    assert [c.type for c in added.capabilities] == capabilities
+    constraints = scheduler_pb2.OfferConstraints()
+    group = constraints.role_constraints["*"].groups.add()
+    rack = group.attribute_constraints.add()
+    rack.selector.attribute_name = "rack"
+    rack.predicate.text_equals.value = "r1"
+    _, events = fed.run(
+        "run",
+        subscribe_framework=c.SubscribeFramework(
+            framework_info=framework_info("fw"),
+            stream_id="framework-stream-v",
+            offer_constraints=constraints,
+        ),
+    )
+    assert events[0].framework_added.framework.offer_constraints == constraints
+
+    def documents(view: ClusterView) -> tuple[dict[str, Any], dict[str, Any]]:
+        (agent,) = view.registered_agents()
+        (framework,) = view.frameworks.values()
+        assert agent.proto().version == "1.11.0"
+        assert framework.proto().offer_constraints == constraints
+        return sj.agent_dict(agent), sj.framework_fields(framework)
+
+    agent_doc, framework_doc = documents(fed.view)
+    assert agent_doc["version"] == "1.11.0"
+    assert agent_doc["capabilities"] == ["MULTI_ROLE", "AGENT_DRAINING"]
+    assert framework_doc["offer_constraints"] == mesos_json.to_dict(constraints)
+    store = ViewStore(tmp_path / "views")
+    try:
+        store.save(fed.view)
+        restarted = ClusterView()
+        assert store.load(restarted)
+    finally:
+        store.close()
+    assert documents(restarted) == (agent_doc, framework_doc)
+
+    # UPDATE_FRAMEWORK without constraints drops them.
+    (framework_id,) = fed.view.frameworks
+    updated = mesos_pb2.FrameworkInfo()
+    updated.CopyFrom(fed.cluster.state.frameworks[framework_id].info)
+    _, events = fed.run("run", update_framework=c.UpdateFramework(framework_info=updated))
+    assert not events[0].framework_updated.framework.HasField("offer_constraints")
+    assert sj.framework_fields(fed.view.frameworks[framework_id])["offer_constraints"] == {}
