@@ -13,6 +13,7 @@ import uvicorn
 from meseta.api.app import create_app
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.event_router import EventRouter
+from meseta.api.warmer import Warmer
 from meseta.log.interface import ReplicatedLog
 from meseta.master.leader import LeaderConfig, Leadership
 from meseta.master.service import MasterService
@@ -44,6 +45,7 @@ class MasterReplica:
     serving: asyncio.Task[None] | None = None
     # Keeps the cluster view on disk (resumed after a restart), when given a directory.
     view_keeper: ViewKeeper | None = None
+    warmer: Warmer | None = None
 
     @classmethod
     def build(
@@ -84,12 +86,19 @@ class MasterReplica:
             timeout_graceful_shutdown=1,
             lifespan="off",
         )
-        return cls(context, uvicorn.Server(server_config), view_keeper=keeper)
+        return cls(
+            context,
+            uvicorn.Server(server_config),
+            view_keeper=keeper,
+            warmer=Warmer(context.cluster),
+        )
 
     async def start(self) -> None:
         self.context.service.start()
         if self.view_keeper is not None:
             self.view_keeper.start()
+        if self.warmer is not None:
+            self.warmer.start()
         self.context.leadership.start()
         self.serving = asyncio.get_running_loop().create_task(self.server.serve())
         while not self.server.started:
@@ -98,6 +107,8 @@ class MasterReplica:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        if self.warmer is not None:
+            await self.warmer.stop()
         self.context.close_all()
         self.context.operator_events.close()
         await self.context.leadership.stop()

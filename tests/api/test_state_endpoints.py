@@ -290,6 +290,8 @@ async def test_cold_documents_are_encoded_a_slice_per_loop_turn(
     cluster: tuple[MasterHandle, Populated], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     master, _ = cluster
+    assert master.replica.warmer is not None
+    await master.replica.warmer.stop()  # this read alone encodes them here
     view = master.context.cluster
     records = [*view.registered_agents(), *view.all_frameworks(), *view.all_tasks()]
     for record in records:
