@@ -17,7 +17,7 @@ from meseta.api import mesos_json, state_endpoints
 from meseta.api.read_cache import cooperate
 from meseta.api.streams import JSON
 from meseta.projections.assembly import PROTOBUF, Encoding
-from meseta.projections.cluster import ClusterView, task_runs
+from meseta.projections.cluster import ClusterView, task_run_steps
 from meseta.projections.records import (
     AgentRecord,
     ExecutorRecord,
@@ -65,15 +65,14 @@ def embedded_entities(call_type: int, view: ClusterView, kind: str) -> list[Reco
 
 def work(call_type: int, view: ClusterView, enc: Encoding) -> Iterator[None]:
     """Encode ahead, a step at a time, what a `call_type` response embeds: entities, then
-    the frameworks' task runs."""
+    the blocks of the frameworks' task runs."""
     records = embedded_entities(call_type, view, enc.kind)
     frameworks = list(view.all_frameworks()) if call_type in TASK_CALLS else []
     yield from state_endpoints.encode_each(
         records, enc.kind, lambda r: enc.entity(r, lambda: v1_message(r))
     )
     for framework in frameworks:
-        task_runs(framework, enc)
-        yield
+        yield from task_run_steps(framework, enc)
 
 
 async def warm(call_type: int, view: ClusterView, enc: Encoding) -> None:

@@ -80,7 +80,9 @@ def legacy_work(view: ClusterView, tasks: bool) -> Iterator[None]:
     yield from encode_each(records, "legacy", legacy_encode)
     if tasks:
         for framework in frameworks:
-            sj.framework_parts(framework, [])  # caches its task runs and tail
+            for name in sj.TASK_LIST_OPENINGS:  # a block of its tasks per step
+                yield from framework.join_steps("legacy", name, sj.task_run)
+            sj.framework_parts(framework, [])  # caches its tail
             yield
 
 

@@ -5,8 +5,8 @@ common/http.cpp), not protobuf JSON: resources as summaries (`cpus`, `gpus`,
 `mem`, `disk` always present, ranges as "[31000-32000, 33000-33010]", sets as
 "{a, b}"), attributes likewise, times as seconds. Every entity's document is
 cached on the view's record (`legacy`), and each framework caches its task
-lists joined (`FrameworkRecord.task_run`), so a big /state is a join of a few
-pieces per framework and agent, whatever the number of tasks.
+lists joined in blocks (`FrameworkRecord.block_runs`), so a big /state is a join
+of a few pieces per framework and agent, whatever the number of tasks.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ TASK_LIST_OPENINGS = {
 }
 
 
-def task_run(tasks: Iterable[TaskRecord]) -> bytes:
+def task_run(tasks: list[TaskRecord]) -> bytes:
     return b",".join([task_json(t) for t in tasks])
 
 
@@ -307,11 +307,14 @@ def framework_tail(record: FrameworkRecord) -> bytes:
 def framework_parts(record: FrameworkRecord, out: list[bytes]) -> None:
     """Append the framework's document to `out` in pieces (joined once by the caller:
     a 100 MB /state is copied once, not once per nesting level). Each task list is the
-    framework's cached run (`FrameworkRecord.task_run`)."""
+    framework's cached block runs (`FrameworkRecord.block_runs`)."""
     out.append(framework_head(record))
     for name, opening in TASK_LIST_OPENINGS.items():
         out.append(opening)
-        out.append(record.task_run("legacy", name, task_run))
+        for number, run in enumerate(record.block_runs("legacy", name, task_run)):
+            if number:
+                out.append(b",")
+            out.append(run)
     out.append(framework_tail(record))
 
 

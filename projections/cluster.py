@@ -5,8 +5,11 @@ entity (projections/records.py) keeps its Mesos v1 protobuf as the source of
 truth plus a cache of its encodings, cleared whenever the entity changes, so a
 large /state or GET_STATE is assembled from cached pieces rather than
 re-serialized (projections/assembly.py). Each framework also caches its task
-lists joined (`task_runs`), dropped by `_task_changed` or a task added, so a
-response joins a few pieces per framework however many tasks it has.
+lists in blocks of joined tasks (`FrameworkRecord.task_runs`, assembly.Blocks):
+a task's change (`_task_changed`), addition or removal drops its block's runs
+alone, so a response joins a few pieces per framework however many tasks it
+has, and a change to one task of a large framework re-joins a few hundred
+tasks, not all of them.
 
 Domain events carry live fold objects (`TaskAdded.task`): everything needed is
 copied at apply time and no reference to them is kept.
@@ -15,7 +18,7 @@ copied at apply time and no reference to them is kept.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -44,6 +47,7 @@ from meseta.projections.records import (
     OfferRecord,
     Record,
     TaskRecord,
+    TaskRun,
     book_add,
     book_subtract,
     offer_proto,
@@ -318,14 +322,11 @@ class ClusterView:
             return
         record = TaskRecord(task_proto(task), task.resources, task.role)
         self.adopt(record, TASK)
-        old = framework.tasks.pop(task.task_id, None) or framework.unreachable_tasks.pop(
-            task.task_id, None
-        )
+        old = framework.remove_task(task.task_id)
         if old is not None:
             self._forget_task(framework, old)
             self.discard(old)
-        framework.tasks[task.task_id] = record
-        framework.tasks_changed()
+        framework.add_task("tasks", record)
         self._count(record.state, 1)
         if not is_terminal(record.state):
             self._hold(framework, record, True)
@@ -347,14 +348,14 @@ class ClusterView:
             # The fold keeps such tasks as UNREACHABLE whatever the framework is told.
             new_state: int = mesos_pb2.TASK_UNREACHABLE
             if not record.unreachable:
-                del framework.tasks[task_id]
-                framework.unreachable_tasks[task_id] = record
+                framework.remove_task(task_id)
+                framework.add_task("unreachable_tasks", record)
                 record.unreachable = True
         else:
             new_state = event.state
             if record.unreachable and status.reason == Reason.REASON_AGENT_REREGISTERED:
-                del framework.unreachable_tasks[task_id]
-                framework.tasks[task_id] = record
+                framework.remove_task(task_id)
+                framework.add_task("tasks", record)
                 record.unreachable = False
         self.counters.status_updates += 1
         if status.source != mesos_pb2.TaskStatus.SOURCE_MASTER:
@@ -388,9 +389,7 @@ class ClusterView:
         framework = self.frameworks.get(task.framework_id)
         if framework is None:
             return
-        record = framework.tasks.pop(task.task_id, None) or framework.unreachable_tasks.pop(
-            task.task_id, None
-        )
+        record = framework.remove_task(task.task_id)
         if record is None:
             return
         self._forget_task(framework, record)
@@ -398,10 +397,9 @@ class ClusterView:
         self.completed += 1
         record.completed_seq = self.completed
         _task_changed(framework, record)
-        completed = framework.completed_tasks
-        if len(completed) == completed.maxlen:
-            self.discard(completed[0])
-        completed.append(record)
+        evicted = framework.complete_task(record)
+        if evicted is not None:
+            self.discard(evicted)
 
     def _forget_task(self, framework: FrameworkRecord, record: TaskRecord) -> None:
         if record.holds:
@@ -606,11 +604,11 @@ class ClusterView:
     # Responses assembled from each entity's cached encoding (see projections/assembly.py).
 
     def tasks_message(self, enc: Encoding = PROTOBUF) -> Parts:
-        """GetTasks: each framework contributes one cached run per task list."""
+        """GetTasks: each framework contributes its cached block runs of each task list."""
         runs: list[list[bytes]] = [[] for _ in TASK_FIELDS]
         for framework in self.all_frameworks():
-            for out, run in zip(runs, task_runs(framework, enc), strict=True):
-                out.append(run)
+            for out, blocks in zip(runs, task_runs(framework, enc), strict=True):
+                out += blocks
         return enc.message(
             [
                 (number, name, Chunks(run))
@@ -649,16 +647,27 @@ class ClusterView:
 TASK_FIELDS = ((2, "tasks"), (5, "unreachable_tasks"), (3, "completed_tasks"))
 
 
-def task_runs(framework: FrameworkRecord, enc: Encoding) -> list[bytes]:
-    """The framework's task lists as cached `enc` runs of GetTasks fields."""
-    out = []
+def task_runs(framework: FrameworkRecord, enc: Encoding) -> list[list[bytes]]:
+    """The framework's task lists (`TASK_FIELDS`), each as the cached `enc` runs of its
+    blocks of GetTasks field elements."""
+    return [
+        framework.block_runs(enc.kind, name, task_join(enc, number)) for number, name in TASK_FIELDS
+    ]
+
+
+def task_run_steps(framework: FrameworkRecord, enc: Encoding) -> Iterator[None]:
+    """`task_runs`, a block per step (see api/read_cache.py `cooperate`)."""
     for number, name in TASK_FIELDS:
+        yield from framework.join_steps(enc.kind, name, task_join(enc, number))
 
-        def encode(tasks: Iterable[TaskRecord], number: int = number) -> bytes:
-            return enc.run(number, [enc.entity(t, t.message) for t in tasks])
 
-        out.append(framework.task_run(enc.kind, name, encode))
-    return out
+def task_join(enc: Encoding, number: int) -> TaskRun:
+    """Tasks as one `enc` run of GetTasks field `number`."""
+
+    def join(tasks: list[TaskRecord]) -> bytes:
+        return enc.run(number, [enc.entity(t, t.message) for t in tasks])
+
+    return join
 
 
 def _copied(
@@ -675,7 +684,7 @@ def _copied(
 def _task_changed(framework: FrameworkRecord, record: TaskRecord) -> None:
     """Every change of a task goes through here: its framework caches over its tasks."""
     record.changed()
-    framework.tasks_changed()
+    framework.task_changed(record)
 
 
 _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {

@@ -14,7 +14,7 @@ from typing import cast
 from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos, to_protos
 from meseta.master.state import Offer, Task
 from meseta.master.validation import framework_roles
-from meseta.projections.assembly import Cached
+from meseta.projections.assembly import Blocks, Cached
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
@@ -53,7 +53,8 @@ class Record(Cached):
 
 class TaskRecord(Record):
     """A task. Only its state and status fields change after it is added; the view drops
-    its framework's task runs whenever it changes (cluster.py `_task_changed`)."""
+    the run of its block of its framework's tasks whenever it changes (cluster.py
+    `_task_changed`)."""
 
     __slots__ = ("completed_seq", "holds", "proto", "resources", "role", "unreachable")
 
@@ -75,7 +76,7 @@ class TaskRecord(Record):
         return self.proto
 
 
-TaskRun = Callable[[Iterable[TaskRecord]], bytes]
+TaskRun = Callable[[list[TaskRecord]], bytes]
 
 
 class ExecutorRecord(Record):
@@ -149,9 +150,12 @@ class FrameworkRecord(Record):
         self.offered: dict[str, Resources] = {}
         self.completed_seq = -1  # order among completed frameworks once removed
         self.offer_constraints: scheduler_pb2.OfferConstraints | None = None
-        # Its tasks' encodings joined per list and wire form (see assembly.Chunks), so a
-        # read joins one run per framework; dropped whenever one of its tasks changes.
-        self.task_runs: dict[str, bytes] = {}
+        # Each task list in blocks (by list name), each block caching its tasks' encodings
+        # joined per wire form (assembly.Blocks), so a read joins a few runs per framework
+        # and a task's change re-joins its block alone. Made from the lists when first
+        # read, then kept in step by the methods below (the lists change only through
+        # them); clearing it drops every run.
+        self.task_runs: dict[str, Blocks[TaskRecord]] = {}
         # Its tasks' states counted by agent id (for /state-summary), likewise cached.
         self.task_counts: dict[str, dict[int, int]] | None = None
 
@@ -160,9 +164,54 @@ class FrameworkRecord(Record):
         return self.info.id.value
 
     def tasks_changed(self) -> None:
-        """One of its tasks changed, or a task list did: drop what is cached over them."""
+        """Drop everything cached over its tasks (the blocks are made again when read)."""
         self.task_runs.clear()
         self.task_counts = None
+
+    def task_changed(self, task: TaskRecord) -> None:
+        """One of its tasks changed: drop its block's runs and the task counts."""
+        for blocks in self.task_runs.values():
+            blocks.changed(task)
+        self.task_counts = None
+
+    def add_task(self, name: str, task: TaskRecord) -> None:
+        """Append `task` to list `name` ("tasks" or "unreachable_tasks")."""
+        self._active(name)[task.proto.task_id.value] = task
+        blocks = self.task_runs.get(name)
+        if blocks is not None:
+            blocks.append(task)
+        self.task_counts = None
+
+    def remove_task(self, task_id: str) -> TaskRecord | None:
+        """Take task `task_id` out of the active or unreachable tasks, if there."""
+        for name in ("tasks", "unreachable_tasks"):
+            task = self._active(name).pop(task_id, None)
+            if task is not None:
+                blocks = self.task_runs.get(name)
+                if blocks is not None:
+                    blocks.remove(task)
+                self.task_counts = None
+                return task
+        return None
+
+    def complete_task(self, task: TaskRecord) -> TaskRecord | None:
+        """Append `task` to the completed tasks; return the one that leaves the bounded
+        list for it, if one does."""
+        completed = self.completed_tasks
+        blocks = self.task_runs.get("completed_tasks")
+        self.task_counts = None
+        if completed.maxlen == 0:
+            return task
+        evicted = completed.popleft() if len(completed) == completed.maxlen else None
+        completed.append(task)
+        if blocks is not None:
+            if evicted is not None:
+                blocks.remove(evicted)
+            blocks.append(task)
+        return evicted
+
+    def _active(self, name: str) -> dict[str, TaskRecord]:
+        return self.unreachable_tasks if name == "unreachable_tasks" else self.tasks
 
     def counts_by_agent(self) -> dict[str, dict[int, int]]:
         """Its tasks (every list) counted by agent id, then by state."""
@@ -186,19 +235,26 @@ class FrameworkRecord(Record):
             return self.unreachable_tasks.values()
         return self.completed_tasks
 
-    def task_run(self, kind: str, name: str, encode: TaskRun) -> bytes:
-        """The cached `kind` run of task list `name`, made by `encode` if missing."""
-        key = kind + name
-        run = self.task_runs.get(key)
-        if run is None:
-            run = self.task_runs[key] = encode(self.task_list(name))
-        return run
+    def blocks(self, name: str) -> Blocks[TaskRecord]:
+        """Task list `name` in blocks."""
+        blocks = self.task_runs.get(name)
+        if blocks is None:
+            blocks = self.task_runs[name] = Blocks(self.task_list(name))
+        return blocks
+
+    def block_runs(self, kind: str, name: str, join: TaskRun) -> list[bytes]:
+        """Task list `name` as the cached `kind` runs of its blocks, in order, each made
+        by `join` if missing."""
+        return self.blocks(name).runs(kind, join)
+
+    def join_steps(self, kind: str, name: str, join: TaskRun) -> Iterator[None]:
+        """`block_runs`, a missing block per step (see read_cache.cooperate)."""
+        return self.blocks(name).join_steps(kind, join)
 
     def unjoined_tasks(self, kind: str) -> Iterator[TaskRecord]:
-        """The tasks of the lists that have no `kind` run cached."""
-        for name, tasks in self.task_lists().items():
-            if kind + name not in self.task_runs:
-                yield from tasks
+        """The tasks of the blocks that have no `kind` run cached."""
+        for name in TASK_LISTS:
+            yield from self.blocks(name).unjoined(kind)
 
     def used_total(self) -> Resources:
         return total(self.used.values())

@@ -4,7 +4,10 @@ A seeded random workload (tests/support/fold_workload.py) drives the fold and
 the view entry by entry; every few entries the responses assembled from the
 caches (GetState in protobuf and JSON, each framework's /state document) must
 equal the same responses assembled after dropping every cache, and so must
-each framework's cached task counts (/state-summary).
+each framework's cached task counts (/state-summary). The workload's
+frameworks hold a few tasks, so it also runs with blocks of one to three
+tasks; frameworks of thousands of tasks in blocks (adds, removals, moves
+between lists, evictions) are driven with synthetic events below.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import random
 import pytest
 from support.fold_cluster import Cluster
 from support.fold_workload import Workload
+from support.view_responses import drop_caches, responses
 
-from meseta.api import encodings
-from meseta.api import state_json as sj
 from meseta.log.interface import LogRecord
 from meseta.master.state import State
-from meseta.projections.assembly import PROTOBUF
+from meseta.projections import assembly
+from meseta.projections.assembly import BLOCK_ITEMS
 from meseta.projections.cluster import ClusterView
 from meseta.projections.rebuild import fold_records
 from meseta.projections.records import TaskRecord
@@ -27,27 +30,12 @@ from meseta.projections.records import TaskRecord
 ENTRIES = 400
 
 
-def responses(view: ClusterView) -> tuple[object, ...]:
-    legacy: list[bytes] = []
-    sj.frameworks_parts(view.all_frameworks(), legacy)
-    return (
-        view.state_message(PROTOBUF).join(),
-        view.state_message(encodings.JSON_ENCODING).join(),
-        view.tasks_message(encodings.JSON_ENCODING).join(),
-        b"".join(legacy),
-        [framework.counts_by_agent() for framework in view.all_frameworks()],
-    )
-
-
-def drop_caches(view: ClusterView) -> None:
-    for record in view.records():
-        record.encodings.clear()
-    for framework in view.all_frameworks():
-        framework.tasks_changed()
-
-
+@pytest.mark.parametrize("block_items", [BLOCK_ITEMS, 1, 2, 3])
 @pytest.mark.parametrize("seed", [31, 32, 33])
-def test_cached_responses_equal_fresh_ones(seed: int) -> None:
+def test_cached_responses_equal_fresh_ones(
+    seed: int, block_items: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assembly, "BLOCK_ITEMS", block_items)
     rng = random.Random(seed)
     cluster = Cluster(check=False)
     workload = Workload(cluster.state, rng)
