@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
+from meseta.agent.status_updates import Delivery
 from meseta.api import recordio
 from meseta.proto.agent_link.v1 import agent_link_pb2
 
@@ -28,6 +29,10 @@ PATH = "/api/v1/agent"
 MAX_BACKOFF_S = 60.0
 MASTER_HEARTBEAT_S = 15.0  # the master's stream heartbeat (api/event_router.py)
 CALL_TIMEOUT_S = 30.0
+# One UPDATES call is one log entry on the master (at most 512 KiB, and at most 1,000 updates
+# per call): stay well inside both, so a call never fails for its size alone.
+UPDATES_PER_CALL = 500
+UPDATE_BYTES_PER_CALL = 256 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +178,32 @@ class MasterClient:
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             log.info("posting %s failed: %r", Call.Type.Name(call.type), error)
             return False
+
+
+def update_calls(deliveries: Sequence[Delivery]) -> list[Call]:
+    """The calls that carry `deliveries`: one UPDATE for a lone update, otherwise UPDATES
+    of at most UPDATES_PER_CALL updates and about UPDATE_BYTES_PER_CALL bytes each, in
+    order (a task has at most one update due at a time, so order only keeps it fair)."""
+    if len(deliveries) == 1:
+        call = Call(type=Call.UPDATE)
+        _fill(call.update, deliveries[0])
+        return [call]
+    calls: list[Call] = []
+    size = 0
+    for delivery in deliveries:
+        if not calls or len(calls[-1].updates) >= UPDATES_PER_CALL or size >= UPDATE_BYTES_PER_CALL:
+            calls.append(Call(type=Call.UPDATES))
+            size = 0
+        update = calls[-1].updates.add()
+        _fill(update, delivery)
+        size += update.ByteSize()
+    return calls
+
+
+def _fill(update: Call.Update, delivery: Delivery) -> None:
+    update.framework_id.value = delivery.framework_id
+    update.status.CopyFrom(delivery.status)
+    update.latest_state = delivery.latest_state  # type: ignore[assignment]
 
 
 def _redirect_address(location: str) -> str | None:

@@ -2,7 +2,8 @@
 
 Agents subscribe with a streaming call like schedulers do (see
 proto/agent_link/v1/agent_link.proto) and send status updates, executor
-exits, messages and heartbeats as separate calls. State-changing calls are
+exits, messages and heartbeats as separate calls; an agent with several
+updates due sends them as one UPDATES call, committed as one entry. State-changing calls are
 answered 202 once committed; an agent retries an update until the
 scheduler's acknowledgement comes back on its stream.
 """
@@ -33,6 +34,10 @@ from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 Call = agent_link_pb2.Call
 Event = agent_link_pb2.Event
+
+# An UPDATES call becomes one log entry, so its size is bounded like any entry's; an agent
+# sends at most this many at once (agent/daemon.py) and the rest in the next call.
+MAX_UPDATES_PER_CALL = 1000
 
 
 async def endpoint(request: Request) -> Response | Stream:
@@ -114,14 +119,15 @@ async def handle(context: MasterContext, call: Call) -> Response:
     if call.type == Call.UPDATE:
         if not call.HasField("update"):
             raise HttpError(400, "Expecting 'update' to be present")
-        update = commands.UpdateTaskStatus(
-            agent_id=agent_id,
-            framework_id=call.update.framework_id.value,
-            status=call.update.status,
-        )
-        if call.update.HasField("latest_state"):
-            update.latest_state = call.update.latest_state
-        await propose_and_wait(context, decide.command(update_task_status=update))
+        await propose_and_wait(context, update_command(agent_id, call.update))
+    elif call.type == Call.UPDATES:
+        if not call.updates:
+            raise HttpError(400, "Expecting 'updates' to be present")
+        if len(call.updates) > MAX_UPDATES_PER_CALL:
+            raise HttpError(
+                400, f"At most {MAX_UPDATES_PER_CALL} updates per call, got {len(call.updates)}"
+            )
+        await propose_and_wait(context, *(update_command(agent_id, u) for u in call.updates))
     elif call.type == Call.EXECUTOR_EXITED:
         if not call.HasField("executor_exited"):
             raise HttpError(400, "Expecting 'executor_exited' to be present")
@@ -139,6 +145,19 @@ async def handle(context: MasterContext, call: Call) -> Response:
             raise HttpError(400, "Expecting 'message' to be present")
         forward_message(context, agent_id, call.message)
     return Response(status_code=202)
+
+
+def update_command(agent_id: str, body: Call.Update) -> commands.Command:
+    """One status update as the fold's command; the fold validates it (an update for an
+    unknown task or framework is rejected there, deterministically, not here)."""
+    command = commands.Command()
+    update = command.update_task_status
+    update.agent_id = agent_id
+    update.framework_id = body.framework_id.value
+    update.status.CopyFrom(body.status)
+    if body.HasField("latest_state"):
+        update.latest_state = body.latest_state
+    return command
 
 
 def forward_message(context: MasterContext, agent_id: str, body: Call.Message) -> None:

@@ -205,6 +205,61 @@ async def test_executor_exit_and_messages_reach_the_scheduler(
     assert master.state.frameworks[fid].status is FrameworkStatus.CONNECTED
 
 
+async def test_updates_of_several_tasks_commit_as_one_entry(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    stream, first = await scheduler.subscribe()
+    assert first["type"] == "SUBSCRIBED"
+    fid = scheduler.framework_id or ""
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    tasks = [
+        {
+            "name": name,
+            "task_id": {"value": name},
+            "agent_id": offer["agent_id"],
+            "resources": [scalar("cpus", 1)],
+            "command": {"value": "sleep 1000"},
+        }
+        for name in ("a", "b")
+    ]
+    accept = {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+    }
+    assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+    await agent.expect("RUN_TASK")
+    await agent.expect("RUN_TASK")
+    before = master.state.applied_index
+    call = agent.envelope("UPDATES")
+    call["updates"] = [
+        agent.update_body(fid, "a", "TASK_RUNNING", status_uuid=b"a" * 16),
+        # An update the fold refuses does not hold up the others in its call.
+        agent.update_body("no-such-framework", "c", "TASK_RUNNING", status_uuid=b"x" * 16),
+        agent.update_body(fid, "b", "TASK_FAILED", status_uuid=b"b" * 16, message="boom"),
+    ]
+    await agent.checked(call, 202)
+    assert master.commands_since(before) == ["update_task_status"] * 3
+    updates = [(await stream.expect("UPDATE"))["update"]["status"] for _ in range(2)]
+    assert [(u["task_id"]["value"], u["state"]) for u in updates] == [
+        ("a", "TASK_RUNNING"),
+        ("b", "TASK_FAILED"),
+    ]
+    assert updates[1]["message"] == "boom"
+    assert master.state.frameworks[fid].tasks["a"].state == mesos_pb2.TASK_RUNNING
+
+
+async def test_bad_updates_calls_are_400_and_change_nothing(
+    master: MasterHandle, agent: FakeAgent
+) -> None:
+    update = agent.update_body("f", "t", "TASK_RUNNING", status_uuid=b"u" * 16)
+    with master.unchanged():
+        await agent.checked(agent.envelope("UPDATES"), 400)
+        too_many = agent.envelope("UPDATES")
+        too_many["updates"] = [update] * (agent_link.MAX_UPDATES_PER_CALL + 1)
+        status, text = await agent.call(too_many)
+        assert (status, text) == (400, "At most 1000 updates per call, got 1001")
+
+
 async def test_kill_while_disconnected_is_resent_on_reregistration(
     master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
 ) -> None:

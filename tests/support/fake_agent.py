@@ -286,11 +286,41 @@ class FakeAgent:
         if with_uuid and status_uuid is None:
             status_uuid = uuid.uuid4().bytes
         body = self.envelope("UPDATE", agent_id)
+        body["update"] = self.update_body(
+            framework_id,
+            task_id,
+            state,
+            status_uuid=status_uuid,
+            executor_id=executor_id,
+            reason=reason,
+            message=message,
+            source=source,
+            latest_state=latest_state,
+            agent_id=body["agent_id"]["value"],
+        )
+        await self.checked(body, expect_status)
+        return status_uuid
+
+    def update_body(
+        self,
+        framework_id: str,
+        task_id: str,
+        state: str,
+        *,
+        status_uuid: bytes | None = None,
+        executor_id: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        source: str = "SOURCE_EXECUTOR",
+        latest_state: str | None = None,
+        agent_id: str | None = None,
+    ) -> Json:
+        """One `Call.Update` as JSON (for UPDATE, or one of an UPDATES call's `updates`)."""
         status: Json = {
             "task_id": {"value": task_id},
             "state": state,
             "source": source,
-            "agent_id": body["agent_id"],
+            "agent_id": {"value": agent_id or self.agent_id},
             "timestamp": time.time(),
         }
         if status_uuid is not None:
@@ -304,9 +334,7 @@ class FakeAgent:
         update: Json = {"framework_id": {"value": framework_id}, "status": status}
         if latest_state is not None:
             update["latest_state"] = latest_state
-        body["update"] = update
-        await self.checked(body, expect_status)
-        return status_uuid
+        return update
 
     async def executor_exited(
         self,

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Call(_message.Message):
-    __slots__ = ("type", "agent_id", "subscribe", "update", "executor_exited", "message")
+    __slots__ = ("type", "agent_id", "subscribe", "update", "executor_exited", "message", "updates")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[Call.Type]
@@ -18,12 +18,14 @@ class Call(_message.Message):
         EXECUTOR_EXITED: _ClassVar[Call.Type]
         MESSAGE: _ClassVar[Call.Type]
         HEARTBEAT: _ClassVar[Call.Type]
+        UPDATES: _ClassVar[Call.Type]
     UNKNOWN: Call.Type
     SUBSCRIBE: Call.Type
     UPDATE: Call.Type
     EXECUTOR_EXITED: Call.Type
     MESSAGE: Call.Type
     HEARTBEAT: Call.Type
+    UPDATES: Call.Type
     class Subscribe(_message.Message):
         __slots__ = ("agent_info", "capabilities", "version", "tasks", "executors", "frameworks")
         AGENT_INFO_FIELD_NUMBER: _ClassVar[int]
@@ -72,13 +74,15 @@ class Call(_message.Message):
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_EXITED_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
     type: Call.Type
     agent_id: _mesos_pb2.AgentID
     subscribe: Call.Subscribe
     update: Call.Update
     executor_exited: Call.ExecutorExited
     message: Call.Message
-    def __init__(self, type: _Optional[_Union[Call.Type, str]] = ..., agent_id: _Optional[_Union[_mesos_pb2.AgentID, _Mapping]] = ..., subscribe: _Optional[_Union[Call.Subscribe, _Mapping]] = ..., update: _Optional[_Union[Call.Update, _Mapping]] = ..., executor_exited: _Optional[_Union[Call.ExecutorExited, _Mapping]] = ..., message: _Optional[_Union[Call.Message, _Mapping]] = ...) -> None: ...
+    updates: _containers.RepeatedCompositeFieldContainer[Call.Update]
+    def __init__(self, type: _Optional[_Union[Call.Type, str]] = ..., agent_id: _Optional[_Union[_mesos_pb2.AgentID, _Mapping]] = ..., subscribe: _Optional[_Union[Call.Subscribe, _Mapping]] = ..., update: _Optional[_Union[Call.Update, _Mapping]] = ..., executor_exited: _Optional[_Union[Call.ExecutorExited, _Mapping]] = ..., message: _Optional[_Union[Call.Message, _Mapping]] = ..., updates: _Optional[_Iterable[_Union[Call.Update, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("type", "subscribed", "run_task", "run_task_group", "kill_task", "acknowledge", "shutdown_executor", "shutdown_framework", "reconcile_tasks", "message", "error")
