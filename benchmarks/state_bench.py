@@ -13,10 +13,13 @@ completed tasks):
   1. operator stream fan-out: S subscribers on the leader's operator SUBSCRIBE (JSON) while
      agents send status updates at a fixed rate; lag = arrival of TASK_UPDATED at a
      subscriber - the status timestamp the agent stamped when it sent the update;
-  2. one /state read (warming the caches), writes alone (status updates at a fixed rate;
-     latency until the 202), then the same writes while 20 pollers read the leader's /state
-     back to back: poller mean latency, the leader's CPU per read (loaded phase minus the
-     writes-alone phase) and write p99 with pollers / without.
+  2. one /state read on each replica (warming the caches), writes alone (status updates at
+     a fixed rate, sent the way agents send them: one call in flight per agent, whatever is
+     due meanwhile in the next; latency from the update's timestamp to the 202), then the
+     same writes while 20 pollers (a process of their own) read /state back to back, first
+     on the two standbys (`pollers_*`), then on the leader (`pollers_leader_*`): mean
+     latency, the replicas' CPU per read (loaded phase minus the writes-alone phase) and
+     write p99 with pollers / without.
 Cluster M (10k agents / 100k running tasks, growing to 20k / 200k running / 200k completed):
   3. build: every agent re-registers with its tasks (cold, timed);
   4. GET /state, v1 GET_STATE in JSON and in protobuf: p50 over sequential requests, next to
@@ -45,12 +48,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
+import dataclasses
 import gc
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -81,7 +83,8 @@ from support.state_cluster import (
     new_session,
 )
 
-from meseta.api import mesos_json, recordio
+from meseta.agent.master_client import UPDATES_PER_CALL
+from meseta.api import mesos_json
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -335,7 +338,11 @@ class Writer:
     """Status updates at a fixed rate (open loop) that move writer tasks through their lives:
     STARTING, RUNNING, FINISHED, each task's next update only after its previous one was
     acknowledged. So every update changes its task's state, which is what makes the master
-    publish one TASK_UPDATED (Mesos publishes none for a repeated state)."""
+    publish one TASK_UPDATED (Mesos publishes none for a repeated state).
+
+    Each writer agent behaves like meseta's agent (agent/daemon.py): one call in flight, and
+    whatever became due meanwhile goes in the next call, as one UPDATES. A latency runs from
+    the executor sending the update (its `timestamp`) to the master's 202."""
 
     def __init__(self, pool: TaskPool, url: str) -> None:
         self.pool = pool
@@ -345,16 +352,33 @@ class Writer:
         self.acked_index = 0
         self.errors: list[str] = []
         self.starved = 0
-        # Beyond this the master is saturated: more concurrent requests only queue up in
-        # its HTTP server (and time out); the achieved rate is reported instead.
-        self.max_in_flight = 256
+        self.calls = 0
+        # agent number -> updates due: (task, step, perf_counter when sent, uuid)
+        self.outboxes: dict[int, list[tuple[int, int, float, bytes]]] = {}
+        self.senders: dict[int, asyncio.Task[None]] = {}
 
-    async def one(self, number: int, task: int, step: int) -> None:
+    def enqueue(self, number: int, task: int, step: int) -> None:
+        self.outboxes.setdefault(number, []).append(
+            (task, step, time.perf_counter(), os.urandom(16))
+        )
+        if number not in self.senders:
+            sender = asyncio.get_running_loop().create_task(self.send(number))
+            self.senders[number] = sender
+            sender.add_done_callback(lambda _: self.senders.pop(number, None))
+
+    async def send(self, number: int) -> None:
+        outbox = self.outboxes[number]
+        while outbox:
+            due = outbox[:UPDATES_PER_CALL]
+            del outbox[:UPDATES_PER_CALL]
+            await self.post(number, due)
+
+    async def post(self, number: int, due: list[tuple[int, int, float, bytes]]) -> None:
         fleet = self.pool.fleet
-        uuid = os.urandom(16)
-        started = time.perf_counter()
-        framework = fleet.shape.first_framework
-        body = fleet.update_body(number, framework, task, LIFECYCLE[step], time.time(), uuid)
+        offset = time.time() - time.perf_counter()
+        updates = [(task, LIFECYCLE[step], at + offset, uuid) for task, step, at, uuid in due]
+        (body,) = fleet.update_calls(number, fleet.shape.first_framework, updates)
+        self.calls += 1
         try:
             async with fleet.session.post(
                 self.url + "/api/v1/agent",
@@ -367,29 +391,28 @@ class Writer:
                 index = int(response.headers.get(INDEX_HEADER, "0"))
                 location = response.headers.get("Location", "")
         except (aiohttp.ClientError, TimeoutError) as error:
-            self.errors.append(repr(error))
-            self.pool.ready.append((number, task, step))
-            return
+            status, text, index, location = 0, repr(error), 0, ""
         if status != 202:
             # Leadership moved (a busy VM misses heartbeats): follow it, and subscribe the
-            # agent again where its stream was closed; the task's update is sent again.
+            # agent again where its stream was closed; the tasks' updates are sent again.
             self.errors.append(f"HTTP {status} {text[:80]}")
             if status == 307 and location:
                 self.url = "http:" + location.split("/master", 1)[0]
             elif status == 403:
                 await fleet.resubscribe(self.url, number)
-            self.pool.ready.append((number, task, step))
+            self.pool.ready.extend((number, task, step) for task, step, _, _ in due)
             return
-        self.latencies.append(time.perf_counter() - started)
-        self.acked_at[base64.b64encode(uuid).decode()] = time.time()
+        now = time.perf_counter()
+        wall = time.time()
         self.acked_index = max(self.acked_index, index)
-        if step + 1 < len(LIFECYCLE):
-            self.pool.ready.appendleft((number, task, step + 1))
+        for task, step, at, uuid in due:
+            self.latencies.append(now - at)
+            self.acked_at[base64.b64encode(uuid).decode()] = wall
+            if step + 1 < len(LIFECYCLE):
+                self.pool.ready.appendleft((number, task, step + 1))
 
     async def run(self, rate: float, seconds: float) -> float:
         """Send at `rate`/s for `seconds`; wait for the answers; the achieved send rate."""
-        pending: set[asyncio.Task[None]] = set()
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         interval = 1.0 / rate
         total = int(rate * seconds)
@@ -398,206 +421,150 @@ class Writer:
             delay = started + n * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if len(pending) >= self.max_in_flight or not self.pool.ready:
+            if not self.pool.ready:
                 self.starved += 1
                 continue
-            task = loop.create_task(self.one(*self.pool.ready.popleft()))
+            self.enqueue(*self.pool.ready.popleft())
             sent += 1
-            pending.add(task)
-            task.add_done_callback(pending.discard)
         sent_for = time.perf_counter() - started
-        if pending:
-            await asyncio.wait(pending, timeout=30)
+        if self.senders:
+            await asyncio.wait(list(self.senders.values()), timeout=30)
         if self.starved:
-            self.errors.append(f"{self.starved} updates not sent (saturated or no task ready)")
+            self.errors.append(f"{self.starved} updates not sent (no task ready)")
         return sent / sent_for if sent_for > 0 else 0.0
 
 
 # -- pollers -------------------------------------------------------------------------
 
 
-async def pollers(
-    session: aiohttp.ClientSession, url: str, clients: int, seconds: float
-) -> tuple[list[float], list[str]]:
-    """`clients` loops reading /state back to back for `seconds`; every latency, and the
-    reads that failed (a replica busy past its election timeout can lose leadership and
-    restart its HTTP server's connections)."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    stop_at = time.perf_counter() + seconds
+@dataclass
+class Polled:
+    latencies: list[float]
+    errors: list[str]
+    size: int
 
-    async def client() -> None:
-        while time.perf_counter() < stop_at:
-            try:
-                latencies.append((await get_state(session, url)).seconds)
-            except (BenchError, aiohttp.ClientError, TimeoutError) as error:
-                errors.append(repr(error)[:120])
-                await asyncio.sleep(0.05)
 
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, errors
+async def pollers(urls: list[str], clients: int, seconds: float) -> Polled:
+    """`clients` loops reading /state back to back for `seconds`, spread over `urls`, in a
+    process of their own (support/pollers.py); every latency and every failed read."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).parent / "support" / "pollers.py"), *urls,
+        "--clients", str(clients), "--seconds", str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), seconds + 120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise BenchError(f"the pollers exited with {process.returncode}")
+    result = orjson.loads(out)
+    return Polled(result["latencies"], result["errors"], result["size"])
 
 
 # -- operator stream -----------------------------------------------------------------
 
 
-STAMP = re.compile(rb'"uuid":"([^"]*)"|"timestamp":([0-9.e+-]+)')
+class Subscribers:
+    """The operator SUBSCRIBE streams, read in a process of their own
+    (support/subscribers.py), so that taking in 100 copies of every event does not sit on
+    the event loop of the writer whose latencies are measured."""
 
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
 
-@dataclass
-class Subscriber:
-    """One operator SUBSCRIBE stream; for each TASK_UPDATED: its status uuid, the time the
-    agent sent it and when it arrived here.
+    @classmethod
+    async def open(cls, url: str, count: int) -> Subscribers:
+        script = Path(__file__).parent / "support" / "subscribers.py"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), url, "--count", str(count),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        subscribers = cls(process)
+        ready = await subscribers.answer(60.0)
+        log(f"{count} operator subscribers in {ready['ready']:.1f}s")
+        return subscribers
 
-    The bytes are framed by hand and the two fields found by one regular expression over
-    each batch of complete records (in C): 100 subscribers decoding every event with a JSON
-    parser would make this process, not the master, the bottleneck. In a TASK_UPDATED event
-    only the status has a `uuid` and a `timestamp`.
-    """
-
-    response: aiohttp.ClientResponse
-    arrivals: list[tuple[bytes, float, float]] = field(default_factory=list)
-    closed: bool = False
-    reader: asyncio.Task[None] | None = None
-
-    async def read(self, pending: bytes) -> None:
-        buffer = pending
+    async def answer(self, timeout_s: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
         try:
-            async for chunk in self.response.content.iter_any():
-                now = time.time()
-                buffer += chunk
-                end = complete_records(buffer)
-                if end:
-                    self.scan(buffer[:end], now)
-                    buffer = buffer[end:]
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        finally:
-            self.closed = True
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout_s)
+        except TimeoutError:
+            raise BenchError("the subscribers did not answer in time") from None
+        if not line:
+            raise BenchError(f"the subscribers exited ({await self.process.wait()})")
+        answer: dict[str, Any] = orjson.loads(line)
+        return answer
 
-    def scan(self, records: bytes, now: float) -> None:
-        for record in records.split(b'{"type":"TASK_UPDATED"')[1:]:
-            uuid, stamp = b"", 0.0
-            for match in STAMP.finditer(record):
-                if match.group(1) is not None:
-                    uuid = match.group(1)
-                else:
-                    stamp = float(match.group(2))
-            self.arrivals.append((uuid, stamp, now))
+    async def tell(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(command) + b"\n")
+        await self.process.stdin.drain()
+        return await self.answer(timeout_s)
 
-
-def complete_records(buffer: bytes) -> int:
-    """Where the last complete RecordIO record in `buffer` ends (0: none yet)."""
-    position = 0
-    while True:
-        newline = buffer.find(b"\n", position)
-        if newline < 0:
-            return position
-        end = newline + 1 + int(buffer[position:newline])
-        if end > len(buffer):
-            return position
-        position = end
-
-
-async def subscribe_operator(session: aiohttp.ClientSession, url: str) -> Subscriber:
-    body = orjson.dumps({"type": "SUBSCRIBE"})
-    response = await session.post(
-        f"{url}/api/v1", data=body, headers={"Content-Type": JSON, "Accept": JSON}
-    )
-    if response.status != 200:
-        text = await response.text()
-        response.release()
-        raise BenchError(f"operator SUBSCRIBE: HTTP {response.status} {text[:200]}")
-    buffer = b""
-    end = 0
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        end = complete_records(buffer)
-        if end:
-            break
-    first = recordio.Decoder().feed(buffer[:end])[:1]
-    if not first or orjson.loads(first[0]).get("type") != "SUBSCRIBED":
-        raise BenchError(f"operator SUBSCRIBE: first event {buffer[:200]!r}")
-    subscriber = Subscriber(response)
-    subscriber.scan(buffer[len(recordio.encode(first[0])) : end], time.time())
-    reader = subscriber.read(buffer[end:])
-    subscriber.reader = asyncio.get_running_loop().create_task(reader)
-    return subscriber
-
-
-async def open_subscribers(
-    session: aiohttp.ClientSession, url: str, count: int
-) -> list[Subscriber]:
-    began = time.perf_counter()
-    subscribers = await asyncio.gather(*(subscribe_operator(session, url) for _ in range(count)))
-    log(f"{count} operator subscribers in {time.perf_counter() - began:.1f}s")
-    return list(subscribers)
+    async def close(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
 
 
 async def stream_fanout(
-    leader: Replica, subscribers: list[Subscriber], pool: TaskPool, profile: Profile
+    cluster: MasterCluster,
+    leader: Replica,
+    subscribers: Subscribers,
+    pool: TaskPool,
+    profile: Profile,
 ) -> dict[str, Any]:
-    """Status updates at the profile's rate while `subscribers` read; lag and losses."""
-    for subscriber in subscribers:
-        subscriber.arrivals.clear()  # what came with the writers' registration
+    """Status updates at the profile's rate while the subscribers read; lag and losses."""
+    await subscribers.tell({"clear": True}, 30.0)  # what came with the writers' registration
     writer = Writer(pool, leader.url)
+    replicas = [r.pid for r in cluster.replicas if r.running]
     cpu_before = cpu_seconds([leader.pid])
+    replicas_before, own_before = cpu_seconds(replicas), time.process_time()
     started = time.perf_counter()
     offered = await writer.run(profile.stream_rate, profile.stream_s)
+    writing = time.perf_counter() - started
+    replicas_cpu = cpu_seconds(replicas) - replicas_before
     acked = writer.acked_at
-    log(f"{len(acked)} updates acknowledged in {time.perf_counter() - started:.1f}s")
-    # The last events are on their way: give them a moment (bounded).
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        len(s.arrivals) < len(acked) and not s.closed for s in subscribers
-    ):
-        await asyncio.sleep(0.05)
+    log(f"{len(acked)} updates acknowledged in {writing:.1f}s")
+    # The last events are on their way: the subscribers give them a moment (bounded).
+    seen = await subscribers.tell({"acked": acked, "wait_s": 10.0}, 120.0)
     elapsed = time.perf_counter() - started
     leader_cpu = cpu_seconds([leader.pid]) - cpu_before
-    cut = sum(1 for s in subscribers if s.closed)  # the master ended the stream
-    # Lag from the agent sending the update (includes its commit through Raft), and from
-    # the writer holding the 202 (the update is visible; negative when the event came first).
-    from_send = [came - sent for s in subscribers for _, sent, came in s.arrivals]
-    from_ack = [
-        came - acked[uuid.decode()]
-        for s in subscribers
-        for uuid, _, came in s.arrivals
-        if uuid.decode() in acked
-    ]
-    missing = sum(
-        len(acked.keys() - {uuid.decode() for uuid, _, _ in s.arrivals}) for s in subscribers
-    )
-    duplicates = sum(len(s.arrivals) - len({u for u, _, _ in s.arrivals}) for s in subscribers)
+    own_cpu = time.process_time() - own_before  # the writer agents
     return {
         "stream_subscribers": profile.subscribers,
         "stream_target_events_per_s": profile.stream_rate,
         "stream_offered_events_per_s": rounded(offered, 0),
         "stream_events_per_s": rounded(len(acked) / profile.stream_s, 0),
-        "stream_deliveries_per_s": rounded(len(from_send) / elapsed, 0),
-        "stream_p50_lag_ms": rounded(percentile(from_send, 0.5) * 1000, 1),
-        "stream_p99_lag_ms": rounded(percentile(from_send, 0.99) * 1000, 1),
-        "stream_max_lag_ms": rounded(max(from_send, default=0.0) * 1000, 1),
-        "stream_p99_lag_after_ack_ms": rounded(percentile(from_ack, 0.99) * 1000, 1),
+        "stream_deliveries_per_s": rounded(seen["deliveries"] / seen["elapsed_s"], 0),
+        "stream_p50_lag_ms": rounded(seen["p50_lag_ms"], 1),
+        "stream_p99_lag_ms": rounded(seen["p99_lag_ms"], 1),
+        "stream_max_lag_ms": rounded(seen["max_lag_ms"], 1),
+        "stream_p99_lag_after_ack_ms": rounded(seen["p99_lag_after_ack_ms"], 1),
         "stream_write_p50_ms": rounded(percentile(writer.latencies, 0.5) * 1000, 1),
-        "stream_cut_off": cut,
-        "stream_missing_deliveries": missing,
-        "stream_duplicate_deliveries": duplicates,
+        "stream_write_p99_ms": rounded(percentile(writer.latencies, 0.99) * 1000, 1),
+        "stream_updates_per_call": rounded(len(acked) / max(1, writer.calls), 1),
+        "stream_cut_off": seen["cut_off"],
+        "stream_missing_deliveries": seen["missing_deliveries"],
+        "stream_duplicate_deliveries": seen["duplicate_deliveries"],
         "stream_write_errors": writer.errors[:3],
         "stream_leader_cpu_s": rounded(leader_cpu, 2),
         # The leader's CPU per acknowledged update (HTTP, Raft, fold, view, fan-out): a
         # steadier figure than the lags on a shared VM.
         "stream_leader_cpu_ms_per_update": rounded(leader_cpu / max(1, len(acked)) * 1000, 2),
+        "stream_replicas_cpu_ms_per_update": rounded(replicas_cpu / max(1, len(acked)) * 1000, 2),
+        # Where the two cores went: the replicas while the writer ran, the subscribers'
+        # process until the last event came (or its wait ended), the writer agents.
+        "stream_replicas_cores": rounded(replicas_cpu / writing, 2),
+        "stream_subscribers_cores": rounded(seen["cpu_s"] / seen["elapsed_s"], 2),
+        "stream_subscribers_us_per_delivery": rounded(
+            seen["cpu_s"] / max(1, seen["deliveries"]) * 1e6, 1
+        ),
+        "stream_writer_cores": rounded(own_cpu / elapsed, 2),
     }
-
-
-async def close_subscribers(subscribers: list[Subscriber]) -> None:
-    for subscriber in subscribers:
-        subscriber.response.close()
-        if subscriber.reader is not None:
-            subscriber.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await subscriber.reader
-    subscribers.clear()
 
 
 # -- failover ------------------------------------------------------------------------
@@ -759,33 +726,33 @@ class Run:
         frameworks = range(stream_framework + 1)
         # A pool for what the master can take on this VM (a few thousand updates/s at most);
         # at a higher offered rate the writer reports the updates it had no task ready for.
-        stream_updates = min(profile.stream_rate, 1500.0) * profile.stream_s
+        stream_updates = min(profile.stream_rate, 5000.0) * profile.stream_s
         stream_tasks = TaskPool.size_for(stream_updates, profile.writers)
-        poll_tasks = TaskPool.size_for(2 * profile.write_rate * profile.poll_s, profile.writers)
+        poll_tasks = TaskPool.size_for(3 * profile.write_rate * profile.poll_s, profile.writers)
         staging = mesos_pb2.TASK_STAGING
         stream_shape = Shape(profile.writers, 1, stream_tasks, first_framework=stream_framework)
         stream_writers = AgentFleet(stream_shape, session, WRITER_BASE, staging)
         poll_shape = Shape(profile.writers, 1, poll_tasks)
         poll_writers = AgentFleet(poll_shape, session, WRITER_BASE + 1000, staging)
         fleet = AgentFleet(shape, session)
-        subscribers: list[Subscriber] = []
+        subscribers: Subscribers | None = None
         try:
             cluster.start()
             leader = await self.leader(session, cluster, schedulers, frameworks)
             log(f"operator stream: {profile.subscribers} subscribers, "
                 f"{profile.stream_rate:,.0f} updates/s for {profile.stream_s}s")  # fmt: skip
-            subscribers = await open_subscribers(session, leader.url, profile.subscribers)
+            subscribers = await Subscribers.open(leader.url, profile.subscribers)
             await self.timed_storm("stream_writers_register", cluster, stream_writers, leader.url)
             stream_writers.drain(stream_writers.numbers)
             pool = TaskPool(stream_writers)
             leader = await self.leader(session, cluster, schedulers, frameworks)
-            stream = await stream_fanout(leader, subscribers, pool, profile)
+            stream = await stream_fanout(cluster, leader, subscribers, pool, profile)
             self.results.update(stream)
             lost = {k: stream[f"stream_{k}"] for k in ("cut_off", "missing_deliveries",
                                                        "duplicate_deliveries")}  # fmt: skip
             if any(lost.values()):
                 self.problems.append(f"operator stream: {lost}")
-            await close_subscribers(subscribers)
+            await subscribers.close()
             await stream_writers.close()
             names = [framework_id(stream_framework)]
             await self.teardown(session, cluster, schedulers, frameworks, names)
@@ -798,9 +765,10 @@ class Run:
             names = shape.completed_framework_ids
             await self.teardown(session, cluster, schedulers, frameworks, names)
             leader = await self.leader(session, cluster, schedulers, frameworks)
-            await self.pollers(session, leader, TaskPool(poll_writers))
+            await self.pollers(session, cluster, leader, TaskPool(poll_writers))
         finally:
-            await close_subscribers(subscribers)
+            if subscribers is not None:
+                await subscribers.close()
             await fleet.close()
             await stream_writers.close()
             await poll_writers.close()
@@ -809,57 +777,76 @@ class Run:
             cluster.close()
 
     async def pollers(
-        self, session: aiohttp.ClientSession, leader: Replica, pool: TaskPool
+        self,
+        session: aiohttp.ClientSession,
+        cluster: MasterCluster,
+        leader: Replica,
+        pool: TaskPool,
     ) -> None:
+        """Writes alone, then with 20 pollers on the standbys (the design: every replica
+        keeps one body per index warm), then with them on the leader. The pollers are a
+        process of their own, as operators' pollers are."""
         profile = self.profile
-        pid = [leader.process.pid] if leader.process else []
-        # One read first: the stage measures polling a master whose /state someone already
+        standbys = [r for r in cluster.replicas if r.running and r is not leader]
+        pids = [r.pid for r in cluster.replicas if r.running]
+        # One read first: the stage measures polling masters whose /state someone already
         # reads (an operator UI), not the one-off encoding of every task after the build.
-        await get_state(session, leader.url)
+        for replica in (leader, *standbys):
+            await get_state(session, replica.url)
         log(f"writes alone: {profile.write_rate:.0f}/s for {profile.poll_s}s")
         alone = Writer(pool, leader.url)
-        cpu_before = cpu_seconds(pid)
+        cpu_before = cpu_seconds(pids)
         await alone.run(profile.write_rate, profile.poll_s)
-        alone_cpu = cpu_seconds(pid) - cpu_before
-        log(f"writes with {profile.pollers} pollers on the leader's /state")
-        loaded = Writer(pool, leader.url)
-        cpu_before = cpu_seconds(pid)
-        (reads, read_errors), _ = await asyncio.gather(
-            pollers(session, leader.url, profile.pollers, profile.poll_s),
-            loaded.run(profile.write_rate, profile.poll_s),
-        )
-        # The leader's CPU for reads: the loaded phase minus what the writes alone took.
-        read_cpu = max(0.0, cpu_seconds(pid) - cpu_before - alone_cpu)
-        try:
-            state_mb = rounded((await get_state(session, leader.url)).size / 1e6, 1)
-        except (BenchError, aiohttp.ClientError, TimeoutError):
-            state_mb = 0.0
+        alone_cpu = cpu_seconds(pids) - cpu_before
         alone_p99 = percentile(alone.latencies, 0.99)
-        loaded_p99 = percentile(loaded.latencies, 0.99)
-        trimmed = sorted(reads)[len(reads) // 50 : len(reads) - len(reads) // 50] or reads
         self.results.update(
             {
                 "pollers": profile.pollers,
-                "pollers_reads": len(reads),
-                "pollers_leader_cpu_ms_per_read": rounded(read_cpu / max(1, len(reads)) * 1000, 2),
-                "pollers_state_mb": state_mb,
-                "pollers_mean_s": rounded(statistics.fmean(reads) if reads else 0.0),
-                "pollers_trimmed_mean_s": rounded(statistics.fmean(trimmed) if trimmed else 0.0),
-                "pollers_p99_s": rounded(percentile(reads, 0.99)),
-                "pollers_vs_mesos": rounded(
-                    (statistics.fmean(reads) if reads else 0.0) / MESOS["pollers_mean_s"], 3
-                ),
                 "write_p50_ms_alone": rounded(percentile(alone.latencies, 0.5) * 1000, 1),
                 "write_p99_ms_alone": rounded(alone_p99 * 1000, 1),
-                "write_p50_ms_pollers": rounded(percentile(loaded.latencies, 0.5) * 1000, 1),
-                "write_p99_ms_pollers": rounded(loaded_p99 * 1000, 1),
-                "pollers_write_p99_ratio": rounded(loaded_p99 / alone_p99, 2) if alone_p99 else 0,
             }
         )
-        self.results["pollers_failed_reads"] = len(read_errors)
-        self.results["pollers_write_errors"] = (alone.errors + loaded.errors)[:3]
-        if read_errors:
-            self.problems.append(f"pollers: {len(read_errors)} reads failed: {read_errors[:3]}")
+        errors = list(alone.errors)
+        for prefix, targets in (("pollers", standbys), ("pollers_leader", [leader])):
+            where = "the standbys" if prefix == "pollers" else "the leader"
+            log(f"writes with {profile.pollers} pollers on {where}' /state")
+            loaded = Writer(pool, leader.url)
+            cpu_before = cpu_seconds(pids)
+            polled, _ = await asyncio.gather(
+                pollers([r.url for r in targets], profile.pollers, profile.poll_s),
+                loaded.run(profile.write_rate, profile.poll_s),
+            )
+            # The replicas' CPU for reads: the loaded phase minus what the writes alone took.
+            read_cpu = max(0.0, cpu_seconds(pids) - cpu_before - alone_cpu)
+            reads = polled.latencies
+            mean = statistics.fmean(reads) if reads else 0.0
+            trimmed = sorted(reads)[len(reads) // 50 : len(reads) - len(reads) // 50] or reads
+            loaded_p99 = percentile(loaded.latencies, 0.99)
+            self.results.update(
+                {
+                    f"{prefix}_reads": len(reads),
+                    f"{prefix}_cpu_ms_per_read": rounded(read_cpu / max(1, len(reads)) * 1000, 2),
+                    f"{prefix}_state_mb": rounded(polled.size / 1e6, 1),
+                    f"{prefix}_mean_s": rounded(mean),
+                    f"{prefix}_trimmed_mean_s": rounded(
+                        statistics.fmean(trimmed) if trimmed else 0.0
+                    ),
+                    f"{prefix}_p99_s": rounded(percentile(reads, 0.99)),
+                    f"{prefix}_vs_mesos": rounded(mean / MESOS["pollers_mean_s"], 3),
+                    f"{prefix}_write_p50_ms": rounded(percentile(loaded.latencies, 0.5) * 1000, 1),
+                    f"{prefix}_write_p99_ms": rounded(loaded_p99 * 1000, 1),
+                    f"{prefix}_write_p99_ratio": rounded(loaded_p99 / alone_p99, 2)
+                    if alone_p99
+                    else 0,
+                    f"{prefix}_failed_reads": len(polled.errors),
+                }
+            )
+            errors += loaded.errors
+            if polled.errors:
+                self.problems.append(
+                    f"{prefix}: {len(polled.errors)} reads failed: {polled.errors[:3]}"
+                )
+        self.results["pollers_write_errors"] = errors[:3]
 
     async def big_cluster(self, session: aiohttp.ClientSession) -> None:
         profile = self.profile
@@ -977,9 +964,12 @@ def table(results: dict[str, Any]) -> str:
         row("GET_STATE JSON p50, big", "getstate_big_p50_s", " s", "Mesos 1.10 9.62 s"),
         row("naive rebuild per request, big", "naive_big_p50_s", " s"),
         row("/state / naive, big", "state_big_vs_naive", "x"),
-        row("20 pollers, mean", "pollers_mean_s", " s", "Mesos 1.7 ~0.95 s"),
-        row("leader CPU per poller read", "pollers_leader_cpu_ms_per_read", " ms"),
-        row("write p99 with pollers / alone", "pollers_write_p99_ratio", "x"),
+        row("20 pollers on the standbys, mean", "pollers_mean_s", " s", "Mesos 1.7 ~0.95 s"),
+        row("write p99 with them / alone", "pollers_write_p99_ratio", "x"),
+        row("replica CPU per read (standbys)", "pollers_cpu_ms_per_read", " ms"),
+        row("20 pollers on the leader, mean", "pollers_leader_mean_s", " s"),
+        row("write p99 with them / alone", "pollers_leader_write_p99_ratio", "x"),
+        row("replica CPU per read (leader)", "pollers_leader_cpu_ms_per_read", " ms"),
         row("failover to /state", "failover_state_s", " s", "Mesos 1.5 ~4.3 s at 10k"),
         row("operator stream p99 lag", "stream_p99_lag_ms", " ms"),
         row("operator stream events/s", "stream_events_per_s"),
@@ -992,7 +982,9 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
-async def run(profile: Profile, workdir: Path) -> tuple[dict[str, Any], list[str]]:
+async def run(
+    profile: Profile, workdir: Path, big: bool = True
+) -> tuple[dict[str, Any], list[str]]:
     # SIGTERM cancels the run, so every stage's `finally` stops the replicas it started.
     current = asyncio.current_task()
     assert current is not None
@@ -1002,7 +994,8 @@ async def run(profile: Profile, workdir: Path) -> tuple[dict[str, Any], list[str
     started = time.perf_counter()
     async with new_session() as session:
         await bench.poll_cluster(session)
-        await bench.big_cluster(session)
+        if big:
+            await bench.big_cluster(session)
     bench.results["wall_s"] = rounded(time.perf_counter() - started, 1)
     bench.results["loadavg_1m_end"] = rounded(os.getloadavg()[0], 2)
     compare(bench.results)
@@ -1016,17 +1009,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--tiny", action="store_true", help="toy sizes (the smoke test)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the replicas live")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--stream-rate", type=float, default=None, help="status updates/s offered to the stream"
+    )
+    parser.add_argument(
+        "--poll-only", action="store_true", help="cluster P only (stream and pollers)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     profile = TINY if options.tiny else QUICK if options.quick else FULL
+    if options.stream_rate:
+        profile = dataclasses.replace(profile, stream_rate=options.stream_rate)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="state_bench-"))
     gc.collect()
     problems: list[str] = []
     try:
-        results, problems = asyncio.run(run(profile, workdir))
+        results, problems = asyncio.run(run(profile, workdir, big=not options.poll_only))
     except (BenchError, asyncio.CancelledError) as error:
         problems.append(str(error) or "cancelled (SIGTERM)")
         results = {}

@@ -36,6 +36,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from meseta.agent.master_client import update_calls
+from meseta.agent.status_updates import Delivery
 from meseta.api import recordio
 from meseta.log.testing import free_port
 from meseta.master.resources import parse, to_protos
@@ -571,23 +573,29 @@ class AgentFleet:
             if number in self.streams and number not in self.drains:
                 self.drains[number] = loop.create_task(discard(self.streams[number]))
 
-    def update_body(
-        self, number: int, framework: int, task: int, state: int, sent_at: float, uuid: bytes
-    ) -> bytes:
-        """A status update from the task's executor; `timestamp` is when it was sent."""
+    def update_calls(
+        self, number: int, framework: int, updates: Sequence[tuple[int, int, float, bytes]]
+    ) -> list[bytes]:
+        """Status updates (task, state, sent_at, uuid) from one agent's executors, packed into
+        calls the way the agent packs what is due at once (one UPDATE for a lone update,
+        UPDATES otherwise); `timestamp` is when the executor sent each."""
         agent = agent_id(number)
-        call = agent_link_pb2.Call(type=agent_link_pb2.Call.UPDATE)
-        call.agent_id.value = agent
-        update = call.update
-        update.framework_id.value = framework_id(framework)
-        status = update.status
-        status.task_id.value = task_id(agent, framework, task)
-        status.agent_id.value = agent
-        status.state = state  # type: ignore[assignment]
-        status.source = mesos_pb2.TaskStatus.SOURCE_EXECUTOR
-        status.uuid = uuid
-        status.timestamp = sent_at
-        return call.SerializeToString()
+        deliveries = []
+        for task, state, sent_at, uuid in updates:
+            status = mesos_pb2.TaskStatus(
+                state=state,  # type: ignore[arg-type]
+                source=mesos_pb2.TaskStatus.SOURCE_EXECUTOR,
+                uuid=uuid,
+                timestamp=sent_at,
+            )
+            status.task_id.value = task_id(agent, framework, task)
+            status.agent_id.value = agent
+            deliveries.append(Delivery(framework_id(framework), status, state))
+        bodies = []
+        for call in update_calls(deliveries):
+            call.agent_id.value = agent
+            bodies.append(call.SerializeToString())
+        return bodies
 
     async def close(self) -> None:
         for drain in self.drains.values():

@@ -56,4 +56,5 @@ def test_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     assert results["reregister_agents_per_s"] > 0
     assert results["stream_events_per_s"] > 0 and results["stream_missing_deliveries"] == 0
     assert results["pollers_reads"] >= results["pollers"]
+    assert results["pollers_leader_reads"] >= results["pollers"]
     assert not (tmp_path / "work").exists(), "the script must remove its work directory"

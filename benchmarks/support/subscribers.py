@@ -1,0 +1,199 @@
+"""Operator SUBSCRIBE streams read in a process of their own, for state_bench.py.
+
+    python benchmarks/support/subscribers.py URL --count 100
+
+Opens `count` operator subscriptions (JSON) on URL and prints `{"ready": ...}`. Then it
+takes one JSON line at a time on stdin:
+
+- `{"clear": true}`: forget what arrived so far (answers `{"cleared": true}`);
+- `{"acked": {uuid: wall time of the 202, ...}, "wait_s": S}`: wait (at most S) until every
+  open subscriber has seen every acknowledged update, print the figures and exit.
+
+For each TASK_UPDATED a subscriber keeps the status uuid, the time the agent sent it (the
+status `timestamp`) and when it arrived. The bytes are framed by hand and the two fields
+found by one regular expression over each batch of complete records (in C): decoding every
+event with a JSON parser would make this process, not the master, the bottleneck. In a
+TASK_UPDATED event only the status has a `uuid` and a `timestamp`. The writer runs in
+another process (the goal's method: subscribers in one process, the writer apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from meseta.api import recordio
+
+JSON = "application/json"
+STAMP = re.compile(rb'"uuid":"([^"]*)"|"timestamp":([0-9.e+-]+)')
+
+
+@dataclass
+class Subscriber:
+    response: aiohttp.ClientResponse
+    arrivals: list[tuple[bytes, float, float]] = field(default_factory=list)
+    closed: bool = False
+    reader: asyncio.Task[None] | None = None
+
+    async def read(self, pending: bytes) -> None:
+        buffer = pending
+        try:
+            async for chunk in self.response.content.iter_any():
+                now = time.time()
+                buffer += chunk
+                end = complete_records(buffer)
+                if end:
+                    self.scan(buffer[:end], now)
+                    buffer = buffer[end:]
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        finally:
+            self.closed = True
+
+    def scan(self, records: bytes, now: float) -> None:
+        for record in records.split(b'{"type":"TASK_UPDATED"')[1:]:
+            uuid, stamp = b"", 0.0
+            for match in STAMP.finditer(record):
+                if match.group(1) is not None:
+                    uuid = match.group(1)
+                else:
+                    stamp = float(match.group(2))
+            self.arrivals.append((uuid, stamp, now))
+
+
+def complete_records(buffer: bytes) -> int:
+    """Where the last complete RecordIO record in `buffer` ends (0: none yet)."""
+    position = 0
+    while True:
+        newline = buffer.find(b"\n", position)
+        if newline < 0:
+            return position
+        end = newline + 1 + int(buffer[position:newline])
+        if end > len(buffer):
+            return position
+        position = end
+
+
+async def subscribe(session: aiohttp.ClientSession, url: str) -> Subscriber:
+    body = orjson.dumps({"type": "SUBSCRIBE"})
+    response = await session.post(
+        f"{url}/api/v1", data=body, headers={"Content-Type": JSON, "Accept": JSON}
+    )
+    if response.status != 200:
+        text = await response.text()
+        response.release()
+        raise RuntimeError(f"operator SUBSCRIBE: HTTP {response.status} {text[:200]}")
+    buffer = b""
+    end = 0
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        end = complete_records(buffer)
+        if end:
+            break
+    first = recordio.Decoder().feed(buffer[:end])[:1]
+    if not first or orjson.loads(first[0]).get("type") != "SUBSCRIBED":
+        raise RuntimeError(f"operator SUBSCRIBE: first event {buffer[:200]!r}")
+    subscriber = Subscriber(response)
+    subscriber.scan(buffer[len(recordio.encode(first[0])) : end], time.time())
+    subscriber.reader = asyncio.get_running_loop().create_task(subscriber.read(buffer[end:]))
+    return subscriber
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def figures(
+    subscribers: list[Subscriber], acked: dict[str, float], elapsed: float, cpu: float
+) -> dict[str, Any]:
+    # Lag from the agent sending the update (includes its commit through Raft), and from
+    # the writer holding the 202 (the update is visible; negative when the event came first).
+    from_send = [came - sent for s in subscribers for _, sent, came in s.arrivals]
+    from_ack = [
+        came - acked[uuid.decode()]
+        for s in subscribers
+        for uuid, _, came in s.arrivals
+        if uuid.decode() in acked
+    ]
+    missing = sum(
+        len(acked.keys() - {uuid.decode() for uuid, _, _ in s.arrivals}) for s in subscribers
+    )
+    duplicates = sum(len(s.arrivals) - len({u for u, _, _ in s.arrivals}) for s in subscribers)
+    return {
+        "deliveries": len(from_send),
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "p50_lag_ms": percentile(from_send, 0.5) * 1000,
+        "p99_lag_ms": percentile(from_send, 0.99) * 1000,
+        "max_lag_ms": max(from_send, default=0.0) * 1000,
+        "p99_lag_after_ack_ms": percentile(from_ack, 0.99) * 1000,
+        "cut_off": sum(1 for s in subscribers if s.closed),  # the master ended the stream
+        "missing_deliveries": missing,
+        "duplicate_deliveries": duplicates,
+    }
+
+
+def say(message: dict[str, Any]) -> None:
+    sys.stdout.buffer.write(orjson.dumps(message) + b"\n")
+    sys.stdout.flush()
+
+
+async def serve(url: str, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 30)  # the acked map is one (long) line
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        began = time.perf_counter()
+        subscribers = await asyncio.gather(*(subscribe(session, url) for _ in range(count)))
+        say({"ready": time.perf_counter() - began})
+        started, cpu = time.perf_counter(), time.process_time()
+        while line := await reader.readline():
+            command = orjson.loads(line)
+            if command.get("clear"):
+                for subscriber in subscribers:
+                    subscriber.arrivals.clear()
+                started, cpu = time.perf_counter(), time.process_time()
+                say({"cleared": True})
+                continue
+            acked: dict[str, float] = command["acked"]
+            deadline = time.monotonic() + command.get("wait_s", 10.0)
+            while time.monotonic() < deadline and any(
+                len(s.arrivals) < len(acked) and not s.closed for s in subscribers
+            ):
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            say(figures(list(subscribers), acked, elapsed, time.process_time() - cpu))
+            break
+        for subscriber in subscribers:
+            subscriber.response.close()
+            if subscriber.reader is not None:
+                subscriber.reader.cancel()
+        await asyncio.gather(
+            *(s.reader for s in subscribers if s.reader is not None), return_exceptions=True
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url")
+    parser.add_argument("--count", type=int, default=100)
+    args = parser.parse_args()
+    asyncio.run(serve(args.url, args.count))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
