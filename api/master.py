@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import uvicorn
 from meseta.api.app import create_app
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.event_router import EventRouter
-from meseta.api.warmer import Warmer
+from meseta.api.warmer import DEFAULT_FORMS, Warmer
 from meseta.log.interface import ReplicatedLog
 from meseta.master.leader import LeaderConfig, Leadership
 from meseta.master.service import MasterService
@@ -58,6 +59,7 @@ class MasterReplica:
         view_dir: Path | None = None,
         max_operator_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
         flags: dict[str, str] | None = None,
+        warm_forms: Sequence[str] = DEFAULT_FORMS,
     ) -> MasterReplica:
         service = MasterService(log)
         leadership = Leadership(service, config)
@@ -90,7 +92,7 @@ class MasterReplica:
             context,
             uvicorn.Server(server_config),
             view_keeper=keeper,
-            warmer=Warmer(context.cluster),
+            warmer=Warmer(context.cluster, forms=warm_forms) if warm_forms else None,
         )
 
     async def start(self) -> None:

@@ -51,3 +51,22 @@ def test_bad_election_timeout_is_refused(tmp_path: Path, value: str, message: st
     options = master_options(tmp_path, f"--raft_election_timeout={value}")
     with pytest.raises(SystemExit, match=message):
         main.run(options)
+
+
+@pytest.mark.parametrize(
+    ("value", "forms"),
+    [
+        ("legacy,protobuf", ("legacy", "pb")),
+        ("json, legacy,json", ("json", "legacy")),
+        ("", ()),
+    ],
+)
+def test_warm_encodings_name_the_warmer_forms(value: str, forms: tuple[str, ...]) -> None:
+    assert main.warm_forms(value) == forms
+
+
+def test_warm_encodings_default_and_bad_names(tmp_path: Path) -> None:
+    assert main.warm_forms(master_options(tmp_path).warm_encodings) == ("legacy", "pb")
+    options = master_options(tmp_path, "--warm_encodings=legacy,xml")
+    with pytest.raises(SystemExit, match=r"--warm_encodings: unknown xml \(choose from legacy"):
+        main.run(options)
