@@ -544,7 +544,9 @@ class RaftLog:
         event.set()
 
     def _on_role_changed(self) -> None:
-        if not self.is_leader():
+        # Once close() has begun, it answers every caller with LogClosed (as propose
+        # does): a deposition its last tick saw must not answer them first.
+        if not self._closed and not self.is_leader():
             self._proposals.fail_all(NotLeaderError(self.leader_address()))
 
     def _submit(self, data: bytes, done: Callable[[BatchOutcome], None]) -> None:

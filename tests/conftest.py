@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = Path(__file__).resolve().parent
@@ -19,6 +20,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 # Shared builders live in tests/support/ and are imported as `support.<module>`.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+
+
+# Hypothesis's two wall-clock checks, the 200 ms `deadline` per example and the `too_slow`
+# health check on data generation, fail a correct test whenever the machine is busy (a
+# descheduled process misses them). Speed is the benchmarks' business, never a test's.
+settings.register_profile("meseta", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("meseta")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -124,9 +124,24 @@ async def test_last_event_id_resumes_without_gap_or_duplicate(
 
 
 async def test_an_event_id_older_than_the_ring_gets_resync(
-    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler, session: aiohttp.ClientSession
+    master: MasterHandle,
+    agent: FakeAgent,
+    scheduler: FakeScheduler,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    use_broker(master, capacity=2)
+    broker = use_broker(master, capacity=2)
+    # The leader commits a tick every 0.2 s, so the index may have moved on by the time the
+    # client reads the event: note what it was when each resync was made, by reason (the
+    # closed first stream may still be cut off server-side, with a resync of its own).
+    made_at: dict[str, int] = {}
+    make = sse.resync_bytes
+
+    def noted(reason: str, index: int) -> bytes:
+        made_at[reason] = broker.applied_index
+        return make(reason, index)
+
+    monkeypatch.setattr(sse, "resync_bytes", noted)
     events = await stream(session, master)
     subscribed = await events.next()
     await events.close()
@@ -137,7 +152,7 @@ async def test_an_event_id_older_than_the_ring_gets_resync(
     assert resync.event == "resync"
     assert resync.id == ""  # resets the browser's Last-Event-ID: it reconnects afresh
     assert "no longer buffered" in resync.json()["reason"]
-    assert resync.json()["index"] == master.context.operator_events.applied_index
+    assert resync.json()["index"] == made_at[resync.json()["reason"]]
     assert await late.next_or_end() is None
     await late.close()
 
