@@ -57,12 +57,18 @@ async def wait_for(predicate: object, what: str, timeout_s: float = LEADER_TIMEO
 
 def raft_config(path: Path, address: str, peers: Sequence[str]) -> RaftConfig:
     # Fresh clusters elect at once; the restart grace period is for rejoining replicas.
+    # These tests never fail a leader over, and most expect the first leader to keep
+    # leading: elections slower than the default ride out a replica stalled by its disk
+    # (fsync) or a busy 2-core host for about a second instead of half of one.
     return RaftConfig(
         data_dir=path,
         secret=SECRET,
         address=address,
         peers=tuple(peers),
         startup_election_delay_s=0.0,
+        election_timeout_s=(0.6, 1.2),
+        leader_step_down_s=2.4,
+        connection_timeout_s=1.2,
     )
 
 
