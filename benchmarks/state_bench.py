@@ -16,10 +16,10 @@ completed tasks):
   2. one /state read on each replica (warming the caches), writes alone (status updates at
      a fixed rate, sent the way agents send them: one call in flight per agent, whatever is
      due meanwhile in the next; latency from the update's timestamp to the 202), then the
-     same writes while 20 pollers (a process of their own) read /state back to back, first
-     on the two standbys (`pollers_*`), then on the leader (`pollers_leader_*`): mean
-     latency, the replicas' CPU per read (loaded phase minus the writes-alone phase) and
-     write p99 with pollers / without.
+     same writes while 20 pollers (20 curl loops, or one Python process without curl) read
+     /state back to back, first on the two standbys (`pollers_*`), then on the leader
+     (`pollers_leader_*`): mean latency, the pollers' and the replicas' CPU (loaded phase
+     minus the writes-alone phase) and write p99 with pollers / without.
 Cluster M (10k agents / 100k running tasks, growing to 20k / 200k running / 200k completed):
   3. build: every agent re-registers with its tasks (cold, timed);
   4. GET /state, v1 GET_STATE in JSON and in protobuf: p50 over sequential requests, next to
@@ -53,6 +53,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -442,11 +443,54 @@ class Polled:
     latencies: list[float]
     errors: list[str]
     size: int
+    cpu_s: float  # the pollers' processes
+    client: str  # curl or aiohttp
+
+
+CURL = shutil.which("curl")
+CURL_POLLS = 10  # /state reads per curl run (one kept-alive connection)
 
 
 async def pollers(urls: list[str], clients: int, seconds: float) -> Polled:
-    """`clients` loops reading /state back to back for `seconds`, spread over `urls`, in a
-    process of their own (support/pollers.py); every latency and every failed read."""
+    """`clients` loops reading /state back to back for `seconds`, spread over `urls`; every
+    latency and every failed read. Each loop is a curl when there is one (pollers are other
+    programs, and a C client takes in 5 MB for about the kernel's copy), else they all
+    share one Python process (support/pollers.py), which a few hundred MB/s saturate."""
+    if CURL is None:
+        return await python_pollers(urls, clients, seconds)
+    polled = Polled([], [], 0, 0.0, "curl")
+    stop_at = time.perf_counter() + seconds
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    async def client(url: str) -> None:
+        args = [a for _ in range(CURL_POLLS) for a in (f"{url}/state", "-o", "/dev/null")]
+        write_out = "%{http_code} %{time_total} %{size_download}\\n"
+        while time.perf_counter() < stop_at:
+            assert CURL is not None
+            process = await asyncio.create_subprocess_exec(
+                CURL, "-s", "--max-time", "60", "-w", write_out, *args,
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await process.communicate()
+            for line in out.decode().splitlines():
+                code, seconds_taken, size = line.split()
+                if code == "200":
+                    polled.latencies.append(float(seconds_taken))
+                    polled.size = int(size)
+                else:
+                    polled.errors.append(f"HTTP {code}")
+            if process.returncode:
+                polled.errors.append(f"curl exited with {process.returncode}")
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(client(urls[n % len(urls)]) for n in range(clients)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    polled.cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return polled
+
+
+async def python_pollers(urls: list[str], clients: int, seconds: float) -> Polled:
+    """The pollers as aiohttp clients sharing one process (support/pollers.py)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(Path(__file__).parent / "support" / "pollers.py"), *urls,
         "--clients", str(clients), "--seconds", str(seconds),
@@ -461,7 +505,7 @@ async def pollers(urls: list[str], clients: int, seconds: float) -> Polled:
     if process.returncode != 0:
         raise BenchError(f"the pollers exited with {process.returncode}")
     result = orjson.loads(out)
-    return Polled(result["latencies"], result["errors"], result["size"])
+    return Polled(result["latencies"], result["errors"], result["size"], result["cpu_s"], "aiohttp")
 
 
 # -- operator stream -----------------------------------------------------------------
@@ -826,6 +870,10 @@ class Run:
                 {
                     f"{prefix}_reads": len(reads),
                     f"{prefix}_cpu_ms_per_read": rounded(read_cpu / max(1, len(reads)) * 1000, 2),
+                    # The pollers' own CPU: with one Python process near 1 core, that
+                    # process is what limits the reads.
+                    f"{prefix}_client": polled.client,
+                    f"{prefix}_client_cores": rounded(polled.cpu_s / profile.poll_s, 2),
                     f"{prefix}_state_mb": rounded(polled.size / 1e6, 1),
                     f"{prefix}_mean_s": rounded(mean),
                     f"{prefix}_trimmed_mean_s": rounded(

@@ -46,7 +46,7 @@ async def poll(urls: list[str], clients: int, seconds: float) -> dict[str, objec
                     await asyncio.sleep(0.05)
 
         await asyncio.gather(*(client(urls[n % len(urls)]) for n in range(clients)))
-    return {"latencies": latencies, "errors": errors, "size": size}
+    return {"latencies": latencies, "errors": errors, "size": size, "cpu_s": time.process_time()}
 
 
 def main() -> int:
