@@ -293,7 +293,8 @@ class Agent:
                 out.message.data = message.data
                 stream.send(out)
         elif kind == LinkEvent.SHUTDOWN:
-            log.warning("the master asked this agent to shut down")
+            why = f" because '{event.error.message}'" if event.HasField("error") else ""
+            log.warning("the master asked this agent to shut down%s", why)
             await self._destroy_all(self.core.executors())
             self.checkpoints.wipe()
             self.shutdown_requested.set()

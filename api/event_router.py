@@ -226,7 +226,13 @@ def agent_registered(event: ev.AgentRegistered, router: EventRouter) -> None:
 def _(event: ev.AgentRegistrationRejected, router: EventRouter) -> None:
     stream = router.context.pending.pop(event.stream_id, None)
     if stream is not None:
-        stream.send(agent_error(event.message))
+        if event.shutdown:
+            # As Mesos's ShutdownMessage: the agent kills its executors and stops.
+            message = AgentEvent(type=AgentEvent.SHUTDOWN)
+            message.error.message = event.message
+            stream.send(message)
+        else:
+            stream.send(agent_error(event.message))
         stream.close()
 
 

@@ -213,6 +213,9 @@ class AgentRegistered:
 class AgentRegistrationRejected:
     stream_id: str
     message: str
+    # The agent must stop everything (it was removed or marked gone, or came back under
+    # another address), as Mesos answers with a ShutdownMessage; otherwise it may retry.
+    shutdown: bool = False
 
 
 @dataclass(slots=True)

@@ -98,12 +98,13 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     info.CopyFrom(command.agent_info)
     agent = state.agents.get(info.id.value)
     error = reregister_error(agent, info)
+    if error is not None:
+        out.append(AgentRegistrationRejected(command.stream_id, error, shutdown=True))
+        return
     try:
         total = from_protos(info.resources)
     except ResourceError as exc:
-        error = error or str(exc)
-    if error is not None:
-        out.append(AgentRegistrationRejected(command.stream_id, error))
+        out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
     if agent is None:
         agent = Agent(info.id.value, info, AgentStatus.UNREACHABLE, total, state.now_ns)
@@ -124,6 +125,7 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
 
 
 def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | None:
+    """Why this agent may not come back under its id at all (Mesos shuts it down)."""
     if agent is None:
         return None
     if agent.status is AgentStatus.GONE:

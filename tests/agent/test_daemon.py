@@ -311,20 +311,40 @@ async def test_executor_that_never_subscribes_times_out(
         await until(lambda: not agent.containerizer.containers(), "the container to go")
 
 
+async def mark_gone(master: MasterHandle, agent_id: str) -> None:
+    gone = {"agent_id": {"value": agent_id}}
+    body = orjson.dumps({"type": "MARK_AGENT_GONE", "mark_agent_gone": gone})
+    headers = {"Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{master.url}/api/v1", data=body, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+
+
 async def test_marked_gone_the_agent_stops_and_forgets_its_id(
     master: MasterHandle, tmp_path: Path
 ) -> None:
     async with registered_agent(master, tmp_path) as agent:
-        gone = {"agent_id": {"value": agent.agent_id}}
-        body = orjson.dumps({"type": "MARK_AGENT_GONE", "mark_agent_gone": gone})
-        headers = {"Content-Type": "application/json"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{master.url}/api/v1", data=body, headers=headers) as response,
-        ):
-            assert response.status == 200, await response.text()
+        await mark_gone(master, agent.agent_id)
         await asyncio.wait_for(agent.shutdown_requested.wait(), 10)
         assert agent.checkpoints.load().info is None
+
+
+async def test_marked_gone_while_down_the_agent_stops_when_it_comes_back(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with registered_agent(master, tmp_path, port=port) as agent:
+        agent_id = agent.agent_id
+    await mark_gone(master, agent_id)
+    # Restarted on its checkpoint, it re-registers under its old id; like a Mesos agent
+    # the master shuts down, it stops rather than retrying, and forgets the id.
+    async with running_agent(tmp_path, [master.address], port=port) as again:
+        assert again.agent_id == agent_id
+        await asyncio.wait_for(again.shutdown_requested.wait(), 10)
+        assert again.checkpoints.load().info is None
+        assert not again.counters.registered
 
 
 async def test_teardown_destroys_an_unresponsive_executor_after_the_grace_period(

@@ -121,6 +121,43 @@ async def test_bad_resources_are_an_error_event(master: MasterHandle) -> None:
         assert agent.agent_id is None
 
 
+async def test_an_agent_marked_gone_is_told_to_shut_down_when_it_comes_back(
+    master: MasterHandle, agent: FakeAgent
+) -> None:
+    agent_id = agent.agent_id or ""
+    await agent.disconnect()
+    body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent_id}}}
+    assert agent.session is not None
+    async with agent.session.post(
+        f"{master.url}/api/v1",
+        data=orjson.dumps(body),
+        headers={"Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 200, await response.text()
+    # Mesos answers with a ShutdownMessage, not a refusal to retry: the agent must stop.
+    with master.unchanged("reregister_agent"):
+        first = await agent.subscribe(agent_id=agent_id)
+        assert first == {
+            "type": "SHUTDOWN",
+            "error": {"message": f"Agent {agent_id} has been marked gone"},
+        }
+        assert agent.stream is not None
+        assert await agent.stream.wait_closed() == []
+    assert master.state.agents[agent_id].status is AgentStatus.GONE
+
+
+async def test_an_agent_back_under_another_address_is_told_to_shut_down(
+    master: MasterHandle,
+) -> None:
+    async with FakeAgent(master.url, port=5051) as agent:
+        agent_id = (await agent.subscribe())["subscribed"]["agent_id"]["value"]
+        await agent.disconnect()
+    async with FakeAgent(master.url, port=5099) as moved:
+        first = await moved.subscribe(agent_id=agent_id)
+        assert first["type"] == "SHUTDOWN"
+        assert "changed its hostname or port" in first["error"]["message"]
+
+
 async def test_stream_close_disconnects_the_agent(master: MasterHandle, agent: FakeAgent) -> None:
     agent_id = agent.agent_id or ""
     await agent.disconnect()

@@ -61,7 +61,8 @@ def test_register_with_bad_resources_is_rejected() -> None:
     info = m.AgentInfo(hostname="h", port=1)
     info.resources.add(name="cpus", type=m.Value.SCALAR).scalar.value = -1
     events = cluster.run(register_agent=c.RegisterAgent(agent_info=info, stream_id="x"))
-    assert one(events, AgentRegistrationRejected).stream_id == "x"
+    rejected = one(events, AgentRegistrationRejected)
+    assert rejected.stream_id == "x" and not rejected.shutdown  # the agent may try again
     assert not cluster.state.agents
 
 
@@ -199,6 +200,7 @@ def test_mark_gone_ends_tasks_and_forbids_reregistration() -> None:
     assert not cluster.state.agents[agent].allocated
     rejected = one(cluster.reregister_agent(agent, stream_id="back"), AgentRegistrationRejected)
     assert rejected.stream_id == "back" and "marked gone" in rejected.message
+    assert rejected.shutdown  # as Mesos: the agent is told to shut down, not to retry
     assert cluster.mark_gone(agent) == []
     assert of_type(cluster.mark_gone("nope"), CommandRejected)
 
@@ -253,6 +255,7 @@ def test_reregistration_with_a_changed_address_is_rejected() -> None:
     info.port = 6000
     rejected = one(cluster.reregister_agent(agent, info=info), AgentRegistrationRejected)
     assert "hostname or port" in rejected.message
+    assert rejected.shutdown
 
 
 def test_unknown_agent_reregistering_is_admitted_with_its_own_id() -> None:
