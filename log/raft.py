@@ -317,7 +317,8 @@ class RaftLog:
         # Applied entries not yet committed to LMDB: (first index, payloads).
         self._unflushed: tuple[int, tuple[bytes, ...]] = (self.store.last_index + 1, ())
         self._forget_registered = False
-        self._role = (False, None, 0)
+        # (leading, the leader's address if known, term), as the tick thread last saw them.
+        self._role: tuple[bool, str | None, int] = (False, None, 0)
         self._raft_numbers: tuple[int, int, int | None] = (0, 0, None)
         self._ready = False
         self._stop = threading.Event()
