@@ -56,6 +56,14 @@ async def registered_agent(
         yield agent
 
 
+async def registered_then_stopped(master: MasterHandle, work_dir: Path) -> tuple[int, str]:
+    """An agent that registered and stopped: its port and id, for a successor agent on its
+    checkpoint."""
+    port = free_port()
+    async with registered_agent(master, work_dir, port=port) as agent:
+        return port, agent.agent_id
+
+
 @contextlib.asynccontextmanager
 async def subscribed_scheduler(
     master: MasterHandle,
@@ -188,9 +196,7 @@ async def test_updates_survive_a_lost_leader(master: MasterHandle, tmp_path: Pat
 async def test_incompatible_reconfiguration_fails_recovery(
     master: MasterHandle, tmp_path: Path
 ) -> None:
-    port = free_port()
-    async with registered_agent(master, tmp_path, port=port) as agent:
-        agent_id = agent.agent_id
+    port, agent_id = await registered_then_stopped(master, tmp_path)
     grown = "--resources=cpus:4;mem:1024;disk:1024;ports:[31000-31010]"
     flags = options(tmp_path, [master.address], port, grown)
     equal = Agent(flags, agent_info(flags), Containerizer(tmp_path))
@@ -334,9 +340,7 @@ async def test_marked_gone_the_agent_stops_and_forgets_its_id(
 async def test_marked_gone_while_down_the_agent_stops_when_it_comes_back(
     master: MasterHandle, tmp_path: Path
 ) -> None:
-    port = free_port()
-    async with registered_agent(master, tmp_path, port=port) as agent:
-        agent_id = agent.agent_id
+    port, agent_id = await registered_then_stopped(master, tmp_path)
     await mark_gone(master, agent_id)
     # Restarted on its checkpoint, it re-registers under its old id; like a Mesos agent
     # the master shuts down, it stops rather than retrying, and forgets the id.

@@ -274,29 +274,18 @@ class FakeAgent:
         *,
         status_uuid: bytes | None = None,
         with_uuid: bool = True,
-        executor_id: str | None = None,
-        reason: str | None = None,
-        message: str | None = None,
-        source: str = "SOURCE_EXECUTOR",
-        latest_state: str | None = None,
         agent_id: str | None = None,
         expect_status: int = 202,
+        **fields: str | None,
     ) -> bytes | None:
-        """Send a status update; return its uuid (a fresh one unless given)."""
+        """Send a status update; return its uuid (a fresh one unless given). `fields` are
+        `update_body`'s (executor_id, reason, message, source, latest_state)."""
         if with_uuid and status_uuid is None:
             status_uuid = uuid.uuid4().bytes
         body = self.envelope("UPDATE", agent_id)
+        agent = body["agent_id"]["value"]
         body["update"] = self.update_body(
-            framework_id,
-            task_id,
-            state,
-            status_uuid=status_uuid,
-            executor_id=executor_id,
-            reason=reason,
-            message=message,
-            source=source,
-            latest_state=latest_state,
-            agent_id=body["agent_id"]["value"],
+            framework_id, task_id, state, status_uuid=status_uuid, agent_id=agent, **fields
         )
         await self.checked(body, expect_status)
         return status_uuid
