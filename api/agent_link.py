@@ -3,9 +3,9 @@
 Agents subscribe with a streaming call like schedulers do (see
 proto/agent_link/v1/agent_link.proto) and send status updates, executor
 exits, messages and heartbeats as separate calls; an agent with several
-updates due sends them as one UPDATES call, committed as one entry. State-changing calls are
-answered 202 once committed; an agent retries an update until the
-scheduler's acknowledgement comes back on its stream.
+updates due sends them as one UPDATES call, committed as one entry.
+State-changing calls are answered 202 once committed; an agent retries an
+update until the scheduler's acknowledgement comes back on its stream.
 """
 
 from __future__ import annotations

@@ -61,7 +61,6 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,7 @@ from support.state_cluster import (
     master_flags,
     new_session,
 )
+from support.stats import percentile
 
 from meseta.agent.master_client import UPDATES_PER_CALL
 from meseta.api import mesos_json
@@ -182,14 +182,6 @@ TINY = Profile(
 
 def log(message: str) -> None:
     print(f"[state_bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (0 when there is nothing to rank)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def rounded(value: float, digits: int = 3) -> float:
@@ -521,10 +513,10 @@ class Subscribers:
 
     @classmethod
     async def open(cls, url: str, count: int) -> Subscribers:
-        script = Path(__file__).parent / "support" / "subscribers.py"
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), url, "--count", str(count),
+            sys.executable, "-m", "support.subscribers", url, "--count", str(count),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).parent,
         )  # fmt: skip
         subscribers = cls(process)
         ready = await subscribers.answer(60.0)

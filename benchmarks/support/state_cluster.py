@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -39,7 +36,7 @@ import orjson
 from meseta.agent.master_client import update_calls
 from meseta.agent.status_updates import Delivery
 from meseta.api import recordio
-from meseta.log.testing import free_port
+from meseta.log.testing import ChildProcess, free_port, stop_all
 from meseta.master.resources import parse, to_protos
 from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -177,29 +174,22 @@ def reregister_bodies(
 
 
 @dataclass
-class Replica:
+class Replica(ChildProcess):
+    """One `meseta master` process (spawned, crashed and stopped as log/testing.py's)."""
+
     name: str
     port: int
     raft: int
     work_dir: Path
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @dataclass
@@ -223,7 +213,7 @@ class MasterCluster:
                     free_port(),
                     free_port(),
                     self.root / name,
-                    self.root / f"{name}.out",
+                    log_path=self.root / f"{name}.out",
                 )
             )
 
@@ -238,10 +228,8 @@ class MasterCluster:
 
     def start(self) -> None:
         for replica in self.replicas:
-            with open(replica.log_path, "ab") as out:
-                replica.process = subprocess.Popen(
-                    self.command(replica), stdout=out, stderr=subprocess.STDOUT
-                )
+            assert replica.log_path is not None
+            replica.spawn(self.command(replica), replica.log_path)
 
     def by_port(self, port: int) -> Replica | None:
         return next((r for r in self.replicas if r.port == port), None)
@@ -269,28 +257,13 @@ class MasterCluster:
 
     def kill(self, replica: Replica) -> None:
         """SIGKILL, as a crash would (this pid only)."""
-        if replica.running:
-            os.kill(replica.pid, signal.SIGKILL)
-            assert replica.process is not None
-            replica.process.wait(timeout=10)
+        replica.crash()
 
     def pids(self) -> list[int]:
         return [r.pid for r in self.replicas if r.running]
 
     def close(self) -> None:
-        for replica in self.replicas:
-            if replica.running:
-                assert replica.process is not None
-                replica.process.terminate()
-        deadline = time.monotonic() + 5
-        for replica in self.replicas:
-            if replica.process is None:
-                continue
-            try:
-                replica.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
-                replica.process.wait(timeout=5)
+        stop_all(self.replicas)
 
     def log_counts(self) -> dict[str, int]:
         counts = {"tracebacks": 0, "fail_stops": 0, "leader_terms": 0}

@@ -1,6 +1,6 @@
 """Operator SUBSCRIBE streams read in a process of their own, for state_bench.py.
 
-    python benchmarks/support/subscribers.py URL --count 100
+    cd benchmarks && python -m support.subscribers URL --count 100
 
 Opens `count` operator subscriptions (JSON) on URL and prints `{"ready": ...}`. Then it
 takes one JSON line at a time on stdin:
@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 
 from meseta.api import recordio
+from support.stats import percentile
 
 JSON = "application/json"
 UPDATED = b'{"type":"TASK_UPDATED"'
@@ -124,13 +125,6 @@ async def subscribe(session: aiohttp.ClientSession, url: str) -> Subscriber:
     subscriber.scan(buffer[len(recordio.encode(first[0])) : end], time.time())
     subscriber.reader = asyncio.get_running_loop().create_task(subscriber.read(buffer[end:]))
     return subscriber
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def figures(
