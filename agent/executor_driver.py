@@ -35,6 +35,11 @@ TOKEN = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 Event = executor_pb2.Event
 Call = executor_pb2.Call
 log = logging.getLogger("meseta.executor")
+# An UPDATE without an answer is posted again after 0.1, 0.2, 0.4... s, at most 2 s apart.
+UPDATE_POST_ATTEMPTS = 8
+CALL_TIMEOUT_S = 30.0  # UPDATE and MESSAGE (the session itself has none: it holds the stream)
+UPDATE_RETRY_S = 0.1
+UPDATE_RETRY_MAX_S = 2.0
 
 
 class ExecutorEnvironmentError(ValueError):
@@ -273,19 +278,34 @@ class ExecutorDriver:
         return call
 
     async def _post(self, call: executor_pb2.Call) -> None:
-        """Post a call; failures are logged, not raised: updates go again with SUBSCRIBE."""
-        session = self._session
-        if session is None or not self.subscribed.is_set():
-            return
-        try:
-            async with session.post(
-                self.environment.url, data=self._encode(call), headers=self._headers()
-            ) as response:
-                if response.status != 202:
-                    text = await response.text()
-                    log.warning("The agent answered %s to %s: %s", response.status, call.type, text)
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            log.warning("Posting a call to the agent failed: %s", error)
+        """Post a call; failures are logged, not raised: updates go again with SUBSCRIBE.
+
+        An UPDATE that got no answer at all is posted again while the stream stays up: the
+        agent may have closed an idle kept-alive connection just as the call went out on it,
+        and no re-subscription would follow to resend the update. A repeat is harmless, as
+        the agent acknowledges a uuid it has seen without recording it twice."""
+        attempts = UPDATE_POST_ATTEMPTS if call.type == Call.UPDATE else 1
+        for attempt in range(attempts):
+            session = self._session
+            if session is None or not self.subscribed.is_set():
+                return
+            try:
+                async with session.post(
+                    self.environment.url,
+                    data=self._encode(call),
+                    headers=self._headers(),
+                    timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
+                ) as response:
+                    if response.status != 202:
+                        text = await response.text()
+                        log.warning(
+                            "The agent answered %s to %s: %s", response.status, call.type, text
+                        )
+                    return
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                log.warning("Posting a call to the agent failed: %s", error)
+            if attempt + 1 < attempts:
+                await asyncio.sleep(min(UPDATE_RETRY_S * 2**attempt, UPDATE_RETRY_MAX_S))
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": self.media_type, "Accept": self.media_type}

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 
 from meseta.agent import endpoints, executor_api, operator_api
 from meseta.agent.daemon import Agent
+from meseta.api.http import KEEP_ALIVE_S
 
 
 def create_app(agent: Agent) -> Starlette:
@@ -35,6 +36,7 @@ class AgentServer:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None

@@ -13,6 +13,11 @@ from meseta.api import mesos_json
 from meseta.api.streams import JSON, PROTOBUF
 
 M = TypeVar("M", bound=Message)
+# Our servers keep idle connections open, in effect for good, as Mesos's libprocess does:
+# pymesos sends every call on one kept-alive connection, and a server that closes it first
+# races the next call (uvicorn's default 5 s cost pymesos its calls and its stream, and an
+# executor its update). Our aiohttp clients drop their own idle connections after 15 s.
+KEEP_ALIVE_S = 365 * 24 * 3600
 
 
 class HttpError(Exception):

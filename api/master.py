@@ -14,6 +14,7 @@ import uvicorn
 from meseta.api.app import create_app
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.event_router import EventRouter
+from meseta.api.http import KEEP_ALIVE_S
 from meseta.api.warmer import DEFAULT_FORMS, Warmer
 from meseta.log.interface import ReplicatedLog
 from meseta.master.leader import LeaderConfig, Leadership
@@ -86,6 +87,7 @@ class MasterReplica:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=KEEP_ALIVE_S,
             lifespan="off",
         )
         return cls(

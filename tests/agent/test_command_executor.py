@@ -226,6 +226,25 @@ async def test_the_driver_speaks_protobuf_and_tracks_acknowledgements(tmp_path: 
             await asyncio.wait_for(runner, 10)
 
 
+async def test_the_driver_posts_again_an_update_that_got_no_answer(tmp_path: Path) -> None:
+    """The agent closing a kept-alive connection as an UPDATE goes out on it must not lose
+    the update: the stream stays up, so no SUBSCRIBE would resend it."""
+    async with FakeExecutorApi(executor_id="e1") as api:
+        driver = ExecutorDriver(driver_environment(api, tmp_path), lambda e: None)
+        runner = asyncio.create_task(driver.run())
+        try:
+            await api.next_subscribe()
+            await asyncio.wait_for(driver.subscribed.wait(), 10)
+            api.dropped_updates = 2
+            sent = await driver.update(new_status("t1", mesos_pb2.TASK_FINISHED))
+            assert (await api.next_update()).uuid == sent
+            assert await driver.wait_acknowledged(10)
+            assert api.dropped_updates == 0 and api.subscribes.empty()  # no re-subscription
+        finally:
+            driver.stop()
+            await asyncio.wait_for(runner, 10)
+
+
 async def test_the_driver_shuts_down_when_the_agent_stays_away_past_the_recovery_timeout(
     tmp_path: Path,
 ) -> None:

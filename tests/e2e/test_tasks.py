@@ -3,6 +3,7 @@ over HTTP, `meseta execute` exit codes and bad `--resources` strings."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from support.e2e_cluster import EXECUTOR_SCRIPT, Cluster, get_json, pymesos_fram
 pytest.importorskip("pymesos", reason="pymesos is not installed (scripts/install_pymesos.py)")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SMALL = {"cpus": 0.1, "mem": 32}
+IDLE_S = 6.0  # longer than uvicorn's default keep-alive (5 s), which dropped such connections
 
 
 def test_command_tasks_finish_fail_and_get_killed(cluster: Cluster, tmp_path: Path) -> None:
@@ -193,3 +195,27 @@ def test_operator_api_sees_kills_and_waits_for_a_container(
         assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
         tasks = operator_call(cluster, {"type": "GET_TASKS"})["get_tasks"]
         assert any(t["task_id"]["value"] == "victim" for t in tasks["completed_tasks"])
+
+
+def test_idle_connections_stay_open_as_mesos_keeps_them(cluster: Cluster, tmp_path: Path) -> None:
+    """pymesos sends every call on one kept-alive connection, and Mesos never closes an idle
+    one: a call after a quiet spell must not meet a closed socket (pymesos then loses the call
+    and drops its stream). Executors reuse their connection to the agent the same way."""
+    agent = urllib.parse.urlsplit(cluster.agent_url)
+    to_agent = http.client.HTTPConnection(agent.hostname or "", agent.port, timeout=10)
+    try:
+        to_agent.request("GET", "/version")
+        assert to_agent.getresponse().read()
+        with pymesos_framework(cluster.masters[0], tmp_path) as framework:
+            framework.launch(task_id="idle", command="sleep 1000", **SMALL)
+            framework.update("idle", "TASK_RUNNING")
+            time.sleep(IDLE_S)
+            framework.command("kill", task_id="idle")
+            framework.update("idle", "TASK_KILLED")
+            kinds = [event["event"] for event in framework.seen]
+            since = kinds[kinds.index("registered") :]  # pymesos says disconnected as it starts
+            assert "failed" not in since and "disconnected" not in since, since
+        to_agent.request("GET", "/version")  # the same connection, idle the while
+        assert to_agent.getresponse().status == 200
+    finally:
+        to_agent.close()

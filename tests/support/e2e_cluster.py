@@ -115,8 +115,14 @@ class Cluster:
         return bool(state.get("slave/registered"))
 
     def diagnostics(self) -> str:
+        """The tails of the masters' and the agent's logs and of every executor's stderr."""
         logs = sorted((self.local.data / "logs").glob("*.log"))
-        return "\n".join(f"== {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+        runs = self.work_dir.glob("slaves/*/frameworks/*/executors/*/runs/*/stderr")
+        sandboxes = sorted(path for path in runs if path.parent.name != "latest")
+        return "\n".join(
+            f"== {path.relative_to(self.local.data)}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in [*logs, *sandboxes]
+        )
 
 
 def get_json(url: str, timeout_s: float = 5.0) -> Any:

@@ -93,6 +93,8 @@ class FakeExecutorApi:
         self.authorizations: list[str | None] = []  # the Authorization header of each call
         # Statuses to answer the next SUBSCRIBEs with instead of a stream, e.g. [503, 503].
         self.refusals: list[int] = []
+        # How many of the next UPDATEs to drop unanswered, their connection closed.
+        self.dropped_updates = 0
         self.subscribes: asyncio.Queue[executor_pb2.Call] = asyncio.Queue()
         self.updates: asyncio.Queue[mesos_pb2.TaskStatus] = asyncio.Queue()
         self._outbox: asyncio.Queue[executor_pb2.Event | None] | None = None
@@ -200,6 +202,11 @@ class FakeExecutorApi:
             if self.refusals:
                 return web.Response(status=self.refusals.pop(0), text="refused by the test")
             return await self._subscribe(request, call, media)
+        if call.type == Call.UPDATE and self.dropped_updates > 0:
+            self.dropped_updates -= 1
+            assert request.transport is not None
+            request.transport.abort()  # as a server closing an idle connection would
+            return web.Response(status=202)
         if call.type == Call.UPDATE:
             problem = _validate_update(call)
             if problem is not None:

@@ -19,6 +19,7 @@ import orjson
 import uvicorn
 from starlette.types import ASGIApp
 
+from meseta.api.http import KEEP_ALIVE_S
 from meseta.log.testing import free_port
 
 HOST = "127.0.0.1"
@@ -72,7 +73,10 @@ class Client:
 @contextlib.contextmanager
 def served(app: ASGIApp, timeout_s: float = 10.0) -> Iterator[Client]:
     port = free_port()
-    config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host=HOST, port=port, log_level="warning", lifespan="off",
+        timeout_keep_alive=KEEP_ALIVE_S,  # as the master serves: pymesos reuses its connection
+    )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="served-app", daemon=True)
     thread.start()
