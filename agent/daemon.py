@@ -39,7 +39,7 @@ from meseta.agent.core import (
     TaskRecord,
 )
 from meseta.agent.flags import AgentFlags, format_duration
-from meseta.agent.master_client import MasterClient, update_calls
+from meseta.agent.master_client import MasterClient
 from meseta.agent.status_updates import Acked, Received, StatusUpdateManager
 from meseta.api.http import HttpError
 from meseta.api.streams import Stream
@@ -319,9 +319,9 @@ class Agent:
             if self.counters.registered:
                 # Everything due goes at once (UPDATES), so under load an agent makes one
                 # request per round trip, not one per update.
-                for call in update_calls(self.updates.due(time.time())):
-                    if await self.client.post(call):
-                        self.counters.updates_sent += max(1, len(call.updates))
+                due = self.updates.due(time.time())
+                if due:
+                    self.counters.updates_sent += await self.client.post_updates(due)
             next_s = self.updates.next_due_s()
             wait_s = 1.0 if next_s is None else min(max(next_s - time.time(), 0.01), 1.0)
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation

@@ -55,6 +55,9 @@ class MasterClient:
         self.leader: str | None = None  # host:port of the master we are subscribed with
         self.agent_id: str | None = None
         self.session: aiohttp.ClientSession | None = None
+        # Whether the leader takes UPDATES; one that predates it (answering 400 or 501) gets
+        # UPDATE calls until the agent subscribes again (masters upgrade one at a time).
+        self.batches_updates = True
 
     async def close(self) -> None:
         if self.session is not None:
@@ -114,6 +117,7 @@ class MasterClient:
                     if event.type == Event.SUBSCRIBED:
                         subscribed = True
                         self.leader = f"{address[0]}:{address[1]}"
+                        self.batches_updates = True
                         self.agent_id = event.subscribed.agent_id.value
                     await on_event(event)
         except (TimeoutError, aiohttp.ClientError, recordio.RecordIOError) as error:
@@ -156,6 +160,19 @@ class MasterClient:
 
     # -- other calls --------------------------------------------------------------------
 
+    async def post_updates(self, deliveries: Sequence[Delivery]) -> int:
+        """Post `deliveries` (see `update_calls`); how many the leader took. An UPDATES call
+        that the leader does not know goes again at once as one UPDATE per update."""
+        calls = update_calls(deliveries, batched=self.batches_updates)
+        taken = 0
+        while calls:
+            call = calls.pop(0)
+            if await self.post(call):
+                taken += max(1, len(call.updates))
+            elif call.type == Call.UPDATES and not self.batches_updates:
+                calls[:0] = [Call(type=Call.UPDATE, update=update) for update in call.updates]
+        return taken
+
     async def post(self, call: Call) -> bool:
         """Send one call to the current leader; True if it answered 202."""
         leader = self.leader
@@ -172,22 +189,31 @@ class MasterClient:
             ) as response:
                 if response.status == 202:
                     return True
+                text = await response.text()
+                if call.type == Call.UPDATES and response.status in (400, 501):
+                    # An older master parses type 6 as no type at all (400), or refuses it.
+                    log.warning("master %s refused UPDATES (%s %s): sending updates one by one",
+                                leader, response.status, text)  # fmt: skip
+                    self.batches_updates = False
+                    return False
                 log.info("master answered %s to %s: %s", response.status,
-                         Call.Type.Name(call.type), await response.text())  # fmt: skip
+                         Call.Type.Name(call.type), text)  # fmt: skip
                 return False
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             log.info("posting %s failed: %r", Call.Type.Name(call.type), error)
             return False
 
 
-def update_calls(deliveries: Sequence[Delivery]) -> list[Call]:
+def update_calls(deliveries: Sequence[Delivery], *, batched: bool = True) -> list[Call]:
     """The calls that carry `deliveries`: one UPDATE for a lone update, otherwise UPDATES
     of at most UPDATES_PER_CALL updates and about UPDATE_BYTES_PER_CALL bytes each, in
-    order (a task has at most one update due at a time, so order only keeps it fair)."""
-    if len(deliveries) == 1:
-        call = Call(type=Call.UPDATE)
-        _fill(call.update, deliveries[0])
-        return [call]
+    order (a task has at most one update due at a time, so order only keeps it fair).
+    Not `batched`: one UPDATE per update."""
+    if len(deliveries) == 1 or not batched:
+        singles = [Call(type=Call.UPDATE) for _ in deliveries]
+        for call, delivery in zip(singles, deliveries, strict=True):
+            _fill(call.update, delivery)
+        return singles
     calls: list[Call] = []
     size = 0
     for delivery in deliveries:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from meseta.agent import master_client
-from meseta.agent.master_client import Call, update_calls
+from meseta.agent.master_client import Call, Event, update_calls
 from meseta.agent.status_updates import Delivery
+from meseta.api import recordio
+from meseta.log.testing import free_port
 from meseta.proto.mesos.v1 import mesos_pb2
 
 
@@ -48,3 +52,58 @@ def test_big_updates_split_by_size() -> None:
     assert [len(call.updates) for call in calls] == [4, 4, 2]
     # Each call stays within one log entry (512 KiB) with room to spare.
     assert all(call.ByteSize() < 2 * master_client.UPDATE_BYTES_PER_CALL for call in calls)
+
+
+class OlderMaster:
+    """A leader from before UPDATES: type 6 parses as no type at all, so it answers 400."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        call = Call.FromString(await request.read())
+        self.calls.append(call)
+        if call.type == Call.UPDATES:
+            return web.Response(status=400, text="Expecting 'type' to be present")
+        if call.type == Call.SUBSCRIBE:  # SUBSCRIBED, then the stream ends
+            subscribed = Event(type=Event.SUBSCRIBED)
+            subscribed.subscribed.agent_id.value = "agent-1"
+            return web.Response(status=200, body=recordio.encode(subscribed.SerializeToString()))
+        return web.Response(status=202)
+
+
+async def test_a_leader_without_updates_gets_them_one_by_one_until_the_next_subscription() -> None:
+    older = OlderMaster()
+    app = web.Application()
+    app.router.add_post(master_client.PATH, older.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = master_client.MasterClient([f"127.0.0.1:{port}"])
+    client.leader, client.agent_id = f"127.0.0.1:{port}", "agent-1"
+    try:
+        assert await client.post_updates([delivery(n) for n in range(3)]) == 3
+        assert [call.type for call in older.calls] == [Call.UPDATES] + [Call.UPDATE] * 3
+        assert carried(older.calls[1:]) == carried(update_calls([delivery(n) for n in range(3)]))
+        assert not client.batches_updates
+        older.calls.clear()
+        assert await client.post_updates([delivery(n) for n in range(3, 5)]) == 2
+        assert [call.type for call in older.calls] == [Call.UPDATE] * 2  # no second try
+        # A new subscription may be with an upgraded leader: UPDATES are tried again.
+        assert await client._subscribe_once(Call(type=Call.SUBSCRIBE), on_event=noop)
+        assert client.batches_updates
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def noop(event: Event) -> None:
+    pass
+
+
+def test_unbatched_calls_are_one_update_each() -> None:
+    due = [delivery(n) for n in range(4)]
+    calls = update_calls(due, batched=False)
+    assert [call.type for call in calls] == [Call.UPDATE] * 4
+    assert carried(calls) == carried(update_calls(due))
