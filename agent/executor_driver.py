@@ -289,6 +289,8 @@ class ExecutorDriver:
             session = self._session
             if session is None or not self.subscribed.is_set():
                 return
+            if attempt and call.update.status.uuid not in self._updates:
+                return  # acknowledged meanwhile: the agent had it after all
             try:
                 async with session.post(
                     self.environment.url,
