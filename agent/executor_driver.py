@@ -35,9 +35,9 @@ TOKEN = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 Event = executor_pb2.Event
 Call = executor_pb2.Call
 log = logging.getLogger("meseta.executor")
+CALL_TIMEOUT_S = 30.0  # UPDATE and MESSAGE (the session itself has none: it holds the stream)
 # An UPDATE without an answer is posted again after 0.1, 0.2, 0.4... s, at most 2 s apart.
 UPDATE_POST_ATTEMPTS = 8
-CALL_TIMEOUT_S = 30.0  # UPDATE and MESSAGE (the session itself has none: it holds the stream)
 UPDATE_RETRY_S = 0.1
 UPDATE_RETRY_MAX_S = 2.0
 
