@@ -56,7 +56,9 @@ class TaskRecord(Record):
     the run of its block of its framework's tasks whenever it changes (cluster.py
     `_task_changed`)."""
 
-    __slots__ = ("completed_seq", "holds", "proto", "resources", "role", "unreachable")
+    __slots__ = (
+        "completed_seq", "counted_state", "holds", "proto", "resources", "role", "unreachable"
+    )  # fmt: skip
 
     def __init__(self, proto: mesos_pb2.Task, resources: Resources, role: str) -> None:
         super().__init__()
@@ -67,6 +69,8 @@ class TaskRecord(Record):
         self.holds = False
         self.unreachable = False
         self.completed_seq = -1  # order among completed tasks once completed
+        # The state its framework's task counts have it under (-1: not counted).
+        self.counted_state = -1
 
     @property
     def state(self) -> int:
@@ -114,6 +118,8 @@ class FrameworkRecord(Record):
         "completed_seq",
         "completed_tasks",
         "connected",
+        "counts_owned",
+        "counts_shared",
         "executors",
         "info",
         "offer_constraints",
@@ -156,8 +162,13 @@ class FrameworkRecord(Record):
         # read, then kept in step by the methods below (the lists change only through
         # them); clearing it drops every run.
         self.task_runs: dict[str, Blocks[TaskRecord]] = {}
-        # Its tasks' states counted by agent id (for /state-summary), likewise cached.
+        # Its tasks' states counted by agent id (for /state-summary): counted when first
+        # read, then kept in step by the methods below. A read spans several event-loop
+        # turns, so what it was handed must not change: after a read the counts are
+        # shared, and a change first copies the outer dict and the agent's (copy on write).
         self.task_counts: dict[str, dict[int, int]] | None = None
+        self.counts_shared = False
+        self.counts_owned: dict[str, None] = {}  # agents whose counts were copied since
 
     @property
     def id(self) -> str:
@@ -167,12 +178,15 @@ class FrameworkRecord(Record):
         """Drop everything cached over its tasks (the blocks are made again when read)."""
         self.task_runs.clear()
         self.task_counts = None
+        self.counts_shared = False
 
     def task_changed(self, task: TaskRecord) -> None:
-        """One of its tasks changed: drop its block's runs and the task counts."""
+        """One of its tasks changed: drop its block's runs; recount it if its state moved."""
         for blocks in self.task_runs.values():
             blocks.changed(task)
-        self.task_counts = None
+        if task.counted_state != -1 and task.state != task.counted_state:
+            self._count(task, -1)
+            self._count(task, 1)
 
     def add_task(self, name: str, task: TaskRecord) -> None:
         """Append `task` to list `name` ("tasks" or "unreachable_tasks")."""
@@ -180,7 +194,7 @@ class FrameworkRecord(Record):
         blocks = self.task_runs.get(name)
         if blocks is not None:
             blocks.append(task)
-        self.task_counts = None
+        self._count(task, 1)
 
     def remove_task(self, task_id: str) -> TaskRecord | None:
         """Take task `task_id` out of the active or unreachable tasks, if there."""
@@ -190,7 +204,7 @@ class FrameworkRecord(Record):
                 blocks = self.task_runs.get(name)
                 if blocks is not None:
                     blocks.remove(task)
-                self.task_counts = None
+                self._count(task, -1)
                 return task
         return None
 
@@ -199,7 +213,6 @@ class FrameworkRecord(Record):
         list for it, if one does."""
         completed = self.completed_tasks
         blocks = self.task_runs.get("completed_tasks")
-        self.task_counts = None
         if completed.maxlen == 0:
             return task
         evicted = completed.popleft() if len(completed) == completed.maxlen else None
@@ -208,21 +221,55 @@ class FrameworkRecord(Record):
             if evicted is not None:
                 blocks.remove(evicted)
             blocks.append(task)
+        if evicted is not None:
+            self._count(evicted, -1)
+        self._count(task, 1)
         return evicted
 
     def _active(self, name: str) -> dict[str, TaskRecord]:
         return self.unreachable_tasks if name == "unreachable_tasks" else self.tasks
 
     def counts_by_agent(self) -> dict[str, dict[int, int]]:
-        """Its tasks (every list) counted by agent id, then by state."""
+        """Its tasks (every list) counted by agent id, then by state; later changes leave
+        what this returns alone (they copy on write)."""
         if self.task_counts is None:
-            counts: dict[str, dict[int, int]] = {}
+            self.task_counts = {}
             for tasks in self.task_lists().values():
                 for task in tasks:
-                    states = counts.setdefault(task.proto.agent_id.value, {})
-                    states[task.state] = states.get(task.state, 0) + 1
-            self.task_counts = counts
+                    task.counted_state = -1
+                    self._count(task, 1)
+        if not self.counts_shared:
+            self.counts_shared = True
+            self.counts_owned = {}
         return self.task_counts
+
+    def _count(self, task: TaskRecord, delta: int) -> None:
+        """Count `task` in (+1, under its state) or out (-1, from where it was counted)."""
+        counts = self.task_counts
+        if counts is None:
+            return
+        if self.counts_shared:  # a read holds this dict: change a copy from now on
+            counts = self.task_counts = dict(counts)
+            self.counts_shared = False
+        agent_id = task.proto.agent_id.value
+        owned = self.counts_owned
+        if agent_id not in owned:
+            owned[agent_id] = None
+            if agent_id in counts:
+                counts[agent_id] = dict(counts[agent_id])
+        if delta > 0:
+            state = task.counted_state = task.state
+            states = counts.setdefault(agent_id, {})
+            states[state] = states.get(state, 0) + 1
+            return
+        state, task.counted_state = task.counted_state, -1
+        states = counts[agent_id]
+        if states[state] > 1:
+            states[state] -= 1
+        else:
+            del states[state]
+            if not states:
+                del counts[agent_id]
 
     def task_lists(self) -> dict[str, Iterable[TaskRecord]]:
         """Its tasks by list (`TASK_LISTS`), in the order responses list them."""

@@ -256,6 +256,24 @@ def test_a_task_update_drops_only_its_blocks_runs() -> None:
     assert cached == responses(view)
 
 
+def test_task_counts_follow_changes_and_a_taken_copy_stays_as_taken() -> None:
+    """/state-summary's counts are kept in step, not recounted; a read holds its copy
+    across event-loop turns, so the copy it took must not move under it."""
+    driver = Driver(5, frameworks=1, completed_kept=2)
+    framework = next(iter(driver.view.frameworks.values()))
+    driver.apply([driver.add(framework) for _ in range(6)])
+    taken = framework.counts_by_agent()
+    before = {agent: dict(states) for agent, states in taken.items()}
+    assert sum(sum(states.values()) for states in taken.values()) == 6
+    for _ in range(30):
+        driver.entry(3)
+    assert taken == before
+    counted = framework.counts_by_agent()
+    assert counted is framework.counts_by_agent()  # one copy until the next change
+    framework.tasks_changed()
+    assert counted == framework.counts_by_agent()  # the same as counting afresh
+
+
 def steps_with_changes(work: Iterator[None], driver: Driver) -> int:
     """Run `work` with an entry of task events folded between any two of its steps."""
     steps = 0
