@@ -168,7 +168,7 @@ class FrameworkRecord(Record):
         # shared, and a change first copies the outer dict and the agent's (copy on write).
         self.task_counts: dict[str, dict[int, int]] | None = None
         self.counts_shared = False
-        self.counts_owned: dict[str, None] = {}  # agents whose counts were copied since
+        self.counts_owned: dict[str, None] = {}  # agents copied since the last read
 
     @property
     def id(self) -> str:
