@@ -36,7 +36,7 @@ Call = agent_link_pb2.Call
 Event = agent_link_pb2.Event
 
 # An UPDATES call becomes one log entry, so its size is bounded like any entry's; an agent
-# sends at most this many at once (agent/daemon.py) and the rest in the next call.
+# sends at most half this many per call (agent/master_client.py UPDATES_PER_CALL).
 MAX_UPDATES_PER_CALL = 1000
 
 
