@@ -222,6 +222,11 @@ class Agent:
                 "Executor did not re-register within"
                 f" {format_duration(self.flags_.executor_reregistration_timeout_s)}",
             )  # fmt: skip
+        log.info(
+            "recovered %d executors; waiting up to %s for them to re-subscribe",
+            len(self.core.executors()),
+            format_duration(self.flags_.executor_reregistration_timeout_s),
+        )
         await self._await_reregistrations(self.flags_.executor_reregistration_timeout_s + 1.0)
         return True
 
@@ -687,6 +692,7 @@ class Agent:
         old = self.streams.get(key)
         if old is not None:
             old.close()
+        log.info("executor %s of framework %s subscribed", key[1], key[0])
         self.streams[key] = stream
         stream.on_close.append(lambda closed: self._stream_closed(key, closed))
         replayed = [

@@ -19,6 +19,10 @@ from meseta.proto.mesos.v1 import mesos_pb2
 
 COMMAND_EXECUTOR = [sys.executable, "-m", "meseta.agent.command_executor"]
 DEFAULT_EXECUTOR = [sys.executable, "-m", "meseta.agent.default_executor"]
+# A disconnected executor retries its SUBSCRIBE after a random pause of at most this. Mesos
+# fixes it at 2 s (EXECUTOR_REREGISTER_TIMEOUT) whatever --executor_reregistration_timeout
+# says, so raising that flag gives executors more tries instead of longer pauses.
+SUBSCRIPTION_BACKOFF_MAX_S = 2.0
 
 
 def run_directory(
@@ -62,9 +66,7 @@ def environment(
     }
     if framework.checkpoint:
         env["MESOS_RECOVERY_TIMEOUT"] = format_duration(flags.recovery_timeout_s)
-        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = format_duration(
-            flags.executor_reregistration_timeout_s
-        )
+        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = format_duration(SUBSCRIPTION_BACKOFF_MAX_S)
     if "LIBPROCESS_IP" in os.environ:
         env["LIBPROCESS_IP"] = os.environ["LIBPROCESS_IP"]
     return env

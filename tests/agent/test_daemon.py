@@ -397,8 +397,9 @@ async def test_restart_loses_undelivered_tasks_and_silent_executors(
             assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
             await until(lambda: agent.containerizer.containers(), "the executor to start")
         # The executor never subscribes: the restarted agent reports the undelivered task lost
-        # and destroys the executor after --executor_reregistration_timeout (3secs).
-        async with running_agent(tmp_path, [master.address], port=port) as again:
+        # and destroys the executor after --executor_reregistration_timeout.
+        timeout = "--executor_reregistration_timeout=2secs"
+        async with running_agent(tmp_path, [master.address], timeout, port=port) as again:
             status = await next_update(scheduler, stream)
             assert (status["state"], status["source"], status["reason"]) == (
                 "TASK_LOST", "SOURCE_AGENT", "REASON_AGENT_RESTARTED",
@@ -505,7 +506,7 @@ def test_executor_environment_follows_the_contract(tmp_path: Path) -> None:
         "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": "2secs",
         "LIBPROCESS_PORT": "0",
         "MESOS_RECOVERY_TIMEOUT": "15mins",
-        "MESOS_SUBSCRIPTION_BACKOFF_MAX": "3secs",
+        "MESOS_SUBSCRIPTION_BACKOFF_MAX": "2secs",  # Mesos's constant, not the flag
     }
     info.shutdown_grace_period.nanoseconds = 7_500_000_000
     framework.info.checkpoint = False

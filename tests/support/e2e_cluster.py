@@ -22,6 +22,7 @@ from typing import Any
 
 from meseta import local_cluster
 from meseta.local_cluster import Child, Layout, LocalCluster
+from support.failure_logs import executor_stderr, tails
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parents[1] / "e2e"
@@ -33,6 +34,7 @@ AGENT_FLAGS = (
     "--status_update_retry_max=2secs",
     "--executor_shutdown_grace_period=2secs",
     "--registration_backoff_factor=100ms",
+    "--executor_reregistration_timeout=10secs",  # as in daemon_harness.TEST_FLAGS
 )
 MASTER_FLAGS = ("--allocation_interval=200ms",)
 START_TIMEOUT_S = 90.0
@@ -117,12 +119,7 @@ class Cluster:
     def diagnostics(self) -> str:
         """The tails of the masters' and the agent's logs and of every executor's stderr."""
         logs = sorted((self.local.data / "logs").glob("*.log"))
-        runs = self.work_dir.glob("slaves/*/frameworks/*/executors/*/runs/*/stderr")
-        sandboxes = sorted(path for path in runs if path.parent.name != "latest")
-        return "\n".join(
-            f"== {path.relative_to(self.local.data)}\n{path.read_text(errors='replace')[-4000:]}"
-            for path in [*logs, *sandboxes]
-        )
+        return tails([*logs, *executor_stderr(self.work_dir)], self.local.data)
 
 
 def get_json(url: str, timeout_s: float = 5.0) -> Any:
