@@ -76,6 +76,9 @@ class ProposalPipeline:
         if waiter is not None:
             return waiter.future
         waiter = _Waiter(payload, self._loop.create_future())
+        # Callers await it through asyncio.shield: one that gave up (cancelled) leaves it
+        # unawaited, and its later LogClosed or NotLeaderError is nobody's to read.
+        waiter.future.add_done_callback(_observe)
         self._waiting[proposal_id] = waiter
         self._queue.append(proposal_id)
         self._schedule_flush()
@@ -218,3 +221,9 @@ class ProposalPipeline:
         if self._deadlines:
             self._sweep_at = self._deadlines[0][0]
             self._sweep_handle = self._loop.call_at(self._sweep_at, self._sweep_deadlines)
+
+
+def _observe(future: asyncio.Future[int]) -> None:
+    """Mark the outcome read, so asyncio does not log "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 import pytest
@@ -138,3 +139,25 @@ async def test_barriers_resolve_to_the_applied_index() -> None:
     assert len(raft.batches) == 1
     pipeline.deliver({}, [b"token"], 42)
     assert await barrier == 42
+
+
+async def test_a_failure_nobody_awaits_any_more_is_not_reported_as_never_retrieved() -> None:
+    """The log awaits a proposal through asyncio.shield; a caller that gave up leaves the
+    future to be failed later (on close or a leader change) with nobody to read it."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        pipeline = ProposalPipeline(FakeRaft().submit, max_in_flight=1)
+        caller = asyncio.ensure_future(asyncio.shield(pipeline.propose(b"a", b"pa", 0.05)))
+        await turn()
+        caller.cancel()
+        await turn()
+        pipeline.fail_all(NotLeaderError("127.0.0.1:9"))
+        await asyncio.sleep(0.1)  # the deadline sweep has run: the loop holds nothing of it
+        del pipeline, caller
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
