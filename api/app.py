@@ -13,7 +13,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from meseta.api import agent_link, consistency, operator, scheduler, sse, state_endpoints
+from meseta.api import (
+    agent_link,
+    consistency,
+    operator,
+    operator_forms,
+    scheduler,
+    sse,
+    state_endpoints,
+)
 from meseta.api.consistency import IndexHeaders
 from meseta.api.context import MasterContext
 from meseta.api.http import HttpError
@@ -92,6 +100,8 @@ def create_app(context: MasterContext) -> WritePaths:
         routes.append(Route(f"{prefix}/api/v1", operator.endpoint, methods=ANY))
         # libprocess routes by longest prefix: pymesos's operator posts to /api/v1/operator.
         routes.append(Route(f"{prefix}/api/v1/{{rest:path}}", operator.endpoint, methods=ANY))
+        routes.append(Route(f"{prefix}/teardown", operator_forms.teardown, methods=ANY))
+        routes.append(Route(f"{prefix}/weights", operator_forms.weights, methods=["GET", "PUT"]))
     routes += state_endpoints.routes()
     app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context

@@ -238,12 +238,73 @@ async def test_teardown(cluster: tuple[MasterHandle, Populated]) -> None:
     assert status == 400, data
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+async def test_teardown_form(cluster: tuple[MasterHandle, Populated]) -> None:
+    """Mesos's legacy `POST /master/teardown` with `frameworkId=<id>` (contract 6.2)."""
+    master, populated = cluster
+    form = f"frameworkId={populated.framework_id}".encode()
+    for path, body, method in [
+        ("/master/teardown", b"", "POST"),
+        ("/teardown", b"id=x", "POST"),
+        ("/master/teardown", b"frameworkId=%zz", "POST"),
+        ("/master/teardown", b"frameworkId=%ff", "POST"),
+        ("/master/teardown", b"frameworkId=nobody", "POST"),
+        ("/master/teardown", form, "GET"),
+    ]:
+        status, headers, data = await post(
+            master, body, content_type=FORM, path=path, method=method
+        )
+        if method == "GET":
+            assert (status, headers["Allow"]) == (405, "POST")
+        elif b"%" in body:
+            assert status == 400 and data.startswith(b"Unable to decode query string: "), data
+        elif body == b"frameworkId=nobody":
+            assert (status, data) == (400, b"No framework found with specified ID")
+        else:
+            assert (status, data) == (
+                400, b"Missing 'frameworkId' query parameter in the request body",
+            )  # fmt: skip
+    assert populated.framework_id in master.state.frameworks  # nothing above changed it
+    status, _, data = await post(master, form, content_type=FORM, path="/master/teardown")
+    assert (status, data) == (200, b"")
+    frameworks = (await call_json(master, "GET_FRAMEWORKS"))["get_frameworks"]
+    assert "frameworks" not in frameworks
+    (completed,) = frameworks["completed_frameworks"]
+    assert completed["framework_info"]["id"] == {"value": populated.framework_id}
+    killed = {t["task_id"]["value"]: t["state"] for t in completed.get("tasks", [])}
+    assert set(killed.values()) <= {"TASK_KILLED"}
+    status, _, data = await post(master, form, content_type=FORM, path="/teardown")
+    assert (status, data) == (400, b"No framework found with specified ID")
+
+
+async def test_weights_form(cluster: tuple[MasterHandle, Populated]) -> None:
+    """`GET /master/weights` answers GET_WEIGHTS's weight_infos as a JSON array."""
+    master, _ = cluster
+    master.state.weights["analytics"] = 2500  # as a weights command will set them
+    for path in ("/weights", "/master/weights"):
+        status, headers, data = await post(master, b"", content_type=None, path=path, method="GET")
+        assert (status, headers["Content-Type"]) == (200, JSON)
+        assert orjson.loads(data) == [{"role": "analytics", "weight": 2.5}]
+        answer = (await call_json(master, "GET_WEIGHTS"))["get_weights"]
+        assert answer["weight_infos"] == orjson.loads(data)
+    status, _, data = await post(
+        master, b"", content_type=None, path="/master/weights?jsonp=cb", method="GET"
+    )
+    assert (status, data) == (200, b'cb([{"weight":2.5,"role":"analytics"}]);')
+    status, _, data = await post(master, b"[]", path="/master/weights", method="PUT")
+    assert (status, data) == (501, b"Call type UPDATE_WEIGHTS is not supported yet")
+
+
 async def test_follower_reads_and_redirects_writes() -> None:
     gone = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "a"}}}
     async with follower_master() as follower:
         status, headers, _ = await post(follower, gone)
         assert status == 307
         assert headers["Location"] == "//leader.example:5999/master/api/v1"
+        status, headers, _ = await post(follower, b"frameworkId=f", path="/teardown")
+        assert (status, headers["Location"]) == (307, "//leader.example:5999/master/teardown")
         answer = await call_json(follower, "GET_STATE")
         assert answer == {
             "type": "GET_STATE",

@@ -1,0 +1,65 @@
+"""The pre-v1 operator endpoints that are forms of v1 operator calls (contract 6.2).
+
+`POST /master/teardown` with the form `frameworkId=<id>` is the TEARDOWN call, and
+`GET /master/weights` answers what GET_WEIGHTS answers, as a JSON array of WeightInfo.
+Operator scripts and older tools still use both. They share the v1 calls' code.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from meseta.api import mesos_json, operator
+from meseta.api.http import HttpError, require_post
+from meseta.api.state_endpoints import context_of, json_response
+from meseta.master.state import FrameworkStatus
+from meseta.proto.mesos.v1.master import master_pb2
+
+# A `%` not followed by two hex digits: libprocess's form decoder refuses it.
+MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_form(body: bytes) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body; the last value of a repeated key wins."""
+    try:
+        if MALFORMED_ESCAPE.search(body):
+            raise ValueError("malformed % escape")
+        text = body.decode("utf-8")
+        return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
+    except ValueError as error:  # UnicodeDecodeError included
+        raise HttpError(400, f"Unable to decode query string: {error}") from None
+
+
+async def teardown(request: Request) -> Response:
+    """Tear a framework down: its tasks are killed and it is removed (200 once it is)."""
+    context = context_of(request)
+    try:
+        context.check_leader(request)
+        require_post(request)
+        framework_id = decode_form(await request.body()).get("frameworkId")
+        if framework_id is None:
+            raise HttpError(400, "Missing 'frameworkId' query parameter in the request body")
+        framework = context.state.frameworks.get(framework_id)
+        if framework is None or framework.status is FrameworkStatus.REMOVED:
+            raise HttpError(400, "No framework found with specified ID")
+        call = master_pb2.Call(type=master_pb2.Call.TEARDOWN)
+        call.teardown.framework_id.value = framework_id
+        response = await operator.write(call, context, request)
+        assert response is not None  # TEARDOWN is a write
+        return response
+    except HttpError as error:
+        return error.response()
+
+
+async def weights(request: Request) -> Response:
+    """The configured role weights; PUT (changing them) waits for UPDATE_WEIGHTS."""
+    if request.method != "GET":
+        message = "Call type UPDATE_WEIGHTS is not supported yet"
+        return HttpError(501, message).response()
+    infos = operator.weights_message(context_of(request)).weight_infos
+    body = b"[" + b",".join(mesos_json.to_json(info) for info in infos) + b"]"
+    return json_response(request, body)
