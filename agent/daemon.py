@@ -222,11 +222,12 @@ class Agent:
                 "Executor did not re-register within"
                 f" {format_duration(self.flags_.executor_reregistration_timeout_s)}",
             )  # fmt: skip
-        log.info(
-            "recovered %d executors; waiting up to %s for them to re-subscribe",
-            len(self.core.executors()),
-            format_duration(self.flags_.executor_reregistration_timeout_s),
-        )
+        if self.core.executors():
+            log.info(
+                "recovered %d executors; waiting up to %s for them to re-subscribe",
+                len(self.core.executors()),
+                format_duration(self.flags_.executor_reregistration_timeout_s),
+            )
         await self._await_reregistrations(self.flags_.executor_reregistration_timeout_s + 1.0)
         return True
 
