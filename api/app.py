@@ -102,6 +102,8 @@ def create_app(context: MasterContext) -> WritePaths:
         routes.append(Route(f"{prefix}/api/v1/{{rest:path}}", operator.endpoint, methods=ANY))
         routes.append(Route(f"{prefix}/teardown", operator_forms.teardown, methods=ANY))
         routes.append(Route(f"{prefix}/weights", operator_forms.weights, methods=["GET", "PUT"]))
+        for path in operator_forms.NOT_YET:
+            routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY))
     routes += state_endpoints.routes()
     app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context

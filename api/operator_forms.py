@@ -2,7 +2,9 @@
 
 `POST /master/teardown` with the form `frameworkId=<id>` is the TEARDOWN call, and
 `GET /master/weights` answers what GET_WEIGHTS answers, as a JSON array of WeightInfo.
-Operator scripts and older tools still use both. They share the v1 calls' code.
+Operator scripts and older tools still use both. They share the v1 calls' code. The
+others (reservations, volumes, quota, maintenance) answer 501 as their v1 calls do,
+rather than a 404 that would send an operator looking for a typo.
 """
 
 from __future__ import annotations
@@ -18,6 +20,23 @@ from meseta.api.http import HttpError, require_post
 from meseta.api.state_endpoints import context_of, json_response
 from meseta.master.state import FrameworkStatus
 from meseta.proto.mesos.v1.master import master_pb2
+
+# Path (after `/master`) -> the v1 call each method stands for ("*": any method), for the
+# endpoints not served yet.
+NOT_YET: dict[str, dict[str, str]] = {
+    "/reserve": {"*": "RESERVE_RESOURCES"},
+    "/unreserve": {"*": "UNRESERVE_RESOURCES"},
+    "/create-volumes": {"*": "CREATE_VOLUMES"},
+    "/destroy-volumes": {"*": "DESTROY_VOLUMES"},
+    "/quota": {"GET": "GET_QUOTA", "POST": "SET_QUOTA", "*": "REMOVE_QUOTA"},
+    "/maintenance/schedule": {
+        "GET": "GET_MAINTENANCE_SCHEDULE",
+        "*": "UPDATE_MAINTENANCE_SCHEDULE",
+    },
+    "/maintenance/status": {"*": "GET_MAINTENANCE_STATUS"},
+    "/machine/down": {"*": "START_MAINTENANCE"},
+    "/machine/up": {"*": "STOP_MAINTENANCE"},
+}
 
 # A `%` not followed by two hex digits: libprocess's form decoder refuses it.
 MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -58,8 +77,16 @@ async def teardown(request: Request) -> Response:
 async def weights(request: Request) -> Response:
     """The configured role weights; PUT (changing them) waits for UPDATE_WEIGHTS."""
     if request.method != "GET":
-        message = "Call type UPDATE_WEIGHTS is not supported yet"
-        return HttpError(501, message).response()
+        return not_supported("UPDATE_WEIGHTS")
     infos = operator.weights_message(context_of(request)).weight_infos
     body = b"[" + b",".join(mesos_json.to_json(info) for info in infos) + b"]"
     return json_response(request, body)
+
+
+def not_supported(call_type: str) -> Response:
+    return HttpError(501, f"Call type {call_type} is not supported yet").response()
+
+
+async def not_yet(request: Request) -> Response:
+    calls = NOT_YET[request.url.path.removeprefix("/master")]
+    return not_supported(calls.get(request.method, calls["*"]))
