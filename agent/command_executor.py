@@ -7,9 +7,10 @@ with "Command exited with status N" / "Command terminated with signal ...", as M
 executor does. KILL sends SIGTERM to the task's process tree and SIGKILL after the grace period
 (KILL's kill policy, else the task's, else 3 s); TASK_KILLING goes first when the framework has
 TASK_KILLING_STATE. A task still running after its max_completion_time is killed the same way
-and reported TASK_FAILED with REASON_MAX_COMPLETION_TIME_REACHED. It exits once the terminal
-update is acknowledged (60 s failsafe).
-`TaskProcess` is shared with the default executor.
+(without TASK_KILLING) and reported TASK_FAILED with REASON_MAX_COMPLETION_TIME_REACHED. The
+task's check and health check run while it runs (`agent/checker.py`); a task that fails its
+health check `consecutive_failures` times is killed and ends TASK_KILLED with `healthy: false`.
+It exits once the terminal update is acknowledged (60 s failsafe).
 """
 
 from __future__ import annotations
@@ -17,18 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pwd
-import signal
-from collections.abc import Mapping
-from typing import IO, Any
 
 from meseta.agent import executor_driver, launcher
+from meseta.agent.checker import CommandContext, TaskChecks
 from meseta.agent.executor_driver import (
     ExecutorDriver,
     ExecutorEnvironment,
     grace_period_s,
 )
 from meseta.agent.executor_program import ExecutorProgram
+from meseta.agent.task_process import TaskProcess
 from meseta.proto.mesos.v1 import mesos_pb2
 
 State = mesos_pb2.TaskState
@@ -38,104 +37,6 @@ ACK_FAILSAFE_S = 60.0
 # the terminal update goes out before the agent destroys the container.
 SHUTDOWN_MARGIN_S = 2.0
 log = logging.getLogger("meseta.executor")
-
-
-class TaskProcess:
-    """A task's command running as a child process in a process group of its own (it stays in
-    the container's session, so the containerizer finds it even if its executor is killed)."""
-
-    def __init__(
-        self,
-        command: mesos_pb2.CommandInfo,
-        working_dir: str,
-        environment: Mapping[str, str],
-        *,
-        stdout: IO[Any] | None = None,
-        stderr: IO[Any] | None = None,
-        user: str | None = None,
-    ) -> None:
-        """`user`: who runs it when the command names nobody (None: the executor's user)."""
-        self.command = command
-        self.user = command.user if command.HasField("user") else user
-        self.working_dir = working_dir
-        self.environment = dict(environment)
-        for variable in command.environment.variables:
-            self.environment[variable.name] = variable.value
-        self.stdout = stdout
-        self.stderr = stderr
-        self.killing = False
-        self._process: asyncio.subprocess.Process | None = None
-        self._start_time = 0
-        self._escalation: asyncio.TimerHandle | None = None
-        self._escalate_at = float("inf")
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.returncode is None
-
-    async def start(self) -> None:
-        """Start it; OSError/KeyError/ValueError say why it could not start."""
-        if not self.command.HasField("value"):
-            raise ValueError("the task's command has no value")
-        if self.command.shell:
-            program, argv = "/bin/sh", ["/bin/sh", "-c", self.command.value]
-        else:
-            program, argv = self.command.value, list(self.command.arguments) or [self.command.value]
-        self._process = await asyncio.create_subprocess_exec(
-            *argv,
-            executable=program,
-            cwd=self.working_dir,
-            env=self.environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=self.stdout,
-            stderr=self.stderr,
-            process_group=0,  # its own group for signals, still in the container's session
-            **_user_arguments(self.user),
-        )
-        self._start_time = launcher.start_time(self._process.pid) or 0
-
-    async def wait(self) -> int:
-        """The raw wait status once the task's process has ended."""
-        assert self._process is not None
-        code = await self._process.wait()
-        if self._escalation is not None:
-            self._escalation.cancel()
-        return -code if code < 0 else code << 8
-
-    def kill(self, grace_s: float) -> None:
-        """SIGTERM the task's tree now and SIGKILL it after `grace_s`; a later kill with a
-        shorter grace period brings the SIGKILL forward."""
-        if self._process is None or not self.running:
-            return
-        loop = asyncio.get_running_loop()
-        escalate_at = loop.time() + grace_s
-        if not self.killing:
-            self.killing = True
-            launcher.signal_tree(self._process.pid, self._start_time, signal.SIGTERM)
-        if escalate_at < self._escalate_at:
-            if self._escalation is not None:
-                self._escalation.cancel()
-            self._escalate_at = escalate_at
-            self._escalation = loop.call_at(escalate_at, self._escalate)
-
-    def _escalate(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            launcher.kill_tree(self._process.pid, self._start_time, attempts=3)
-
-
-def _user_arguments(user: str | None) -> dict[str, Any]:
-    """Switch to `user` in the child, with its groups, when that is a change we may make."""
-    if user is None:
-        return {}
-    entry = pwd.getpwnam(user)  # KeyError: no such user
-    if entry.pw_uid == os.geteuid():
-        return {}
-    groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups}
 
 
 def terminal_status(
@@ -193,6 +94,7 @@ class CommandExecutor(ExecutorProgram):
         super().__init__(environment)
         self.task: mesos_pb2.TaskInfo | None = None
         self.process: TaskProcess | None = None
+        self.checks: TaskChecks | None = None
         self._pending_kill: float | None = None  # grace of a kill that came before the start
         self._timed_out = False
 
@@ -210,10 +112,14 @@ class CommandExecutor(ExecutorProgram):
         self.task = task
         self.driver.launched(task)
         task_id = task.task_id.value
-        await self.driver.update(new_status(task_id, State.TASK_STARTING))
-        self.process = TaskProcess(
-            task.command, self.environment.sandbox, os.environ, user=executor_user(self.driver)
+        sandbox, user = self.environment.sandbox, executor_user(self.driver)
+        self.process = TaskProcess(task.command, sandbox, os.environ, user=user)
+        # Checks see what the task sees: its sandbox, environment and user.
+        context = CommandContext(sandbox, self.process.environment, self.process.user)
+        self.checks = TaskChecks(
+            task, context, self.driver.subscribed, self.driver.update, self._kill_unhealthy
         )
+        await self.checks.send(new_status(task_id, State.TASK_STARTING))
         try:
             await self.process.start()
         except (OSError, KeyError, ValueError) as error:
@@ -222,9 +128,11 @@ class CommandExecutor(ExecutorProgram):
             return
         running = new_status(task_id, State.TASK_RUNNING)
         running.container_status.executor_pid = os.getpid()
-        await self.driver.update(running)
+        await self.checks.send(running)
         if self._pending_kill is not None:
             self.process.kill(self._pending_kill)
+        else:
+            self.checks.start()
         deadline = max_completion_s(task)
         timer = None
         if deadline is not None:
@@ -245,7 +153,8 @@ class CommandExecutor(ExecutorProgram):
             self._spawn(self._kill_task(grace_period_s(policy)))
 
     async def _finish(self, status: mesos_pb2.TaskStatus) -> None:
-        terminal = await self.driver.update(status)
+        assert self.checks is not None
+        terminal = await self.checks.send_terminal(status)
         # Like Mesos's command executor: go once the terminal update is acknowledged.
         if not await self.driver.wait_acknowledged(ACK_FAILSAFE_S, [terminal]):
             log.warning("The terminal update was not acknowledged in %ss", ACK_FAILSAFE_S)
@@ -258,13 +167,22 @@ class CommandExecutor(ExecutorProgram):
         task_policy = self.task.kill_policy if self.task.HasField("kill_policy") else None
         await self._kill_task(grace_period_s(policy, task_policy))
 
+    def _kill_unhealthy(self) -> None:
+        """The health check gave up on the task: kill it as a KILL without a policy would."""
+        assert self.task is not None
+        task_policy = self.task.kill_policy if self.task.HasField("kill_policy") else None
+        self._spawn(self._kill_task(grace_period_s(task_policy)))
+
     async def _kill_task(self, grace_s: float) -> None:
         assert self.task is not None
         if self.process is not None and self.process.pid is not None and not self.process.running:
             return  # it has ended already: its terminal update is on its way
+        assert self.checks is not None
+        self.checks.stop()  # no check or health update once a kill has begun
         first = self._pending_kill is None and not (self.process and self.process.killing)
-        if first and has_killing_state(self.driver.framework_info):
-            await self.driver.update(new_status(self.task.task_id.value, State.TASK_KILLING))
+        # Like Mesos, no TASK_KILLING when the task ran out of time: it is going to fail.
+        if first and not self._timed_out and has_killing_state(self.driver.framework_info):
+            await self.checks.send(new_status(self.task.task_id.value, State.TASK_KILLING))
         if self.process is not None and self.process.pid is not None:
             self.process.kill(grace_s)
         else:

@@ -8,9 +8,11 @@ TASK_FINISHED on exit 0, else TASK_FAILED ("Command exited with status N"); when
 group fails or is killed, the other tasks of that group are killed; KILL honours the kill policy
 (KILL's, else the task's, else 3 s) with TASK_KILLING first if the framework understands it; a
 task past its max_completion_time is killed and fails with REASON_MAX_COMPLETION_TIME_REACHED
-(which kills its group too). Further LAUNCH_GROUPs are accepted while the executor runs; it shuts
-down once no task is left (after its updates are acknowledged, 60 s failsafe), or on SHUTDOWN
-after killing every task.
+(which kills its group too). Each task's check and health check run while it runs; a task
+failing its health check `consecutive_failures` times is killed (ending TASK_KILLED with
+`healthy: false`, which kills its group). Further LAUNCH_GROUPs are accepted while the
+executor runs; it shuts down once no task is left (after its updates are acknowledged, 60 s
+failsafe), or on SHUTDOWN after killing every task.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meseta.agent import executor_driver
+from meseta.agent.checker import CommandContext, TaskChecks
 from meseta.agent.command_executor import (
     ACK_FAILSAFE_S,
-    TaskProcess,
     executor_user,
     has_killing_state,
     max_completion_s,
@@ -34,6 +36,7 @@ from meseta.agent.command_executor import (
 )
 from meseta.agent.executor_driver import ExecutorEnvironment, grace_period_s
 from meseta.agent.executor_program import ExecutorProgram
+from meseta.agent.task_process import TaskProcess
 from meseta.proto.mesos.v1 import mesos_pb2
 
 State = mesos_pb2.TaskState
@@ -46,6 +49,7 @@ class _Task:
     info: mesos_pb2.TaskInfo
     group: tuple[str, ...]  # the ids of its group's tasks
     process: TaskProcess
+    checks: TaskChecks
     killing_group: bool = False
     timed_out: bool = False  # killed for running past max_completion_time
 
@@ -79,21 +83,23 @@ class DefaultExecutor(ExecutorProgram):
                 await self.driver.update(new_status(task_id, State.TASK_FAILED, message))
                 continue
             try:
-                started.append(_Task(info, ids, await self._start(info)))
+                started.append(await self._start(info, ids))
             except (OSError, KeyError, ValueError) as error:
                 failure = task_id
                 message = f"Failed to launch task: {error}"
                 await self.driver.update(new_status(task_id, State.TASK_FAILED, message))
         for task in started:
             self.active[task.task_id] = task
-            await self.driver.update(new_status(task.task_id, State.TASK_RUNNING))
+            await task.checks.send(new_status(task.task_id, State.TASK_RUNNING))
+            if failure is None:
+                task.checks.start()
             self._spawn(self._watch(task))
         if failure is not None:
             for task in started:
                 task.killing_group = True
                 await self._kill(task, None)
 
-    async def _start(self, info: mesos_pb2.TaskInfo) -> TaskProcess:
+    async def _start(self, info: mesos_pb2.TaskInfo, group: tuple[str, ...]) -> _Task:
         sandbox = Path(self.environment.sandbox) / TASKS_DIR / info.task_id.value
         sandbox.mkdir(parents=True, exist_ok=True)
         environment = dict(os.environ, MESOS_SANDBOX=str(sandbox))
@@ -111,7 +117,17 @@ class DefaultExecutor(ExecutorProgram):
                 for path in (sandbox, sandbox / "stdout", sandbox / "stderr"):
                     os.chown(path, entry.pw_uid, entry.pw_gid)  # its sandbox is its own
             await process.start()
-        return process
+        context = CommandContext(str(sandbox), process.environment, process.user)
+        task: _Task
+
+        def kill_unhealthy() -> None:
+            self._spawn(self._kill(task, None))
+
+        checks = TaskChecks(
+            info, context, self.driver.subscribed, self.driver.update, kill_unhealthy
+        )
+        task = _Task(info, group, process, checks)
+        return task
 
     async def _watch(self, task: _Task) -> None:
         deadline = max_completion_s(task.info)
@@ -125,7 +141,7 @@ class DefaultExecutor(ExecutorProgram):
             task.task_id, status, killed=task.process.killing, timed_out=task.timed_out
         )
         state = update.state
-        await self.driver.update(update)
+        await task.checks.send_terminal(update)
         self.active.pop(task.task_id, None)
         if not self.active:
             await self._finish()
@@ -156,8 +172,9 @@ class DefaultExecutor(ExecutorProgram):
     async def _kill(self, task: _Task, policy: mesos_pb2.KillPolicy | None) -> None:
         if task.process.killing or not task.process.running:
             return
-        if has_killing_state(self.driver.framework_info):
-            await self.driver.update(new_status(task.task_id, State.TASK_KILLING))
+        task.checks.stop()  # no check or health update once a kill has begun
+        if not task.timed_out and has_killing_state(self.driver.framework_info):
+            await task.checks.send(new_status(task.task_id, State.TASK_KILLING))
         task_policy = task.info.kill_policy if task.info.HasField("kill_policy") else None
         task.process.kill(grace_period_s(policy, task_policy))
 

@@ -84,6 +84,18 @@ def task_error(
         return "Task's 'kill_policy.grace_period' must be non-negative"
     if task.HasField("max_completion_time") and task.max_completion_time.nanoseconds < 0:
         return "Task's 'max_completion_time' must be non-negative"
+    if task.HasField("check"):
+        error = check_error(task.check)
+        if error:
+            return f"Task uses invalid check: {error}"
+    if task.HasField("health_check"):
+        error = health_check_error(task.health_check)
+        if error:
+            return f"Task uses invalid health check: {error}"
+    if not has_executor and task.command.HasField("environment"):
+        error = environment_error(task.command.environment)
+        if error:
+            return f"Task's `CommandInfo` is invalid: {error}"
     if task.limits:
         return "Task resource limits are not supported by this agent"
     return None
@@ -98,6 +110,10 @@ def executor_error(executor: mesos_pb2.ExecutorInfo, framework_id: str) -> str |
             f"ExecutorInfo has an invalid FrameworkID (Actual: {executor.framework_id.value}"
             f" vs Expected: {framework_id})"
         )
+    if executor.command.HasField("environment"):
+        error = environment_error(executor.command.environment)
+        if error:
+            return f"Executor's `CommandInfo` is invalid: {error}"
     if executor.type == mesos_pb2.ExecutorInfo.DEFAULT:
         if executor.HasField("command"):
             return "'ExecutorInfo.command' must not be set for 'DEFAULT' executor"
@@ -118,3 +134,106 @@ def allocation_role_error(name: str, allocation_role: str, role: str) -> str:
         f"Resource '{name}' is allocated to role '{allocation_role}'"
         f" but the offer is for role '{role}'"
     )
+
+
+Variable = mesos_pb2.Environment.Variable
+
+
+def environment_error(environment: mesos_pb2.Environment) -> str | None:
+    for variable in environment.variables:
+        name = variable.name
+        if variable.type == Variable.UNKNOWN:
+            return "Environment variable of type 'UNKNOWN' is not allowed"
+        if variable.type == Variable.SECRET:
+            if not variable.HasField("secret"):
+                return f"Environment variable '{name}' of type 'SECRET' must have a secret set"
+            if variable.HasField("value"):
+                return f"Environment variable '{name}' of type 'SECRET' must not have a value set"
+        else:
+            if not variable.HasField("value"):
+                return f"Environment variable '{name}' of type 'VALUE' must have a value set"
+            if variable.HasField("secret"):
+                return f"Environment variable '{name}' of type 'VALUE' must not have a secret set"
+    return None
+
+
+def _command_error(command: mesos_pb2.CommandInfo, check: str) -> str | None:
+    """`check`: "check" or "health check"."""
+    if not command.HasField("value"):
+        kind = "'shell command'" if command.shell else "'executable path'"
+        return f"Command {check} must contain {kind}"
+    error = environment_error(command.environment)
+    if error:
+        return f"{check.capitalize()}'s `CommandInfo` is invalid: {error}"
+    return None
+
+
+def _timing_error(check: mesos_pb2.CheckInfo | mesos_pb2.HealthCheck) -> str | None:
+    names = ["delay_seconds", "interval_seconds", "timeout_seconds"]
+    if isinstance(check, mesos_pb2.HealthCheck):
+        names.insert(1, "grace_period_seconds")  # Mesos checks it second
+    for name in names:
+        if check.HasField(name) and getattr(check, name) < 0:
+            return f"Expecting '{name}' to be non-negative"
+    return None
+
+
+def _path_error(
+    http: mesos_pb2.CheckInfo.Http | mesos_pb2.HealthCheck.HTTPCheckInfo, what: str
+) -> str | None:
+    if http.HasField("path") and not http.path.startswith("/"):
+        return f"The path '{http.path}' of {what} must start with '/'"
+    return None
+
+
+def check_error(check: mesos_pb2.CheckInfo) -> str | None:
+    """Why a task's CheckInfo is invalid (Mesos's common validation)."""
+    if not check.HasField("type"):
+        return "CheckInfo must specify 'type'"
+    kind = check.type
+    if kind == mesos_pb2.CheckInfo.COMMAND:
+        if not check.HasField("command"):
+            return "Expecting 'command' to be set for COMMAND check"
+        error = _command_error(check.command.command, "check")
+        if error:
+            return error
+    elif kind == mesos_pb2.CheckInfo.HTTP:
+        if not check.HasField("http"):
+            return "Expecting 'http' to be set for HTTP check"
+        error = _path_error(check.http, "HTTP check")
+        if error:
+            return error
+    elif kind == mesos_pb2.CheckInfo.TCP:
+        if not check.HasField("tcp"):
+            return "Expecting 'tcp' to be set for TCP check"
+    else:
+        return f"'{mesos_pb2.CheckInfo.Type.Name(kind)}' is not a valid check type"
+    return _timing_error(check)
+
+
+def health_check_error(check: mesos_pb2.HealthCheck) -> str | None:
+    """Why a task's HealthCheck is invalid (Mesos's common validation)."""
+    if not check.HasField("type"):
+        return "HealthCheck must specify 'type'"
+    kind = check.type
+    if kind == mesos_pb2.HealthCheck.COMMAND:
+        if not check.HasField("command"):
+            return "Expecting 'command' to be set for COMMAND health check"
+        error = _command_error(check.command, "health check")
+        if error:
+            return error
+    elif kind == mesos_pb2.HealthCheck.HTTP:
+        if not check.HasField("http"):
+            return "Expecting 'http' to be set for HTTP health check"
+        scheme = check.http.scheme
+        if check.http.HasField("scheme") and scheme not in ("http", "https"):
+            return f"Unsupported HTTP health check scheme: '{scheme}'"
+        error = _path_error(check.http, "HTTP health check")
+        if error:
+            return error
+    elif kind == mesos_pb2.HealthCheck.TCP:
+        if not check.HasField("tcp"):
+            return "Expecting 'tcp' to be set for TCP health check"
+    else:
+        return f"'{mesos_pb2.HealthCheck.Type.Name(kind)}' is not a valid health check type"
+    return _timing_error(check)

@@ -4,7 +4,8 @@
 
 A launch spec may carry `"executor": "<command>"`: the task then runs under a custom executor
 (ExecutorInfo with that shell command and the executor id `<task_id>-executor`) instead of the
-command executor, and `"data": "<text>"` for TaskInfo.data. Everything else is the base
+command executor, `"data": "<text>"` for TaskInfo.data, and `"health_check"` / `"check"`
+(JSON) for the task's health check and check. Everything else is the base
 script's protocol, reused, not copied.
 """
 
@@ -24,6 +25,9 @@ command_task_info = base.task_info
 
 def task_info(offer: Any, spec: dict[str, Any]) -> dict[str, Any]:
     task = command_task_info(offer, spec)
+    for name in ("health_check", "check"):  # TaskInfo JSON, as the scheduler wrote it
+        if name in spec:
+            task[name] = spec[name]
     if "data" in spec:
         task["data"] = base64.b64encode(spec["data"].encode()).decode()
     if "executor" in spec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.e2e_cluster import EXECUTOR_SCRIPT, Cluster, get_json, pymesos_framework
+from support.e2e_cluster import (
+    EXECUTOR_SCRIPT,
+    Cluster,
+    get_json,
+    pymesos_framework,
+    wait_until,
+)
 
 pytest.importorskip("pymesos", reason="pymesos is not installed (scripts/install_pymesos.py)")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -77,6 +84,45 @@ def test_custom_pymesos_executor(cluster: Cluster, tmp_path: Path) -> None:
         framework.launch(task_id="custom-bad", executor=executor, data="exit 4", **SMALL)
         failed = framework.update("custom-bad", "TASK_FAILED")
         assert failed["message"] == "custom executor: exit code 4"
+
+
+def test_a_health_checked_task_reports_healthy_through_the_master(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:  # a free loopback port for the task's server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    health_check = {
+        "type": "HTTP",
+        "http": {"port": port, "path": "/"},
+        "delay_seconds": 0,
+        "interval_seconds": 0.5,
+        "grace_period_seconds": 60,
+        "consecutive_failures": 3,
+    }
+    server = f"{sys.executable} -m http.server {port} --bind 127.0.0.1"
+    with pymesos_framework(cluster.masters[0], tmp_path) as framework:
+        framework.launch(task_id="web", command=server, health_check=health_check, **SMALL)
+        event = framework.expect(
+            "update",
+            lambda e: e["status"]["task_id"]["value"] == "web" and "healthy" in e["status"],
+            60,
+        )
+        status = event["status"]
+        assert status["healthy"] is True and status["state"] == "TASK_RUNNING"
+        assert status["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+
+        def web_task() -> dict[str, Any] | None:  # a standby may be an instant behind
+            tasks = get_json(f"http://{cluster.masters[0]}/tasks")["tasks"]
+            task = next(task for task in tasks if task["id"] == "web")
+            return task if any(s.get("healthy") is True for s in task["statuses"]) else None
+
+        wait_until(web_task, "/tasks to show the task healthy", 10)
+        web = web_task()
+        assert web is not None and web["health_check"]["http"]["port"] == port
+        framework.command("kill", task_id="web")
+        killed = framework.update("web", "TASK_KILLED")
+        assert "healthy" not in killed
 
 
 def http_status(url: str) -> int:

@@ -66,6 +66,7 @@ PURE_MODULES = (
     "master/**/decide.py",
     "master/appliers/**",
     "master/allocator/**",
+    "agent/checks.py",
     "agent/core.py",
     "agent/status_updates.py",
     # The read models: pure folds of domain events and their encodings.

@@ -239,6 +239,9 @@ def test_over_allocation_gets_task_error_and_earlier_tasks_keep_their_share() ->
         (lambda t: t.ClearField("resources"), "no resources"),
         (lambda t: setattr(t.task_id, "value", "a/b"), "Task ID"),
         (lambda t: setattr(t.kill_policy.grace_period, "nanoseconds", -1), "grace_period"),
+        (lambda t: setattr(t.health_check, "type", 0), "Task uses invalid health check: "),
+        (lambda t: setattr(t.check, "interval_seconds", 1), "Task uses invalid check: "),
+        (lambda t: t.command.environment.variables.add(name="X"), "Task's `CommandInfo` is"),
     ],
 )
 def test_invalid_task_descriptions(mutate: object, fragment: str) -> None:
