@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,9 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The daemons take their flags the way Mesos's do (environment, booleans, file:// values).
+MESOS_STYLE_COMMANDS = ("master", "agent")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in MESOS_STYLE_COMMANDS:
+        from meseta.api.flags import FlagLoadError, mesos_argv
+
+        try:
+            words[1:] = mesos_argv(words[1:], os.environ, subcommand(parser, words[0]))
+        except FlagLoadError as error:
+            print(f"meseta {words[0]}: {error}", file=sys.stderr)
+            return 1
+    options = parser.parse_args(words)
     return int(options.run(options))
+
+
+def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
 
 
 if __name__ == "__main__":

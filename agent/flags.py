@@ -11,8 +11,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
+from meseta.api.flags import add_logging_arguments, parse_duration_ns
 from meseta.api.flags import format_duration as format_duration_ns
-from meseta.api.flags import parse_duration_ns
 
 RECOVER_MODES = ("reconnect", "cleanup")
 RECONFIGURATION_POLICIES = ("equal", "additive")
@@ -56,6 +58,11 @@ class AgentFlags:
     recovery_timeout_s: float = 900.0
     registration_backoff_factor_s: float = 1.0
     http_command_executor: bool = True
+    # --executor_environment_variables: what executors (and so their tasks) start with, under
+    # the MESOS_* variables; None: nothing beyond those and a default PATH.
+    executor_environment: tuple[tuple[str, str], ...] | None = None
+    logging_level: str = "INFO"
+    log_dir: str | None = None
     # meseta extensions: the status update retry back-off (contract 7.6: 10 s doubling to 10 min)
     status_update_retry_min_s: float = 10.0
     status_update_retry_max_s: float = 600.0
@@ -93,6 +100,13 @@ class AgentFlags:
             shown["resources"] = self.resources
         if self.attributes is not None:
             shown["attributes"] = self.attributes
+        shown["logging_level"] = self.logging_level
+        if self.log_dir is not None:
+            shown["log_dir"] = self.log_dir
+        if self.executor_environment is not None:
+            shown["executor_environment_variables"] = orjson.dumps(
+                dict(self.executor_environment)
+            ).decode()
         return dict(sorted(shown.items()))
 
 
@@ -118,9 +132,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recovery_timeout", default="15mins")
     parser.add_argument("--registration_backoff_factor", default="1secs")
     parser.add_argument("--http_command_executor", default="true")
+    parser.add_argument(
+        "--executor_environment_variables",
+        default=None,
+        help='JSON object of the environment executors get, e.g. {"PATH": "/bin:/usr/bin"}',
+    )
     parser.add_argument("--status_update_retry_min", default="10secs",
                         help="first status update retry interval (doubles)")  # fmt: skip
     parser.add_argument("--status_update_retry_max", default="10mins")
+    add_logging_arguments(parser)
 
 
 def from_options(options: argparse.Namespace) -> AgentFlags:
@@ -172,9 +192,27 @@ def from_options(options: argparse.Namespace) -> AgentFlags:
             options.registration_backoff_factor, "registration_backoff_factor"
         ),
         http_command_executor=_parse_bool(options.http_command_executor, "http_command_executor"),
+        executor_environment=_environment_object(options.executor_environment_variables),
+        logging_level=options.logging_level,
+        log_dir=options.log_dir,
         status_update_retry_min_s=retry_min,
         status_update_retry_max_s=retry_max,
     )
+
+
+def _environment_object(text: str | None) -> tuple[tuple[str, str], ...] | None:
+    if text is None:
+        return None
+    flag = "executor_environment_variables"
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise FlagError(f"Failed to load flag '{flag}': not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise FlagError(f"Failed to load flag '{flag}': expected a JSON object")
+    if not all(isinstance(item, str) for item in value.values()):
+        raise FlagError(f"`{flag}` must only contain string values")
+    return tuple(value.items())
 
 
 def _parse_bool(text: str, flag: str) -> bool:

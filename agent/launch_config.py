@@ -46,12 +46,14 @@ def link_latest(run: Path) -> None:
 def environment(
     flags: AgentFlags, agent_id: str, framework: FrameworkRecord, executor: ExecutorRecord
 ) -> dict[str, str]:
-    """Contract 3.4 (CommandInfo.environment is laid on top by the containerizer)."""
+    """Contract 3.4 over --executor_environment_variables (CommandInfo.environment is laid on
+    top by the containerizer)."""
     endpoint = f"{flags.ip}:{flags.port}"
     grace_s = flags.executor_shutdown_grace_period_s
     if executor.info.HasField("shutdown_grace_period"):
         grace_s = executor.info.shutdown_grace_period.nanoseconds / 1e9
-    env = {
+    env = dict(flags.executor_environment or ())
+    env |= {
         "MESOS_FRAMEWORK_ID": framework.framework_id,
         "MESOS_EXECUTOR_ID": executor.executor_id,
         "MESOS_AGENT_ENDPOINT": endpoint,

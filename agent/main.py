@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
@@ -12,6 +11,7 @@ from meseta.agent import detect, flags
 from meseta.agent.containerizer import Containerizer
 from meseta.agent.daemon import Agent, RecoveryError
 from meseta.agent.server import AgentServer
+from meseta.api.flags import FlagLoadError, configure_logging
 from meseta.proto.mesos.v1 import mesos_pb2
 
 EXIT_RECOVERY_FAILED = 1
@@ -36,10 +36,10 @@ def run(options: argparse.Namespace) -> int:
     try:
         parsed = flags.from_options(options)
         info = agent_info(parsed)
-    except (flags.FlagError, detect.ResourceFlagError) as error:
+        configure_logging(parsed.logging_level, parsed.log_dir, "agent")
+    except (flags.FlagError, detect.ResourceFlagError, FlagLoadError) as error:
         print(f"meseta agent: {error}", file=sys.stderr)
         return flags.EXIT_BAD_FLAGS
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(serve(parsed, info))
 
 

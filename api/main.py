@@ -9,7 +9,7 @@ import logging
 import signal
 from pathlib import Path
 
-from meseta.api.flags import parse_duration_ns
+from meseta.api.flags import add_logging_arguments, configure_logging, parse_duration_ns
 from meseta.api.master import MasterReplica, master_info
 from meseta.log.raft import RaftConfig, RaftLog
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "/slaves, /tasks), protobuf and json (v1 operator reads); json costs about 3.5 "
         "times legacy per changed task; empty: none",
     )
+    add_logging_arguments(parser)
 
 
 def raft_address(options: argparse.Namespace) -> str | None:
@@ -171,8 +172,8 @@ async def serve(options: argparse.Namespace) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
+        configure_logging(options.logging_level, options.log_dir, "master")
         raft_config(options)  # flag errors before anything starts
         leader_config(options)
         warm_forms(options.warm_encodings)

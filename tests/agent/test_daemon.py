@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from meseta.agent import launch_config
 from meseta.agent.containerizer import Containerizer
 from meseta.agent.core import ExecutorKind, ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent, RecoveryError
+from meseta.agent.flags import FlagError
 from meseta.agent.main import agent_info
 from meseta.api.http import HttpError
 from meseta.log.testing import free_port
@@ -513,3 +515,37 @@ def test_executor_environment_follows_the_contract(tmp_path: Path) -> None:
     env = launch_config.environment(flags, "S1", framework, executor)
     assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "7500ms"
     assert env["MESOS_CHECKPOINT"] == "0" and "MESOS_RECOVERY_TIMEOUT" not in env
+
+
+def test_executor_environment_variables_come_under_the_mesos_ones(tmp_path: Path) -> None:
+    given = '{"PATH": "/opt/bin:/bin", "LANG": "C.UTF-8", "MESOS_SLAVE_ID": "theirs"}'
+    flag = f"--executor_environment_variables={given}"
+    flags = options(tmp_path, ["127.0.0.1:5050"], 5051, flag)
+    framework = FrameworkRecord(mesos_pb2.FrameworkInfo(user="", name="f"))
+    framework.info.id.value = "fw"
+    info = mesos_pb2.ExecutorInfo()
+    info.executor_id.value = "ex"
+    executor = ExecutorRecord(info, "fw", ExecutorKind.CUSTOM, "c1", "/sandbox/run")
+    env = launch_config.environment(flags, "S1", framework, executor)
+    assert env["PATH"] == "/opt/bin:/bin" and env["LANG"] == "C.UTF-8"
+    assert env["MESOS_SLAVE_ID"] == "S1"  # the contract's variables win
+    shown = flags.as_mesos()["executor_environment_variables"]
+    assert orjson.loads(shown) == orjson.loads(given)
+    unset = options(tmp_path, ["127.0.0.1:5050"], 5051)
+    assert "LANG" not in launch_config.environment(unset, "S1", framework, executor)
+    assert "executor_environment_variables" not in unset.as_mesos()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"A": 1}', "`executor_environment_variables` must only contain string values"),
+        ('["A"]', "'executor_environment_variables': expected a JSON object"),
+        ("A=1", "'executor_environment_variables': not JSON"),
+    ],
+)
+def test_bad_executor_environment_variables_are_refused(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    with pytest.raises(FlagError, match=re.escape(message)):
+        options(tmp_path, ["127.0.0.1:5050"], 5051, f"--executor_environment_variables={value}")
