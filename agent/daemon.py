@@ -39,6 +39,7 @@ from meseta.agent.core import (
     TaskRecord,
 )
 from meseta.agent.flags import AgentFlags, format_duration
+from meseta.agent.gc import SandboxCollector
 from meseta.agent.master_client import MasterClient
 from meseta.agent.status_updates import Acked, Received, StatusUpdateManager
 from meseta.api.http import HttpError
@@ -103,6 +104,12 @@ class Agent:
             flags.status_update_retry_min_s, flags.status_update_retry_max_s
         )
         self.checkpoints = Checkpoints(flags.work_dir)
+        self.gc = SandboxCollector(
+            flags.work_dir / "slaves",
+            flags.gc_delay_s,
+            flags.gc_disk_headroom,
+            flags.disk_watch_interval_s,
+        )
         self.client = MasterClient(
             flags.masters, backoff_factor_s=flags.registration_backoff_factor_s
         )
@@ -150,6 +157,7 @@ class Agent:
             ),
             loop.create_task(self._send_updates()),
             loop.create_task(self._send_heartbeats()),
+            loop.create_task(self.gc.run()),
         ]
 
     async def stop(self) -> None:
@@ -170,9 +178,14 @@ class Agent:
     async def recover(self) -> bool:
         """Rebuild from checkpoints; False when `--recover=cleanup` finished the job."""
         try:
-            return await self._recover()
+            recovered = await self._recover()
         finally:
             self.recovering = False
+        live = [Path(e.directory) for e in self.core.executors() if e.directory]
+        scheduled = self.gc.recover(live)
+        if scheduled:
+            log.info("scheduled %d sandboxes of ended executors for removal", scheduled)
+        return recovered
 
     async def _recover(self) -> bool:
         recovered = self.checkpoints.load()
@@ -608,6 +621,8 @@ class Agent:
 
     def _executor_gone(self, framework: FrameworkRecord, executor: ExecutorRecord) -> None:
         executor.state = ExecutorState.TERMINATED
+        if executor.directory:
+            self.gc.schedule(Path(executor.directory))
         if framework.checkpoint:
             self.checkpoints.remove_executor(executor)
         self.core.remove_executor(executor)

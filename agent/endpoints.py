@@ -296,6 +296,9 @@ def metrics(agent: Agent) -> dict[str, float]:
     out["slave/valid_framework_messages"] = float(counters.valid_framework_messages)
     out["slave/invalid_framework_messages"] = float(counters.invalid_framework_messages)
     out["slave/recovery_errors"] = float(counters.recovery_errors)
+    out["gc/path_removals_succeeded"] = float(agent.gc.counters.succeeded)
+    out["gc/path_removals_failed"] = float(agent.gc.counters.failed)
+    out["gc/path_removals_pending"] = float(len(agent.gc.due))
     out.update(system_metrics())
     return dict(sorted(out.items()))
 

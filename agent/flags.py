@@ -61,6 +61,9 @@ class AgentFlags:
     # --executor_environment_variables: what executors (and so their tasks) start with, under
     # the MESOS_* variables; None: nothing beyond those and a default PATH.
     executor_environment: tuple[tuple[str, str], ...] | None = None
+    gc_delay_s: float = 7 * 86400.0
+    gc_disk_headroom: float = 0.1
+    disk_watch_interval_s: float = 60.0
     logging_level: str = "INFO"
     log_dir: str | None = None
     # meseta extensions: the status update retry back-off (contract 7.6: 10 s doubling to 10 min)
@@ -101,6 +104,9 @@ class AgentFlags:
         if self.attributes is not None:
             shown["attributes"] = self.attributes
         shown["logging_level"] = self.logging_level
+        shown["gc_delay"] = format_duration(self.gc_delay_s)
+        shown["gc_disk_headroom"] = repr(self.gc_disk_headroom)
+        shown["disk_watch_interval"] = format_duration(self.disk_watch_interval_s)
         if self.log_dir is not None:
             shown["log_dir"] = self.log_dir
         if self.executor_environment is not None:
@@ -140,6 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status_update_retry_min", default="10secs",
                         help="first status update retry interval (doubles)")  # fmt: skip
     parser.add_argument("--status_update_retry_max", default="10mins")
+    parser.add_argument("--gc_delay", default="1weeks", help="when ended sandboxes are removed")
+    parser.add_argument(
+        "--gc_disk_headroom",
+        default="0.1",
+        help="free disk share to keep: sandboxes go sooner as the disk fills (0.0 to 1.0)",
+    )
+    parser.add_argument("--disk_watch_interval", default="1mins")
     add_logging_arguments(parser)
 
 
@@ -193,11 +206,33 @@ def from_options(options: argparse.Namespace) -> AgentFlags:
         ),
         http_command_executor=_parse_bool(options.http_command_executor, "http_command_executor"),
         executor_environment=_environment_object(options.executor_environment_variables),
+        gc_delay_s=duration_s(options.gc_delay, "gc_delay"),
+        gc_disk_headroom=_headroom(options.gc_disk_headroom),
+        disk_watch_interval_s=_positive(options.disk_watch_interval, "disk_watch_interval"),
         logging_level=options.logging_level,
         log_dir=options.log_dir,
         status_update_retry_min_s=retry_min,
         status_update_retry_max_s=retry_max,
     )
+
+
+def _headroom(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FlagError(
+            f"Failed to load flag 'gc_disk_headroom': '{text}' is not a number"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise FlagError("Invalid gc_disk_headroom: must be within [0.0, 1.0]")
+    return value
+
+
+def _positive(text: str, flag: str) -> float:
+    value = duration_s(text, flag)
+    if value <= 0:
+        raise FlagError(f"Failed to load flag '{flag}': must be positive")
+    return value
 
 
 def _environment_object(text: str | None) -> tuple[tuple[str, str], ...] | None:

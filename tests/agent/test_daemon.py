@@ -28,7 +28,7 @@ from support.daemon_harness import (
 from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle, follower_master, running_master
 
-from meseta.agent import launch_config
+from meseta.agent import endpoints, launch_config
 from meseta.agent.containerizer import Containerizer
 from meseta.agent.core import ExecutorKind, ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent, RecoveryError
@@ -549,3 +549,38 @@ def test_bad_executor_environment_variables_are_refused(
 ) -> None:
     with pytest.raises(FlagError, match=re.escape(message)):
         options(tmp_path, ["127.0.0.1:5050"], 5051, f"--executor_environment_variables={value}")
+
+
+async def test_an_ended_executors_sandbox_is_garbage_collected(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    gc_flags = ("--gc_delay=200ms", "--disk_watch_interval=100ms")
+    async with (
+        registered_agent(master, tmp_path, *gc_flags) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("t1", "echo hello"))
+        await states_until(scheduler, stream, "TASK_FINISHED")
+        await until(lambda: not agent.core.frameworks, "the executor to go away")
+        completed = agent.core.completed_frameworks[0].completed_executors[0]
+        sandbox = Path(completed.directory)
+        await until(lambda: not sandbox.exists(), "the sandbox to be removed")
+        assert not sandbox.parents[1].exists()  # executors/<id> went with its only run
+        metrics = endpoints.metrics(agent)
+        assert metrics["gc/path_removals_succeeded"] == 1.0
+        assert metrics["gc/path_removals_pending"] == 0.0
+        assert agent.flags["gc_delay"] == "200ms"
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--gc_disk_headroom=1.5", "Invalid gc_disk_headroom: must be within [0.0, 1.0]"),
+        ("--gc_disk_headroom=lots", "'gc_disk_headroom': 'lots' is not a number"),
+        ("--disk_watch_interval=0secs", "'disk_watch_interval': must be positive"),
+        ("--gc_delay=soon", "Failed to load flag 'gc_delay'"),
+    ],
+)
+def test_bad_gc_flags_are_refused(tmp_path: Path, flag: str, message: str) -> None:
+    with pytest.raises(FlagError, match=re.escape(message)):
+        options(tmp_path, ["127.0.0.1:5050"], 5051, flag)
