@@ -2,10 +2,10 @@
 
 `/state` (aliases `/state.json`, `/slave(1)/state`, `/slave(1)/state.json`), `/flags`,
 `/health`, `/version`, `/metrics/snapshot`, `/monitor/statistics`, `/containers` and the
-`files` process (`/files/browse|read|download|debug`, plus the deprecated `.json` spellings) over
-the executor sandboxes. Sandboxes are attached as Mesos attaches them: under their real
-directory, under `.../runs/latest`, and under the short virtual path
-`/frameworks/<fw>/executors/<ex>/runs/latest`.
+`files` process (`api/files.py`: `/files/browse|read|download|debug`, plus the deprecated
+`.json` spellings) over the executor sandboxes and `/slave/log`. Sandboxes are attached as Mesos
+attaches them: under their real directory, under `.../runs/latest`, and under the short virtual
+path `/frameworks/<fw>/executors/<ex>/runs/latest`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from meseta import __version__
-from meseta.agent import files
 from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord, TaskRecord
 from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
-from meseta.api import mesos_json
+from meseta.api import files, mesos_json
+from meseta.api.flags import log_file
+from meseta.api.http import jsonp_response
 from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -37,14 +38,7 @@ Handler = Callable[[Request], Any]
 
 
 def json_response(body: object, request: Request, status: int = 200) -> Response:
-    """JSON, or JSONP when `?jsonp=<callback>` asks for it (as libprocess's OK does)."""
-    payload = orjson.dumps(body)
-    callback = request.query_params.get("jsonp")
-    if callback:
-        return Response(
-            callback.encode() + b"(" + payload + b");", status, media_type="text/javascript"
-        )
-    return Response(payload, status, media_type=JSON)
+    return jsonp_response(request, orjson.dumps(body), status)
 
 
 def text_response(status: int, message: str = "") -> Response:
@@ -238,6 +232,8 @@ def state_json(agent: Agent) -> dict[str, Any]:
     out["attributes"] = attributes(info.attributes)
     if agent.master_address is not None:
         out["master_hostname"] = agent.master_address.rpartition(":")[0]
+    if agent.flags_.log_dir is not None:
+        out["log_dir"] = agent.flags_.log_dir
     out["flags"] = agent.flags
     out["frameworks"] = [framework_json(f, agent_id) for f in agent.core.frameworks.values()]
     out["completed_frameworks"] = [
@@ -320,8 +316,11 @@ def system_metrics() -> dict[str, float]:
 
 
 def attachments(agent: Agent) -> dict[str, Path]:
-    """Virtual path -> real directory for every live or completed executor's sandbox."""
+    """Virtual path -> real directory for every live or completed executor's sandbox, and
+    `/slave/log` -> the agent's log file when `--log_dir` is set."""
     attached: dict[str, Path] = {}
+    if agent.flags_.log_dir is not None:
+        attached["/slave/log"] = log_file(agent.flags_.log_dir, "agent")
     frameworks = [*agent.core.frameworks.values(), *agent.core.completed_frameworks]
     for framework in frameworks:
         for executor in [*framework.completed_executors, *framework.executors.values()]:
@@ -340,84 +339,6 @@ def attachments(agent: Agent) -> dict[str, Path]:
             )
             attached[short] = real
     return attached
-
-
-def _query_int(request: Request, name: str) -> int | None:
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        message = f"Failed to parse {name}: Failed to convert '{text}' to number.\n"
-        raise files.FilesError(400, message) from None
-
-
-def _query_path(request: Request) -> str:
-    path = request.query_params.get("path")
-    if not path:
-        raise files.FilesError(400, "Expecting 'path=value' in query.\n")
-    return path
-
-
-AgentHandler = Callable[[Agent, Request], Response]
-
-
-def _files_errors(handler: AgentHandler) -> AgentHandler:
-    def answer(agent: Agent, request: Request) -> Response:
-        try:
-            return handler(agent, request)
-        except files.FilesError as error:
-            return text_response(error.status, error.message)
-
-    return answer
-
-
-def file_info_json(info: mesos_pb2.FileInfo) -> dict[str, Any]:
-    return {
-        "path": info.path,
-        "nlink": info.nlink,
-        "size": info.size,
-        "mtime": info.mtime.nanoseconds / 1e9,
-        "mode": files.mode_string(info.mode),
-        "uid": info.uid,
-        "gid": info.gid,
-    }
-
-
-@_files_errors
-def files_browse(agent: Agent, request: Request) -> Response:
-    listing = files.browse(attachments(agent), _query_path(request))
-    return json_response([file_info_json(info) for info in listing], request)
-
-
-@_files_errors
-def files_read(agent: Agent, request: Request) -> Response:
-    path = _query_path(request)
-    offset = _query_int(request, "offset")
-    length = _query_int(request, "length")
-    offset = -1 if offset is None else offset
-    if offset < -1:
-        raise files.FilesError(400, f"Negative offset provided: {offset}.\n")
-    if length is not None and length < -1:
-        raise files.FilesError(400, f"Negative length provided: {length}.\n")
-    if length == -1:
-        length = None
-    if offset == -1:  # the pailer's first call: only the size, as offset
-        chunk = files.read(attachments(agent), path, 0, 0)
-        return json_response({"data": "", "offset": chunk.size}, request)
-    chunk = files.read(attachments(agent), path, offset, length)
-    return json_response({"data": chunk.data.decode("utf-8", "replace"), "offset": offset}, request)
-
-
-@_files_errors
-def files_download(agent: Agent, request: Request) -> Response:
-    real = files.downloadable(attachments(agent), _query_path(request))
-    return FileResponse(real, filename=real.name, media_type="application/octet-stream")
-
-
-def files_debug(agent: Agent, request: Request) -> Response:
-    return json_response({name: str(real) for name, real in attachments(agent).items()}, request)
 
 
 # -- /monitor/statistics and /containers ----------------------------------------------
@@ -530,12 +451,9 @@ def routes(agent: Agent) -> list[Route]:
         ("/version", version),
         ("/metrics/snapshot", metrics_snapshot),
     ]
-    for name, handler in (("browse", files_browse), ("read", files_read),
-                          ("download", files_download), ("debug", files_debug)):  # fmt: skip
-        top_level.append((f"/files/{name}", handler))
-        top_level.append((f"/files/{name}.json", handler))
     for path, handler in top_level:
         out.append(Route(path, _bind(agent, handler), methods=["GET"]))
+    out += files.routes(lambda: attachments(agent))
     for paths, async_handler in (
         (("/monitor/statistics", "/monitor/statistics.json"), monitor_statistics),
         (("/containers",), containers),

@@ -8,23 +8,19 @@ provider configs and image pruning need the isolation work and answer 501 saying
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meseta.agent import endpoints, files
+from meseta.agent import endpoints
 from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent
-from meseta.agent.flags import FlagError, duration_s
-from meseta.api import mesos_json
+from meseta.api import files, mesos_json, verbosity
 from meseta.api.http import (
     HttpError,
     encode_body,
@@ -34,6 +30,7 @@ from meseta.api.http import (
     response_media_type,
     validate_call,
 )
+from meseta.api.verbosity import VERBOSITY
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.agent import agent_pb2
 
@@ -67,28 +64,6 @@ REQUIRED_BODY = {
     Call.KILL_CONTAINER: "kill_container",
     Call.WAIT_CONTAINER: "wait_container",
 }
-
-
-@dataclass(slots=True)
-class LoggingLevel:
-    """glog-style verbosity: 0 is the configured level, >0 adds DEBUG; reverts after `duration`."""
-
-    level: int = 0
-    revert: asyncio.TimerHandle | None = field(default=None)
-    # The logger's own level, restored when verbosity returns to 0.
-    base: int = field(default_factory=lambda: logging.getLogger("meseta").level)
-
-    def set(self, level: int, duration_s: float) -> None:
-        if self.revert is not None:
-            self.revert.cancel()
-            self.revert = None
-        self._apply(level)
-        if level != 0:
-            self.revert = asyncio.get_running_loop().call_later(duration_s, self._apply, 0)
-
-    def _apply(self, level: int) -> None:
-        self.level = level
-        logging.getLogger("meseta").setLevel(logging.DEBUG if level > 0 else self.base)
 
 
 def validate(call: agent_pb2.Call) -> None:
@@ -181,20 +156,14 @@ def version_info() -> mesos_pb2.VersionInfo:
 
 
 def list_files(agent: Agent, call: agent_pb2.Call) -> AgentResponse.ListFiles:
-    try:
-        listing = files.browse(endpoints.attachments(agent), call.list_files.path)
-    except files.FilesError as error:
-        raise HttpError(error.status, error.message) from None
+    listing = files.list_files(endpoints.attachments(agent), call.list_files.path)
     return AgentResponse.ListFiles(file_infos=listing)
 
 
 def read_file(agent: Agent, call: agent_pb2.Call) -> AgentResponse.ReadFile:
     request = call.read_file
     length = request.length if request.HasField("length") else None
-    try:
-        chunk = files.read(endpoints.attachments(agent), request.path, request.offset, length)
-    except files.FilesError as error:
-        raise HttpError(error.status, error.message) from None
+    chunk = files.read_file(endpoints.attachments(agent), request.path, request.offset, length)
     return AgentResponse.ReadFile(size=chunk.size, data=chunk.data)
 
 
@@ -238,7 +207,7 @@ Answer = AgentResponse | None
 
 
 def handler_table(
-    agent: Agent, logging_level: LoggingLevel
+    agent: Agent,
 ) -> dict[int, Callable[[agent_pb2.Call], Awaitable[Answer]]]:
     def respond(kind: int, **body: object) -> AgentResponse:
         return AgentResponse(type=kind, **body)  # type: ignore[arg-type]
@@ -258,12 +227,12 @@ def handler_table(
         return respond(AgentResponse.GET_METRICS, get_metrics=metrics(agent))
 
     async def get_logging_level(call: agent_pb2.Call) -> Answer:
-        body = AgentResponse.GetLoggingLevel(level=logging_level.level)
+        body = AgentResponse.GetLoggingLevel(level=VERBOSITY.level)
         return respond(AgentResponse.GET_LOGGING_LEVEL, get_logging_level=body)
 
     async def set_logging_level(call: agent_pb2.Call) -> Answer:
         request = call.set_logging_level
-        logging_level.set(request.level, request.duration.nanoseconds / 1e9)
+        VERBOSITY.set(request.level, request.duration.nanoseconds / 1e9)
         return None
 
     async def get_state(call: agent_pb2.Call) -> Answer:
@@ -355,8 +324,7 @@ def accept_type(request: Request) -> str:
 
 
 def routes(agent: Agent) -> list[Route]:
-    logging_level = LoggingLevel()
-    table = handler_table(agent, logging_level)
+    table = handler_table(agent)
 
     async def api(request: Request) -> Response:
         try:
@@ -382,27 +350,6 @@ def routes(agent: Agent) -> list[Route]:
             return Response(status_code=200)
         return encode_body(answer, answer_type)
 
-    async def toggle(request: Request) -> Response:
-        """`/logging/toggle?level=N&duration=D` (libprocess): a temporary verbosity."""
-        level_text = request.query_params.get("level")
-        duration_text = request.query_params.get("duration")
-        if level_text is None or duration_text is None:
-            return HttpError(400, "Expecting 'level' and 'duration' in query").response()
-        try:
-            level = int(level_text)
-            duration_s = parse_duration_s(duration_text)
-        except ValueError as error:
-            return HttpError(400, str(error)).response()
-        logging_level.set(level, duration_s)
-        return Response(status_code=200)
-
     out = [Route(prefix + "/api/v1", api, methods=ANY) for prefix in ("", "/slave(1)")]
-    out.append(Route("/logging/toggle", toggle, methods=["GET", "POST"]))
+    out.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
     return out
-
-
-def parse_duration_s(text: str) -> float:
-    try:
-        return duration_s(text, "duration")
-    except FlagError as error:
-        raise ValueError(str(error)) from None

@@ -16,11 +16,13 @@ from starlette.types import Receive, Scope, Send
 from meseta.api import (
     agent_link,
     consistency,
+    files,
     operator,
     operator_forms,
     scheduler,
     sse,
     state_endpoints,
+    verbosity,
 )
 from meseta.api.consistency import IndexHeaders
 from meseta.api.context import MasterContext
@@ -105,6 +107,8 @@ def create_app(context: MasterContext) -> WritePaths:
         for path in operator_forms.NOT_YET:
             routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY))
     routes += state_endpoints.routes()
+    routes += files.routes(lambda: state_endpoints.attachments(context))
+    routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
     app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context
     writes: dict[str, WriteEndpoint] = {}

@@ -156,7 +156,7 @@ def configure_logging(level: str, log_dir: str | None, daemon: str) -> Path | No
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     path = None
     if log_dir is not None:
-        path = Path(log_dir) / f"meseta-{daemon}.log"
+        path = log_file(log_dir, daemon)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handlers.append(logging.FileHandler(path))
@@ -166,3 +166,8 @@ def configure_logging(level: str, log_dir: str | None, daemon: str) -> Path | No
             ) from None
     logging.basicConfig(level=LOGGING_LEVELS[level], format=LOG_FORMAT, handlers=handlers)
     return path
+
+
+def log_file(log_dir: str, daemon: str) -> Path:
+    """Where `--log_dir` puts a daemon's log (served as `/master/log` or `/slave/log`)."""
+    return Path(log_dir) / f"meseta-{daemon}.log"

@@ -107,3 +107,12 @@ def require_post(request: Request) -> None:
 def delegate_path(path: str) -> str:
     """The path as Mesos's `master` process sees it (`/api/v1` -> `/master/api/v1`)."""
     return path if path.startswith("/master/") else "/master" + path
+
+
+def jsonp_response(request: Request, body: bytes, status: int = 200) -> Response:
+    """JSON, or JSONP when `?jsonp=<callback>` asks for it (as libprocess's OK does)."""
+    callback = request.query_params.get("jsonp")
+    if callback:
+        wrapped = callback.encode() + b"(" + body + b");"
+        return Response(wrapped, status, media_type="text/javascript")
+    return Response(body, status, media_type=JSON)

@@ -16,7 +16,6 @@ concurrent callers (api/read_cache.py).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from google.protobuf.message import Message
@@ -24,10 +23,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from meseta.api import consistency, encodings, mesos_json, operator_stream, state_endpoints
+from meseta.api import (
+    consistency,
+    encodings,
+    files,
+    mesos_json,
+    operator_stream,
+    state_endpoints,
+)
 from meseta.api.context import MasterContext
 from meseta.api.http import (
     HttpError,
+    encode_body,
     parse_body,
     request_media_type,
     require_post,
@@ -38,6 +45,7 @@ from meseta.api.proposals import propose_and_wait
 from meseta.api.read_cache import Built, ChunksResponse, assemble
 from meseta.api.streams import JSON
 from meseta.api.streams import PROTOBUF as PROTOBUF_TYPE
+from meseta.api.verbosity import VERBOSITY
 from meseta.master import decide
 from meseta.master.events import CommandRejected
 from meseta.master.v1 import commands_pb2 as commands
@@ -140,9 +148,27 @@ def weights_message(context: MasterContext) -> Response_.GetWeights:
     return out
 
 
-def logging_level() -> int:
-    """glog's verbosity as Mesos reports it: 0 normally, 1 when debug logging is on."""
-    return 1 if logging.getLogger("meseta").isEnabledFor(logging.DEBUG) else 0
+def replica_call(call: master_pb2.Call, context: MasterContext, accept: str) -> Response | None:
+    """The calls about this replica itself (its logging, its files), answered by any replica;
+    None if `call` is not one."""
+    attached = state_endpoints.attachments(context)
+    if call.type == Call.SET_LOGGING_LEVEL:
+        level = call.set_logging_level
+        VERBOSITY.set(level.level, level.duration.nanoseconds / 1e9)
+        return Response(status_code=200)
+    if call.type == Call.LIST_FILES:
+        listing = files.list_files(attached, call.list_files.path)
+        answer = Response_(type=Response_.LIST_FILES)
+        answer.list_files.file_infos.extend(listing)
+        return encode_body(answer, accept)
+    if call.type == Call.READ_FILE:
+        wanted = call.read_file
+        length = wanted.length if wanted.HasField("length") else None
+        chunk = files.read_file(attached, wanted.path, wanted.offset, length)
+        answer = Response_(type=Response_.READ_FILE)
+        answer.read_file.size, answer.read_file.data = chunk.size, chunk.data
+        return encode_body(answer, accept)
+    return None
 
 
 def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Response | None:
@@ -158,7 +184,7 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
     if kind == Call.GET_METRICS:
         return answer_message(Response_.GET_METRICS, metrics_message(context), enc)
     if kind == Call.GET_LOGGING_LEVEL:
-        body = Response_.GetLoggingLevel(level=logging_level())
+        body = Response_.GetLoggingLevel(level=VERBOSITY.level)
         return answer_message(Response_.GET_LOGGING_LEVEL, body, enc)
     if kind == Call.GET_ROLES:
         roles = Response_.GetRoles(roles=view.role_protos())
@@ -236,6 +262,9 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     written = await write(call, context, request)
     if written is not None:
         return written
+    local = replica_call(call, context, accept)
+    if local is not None:
+        return local
     if call.type == Call.UNKNOWN or not Call.Type.Name(call.type).startswith("GET_"):
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
     await consistency.settle(request, context)

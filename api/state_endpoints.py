@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from pathlib import Path
 
 import orjson
 from starlette.requests import Request
@@ -28,7 +29,8 @@ from meseta import __version__
 from meseta.api import state_json as sj
 from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
-from meseta.api.flags import format_duration
+from meseta.api.flags import format_duration, log_file
+from meseta.api.http import jsonp_response
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources
@@ -96,11 +98,7 @@ def context_of(request: Request) -> MasterContext:
 
 
 def json_response(request: Request, body: bytes) -> Response:
-    callback = request.query_params.get("jsonp")
-    if callback:
-        wrapped = callback.encode() + b"(" + body + b");"
-        return Response(wrapped, 200, media_type="text/javascript")
-    return Response(body, 200, media_type=JSON_TYPE)
+    return jsonp_response(request, body)
 
 
 def build_info() -> dict[str, Json]:
@@ -168,6 +166,8 @@ def state_header(context: MasterContext) -> dict[str, Json]:
         }
     if view.cluster_id:
         out["cluster"] = view.cluster_id
+    if "log_dir" in context.flags:
+        out["log_dir"] = context.flags["log_dir"]
     out["flags"] = dict(flags(context))
     return out
 
@@ -533,3 +533,9 @@ def routes() -> list[Route]:
             # The Mesos CLI asks for e.g. `/master/frameworks/`.
             out.append(Route(f"{prefix}/{name}/", endpoint, methods=["GET"]))
     return out
+
+
+def attachments(context: MasterContext) -> dict[str, Path]:
+    """What the master's `/files` serves: `/master/log` when `--log_dir` is set."""
+    log_dir = context.flags.get("log_dir")
+    return {} if log_dir is None else {"/master/log": log_file(log_dir, "master")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,3 +194,21 @@ def test_download_returns_the_bytes(client: Client, sandbox: Path) -> None:
 def test_browsing_a_file_lists_nothing(client: Client, sandbox: Path) -> None:
     reply = client.get("/files/browse", params={"path": f"{SHORT}/stdout"})
     assert reply.status_code == 200 and reply.json() == []
+
+
+def test_with_a_log_dir_the_agent_log_is_served_as_slave_log(work_dir: Path) -> None:
+    agent = build_agent(work_dir)
+    log_dir = work_dir / "logs"
+    log_dir.mkdir()
+    (log_dir / "meseta-agent.log").write_bytes(b"agent started\n")
+    agent.flags_ = dataclasses.replace(agent.flags_, log_dir=str(log_dir))
+    try:
+        with served(Starlette(routes=endpoints.routes(agent))) as client:
+            attached = client.get("/files/debug").json()
+            assert attached["/slave/log"] == str(log_dir / "meseta-agent.log")
+            read = client.get("/files/read", {"path": "/slave/log", "offset": 0}).json()
+            assert read == {"data": "agent started\n", "offset": 0}
+            state = client.get("/state").json()
+            assert state["log_dir"] == str(log_dir) and state["flags"]["log_dir"] == str(log_dir)
+    finally:
+        agent.checkpoints.close()

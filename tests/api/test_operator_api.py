@@ -9,6 +9,8 @@ proposed on the leader and redirected by a follower.
 from __future__ import annotations
 
 import asyncio
+import base64
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,7 +18,7 @@ import orjson
 import pytest
 from multidict import CIMultiDictProxy
 from pymesos import MesosOperatorMasterDriver
-from support.master_harness import MasterHandle, follower_master
+from support.master_harness import MasterHandle, follower_master, running_master
 from support.read_cluster import Populated
 
 from meseta.api import mesos_json, operator_forms, read_cache
@@ -186,8 +188,7 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         (b'{"type": "UNKNOWN"}', {}, 501, ""),
         (b'{"type": "MARK_AGENT_GONE"}', {}, 400, "Expecting 'mark_agent_gone'"),
         (
-            b'{"type": "SET_LOGGING_LEVEL", "set_logging_level":'
-            b' {"level": 1, "duration": {"nanoseconds": 1}}}',
+            b'{"type": "START_MAINTENANCE", "start_maintenance": {}}',
             {},
             501,
             "not supported yet",
@@ -406,3 +407,42 @@ async def test_get_state_built_in_slices_equals_the_whole_state(
             assert master_pb2.Response.FromString(data) == whole
         return
     pytest.fail("the view kept moving")
+
+
+async def test_the_master_serves_its_log_and_its_verbosity(tmp_path: Path) -> None:
+    async with running_master() as master:
+        status, _, data = await post(master, b"", path="/files/debug", method="GET")
+        assert (status, orjson.loads(data)) == (200, {})  # no --log_dir, nothing attached
+        master.context.flags["log_dir"] = str(tmp_path)
+        log = tmp_path / "meseta-master.log"
+        log.write_bytes(b"line one\nline two\n")
+        status, _, data = await post(master, b"", path="/files/debug", method="GET")
+        assert orjson.loads(data) == {"/master/log": str(log)}
+        read = "/files/read?path=/master/log&offset=5&length=3"
+        status, _, data = await post(master, b"", path=read, method="GET")
+        assert (status, orjson.loads(data)) == (200, {"data": "one", "offset": 5})
+        status, _, data = await post(master, b"", path="/state", method="GET")
+        assert orjson.loads(data)["log_dir"] == str(tmp_path)
+
+        answer = await call_json(
+            master, "READ_FILE", read_file={"path": "/master/log", "offset": 0, "length": 4}
+        )
+        assert answer["read_file"] == {"size": 18, "data": base64.b64encode(b"line").decode()}
+        status, _, data = await post(
+            master, {"type": "READ_FILE", "read_file": {"path": "/master/nope", "offset": 0}}
+        )
+        assert status == 404
+        answer = await call_json(master, "LIST_FILES", list_files={"path": "/master/log"})
+        assert answer == {"type": "LIST_FILES", "list_files": {}}
+
+        level = {"level": 1, "duration": {"nanoseconds": 60_000_000_000}}
+        status, _, _ = await post(master, {"type": "SET_LOGGING_LEVEL", "set_logging_level": level})
+        assert status == 200
+        answer = await call_json(master, "GET_LOGGING_LEVEL")
+        assert answer["get_logging_level"] == {"level": 1}
+        toggle = "/logging/toggle?level=0&duration=1secs"
+        status, _, _ = await post(master, b"", path=toggle, method="GET")
+        assert status == 200
+        assert (await call_json(master, "GET_LOGGING_LEVEL"))["get_logging_level"] == {"level": 0}
+        status, _, data = await post(master, b"", path="/logging/toggle", method="GET")
+        assert (status, data) == (400, b"Expecting 'level' and 'duration' in query")

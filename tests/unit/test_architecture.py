@@ -41,6 +41,8 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.api.http",
         "meseta.api.streams",
         "meseta.api.flags",
+        "meseta.api.files",
+        "meseta.api.verbosity",
         "meseta.log.v1",
         # The pure Mesos resource value type (text syntax, exact arithmetic): one parser for
         # `--resources` on both sides. The agent reaches the master itself only over HTTP.
