@@ -173,6 +173,15 @@ class Containerizer:
             return self._terminated[container_id]
         raise ContainerError(f"Unknown container '{container_id}'")
 
+    def pending(self) -> list[tuple[str, str]]:
+        """(operation, container id) of every launch and destroy under way, as Mesos's
+        `/containerizer/debug` names them."""
+        out = [("MesosContainerizer::launch", cid) for cid in self._launching]
+        for cid, container in self._containers.items():
+            if container.destroying is not None and not container.destroying.done():
+                out.append(("MesosContainerizer::destroy", cid))
+        return out
+
     async def destroy(self, container_id: str, grace_s: float = 0.0) -> Termination:
         """SIGTERM the whole tree, wait up to `grace_s`, SIGKILL what is left. Idempotent."""
         container = self._containers.get(container_id)

@@ -435,12 +435,23 @@ def _bind_async(agent: Agent, handler: Callable[[Agent, Request], Awaitable[Resp
     return endpoint
 
 
+def containerizer_debug(agent: Agent, request: Request) -> Response:
+    """What the containerizer is in the middle of: launches and destroys not finished yet (an
+    operation stuck here is what this endpoint exists to show)."""
+    pending = [
+        {"operation": operation, "args": {"containerId": cid}}
+        for operation, cid in agent.containerizer.pending()
+    ]
+    return json_response({"pending": pending}, request)
+
+
 def routes(agent: Agent) -> list[Route]:
     """Every path as Mesos spells it: agent-process routes also under `/slave(1)`."""
     table: list[tuple[Sequence[str], Callable[[Agent, Request], Response]]] = [
         (("/state", "/state.json"), state),
         (("/flags",), flags),
         (("/health",), health),
+        (("/containerizer/debug",), containerizer_debug),
     ]
     out: list[Route] = []
     for paths, handler in table:

@@ -372,3 +372,17 @@ async def test_an_isolator_limitation_destroys_the_container_with_its_reason(
     finally:
         for cid in containerizer.containers():
             await containerizer.destroy(cid)
+
+
+async def test_pending_names_the_launches_and_destroys_under_way(
+    containerizer: Containerizer, tmp_path: Path
+) -> None:
+    script = "trap '' TERM; echo ready > ready; while true; do sleep 0.05; done"
+    await containerizer.launch(config(tmp_path, "c1", shell(script)))
+    await until((tmp_path / "sandboxes" / "c1" / "ready").exists)
+    assert containerizer.pending() == []
+    destroying = asyncio.get_running_loop().create_task(containerizer.destroy("c1", grace_s=1.0))
+    await asyncio.sleep(0.2)  # inside the grace period: the destroy is under way
+    assert containerizer.pending() == [("MesosContainerizer::destroy", "c1")]
+    await asyncio.wait_for(destroying, 20)
+    assert containerizer.pending() == []

@@ -212,3 +212,8 @@ def test_with_a_log_dir_the_agent_log_is_served_as_slave_log(work_dir: Path) -> 
             assert state["log_dir"] == str(log_dir) and state["flags"]["log_dir"] == str(log_dir)
     finally:
         agent.checkpoints.close()
+
+
+@pytest.mark.parametrize("path", ["/containerizer/debug", "/slave(1)/containerizer/debug"])
+def test_containerizer_debug_lists_what_is_under_way(client: Client, path: str) -> None:
+    assert client.get(path).json() == {"pending": []}
