@@ -128,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     local_cluster.add_arguments(up)
     up.set_defaults(run=local_cluster.run)
 
+    from meseta import cluster_cli
+
+    for view, text in (
+        ("agents", "list the agents, their resources in use and in total"),
+        ("frameworks", "list the frameworks and what they use"),
+        ("tasks", "list the tasks, their states and health (like mesos-ps)"),
+        ("cat", "print a file of a task's sandbox, stdout by default (-f: follow it)"),
+    ):
+        cluster_cli.add_arguments(commands.add_parser(view, help=text), view)
+
     from meseta import execute
 
     run_task = commands.add_parser("execute", help="run one task and follow it (mesos-execute)")

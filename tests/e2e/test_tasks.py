@@ -182,6 +182,36 @@ def test_meseta_execute_exit_codes(cluster: Cluster) -> None:
     assert "TASK_FAILED" in failed.stdout and "  source: SOURCE_EXECUTOR" in failed.stdout
 
 
+def test_operator_commands_list_the_cluster_and_read_sandboxes(cluster: Cluster) -> None:
+    masters = cluster.masters
+    command = "--command=echo out-line; echo err-line >&2"
+    done = meseta("execute", f"--master={masters[0]}", "--name=ops-echo", command,
+                  "--resources=cpus:0.1;mem:32")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def finished_rows() -> dict[str, dict[str, str]] | None:  # any replica reads, maybe behind
+        listed = meseta("tasks", f"--master={masters[1]}", "--all", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["ID"]: row for row in json.loads(listed.stdout)}
+        done = rows.get("ops-echo", {}).get("STATE") == "TASK_FINISHED"
+        return rows if done else None
+
+    wait_until(finished_rows, "the task to show finished", 20)
+    running = meseta("tasks", f"--master={masters[1]}", "--json")
+    assert "ops-echo" not in {row["ID"] for row in json.loads(running.stdout)}
+    agents = json.loads(meseta("agents", f"--master={masters[2]}", "--json").stdout)
+    assert len(agents) == 1 and agents[0]["ACTIVE"] == "yes"
+    frameworks = meseta("frameworks", f"--master={masters[0]}", "--all")
+    assert frameworks.returncode == 0 and "meseta-execute" in frameworks.stdout
+    out = meseta("cat", "ops-echo", f"--master={masters[0]}")
+    assert (out.returncode, out.stdout) == (0, "out-line\n"), out.stderr
+    err = meseta("cat", "ops-echo", "stderr", f"--master={masters[0]}")
+    assert "err-line" in err.stdout
+    missing = meseta("cat", "no-such-task", f"--master={masters[0]}")
+    assert missing.returncode == 1
+    assert "No task with id 'no-such-task' is known to the master" in missing.stderr
+
+
 def test_bad_resources_get_a_clear_error(tmp_path: Path) -> None:
     execute = meseta("execute", "--master=127.0.0.1:1", "--name=x", "--command=true",
                      "--resources=cpus:lots;mem:32")  # fmt: skip

@@ -1,0 +1,291 @@
+"""Operator commands that read a running cluster, like Mesos's `mesos-ps`, `mesos-cat` and
+`mesos-tail` and the `mesos agent|framework|task list` CLI:
+
+    meseta agents     [--master HOST:PORT] [--json]
+    meseta frameworks [--master HOST:PORT] [--json] [--all]
+    meseta tasks      [--master HOST:PORT] [--json] [--all] [--framework ID]
+    meseta cat TASK_ID [FILE] [--master HOST:PORT] [--follow]
+
+They read `/state` from any master replica (every replica answers reads) and, for `cat`, the
+task's sandbox through its agent's `/files/read`, as the web UI does. Exit codes: 0, 1 when the
+cluster cannot be read or the task is not found, 2 for bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_MASTER = "127.0.0.1:5050"
+FOLLOW_INTERVAL_S = 1.0
+READ_CHUNK = 64 * 1024  # what one /files/read returns at most
+PIPE_WIDTH = 10_000
+Json = dict[str, Any]
+
+
+class CliError(Exception):
+    """Ends the command with a one-line message and exit code 1."""
+
+
+async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    try:
+        async with session.get(url) as response:
+            body = await response.read()
+            if response.status != 200:
+                text = body.decode(errors="replace").strip()
+                raise CliError(f"GET {url}: {response.status} {text}")
+            return orjson.loads(body)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise CliError(f"GET {url}: {error or type(error).__name__}") from None
+    except orjson.JSONDecodeError:
+        raise CliError(f"GET {url}: the answer is not JSON") from None
+
+
+def master_url(address: str) -> str:
+    return address if address.startswith(("http://", "https://")) else f"http://{address}"
+
+
+def agent_url(agent: Json) -> str:
+    """`slave(1)@ip:port` -> http://ip:port (the pid is how Mesos says where an agent is)."""
+    pid = str(agent.get("pid", ""))
+    address = pid.partition("@")[2] or f"{agent['hostname']}:{agent['port']}"
+    return f"http://{address}"
+
+
+# -- tables ----------------------------------------------------------------------------------
+
+
+def amount(resources: Json, name: str) -> str:
+    value = float(resources.get(name, 0) or 0)
+    return f"{value:g}"
+
+
+def agent_rows(state: Json) -> list[dict[str, str]]:
+    rows = []
+    for agent in state.get("slaves", []):
+        total, used = agent.get("resources", {}), agent.get("used_resources", {})
+        rows.append(
+            {
+                "ID": agent["id"],
+                "HOSTNAME": agent["hostname"],
+                "ACTIVE": "yes" if agent.get("active") else "no",
+                "CPUS": f"{amount(used, 'cpus')}/{amount(total, 'cpus')}",
+                "MEM (MB)": f"{amount(used, 'mem')}/{amount(total, 'mem')}",
+                "DISK (MB)": f"{amount(used, 'disk')}/{amount(total, 'disk')}",
+                "VERSION": str(agent.get("version", "")),
+            }
+        )
+    return rows
+
+
+def frameworks_of(state: Json, everything: bool) -> list[Json]:
+    found = list(state.get("frameworks", []))
+    if everything:
+        found += state.get("completed_frameworks", [])
+    return found
+
+
+def framework_rows(state: Json, everything: bool) -> list[dict[str, str]]:
+    rows = []
+    for framework in frameworks_of(state, everything):
+        used = framework.get("used_resources", {})
+        rows.append(
+            {
+                "ID": framework["id"],
+                "NAME": framework.get("name", ""),
+                "ACTIVE": "yes" if framework.get("active") else "no",
+                "TASKS": str(len(framework.get("tasks", []))),
+                "CPUS": amount(used, "cpus"),
+                "MEM (MB)": amount(used, "mem"),
+                "DISK (MB)": amount(used, "disk"),
+            }
+        )
+    return rows
+
+
+def tasks_of(state: Json, everything: bool, framework_id: str | None) -> list[Json]:
+    found = []
+    for framework in frameworks_of(state, everything):
+        if framework_id is not None and framework["id"] != framework_id:
+            continue
+        lists = ["tasks", "unreachable_tasks"] + (["completed_tasks"] if everything else [])
+        for name in lists:
+            found += framework.get(name, [])
+    return found
+
+
+def task_rows(state: Json, everything: bool, framework_id: str | None) -> list[dict[str, str]]:
+    hostnames = {agent["id"]: agent["hostname"] for agent in state.get("slaves", [])}
+    rows = []
+    for task in tasks_of(state, everything, framework_id):
+        statuses = task.get("statuses") or [{}]
+        healthy = statuses[-1].get("healthy")
+        rows.append(
+            {
+                "ID": task["id"],
+                "NAME": task.get("name", ""),
+                "STATE": task.get("state", ""),
+                "HEALTHY": "" if healthy is None else ("yes" if healthy else "no"),
+                "FRAMEWORK": task.get("framework_id", ""),
+                "AGENT": hostnames.get(task.get("slave_id", ""), task.get("slave_id", "")),
+            }
+        )
+    return rows
+
+
+def print_rows(rows: list[dict[str, str]], as_json: bool, empty: str) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not rows:
+        print(empty)
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in rows[0]:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*row.values())
+    # A terminal gets what fits it; a pipe or a file gets whole values.
+    Console(width=None if sys.stdout.isatty() else PIPE_WIDTH).print(table)
+
+
+# -- cat -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    agent_url: str
+    directory: str
+
+
+def find_task(state: Json, task_id: str) -> Json:
+    matches = [task for task in tasks_of(state, True, None) if task["id"] == task_id]
+    if not matches:
+        raise CliError(f"No task with id '{task_id}' is known to the master")
+    if len(matches) > 1:
+        frameworks = ", ".join(sorted(task["framework_id"] for task in matches))
+        raise CliError(f"Task id '{task_id}' is used by several frameworks: {frameworks}")
+    return matches[0]
+
+
+def executors_with(agent_state: Json, framework_id: str, task_id: str) -> Iterable[Json]:
+    frameworks = [*agent_state.get("frameworks", []), *agent_state.get("completed_frameworks", [])]
+    for framework in frameworks:
+        if framework.get("id") != framework_id:
+            continue
+        executors = [*framework.get("executors", []), *framework.get("completed_executors", [])]
+        for executor in executors:
+            task_lists = ("tasks", "queued_tasks", "completed_tasks")
+            ids = {_task_id(task) for name in task_lists for task in executor.get(name, [])}
+            if task_id in ids:
+                yield executor
+
+
+def _task_id(task: Json) -> str:
+    """Task objects say `id`; queued TaskInfos (protobuf JSON) say `task_id.value`."""
+    return str(task.get("id") or task.get("task_id", {}).get("value", ""))
+
+
+async def sandbox_of(session: aiohttp.ClientSession, state: Json, task_id: str) -> Sandbox:
+    task = find_task(state, task_id)
+    agents = {agent["id"]: agent for agent in state.get("slaves", [])}
+    agent = agents.get(task.get("slave_id", ""))
+    if agent is None:
+        raise CliError(f"The agent of task '{task_id}' is not registered any more")
+    url = agent_url(agent)
+    agent_state = await get_json(session, f"{url}/state")
+    found = list(executors_with(agent_state, task["framework_id"], task_id))
+    if not found:
+        raise CliError(f"Agent {agent['hostname']} no longer knows task '{task_id}'")
+    return Sandbox(url, found[-1]["directory"])
+
+
+async def read_from(
+    session: aiohttp.ClientSession, sandbox: Sandbox, name: str, offset: int
+) -> tuple[bytes, int]:
+    """What the file holds from `offset` on (in /files/read's chunks), and the new offset."""
+    path = f"{sandbox.directory}/{name}"
+    out = b""
+    while True:
+        query = {"path": path, "offset": str(offset), "length": str(READ_CHUNK)}
+        try:
+            async with session.get(f"{sandbox.agent_url}/files/read", params=query) as response:
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise CliError(f"Reading {path}: {error or type(error).__name__}") from None
+        if response.status == 404:
+            raise CliError(f"No file '{name}' in the sandbox of the task ({sandbox.directory})")
+        if response.status != 200:
+            raise CliError(f"Reading {path}: {response.status} {body.decode(errors='replace')}")
+        data = orjson.loads(body)["data"].encode()
+        out += data
+        offset += len(data)
+        if len(data) < READ_CHUNK:
+            return out, offset
+
+
+async def cat(options: argparse.Namespace, session: aiohttp.ClientSession) -> None:
+    state = await get_json(session, f"{master_url(options.master)}/state")
+    sandbox = await sandbox_of(session, state, options.task_id)
+    offset = 0
+    while True:
+        data, offset = await read_from(session, sandbox, options.file, offset)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        if not options.follow:
+            return
+        await asyncio.sleep(FOLLOW_INTERVAL_S)
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+async def run_async(options: argparse.Namespace) -> None:
+    timeout = aiohttp.ClientTimeout(total=None if options.view == "cat" else 60, sock_connect=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        if options.view == "cat":
+            await cat(options, session)
+            return
+        state = await get_json(session, f"{master_url(options.master)}/state")
+        if options.view == "agents":
+            print_rows(agent_rows(state), options.json, "No agents.")
+        elif options.view == "frameworks":
+            print_rows(framework_rows(state, options.all), options.json, "No frameworks.")
+        else:
+            rows = task_rows(state, options.all, options.framework)
+            print_rows(rows, options.json, "No tasks.")
+
+
+def run(options: argparse.Namespace) -> int:
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_async(options))
+    except CliError as error:
+        print(f"meseta {options.view}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser, view: str) -> None:
+    parser.add_argument("--master", default=DEFAULT_MASTER, help="HOST:PORT of any master")
+    if view == "cat":
+        parser.add_argument("task_id", help="the task whose sandbox to read")
+        parser.add_argument("file", nargs="?", default="stdout", help="default: stdout")
+        parser.add_argument("--follow", "-f", action="store_true", help="keep printing (tail -f)")
+    else:
+        parser.add_argument("--json", action="store_true", help="rows as JSON, for scripts")
+    if view in ("frameworks", "tasks"):
+        parser.add_argument("--all", action="store_true", help="completed ones too")
+    if view == "tasks":
+        parser.add_argument("--framework", default=None, help="only this framework's tasks")
+    parser.set_defaults(view=view, run=run)
