@@ -188,52 +188,33 @@ def _path_error(
 
 def check_error(check: mesos_pb2.CheckInfo) -> str | None:
     """Why a task's CheckInfo is invalid (Mesos's common validation)."""
-    if not check.HasField("type"):
-        return "CheckInfo must specify 'type'"
-    kind = check.type
-    if kind == mesos_pb2.CheckInfo.COMMAND:
-        if not check.HasField("command"):
-            return "Expecting 'command' to be set for COMMAND check"
-        error = _command_error(check.command.command, "check")
-        if error:
-            return error
-    elif kind == mesos_pb2.CheckInfo.HTTP:
-        if not check.HasField("http"):
-            return "Expecting 'http' to be set for HTTP check"
-        error = _path_error(check.http, "HTTP check")
-        if error:
-            return error
-    elif kind == mesos_pb2.CheckInfo.TCP:
-        if not check.HasField("tcp"):
-            return "Expecting 'tcp' to be set for TCP check"
-    else:
-        return f"'{mesos_pb2.CheckInfo.Type.Name(kind)}' is not a valid check type"
-    return _timing_error(check)
+    return _probe_error(check, "check")
 
 
 def health_check_error(check: mesos_pb2.HealthCheck) -> str | None:
     """Why a task's HealthCheck is invalid (Mesos's common validation)."""
+    return _probe_error(check, "health check")
+
+
+def _probe_error(check: mesos_pb2.CheckInfo | mesos_pb2.HealthCheck, what: str) -> str | None:
+    """Both messages number their types alike (COMMAND 1, HTTP 2, TCP 3) and Mesos words their
+    errors alike, `what` apart."""
     if not check.HasField("type"):
-        return "HealthCheck must specify 'type'"
-    kind = check.type
-    if kind == mesos_pb2.HealthCheck.COMMAND:
-        if not check.HasField("command"):
-            return "Expecting 'command' to be set for COMMAND health check"
-        error = _command_error(check.command, "health check")
-        if error:
-            return error
-    elif kind == mesos_pb2.HealthCheck.HTTP:
-        if not check.HasField("http"):
-            return "Expecting 'http' to be set for HTTP health check"
-        scheme = check.http.scheme
-        if check.http.HasField("scheme") and scheme not in ("http", "https"):
-            return f"Unsupported HTTP health check scheme: '{scheme}'"
-        error = _path_error(check.http, "HTTP health check")
-        if error:
-            return error
-    elif kind == mesos_pb2.HealthCheck.TCP:
-        if not check.HasField("tcp"):
-            return "Expecting 'tcp' to be set for TCP health check"
-    else:
-        return f"'{mesos_pb2.HealthCheck.Type.Name(kind)}' is not a valid health check type"
-    return _timing_error(check)
+        return f"{type(check).__name__} must specify 'type'"
+    name = type(check).Type.Name(check.type)
+    field = name.lower()  # the body the type needs: command, http or tcp
+    if check.type == mesos_pb2.CheckInfo.UNKNOWN:
+        return f"'{name}' is not a valid {what} type"
+    if not check.HasField(field):
+        return f"Expecting '{field}' to be set for {name} {what}"
+    error = None
+    if isinstance(check, mesos_pb2.CheckInfo) and check.type == mesos_pb2.CheckInfo.COMMAND:
+        error = _command_error(check.command.command, what)
+    elif isinstance(check, mesos_pb2.HealthCheck) and check.type == mesos_pb2.HealthCheck.COMMAND:
+        error = _command_error(check.command, what)
+    elif check.type == mesos_pb2.CheckInfo.HTTP:
+        scheme = check.http.scheme if isinstance(check, mesos_pb2.HealthCheck) else "http"
+        if scheme and scheme not in ("http", "https"):  # only health checks name one
+            return f"Unsupported HTTP {what} scheme: '{scheme}'"
+        error = _path_error(check.http, f"HTTP {what}")
+    return error or _timing_error(check)
