@@ -23,6 +23,7 @@ from meseta.api import (
     sse,
     state_endpoints,
     verbosity,
+    webui,
 )
 from meseta.api.consistency import IndexHeaders
 from meseta.api.context import MasterContext
@@ -109,6 +110,7 @@ def create_app(context: MasterContext) -> WritePaths:
     routes += state_endpoints.routes()
     routes += files.routes(lambda: state_endpoints.attachments(context))
     routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
+    routes += webui.routes()
     app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context
     writes: dict[str, WriteEndpoint] = {}

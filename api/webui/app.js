@@ -1,0 +1,390 @@
+// The master's web UI: frameworks, agents and tasks from this replica's /state, refreshed every
+// few seconds, and a task's sandbox read from its agent with JSONP (as Mesos's UI reads agents,
+// which serve another origin). Data only ever reaches the page as text, never as markup.
+"use strict";
+
+const REFRESH_MS = 3000;
+const TAIL_BYTES = 64 * 1024;
+const ACTIVE_STATES = ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"];
+
+// -- pure helpers (node runs them in tests) ------------------------------------------------
+
+function agentUrl(agent) {
+  // `slave(1)@ip:port` says where an agent is.
+  const address = String(agent.pid || "").split("@")[1] || `${agent.hostname}:${agent.port}`;
+  return `http://${address}`;
+}
+
+function amount(resources, name) {
+  const value = Number((resources || {})[name] || 0);
+  return Math.round(value * 1000) / 1000;
+}
+
+function usage(used, total, name, unit) {
+  const suffix = unit ? ` ${unit}` : "";
+  return `${amount(used, name)} / ${amount(total, name)}${suffix}`;
+}
+
+function allTasks(state) {
+  const out = [];
+  const frameworks = [...(state.frameworks || []), ...(state.completed_frameworks || [])];
+  for (const framework of frameworks) {
+    for (const list of ["tasks", "unreachable_tasks", "completed_tasks"]) {
+      for (const task of framework[list] || []) {
+        out.push({ task, framework });
+      }
+    }
+  }
+  return out;
+}
+
+function stateCounts(state) {
+  const counts = {};
+  for (const { task } of allTasks(state)) {
+    counts[task.state] = (counts[task.state] || 0) + 1;
+  }
+  return counts;
+}
+
+function clusterTotals(state) {
+  const total = {}, used = {};
+  for (const agent of state.slaves || []) {
+    for (const name of ["cpus", "mem", "disk", "gpus"]) {
+      total[name] = (total[name] || 0) + amount(agent.resources, name);
+      used[name] = (used[name] || 0) + amount(agent.used_resources, name);
+    }
+  }
+  return { total, used };
+}
+
+function lastStatus(task) {
+  const statuses = task.statuses || [];
+  return statuses.length ? statuses[statuses.length - 1] : {};
+}
+
+function health(task) {
+  const healthy = lastStatus(task).healthy;
+  return healthy === undefined ? "" : healthy ? "healthy" : "unhealthy";
+}
+
+function startedAt(task) {
+  const statuses = task.statuses || [];
+  return statuses.length ? statuses[0].timestamp : undefined;
+}
+
+function findExecutor(agentState, frameworkId, taskId) {
+  // Task objects say `id`; queued TaskInfos say `task_id.value`.
+  const idOf = (task) => task.id || (task.task_id && task.task_id.value);
+  const frameworks = [...(agentState.frameworks || []), ...(agentState.completed_frameworks || [])];
+  let found = null;
+  for (const framework of frameworks) {
+    if (framework.id !== frameworkId) continue;
+    for (const executor of [...(framework.executors || []), ...(framework.completed_executors || [])]) {
+      for (const list of ["tasks", "queued_tasks", "completed_tasks"]) {
+        if ((executor[list] || []).some((task) => idOf(task) === taskId)) found = executor;
+      }
+    }
+  }
+  return found;
+}
+
+function parseRoute(hash) {
+  const parts = (hash || "").replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  return { view: parts[0] || "overview", args: parts.slice(1) };
+}
+
+function when(seconds) {
+  if (!seconds) return "";
+  return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function sizeText(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = Number(bytes) || 0, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+if (typeof module !== "undefined") {
+  module.exports = {
+    agentUrl, amount, usage, allTasks, stateCounts, clusterTotals, lastStatus, health,
+    startedAt, findExecutor, parseRoute, when, sizeText,
+  };
+}
+
+// -- the page ------------------------------------------------------------------------------
+
+if (typeof document !== "undefined") {
+  let state = null;
+  let filter = "";
+  let jsonpCount = 0;
+
+  const main = document.getElementById("main");
+  const status = document.getElementById("status");
+
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (name === "onclick" || name === "oninput") node[name] = value;
+      else if (value !== undefined && value !== null) node.setAttribute(name, value);
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function link(hash, text) {
+    return el("a", { href: hash }, text);
+  }
+
+  function table(headers, rows) {
+    return el("table", {},
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))));
+  }
+
+  function card(value, label) {
+    return el("div", { class: "card" }, el("div", { class: "value" }, value), el("div", { class: "label" }, label));
+  }
+
+  function stateCell(task) {
+    return el("span", { class: `state ${task.state}` }, task.state.replace("TASK_", ""));
+  }
+
+  function taskHash(task) {
+    return `#/tasks/${encodeURIComponent(task.framework_id)}/${encodeURIComponent(task.id)}`;
+  }
+
+  function agentsById() {
+    return Object.fromEntries((state.slaves || []).map((agent) => [agent.id, agent]));
+  }
+
+  function taskRows(entries) {
+    const agents = agentsById();
+    return entries.map(({ task, framework }) => [
+      link(taskHash(task), task.id), task.name, stateCell(task), health(task),
+      link(`#/frameworks/${encodeURIComponent(framework.id)}`, framework.name || framework.id),
+      agents[task.slave_id] ? link(`#/agents/${encodeURIComponent(task.slave_id)}`, agents[task.slave_id].hostname) : task.slave_id,
+      when(startedAt(task)),
+    ]);
+  }
+
+  const TASK_HEADERS = ["ID", "Name", "State", "Health", "Framework", "Agent", "Started"];
+
+  function overview() {
+    const counts = stateCounts(state);
+    const { total, used } = clusterTotals(state);
+    const agents = state.slaves || [];
+    const active = allTasks(state).filter(({ task }) => ACTIVE_STATES.includes(task.state));
+    return [
+      el("h1", {}, state.cluster ? `Cluster ${state.cluster}` : "Cluster"),
+      el("div", { class: "cards" },
+        card(`${agents.filter((a) => a.active).length} / ${agents.length}`, "agents active"),
+        card((state.frameworks || []).length, "frameworks"),
+        card(counts.TASK_RUNNING || 0, "tasks running"),
+        card((counts.TASK_STAGING || 0) + (counts.TASK_STARTING || 0), "tasks starting"),
+        card(counts.TASK_FINISHED || 0, "finished"),
+        card((counts.TASK_FAILED || 0) + (counts.TASK_ERROR || 0) + (counts.TASK_LOST || 0), "failed or lost"),
+        card(counts.TASK_KILLED || 0, "killed"),
+        card(usage(used, total, "cpus"), "CPUs used"),
+        card(usage(used, total, "mem", "MB"), "memory used")),
+      el("dl", {},
+        el("dt", {}, "Leader"), el("dd", {}, state.leader || "none known"),
+        el("dt", {}, "This replica"), el("dd", {}, state.pid || ""),
+        el("dt", {}, "Version"), el("dd", {}, state.version || ""),
+        el("dt", {}, "Elected"), el("dd", {}, when(state.elected_time) || "not leading")),
+      el("h2", {}, `Active tasks (${active.length})`),
+      active.length ? table(TASK_HEADERS, taskRows(active.slice(0, 50))) : el("p", { class: "muted" }, "No active tasks."),
+    ];
+  }
+
+  function frameworks() {
+    const rows = [...(state.frameworks || []), ...(state.completed_frameworks || [])].map((f) => [
+      link(`#/frameworks/${encodeURIComponent(f.id)}`, f.id), f.name, f.user,
+      (f.roles || [f.role]).join(", "), f.active ? "active" : (f.connected ? "inactive" : "gone"),
+      (f.tasks || []).length, amount(f.used_resources, "cpus"), amount(f.used_resources, "mem"),
+      when(f.registered_time),
+    ]);
+    return [el("h1", {}, "Frameworks"),
+      table(["ID", "Name", "User", "Roles", "Status", "Tasks", "CPUs", "Mem (MB)", "Registered"], rows)];
+  }
+
+  function framework(id) {
+    const found = [...(state.frameworks || []), ...(state.completed_frameworks || [])].find((f) => f.id === id);
+    if (!found) return [el("h1", {}, "Framework not found"), el("p", {}, id)];
+    const entries = allTasks(state).filter(({ framework }) => framework.id === id);
+    return [
+      el("h1", {}, `Framework ${found.name || id}`),
+      el("dl", {},
+        el("dt", {}, "ID"), el("dd", {}, found.id),
+        el("dt", {}, "User"), el("dd", {}, found.user),
+        el("dt", {}, "Roles"), el("dd", {}, (found.roles || [found.role]).join(", ")),
+        el("dt", {}, "Hostname"), el("dd", {}, found.hostname),
+        el("dt", {}, "Failover timeout"), el("dd", {}, `${found.failover_timeout} s`),
+        el("dt", {}, "Checkpoint"), el("dd", {}, String(found.checkpoint)),
+        el("dt", {}, "Registered"), el("dd", {}, when(found.registered_time)),
+        el("dt", {}, "Resources used"), el("dd", {}, `${amount(found.used_resources, "cpus")} CPUs, ${amount(found.used_resources, "mem")} MB`)),
+      el("h2", {}, `Tasks (${entries.length})`),
+      table(TASK_HEADERS, taskRows(entries)),
+    ];
+  }
+
+  function agents() {
+    const rows = (state.slaves || []).map((a) => [
+      link(`#/agents/${encodeURIComponent(a.id)}`, a.id), a.hostname, a.active ? "active" : "inactive",
+      usage(a.used_resources, a.resources, "cpus"), usage(a.used_resources, a.resources, "mem"),
+      usage(a.used_resources, a.resources, "disk"), a.version, when(a.registered_time),
+    ]);
+    return [el("h1", {}, "Agents"),
+      table(["ID", "Hostname", "Status", "CPUs", "Mem (MB)", "Disk (MB)", "Version", "Registered"], rows)];
+  }
+
+  function agent(id) {
+    const found = agentsById()[id];
+    if (!found) return [el("h1", {}, "Agent not found"), el("p", {}, id)];
+    const entries = allTasks(state).filter(({ task }) => task.slave_id === id);
+    const attributes = Object.entries(found.attributes || {}).map(([k, v]) => `${k}:${v}`).join("; ");
+    return [
+      el("h1", {}, `Agent ${found.hostname}`),
+      el("dl", {},
+        el("dt", {}, "ID"), el("dd", {}, found.id),
+        el("dt", {}, "Address"), el("dd", {}, el("a", { href: agentUrl(found) + "/state" }, agentUrl(found))),
+        el("dt", {}, "CPUs"), el("dd", {}, usage(found.used_resources, found.resources, "cpus")),
+        el("dt", {}, "Memory"), el("dd", {}, usage(found.used_resources, found.resources, "mem", "MB")),
+        el("dt", {}, "Disk"), el("dd", {}, usage(found.used_resources, found.resources, "disk", "MB")),
+        el("dt", {}, "Attributes"), el("dd", {}, attributes || "none"),
+        el("dt", {}, "Registered"), el("dd", {}, when(found.registered_time))),
+      el("h2", {}, `Tasks (${entries.length})`),
+      table(TASK_HEADERS, taskRows(entries)),
+    ];
+  }
+
+  function tasks() {
+    const wanted = filter.toLowerCase();
+    const entries = allTasks(state).filter(({ task }) =>
+      !wanted || [task.id, task.name, task.state].some((v) => String(v || "").toLowerCase().includes(wanted)));
+    const input = el("input", { class: "filter", placeholder: "filter by id, name or state", value: filter });
+    input.oninput = () => { filter = input.value; render(); };
+    return [el("h1", {}, `Tasks (${entries.length})`), input, table(TASK_HEADERS, taskRows(entries))];
+  }
+
+  function task(frameworkId, taskId) {
+    const entry = allTasks(state).find(({ task, framework }) => framework.id === frameworkId && task.id === taskId);
+    if (!entry) return [el("h1", {}, "Task not found"), el("p", {}, taskId)];
+    const found = entry.task;
+    const agentInfo = agentsById()[found.slave_id];
+    const sandbox = el("div", { id: "sandbox" }, el("p", { class: "muted" }, "Looking for the sandbox…"));
+    if (agentInfo) showSandbox(sandbox, agentInfo, frameworkId, taskId);
+    else sandbox.replaceChildren(el("p", { class: "muted" }, "Its agent is not registered."));
+    return [
+      el("h1", {}, `Task ${found.name || found.id}`),
+      el("dl", {},
+        el("dt", {}, "ID"), el("dd", {}, found.id),
+        el("dt", {}, "State"), el("dd", {}, stateCell(found), " ", health(found)),
+        el("dt", {}, "Framework"), el("dd", {}, link(`#/frameworks/${encodeURIComponent(frameworkId)}`, entry.framework.name || frameworkId)),
+        el("dt", {}, "Agent"), el("dd", {}, agentInfo ? link(`#/agents/${encodeURIComponent(found.slave_id)}`, agentInfo.hostname) : found.slave_id),
+        el("dt", {}, "Executor"), el("dd", {}, found.executor_id || "(command executor)"),
+        el("dt", {}, "Resources"), el("dd", {}, `${amount(found.resources, "cpus")} CPUs, ${amount(found.resources, "mem")} MB`),
+        el("dt", {}, "Role"), el("dd", {}, found.role || "")),
+      el("h2", {}, "Statuses"),
+      table(["State", "Time", "Healthy"], (found.statuses || []).map((s) => [
+        el("span", { class: `state ${s.state}` }, s.state), when(s.timestamp),
+        s.healthy === undefined ? "" : String(s.healthy)])),
+      el("h2", {}, "Sandbox"),
+      sandbox,
+    ];
+  }
+
+  // -- the sandbox, from the agent ---------------------------------------------------------
+
+  function jsonp(url) {
+    return new Promise((resolve, reject) => {
+      const name = `mesetaJsonp${++jsonpCount}`;
+      const script = document.createElement("script");
+      const done = () => { delete window[name]; script.remove(); };
+      window[name] = (data) => { done(); resolve(data); };
+      script.onerror = () => { done(); reject(new Error(`cannot reach ${url}`)); };
+      script.src = `${url}${url.includes("?") ? "&" : "?"}jsonp=${name}`;
+      document.body.append(script);
+    });
+  }
+
+  async function showSandbox(container, agentInfo, frameworkId, taskId) {
+    const base = agentUrl(agentInfo);
+    try {
+      const executor = findExecutor(await jsonp(`${base}/state`), frameworkId, taskId);
+      if (!executor) {
+        container.replaceChildren(el("p", { class: "muted" }, "The agent no longer knows this task."));
+        return;
+      }
+      await browse(container, base, executor.directory);
+    } catch (error) {
+      container.replaceChildren(el("p", { class: "muted" }, String(error.message || error)));
+    }
+  }
+
+  async function browse(container, base, directory) {
+    const listing = await jsonp(`${base}/files/browse?path=${encodeURIComponent(directory)}`);
+    const viewer = el("div", {});
+    const rows = listing.map((file) => {
+      const name = file.path.split("/").pop();
+      const isDirectory = file.mode.startsWith("d");
+      const open = el("a", { href: "javascript:void(0)" }, name + (isDirectory ? "/" : ""));
+      open.onclick = () => isDirectory ? browse(container, base, file.path) : tail(viewer, base, file.path);
+      const download = isDirectory ? "" : el("a", { href: `${base}/files/download?path=${encodeURIComponent(file.path)}` }, "download");
+      return [open, sizeText(file.size), file.mode, when(file.mtime), download];
+    });
+    container.replaceChildren(el("p", { class: "muted" }, directory), table(["Name", "Size", "Mode", "Modified", ""], rows), viewer);
+  }
+
+  async function tail(viewer, base, path) {
+    const query = `path=${encodeURIComponent(path)}`;
+    const size = (await jsonp(`${base}/files/read?${query}&offset=-1`)).offset;
+    const offset = Math.max(0, size - TAIL_BYTES);
+    const chunk = await jsonp(`${base}/files/read?${query}&offset=${offset}&length=${TAIL_BYTES}`);
+    const note = offset ? `last ${sizeText(size - offset)} of ${sizeText(size)}` : sizeText(size);
+    viewer.replaceChildren(el("h2", {}, `${path.split("/").pop()} (${note})`), el("pre", { class: "file" }, chunk.data));
+  }
+
+  // -- routing and refresh -----------------------------------------------------------------
+
+  function render() {
+    if (!state) return;
+    const { view, args } = parseRoute(location.hash);
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view);
+    const views = {
+      overview: () => overview(),
+      frameworks: () => (args[0] ? framework(args[0]) : frameworks()),
+      agents: () => (args[0] ? agent(args[0]) : agents()),
+      tasks: () => (args.length === 2 ? task(args[0], args[1]) : tasks()),
+    };
+    const typing = document.activeElement && document.activeElement.classList.contains("filter");
+    main.replaceChildren(...(views[view] || views.overview)());
+    if (typing) {
+      const input = document.querySelector("input.filter");
+      input.focus();
+      input.setSelectionRange(input.value.length, input.value.length);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch("/state");
+      if (!response.ok) throw new Error(`/state answered ${response.status}`);
+      state = await response.json();
+      status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+      status.classList.remove("error");
+      // Task pages hold a sandbox view the user is reading: leave them until they navigate.
+      if (parseRoute(location.hash).args.length !== 2 || !main.childElementCount) render();
+    } catch (error) {
+      status.textContent = String(error.message || error);
+      status.classList.add("error");
+    }
+  }
+
+  window.addEventListener("hashchange", render);
+  refresh();
+  setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+}
