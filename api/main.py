@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "/slaves, /tasks), protobuf and json (v1 operator reads); json costs about 3.5 "
         "times legacy per changed task; empty: none",
     )
+    parser.add_argument(
+        "--cluster", default=None, help="a human-readable name for the cluster (in /state, UI)"
+    )
     add_logging_arguments(parser)
 
 

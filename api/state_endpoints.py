@@ -164,8 +164,8 @@ def state_header(context: MasterContext) -> dict[str, Json]:
             "port": leader.port,
             "hostname": leader.hostname,
         }
-    if view.cluster_id:
-        out["cluster"] = view.cluster_id
+    if "cluster" in context.flags:  # Mesos's --cluster: a name for people, not an id
+        out["cluster"] = context.flags["cluster"]
     if "log_dir" in context.flags:
         out["log_dir"] = context.flags["log_dir"]
     out["flags"] = dict(flags(context))
@@ -285,8 +285,8 @@ async def state_summary(request: Request) -> Response:
 
 def summary_head(context: MasterContext) -> dict[str, Json]:
     head: dict[str, Json] = {"hostname": context.leadership.config.master_info.hostname}
-    if context.cluster.cluster_id:
-        head["cluster"] = context.cluster.cluster_id
+    if "cluster" in context.flags:
+        head["cluster"] = context.flags["cluster"]
     return head
 
 

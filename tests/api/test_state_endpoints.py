@@ -159,6 +159,7 @@ async def test_state_summary_counts(cluster: tuple[MasterHandle, Populated]) -> 
     master, populated = cluster
     summary, _ = await get(master, "/state-summary")
     assert summary["hostname"] == "127.0.0.1"
+    assert "cluster" not in summary  # no --cluster given
     (agent,) = summary["slaves"]
     assert [state for state in SUMMARY_STATES if state not in agent] == []
     assert (agent["TASK_RUNNING"], agent["TASK_FINISHED"]) == (1, 1)
@@ -404,3 +405,14 @@ async def test_head_of_state_has_the_length_and_no_body(
             assert int(headers["Content-Length"]) == len(body)
             return
     pytest.fail("the view kept moving")
+
+
+async def test_the_cluster_name_is_the_cluster_flag(
+    cluster: tuple[MasterHandle, Populated],
+) -> None:
+    master, _ = cluster
+    master.context.flags["cluster"] = "prod-east"  # as `--cluster=prod-east` sets it
+    state, _ = await get(master, "/state")
+    summary, _ = await get(master, "/state-summary")
+    assert state["cluster"] == summary["cluster"] == "prod-east"
+    assert state["flags"]["cluster"] == "prod-east"
