@@ -212,6 +212,33 @@ def test_operator_commands_list_the_cluster_and_read_sandboxes(cluster: Cluster)
     assert "No task with id 'no-such-task' is known to the master" in missing.stderr
 
 
+def test_meseta_execute_takes_mesos_executes_task_flags(cluster: Cluster) -> None:
+    master = f"--master={cluster.masters[0]}"
+    task = {
+        "name": "group-a", "task_id": {"value": "group-a"}, "agent_id": {"value": ""},
+        "command": {"value": "echo a"},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+    }  # fmt: skip
+    other = json.loads(json.dumps(task).replace("group-a", "group-b"))
+    group = meseta("execute", master, "--task_group=" + json.dumps({"tasks": [task, other]}))
+    assert group.returncode == 0, group.stdout + group.stderr
+    assert "Submitted task group 'group-a', 'group-b'" in group.stdout
+    for name in ("group-a", "group-b"):
+        assert f"Received status update TASK_FINISHED for task '{name}'" in group.stdout
+
+    healthy = dict(task, name="checked", task_id={"value": "checked"})
+    healthy["command"] = {"value": "sleep 30"}
+    healthy["health_check"] = {"type": "COMMAND", "command": {"value": "true"},
+                               "delay_seconds": 0, "interval_seconds": 0.5}  # fmt: skip
+    killed = meseta("execute", master, "--task=" + json.dumps(healthy), "--kill_after=3secs",
+                    "--content_type=protobuf")  # fmt: skip
+    assert killed.returncode == 1, killed.stdout + killed.stderr
+    assert "  healthy?: 1" in killed.stdout
+    assert "Killing task 'checked' (--kill_after)" in killed.stdout
+    assert "Received status update TASK_KILLED for task 'checked'" in killed.stdout
+
+
 def test_bad_resources_get_a_clear_error(tmp_path: Path) -> None:
     execute = meseta("execute", "--master=127.0.0.1:1", "--name=x", "--command=true",
                      "--resources=cpus:lots;mem:32")  # fmt: skip

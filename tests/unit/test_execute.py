@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 import pytest
 
@@ -52,10 +54,9 @@ def test_master_list() -> None:
 
 
 def request(command: str = "echo hi", shell: bool = True) -> execute.TaskRequest:
-    return execute.TaskRequest(
-        name="t", command=command, resources=execute.parse_resources("cpus:0.5;mem:64"),
-        role="*", shell=shell, environment={"A": "1"},
-    )  # fmt: skip
+    resources = execute.parse_resources("cpus:0.5;mem:64")
+    task = execute.command_task("t", command, resources, "*", shell=shell, environment={"A": "1"})
+    return execute.TaskRequest(tasks=[task], role="*")
 
 
 def test_offer_fitting() -> None:
@@ -64,14 +65,21 @@ def test_offer_fitting() -> None:
     assert not request().fits(offer(scalar("cpus", 1)))
 
 
+def launched(req: execute.TaskRequest) -> mesos_pb2.TaskInfo:
+    operation = req.operation(offer(scalar("cpus", 1), scalar("mem", 128)), "f1")
+    assert operation.type == mesos_pb2.Offer.Operation.LAUNCH
+    (task,) = operation.launch.task_infos
+    return task
+
+
 def test_task_info_shell_and_argv() -> None:
-    task = request().task_info(offer(scalar("cpus", 1), scalar("mem", 128)))
+    task = launched(request())
     assert task.task_id.value == "t" and task.agent_id.value == "a1"
     assert task.command.shell and task.command.value == "echo hi"
     assert [(v.name, v.value) for v in task.command.environment.variables] == [("A", "1")]
     assert {r.name: r.scalar.value for r in task.resources} == {"cpus": 0.5, "mem": 64}
     assert all(r.allocation_info.role == "*" for r in task.resources)
-    argv = request("/bin/echo a b", shell=False).task_info(offer()).command
+    argv = launched(request("/bin/echo a b", shell=False)).command
     assert not argv.shell and argv.value == "/bin/echo" and list(argv.arguments) == [
         "/bin/echo", "a", "b",
     ]  # fmt: skip
@@ -89,6 +97,13 @@ def test_status_lines_like_mesos_execute() -> None:
         "  source: SOURCE_EXECUTOR",
         "  reason: REASON_COMMAND_EXECUTOR_FAILED",
     ]
+    status.healthy = False
+    status.check_status.type = mesos_pb2.CheckInfo.TCP
+    status.check_status.tcp.succeeded = True
+    assert execute.status_lines(status)[-2:] == [
+        "  healthy?: 0",
+        '  check status: {"type":"TCP","tcp":{"succeeded":true}}',
+    ]
 
 
 def options(**overrides: object) -> argparse.Namespace:
@@ -104,3 +119,85 @@ def test_run_exit_codes_without_a_master(capsys: pytest.CaptureFixture[str]) -> 
     assert execute.run(options(env="novalue")) == 2
     assert execute.run(options()) == 1
     assert "Cannot subscribe to a master (127.0.0.1:1" in capsys.readouterr().err
+
+
+TASK_JSON = (
+    '{"name": "web", "task_id": {"value": "web"}, "agent_id": {"value": "ignored"},'
+    ' "command": {"value": "serve"},'
+    ' "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}}],'
+    ' "health_check": {"type": "TCP", "tcp": {"port": 8080}}}'
+)
+
+
+def parsed(*argv: str) -> execute.TaskRequest:
+    parser = argparse.ArgumentParser()
+    execute.add_arguments(parser)
+    return execute.request_from(parser.parse_args(["--master=m:1", *argv]))
+
+
+def test_a_task_given_as_json_inline_or_in_a_file(tmp_path: Path) -> None:
+    for given in (TASK_JSON, str(tmp_path / "task.json"), f"file://{tmp_path / 'task.json'}"):
+        (tmp_path / "task.json").write_text(TASK_JSON)
+        task = launched(parsed(f"--task={given}"))
+        assert task.name == "web" and task.agent_id.value == "a1"  # the offer's agent
+        assert task.health_check.tcp.port == 8080
+
+
+def test_a_task_group_runs_on_the_default_executor() -> None:
+    other = TASK_JSON.replace('"web"', '"db"')
+    group = '{"tasks": [' + TASK_JSON + ", " + other + "]}"
+    req = parsed(f"--task_group={group}")
+    assert req.task_ids == ["web", "db"]
+    # Both tasks and the default executor's cpus:0.1;mem:32;disk:32 must fit.
+    assert not req.fits(offer(scalar("cpus", 1.0), scalar("mem", 128)))
+    fitting = offer(scalar("cpus", 1.1), scalar("mem", 32), scalar("disk", 32))
+    assert req.fits(fitting)
+    operation = req.operation(fitting, "f1")
+    assert operation.type == mesos_pb2.Offer.Operation.LAUNCH_GROUP
+    executor = operation.launch_group.executor
+    assert executor.type == mesos_pb2.ExecutorInfo.DEFAULT
+    assert (executor.executor_id.value, executor.framework_id.value) == ("default-executor", "f1")
+    assert {r.name for r in executor.resources} == {"cpus", "mem", "disk"}
+    assert [t.agent_id.value for t in operation.launch_group.task_group.tasks] == ["a1", "a1"]
+
+
+def test_capabilities_like_mesos_execute() -> None:
+    kinds = {c.type for c in parsed("--name=t", "--command=true").framework_info(None).capabilities}
+    Capability = mesos_pb2.FrameworkInfo.Capability
+    assert {Capability.PARTITION_AWARE, Capability.TASK_KILLING_STATE} <= kinds
+    quiet = parsed("--name=t", "--command=true", "--no-partition_aware").framework_info(None)
+    assert Capability.PARTITION_AWARE not in {c.type for c in quiet.capabilities}
+    gpus = parsed("--name=t", "--command=true", "--framework_capabilities=GPU_RESOURCES")
+    assert Capability.GPU_RESOURCES in {c.type for c in gpus.framework_info(None).capabilities}
+
+
+def test_environment_as_pairs_or_json() -> None:
+    req = parsed("--name=t", "--command=true", "--env=A=1", '--env={"B": "2", "C": "x=y"}')
+    variables = launched(req).command.environment.variables
+    assert [(v.name, v.value) for v in variables] == [("A", "1"), ("B", "2"), ("C", "x=y")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        ((f"--task={TASK_JSON}", "--task_group={}"), "Either --task or --task_group"),
+        ((f"--task={TASK_JSON}", "--name=x"), "only go without --task"),
+        (("--task={nope",), "Invalid --task"),
+        (("--task=/no/such/file",), "Cannot read --task file '/no/such/file'"),
+        (("--task_group={}",), "--task_group has no tasks"),
+        (("--command=true",), "Missing required option --name"),
+        (("--name=t",), "Missing required option --command"),
+        (("--name=t", "--command=true", "--kill_after=soon"), "Invalid --kill_after"),
+        (("--name=t", "--command=true", '--env={"A": 1}'), "expected an object of strings"),
+        (("--name=t", "--command=true", "--framework_capabilities=FOO"), "unknown capability"),
+        (("--name=t", "--command=true", "--framework_capabilities=MULTI_ROLE"), "unsupported"),
+    ],
+)
+def test_bad_requests_are_named(argv: tuple[str, ...], error: str) -> None:
+    with pytest.raises(execute.ExecuteError, match=re.escape(error)):
+        parsed(*argv)
+
+
+def test_a_bad_content_type_is_a_flag_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert execute.run(options(content_type="xml")) == 2
+    assert "Invalid content type 'xml'" in capsys.readouterr().err
