@@ -62,6 +62,9 @@ CAPABILITIES = tuple(
 log = logging.getLogger(__name__)
 
 
+UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")  # listening everywhere names no address of its own
+
+
 class RecoveryError(Exception):
     """The checkpointed state cannot be recovered (e.g. an incompatible reconfiguration)."""
 
@@ -712,7 +715,8 @@ class Agent:
         self.streams[key] = stream
         stream.on_close.append(lambda closed: self._stream_closed(key, closed))
         replayed = [
-            self._executor_status(call, u.status) for u in call.subscribe.unacknowledged_updates
+            self._executor_status(call, executor, u.status)
+            for u in call.subscribe.unacknowledged_updates
         ]
         for status in replayed:
             self.handle_status(framework.framework_id, status)
@@ -746,7 +750,7 @@ class Agent:
             del self.streams[key]
 
     def _executor_status(
-        self, call: ExecutorCall, status: mesos_pb2.TaskStatus
+        self, call: ExecutorCall, executor: ExecutorRecord, status: mesos_pb2.TaskStatus
     ) -> mesos_pb2.TaskStatus:
         out = mesos_pb2.TaskStatus()
         out.CopyFrom(status)
@@ -755,15 +759,29 @@ class Agent:
             out.executor_id.CopyFrom(call.executor_id)
         if not out.HasField("timestamp"):
             out.timestamp = time.time()
+        self._add_container_status(out.container_status, executor)
         return out
+
+    def _add_container_status(
+        self, status: mesos_pb2.ContainerStatus, executor: ExecutorRecord
+    ) -> None:
+        """What Mesos's agent merges into every update an executor sends: the container's id
+        and pid and, when the executor named no network, the agent's address (service
+        discovery such as mesos-dns reads the task's IP from `network_infos`)."""
+        if not status.HasField("container_id"):
+            status.container_id.value = executor.container_id
+        if not status.HasField("executor_pid") and executor.pid:
+            status.executor_pid = executor.pid
+        if not status.network_infos and self.flags_.ip not in UNSPECIFIED_ADDRESSES:
+            status.network_infos.add().ip_addresses.add(ip_address=self.flags_.ip)
 
     async def executor_update(self, call: ExecutorCall) -> None:
         try:
-            framework, _executor = self._find(call)
+            framework, executor = self._find(call)
         except HttpError:
             self.counters.invalid_status_updates += 1
             raise
-        status = self._executor_status(call, call.update.status)
+        status = self._executor_status(call, executor, call.update.status)
         if framework.state is FrameworkState.TERMINATING:
             # Mesos drops updates of a framework being shut down (nobody would ack them)
             self.counters.invalid_status_updates += 1
