@@ -86,6 +86,7 @@ class Containerizer:
         self._terminated: dict[str, Termination] = {}
         self._launching: dict[str, None] = {}
         self._background: set[asyncio.Task[None]] = set()  # strong references until done
+        self.destroy_errors = 0  # containerizer/mesos/container_destroy_errors
 
     # -- launch ---------------------------------------------------------------------------------
 
@@ -191,7 +192,12 @@ class Containerizer:
             container.destroying = asyncio.get_running_loop().create_task(
                 self._destroy(container, grace_s)
             )
+            container.destroying.add_done_callback(self._count_destroy_error)
         return await asyncio.shield(container.destroying)
+
+    def _count_destroy_error(self, destroying: asyncio.Task[Termination]) -> None:
+        if not destroying.cancelled() and destroying.exception() is not None:
+            self.destroy_errors += 1
 
     async def _destroy(self, container: _Container, grace_s: float) -> Termination:
         pid, started = container.launched.pid, container.launched.start_time

@@ -75,6 +75,8 @@ class Counters:
 
     registered: bool = False
     recovery_errors: int = 0
+    recovery_time_s: float = 0.0
+    container_launch_errors: int = 0
     valid_status_updates: int = 0
     invalid_status_updates: int = 0
     valid_framework_messages: int = 0
@@ -180,10 +182,12 @@ class Agent:
 
     async def recover(self) -> bool:
         """Rebuild from checkpoints; False when `--recover=cleanup` finished the job."""
+        started = time.monotonic()
         try:
             recovered = await self._recover()
         finally:
             self.recovering = False
+            self.counters.recovery_time_s = time.monotonic() - started
         live = [Path(e.directory) for e in self.core.executors() if e.directory]
         scheduled = self.gc.recover(live)
         if scheduled:
@@ -437,6 +441,7 @@ class Agent:
             launched = await self.containerizer.launch(config)
         except ContainerError as error:
             log.warning("launching executor %s failed: %s", executor.executor_id, error)
+            self.counters.container_launch_errors += 1
             self._fail_tasks(framework, executor, mesos_pb2.TASK_FAILED,
                              Reason.REASON_CONTAINER_LAUNCH_FAILED, str(error))  # fmt: skip
             self._executor_gone(framework, executor)

@@ -292,6 +292,15 @@ def metrics(agent: Agent) -> dict[str, float]:
     out["slave/valid_framework_messages"] = float(counters.valid_framework_messages)
     out["slave/invalid_framework_messages"] = float(counters.invalid_framework_messages)
     out["slave/recovery_errors"] = float(counters.recovery_errors)
+    out["slave/recovery_time_secs"] = counters.recovery_time_s
+    out["slave/container_launch_errors"] = float(counters.container_launch_errors)
+    out["slave/executor_directory_max_allowed_age_secs"] = agent.gc.max_allowed_age_s()
+    fetcher = agent.containerizer.fetcher
+    out["containerizer/fetcher/task_fetches_succeeded"] = float(fetcher.fetches_succeeded)
+    out["containerizer/fetcher/task_fetches_failed"] = float(fetcher.fetches_failed)
+    out["containerizer/fetcher/cache_size_total_bytes"] = float(fetcher.cache_bytes)
+    out["containerizer/fetcher/cache_size_used_bytes"] = float(fetcher.cache_used_bytes())
+    out["containerizer/mesos/container_destroy_errors"] = float(agent.containerizer.destroy_errors)
     out["gc/path_removals_succeeded"] = float(agent.gc.counters.succeeded)
     out["gc/path_removals_failed"] = float(agent.gc.counters.failed)
     out["gc/path_removals_pending"] = float(len(agent.gc.due))

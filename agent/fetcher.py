@@ -58,19 +58,47 @@ class Fetcher:
             total=None, sock_connect=30, sock_read=stall_timeout_s
         )
         self._locks: dict[str, asyncio.Lock] = {}
+        # containerizer/fetcher/task_fetches_{succeeded,failed}: one per container with URIs.
+        self.fetches_succeeded = 0
+        self.fetches_failed = 0
+
+    def cache_used_bytes(self) -> int:
+        """What the cache holds now (downloads under way not counted)."""
+        try:
+            entries = list(self.cache_dir.iterdir())
+        except OSError:
+            return 0
+        used = 0
+        for path in entries:
+            if not path.name.endswith(".partial"):
+                with contextlib.suppress(OSError):
+                    used += path.stat().st_size
+        return used
 
     async def fetch(
         self, uris: Sequence[mesos_pb2.CommandInfo.URI], sandbox: Path, user: str | None = None
     ) -> None:
         """Fetch every URI into `sandbox`, in order; raise FetchError at the first failure."""
-        for uri in uris:
-            try:
-                await self._fetch_one(uri, sandbox, user)
-            except FetchError:
-                raise
-            except (OSError, aiohttp.ClientError, TimeoutError, tarfile.TarError,
-                    zipfile.BadZipFile) as error:  # fmt: skip
-                raise FetchError(uri.value, _reason(error)) from error
+        if not uris:
+            return
+        try:
+            for uri in uris:
+                await self._fetch_uri(uri, sandbox, user)
+        except FetchError:
+            self.fetches_failed += 1
+            raise
+        self.fetches_succeeded += 1
+
+    async def _fetch_uri(
+        self, uri: mesos_pb2.CommandInfo.URI, sandbox: Path, user: str | None
+    ) -> None:
+        try:
+            await self._fetch_one(uri, sandbox, user)
+        except FetchError:
+            raise
+        except (OSError, aiohttp.ClientError, TimeoutError, tarfile.TarError,
+                zipfile.BadZipFile) as error:  # fmt: skip
+            raise FetchError(uri.value, _reason(error)) from error
 
     async def _fetch_one(
         self, uri: mesos_pb2.CommandInfo.URI, sandbox: Path, user: str | None

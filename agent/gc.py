@@ -65,6 +65,12 @@ class SandboxCollector:
         self.usage = usage
         self.due: dict[Path, float] = {}  # run directory -> when it goes (wall clock)
         self.counters = GcCounters()
+        self.last_usage = 0.0  # the disk's used share at the last look
+
+    def max_allowed_age_s(self) -> float:
+        """How old an ended sandbox may grow at the last disk usage seen (Mesos's gauge
+        `slave/executor_directory_max_allowed_age_secs`)."""
+        return self.delay_s - prune_window_s(self.delay_s, self.headroom, self.last_usage)
 
     def schedule(self, run: Path, delay_s: float | None = None) -> None:
         """Remove `run` after `delay_s` (default `--gc_delay`)."""
@@ -86,7 +92,8 @@ class SandboxCollector:
 
     def due_now(self) -> list[Path]:
         """What goes at this disk usage, oldest first."""
-        window_s = prune_window_s(self.delay_s, self.headroom, self.usage(self.slaves_dir))
+        self.last_usage = self.usage(self.slaves_dir)
+        window_s = prune_window_s(self.delay_s, self.headroom, self.last_usage)
         horizon = self.clock() + window_s
         ready = [(when, str(path), path) for path, when in self.due.items() if when <= horizon]
         return [path for _, _, path in sorted(ready)]

@@ -592,3 +592,25 @@ async def test_an_ended_executors_sandbox_is_garbage_collected(
 def test_bad_gc_flags_are_refused(tmp_path: Path, flag: str, message: str) -> None:
     with pytest.raises(FlagError, match=re.escape(message)):
         options(tmp_path, ["127.0.0.1:5050"], 5051, flag)
+
+
+async def test_a_container_that_cannot_launch_fails_its_task_and_is_counted(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        offers = await stream.expect("OFFERS", timeout_s=10)
+        offer = offers["offers"]["offers"][0]
+        task = command_task(offer, "t1", "true")
+        task["command"]["uris"] = [{"value": str(tmp_path / "no-such-file")}]
+        operation = {"type": "LAUNCH", "launch": {"task_infos": [task]}}
+        accept = {"offer_ids": [offer["id"]], "operations": [operation]}
+        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        (failed,) = await states_until(scheduler, stream, "TASK_FAILED")
+        assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert "no-such-file" in failed["message"]
+        metrics = endpoints.metrics(agent)
+        assert metrics["slave/container_launch_errors"] == 1.0
+        assert metrics["containerizer/fetcher/task_fetches_failed"] == 1.0

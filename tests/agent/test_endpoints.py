@@ -91,8 +91,18 @@ def test_metrics_snapshot_has_slave_names(client: Client) -> None:
     assert snapshot["slave/cpus_total"] == 5.0
     assert snapshot["slave/cpus_used"] == pytest.approx(0.6)
     assert snapshot["slave/executors_registering"] == 1.0
+    assert snapshot["containerizer/fetcher/cache_size_total_bytes"] == 2 * 1024**3
+    # One week, less the 10% headroom, before the disk was ever looked at.
+    assert snapshot["slave/executor_directory_max_allowed_age_secs"] == pytest.approx(
+        7 * 86400 * 0.9
+    )
     for name in ("slave/uptime_secs", "slave/mem_percent", "slave/disk_revocable_total",
                  "slave/tasks_finished", "slave/executors_terminated", "slave/recovery_errors",
+                 "slave/recovery_time_secs", "slave/container_launch_errors",
+                 "containerizer/fetcher/task_fetches_succeeded",
+                 "containerizer/fetcher/task_fetches_failed",
+                 "containerizer/fetcher/cache_size_used_bytes",
+                 "containerizer/mesos/container_destroy_errors", "gc/path_removals_pending",
                  "system/load_1min"):  # fmt: skip
         assert isinstance(snapshot[name], float), name
 

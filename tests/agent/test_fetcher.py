@@ -139,8 +139,10 @@ async def test_the_cache_is_trimmed_to_its_size(tmp_path: Path, server: Files) -
     await fetcher.fetch([URI(value=f"{server.url}/a", cache=True)], sandbox)
     await fetcher.fetch([URI(value=f"{server.url}/b", cache=True)], sandbox)
     assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert fetcher.cache_used_bytes() == 8
     await fetcher.fetch([URI(value=f"{server.url}/a", cache=True)], sandbox)
     assert server.hits["/a"] == 2  # evicted, downloaded again
+    assert (fetcher.fetches_succeeded, fetcher.fetches_failed) == (3, 0)
 
 
 async def test_failures_name_the_uri_and_say_why(
@@ -158,6 +160,9 @@ async def test_failures_name_the_uri_and_say_why(
             await fetcher.fetch([URI(value=value)], sandbox)
         assert str(failure.value).startswith(f"Failed to fetch '{value}': ")
         assert why in str(failure.value)
+    assert (fetcher.fetches_succeeded, fetcher.fetches_failed) == (0, len(cases))
+    await fetcher.fetch([], sandbox)  # no URIs: not a fetch (as Mesos counts them)
+    assert fetcher.fetches_succeeded == 0
 
 
 async def test_output_file_and_archives_cannot_leave_the_sandbox(

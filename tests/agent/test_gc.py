@@ -64,6 +64,7 @@ async def test_a_full_disk_removes_everything_scheduled_at_once(tmp_path: Path) 
         gc.schedule(run)
     await gc.collect()
     assert not any(run.exists() for run in runs)
+    assert gc.max_allowed_age_s() == 0.0  # Mesos's gauge: nothing may wait any more
     assert not (slaves / "S1").exists() and slaves.exists()  # never the slaves dir itself
 
 
@@ -87,3 +88,9 @@ async def test_recovery_schedules_unowned_runs_from_their_modification_time(
 
 def test_disk_usage_is_read_before_the_first_sandbox_exists(tmp_path: Path) -> None:
     assert 0.0 <= disk_usage(tmp_path / "slaves" / "not" / "yet") <= 1.0
+
+
+async def test_the_max_allowed_age_follows_the_disk(tmp_path: Path) -> None:
+    gc = collector(tmp_path / "slaves", Clock(), usage=0.5)
+    await gc.collect()
+    assert gc.max_allowed_age_s() == pytest.approx(7 * DAY * 0.4)  # gc_delay * (1 - 0.1 - 0.5)
