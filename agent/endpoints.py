@@ -10,7 +10,6 @@ path `/frameworks/<fw>/executors/<ex>/runs/latest`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from meseta.agent.core import ExecutorRecord, FrameworkRecord, TaskRecord
 from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
 from meseta.api import files, mesos_json
 from meseta.api.flags import log_file
+from meseta.api.host import system_metrics
 from meseta.api.http import jsonp_response
 from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -306,19 +306,6 @@ def metrics(agent: Agent) -> dict[str, float]:
     out["gc/path_removals_pending"] = float(len(agent.gc.due))
     out.update(system_metrics())
     return dict(sorted(out.items()))
-
-
-def system_metrics() -> dict[str, float]:
-    load1, load5, load15 = os.getloadavg()
-    page = os.sysconf("SC_PAGE_SIZE")
-    return {
-        "system/cpus_total": float(os.cpu_count() or 0),
-        "system/load_1min": load1,
-        "system/load_5min": load5,
-        "system/load_15min": load15,
-        "system/mem_total_bytes": float(page * os.sysconf("SC_PHYS_PAGES")),
-        "system/mem_free_bytes": float(page * os.sysconf("SC_AVPHYS_PAGES")),
-    }
 
 
 # -- sandboxes -----------------------------------------------------------------------

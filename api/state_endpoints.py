@@ -30,6 +30,7 @@ from meseta.api import state_json as sj
 from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration, log_file
+from meseta.api.host import system_metrics, timer_metrics
 from meseta.api.http import jsonp_response
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
@@ -489,15 +490,28 @@ async def flags_endpoint(request: Request) -> Response:
 
 
 def metric_values(context: MasterContext) -> dict[str, float]:
-    return metrics.snapshot(
+    """The view's master/* figures, this replica's allocator runs and the host's system/*."""
+    leadership = context.leadership
+    out = metrics.snapshot(
         context.cluster,
-        elected=context.leadership.leading,
+        elected=leadership.leading,
         uptime_s=time.time() - STARTED_S,
         operator_subscribers=len(context.operator_events.subscriptions),
         event_queue_messages=max(
             0, context.service.log.applied_index() - context.cluster.applied_index
         ),
     )
+    out["allocator/mesos/allocation_runs"] = float(leadership.allocation_runs)
+    out["allocator/mesos/event_queue_dispatches"] = 0.0  # the allocator has no queue of its own
+    out.update(
+        timer_metrics(
+            "allocator/mesos/allocation_run_ms",
+            leadership.allocation_run_ms,
+            leadership.allocation_runs,
+        )
+    )
+    out.update(system_metrics())
+    return dict(sorted(out.items()))
 
 
 async def metrics_snapshot(request: Request) -> Response:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +32,9 @@ from meseta.proto.mesos.v1 import mesos_pb2
 log = logging.getLogger(__name__)
 
 LeadershipListener = Callable[[bool, int], None]
+
+
+RUN_SAMPLES = 1000  # allocation run times kept for the timer's percentiles
 
 
 @dataclass(slots=True)
@@ -62,6 +66,9 @@ class Leadership:
         self.term = 0  # term this replica leads in; 0 when following
         self.ready = False  # ElectLeader applied: the API may serve as leader
         self.allocation_wanted = asyncio.Event()
+        # allocator/mesos/allocation_runs and allocation_run_ms: this replica's runs.
+        self.allocation_runs = 0
+        self.allocation_run_ms: deque[float] = deque(maxlen=RUN_SAMPLES)
         self.considered_index = 0
         self.last_contact: dict[str, float] = {}
         self.watch_task: asyncio.Task[None] | None = None
@@ -202,7 +209,10 @@ class Leadership:
         changed = [a for a, mark in state.dirty_agents.items() if mark > self.considered_index]
         if not changed:
             return
+        started = time.perf_counter()
         decisions = allocate(state, state.now_ns, self.config.allocator, changed, seed=base)
+        self.allocation_runs += 1
+        self.allocation_run_ms.append((time.perf_counter() - started) * 1000)
         considered, self.considered_index = self.considered_index, base
         if not decisions:
             return

@@ -124,6 +124,17 @@ def snapshot(
         "status_update_acknowledgement", 0
     )
     out["master/invalid_status_update_acknowledgements"] = 0
+    messages = counters.messages
+    out["master/valid_framework_to_executor_messages"] = messages.get("framework_to_executor", 0)
+    out["master/invalid_framework_to_executor_messages"] = 0
+    out["master/valid_executor_to_framework_messages"] = messages.get("executor_to_framework", 0)
+    out["master/invalid_executor_to_framework_messages"] = 0
+    # Operations with ids (reservations, volumes) are not supported yet: none are tracked.
+    out["master/valid_operation_status_updates"] = 0
+    out["master/invalid_operation_status_updates"] = 0
+    out["master/valid_operation_status_update_acknowledgements"] = 0
+    out["master/invalid_operation_status_update_acknowledgements"] = 0
+    out["master/operations/total"] = 0
     out["master/dropped_messages"] = 0
     # The master's queue is the log: committed entries this replica has yet to fold.
     out["master/event_queue_messages"] = event_queue_messages

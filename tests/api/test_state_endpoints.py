@@ -239,8 +239,15 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
         "master/messages_launch_tasks": 2.0,  # one launch per task sent to the agent
     }
     assert {name: metrics[name] for name in expected} == expected
-    for name in ("master/uptime_secs", "master/event_queue_messages", "master/mem_revocable_total"):
+    for name in ("master/uptime_secs", "master/event_queue_messages", "master/mem_revocable_total",
+                 "master/valid_framework_to_executor_messages", "master/operations/total",
+                 "system/cpus_total", "system/mem_free_bytes"):  # fmt: skip
         assert name in metrics
+    # The populated cluster had offers made: the allocator ran, and its timer says how long.
+    runs = metrics["allocator/mesos/allocation_runs"]
+    assert runs >= 1 and metrics["allocator/mesos/allocation_run_ms/count"] == runs
+    timer = "allocator/mesos/allocation_run_ms"
+    assert 0 <= metrics[f"{timer}/min"] <= metrics[f"{timer}/p50"] <= metrics[f"{timer}/max"]
     _, headers, raw = await fetch(master, "/metrics")
     text = raw.decode()
     assert headers["Content-Type"].startswith("text/plain")
