@@ -403,6 +403,7 @@ def serve(cluster: LocalCluster) -> int:
         if leader is not None:
             say(f"  leader    http://{leader}")
             say(f"Try: meseta execute --master={leader} --name=hello --command='echo hello'")
+            say(f"     then meseta tasks --all, or the web UI at http://{leader}/")
             say("Ctrl-C stops the cluster.")
         elif not cluster.stopping:
             say(f"meseta up: no leader after {LEADER_WAIT_S:.0f}s; see {cluster.data / 'logs'}")
