@@ -362,6 +362,8 @@ def command_executor_info(
         info.labels.CopyFrom(task.labels)
     if task.HasField("discovery"):
         info.discovery.CopyFrom(task.discovery)
+    if task.HasField("container"):  # the command executor runs in the task's container
+        info.container.CopyFrom(task.container)
     if task.HasField("kill_policy") and task.kill_policy.HasField("grace_period"):
         # grace + the reap interval (1 s in Mesos) + 1 s, as Mesos gives the command executor
         grace_ns = task.kill_policy.grace_period.nanoseconds + 2_000_000_000

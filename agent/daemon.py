@@ -438,6 +438,9 @@ class Agent:
     async def _launch(self, framework: FrameworkRecord, executor: ExecutorRecord) -> None:
         config = launch_config.container_config(self.flags_, self.agent_id, framework, executor)
         try:
+            unsupported = launch_config.unsupported_container(executor)
+            if unsupported is not None:
+                raise ContainerError(unsupported)
             launched = await self.containerizer.launch(config)
         except ContainerError as error:
             log.warning("launching executor %s failed: %s", executor.executor_id, error)

@@ -74,6 +74,29 @@ def environment(
     return env
 
 
+# What this agent's containerizer runs: Mesos's `--containerizers=mesos`, with no image
+# provider (tasks run on the host's filesystem).
+CONTAINERIZERS = "mesos"
+
+
+def unsupported_container(executor: ExecutorRecord) -> str | None:
+    """Why the executor's container (or a task's in its group) cannot be launched here, in
+    Mesos's words, or None. Running a Docker task or an image's command on the host instead
+    would run something other than what the framework asked for."""
+    infos = [executor.info.container] if executor.info.HasField("container") else []
+    infos += [t.info.container for t in executor.live_tasks() if t.info.HasField("container")]
+    for info in infos:
+        if info.type != mesos_pb2.ContainerInfo.MESOS:
+            return (
+                f"None of the enabled containerizers ({CONTAINERIZERS}) could create a"
+                " container for the provided TaskInfo/ExecutorInfo message"
+            )
+        if info.mesos.HasField("image"):
+            kind = mesos_pb2.Image.Type.Name(info.mesos.image.type)
+            return f"Failed to launch container: Unsupported container image type: {kind}"
+    return None
+
+
 def container_config(
     flags: AgentFlags, agent_id: str, framework: FrameworkRecord, executor: ExecutorRecord
 ) -> ContainerConfig:

@@ -614,3 +614,37 @@ async def test_a_container_that_cannot_launch_fails_its_task_and_is_counted(
         metrics = endpoints.metrics(agent)
         assert metrics["slave/container_launch_errors"] == 1.0
         assert metrics["containerizer/fetcher/task_fetches_failed"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        (
+            {"type": "DOCKER", "docker": {"image": "nginx"}},
+            "None of the enabled containerizers (mesos) could create a container",
+        ),
+        (
+            {"type": "MESOS", "mesos": {"image": {"type": "DOCKER", "docker": {"name": "nginx"}}}},
+            "Failed to launch container: Unsupported container image type: DOCKER",
+        ),
+    ],
+)
+async def test_containers_this_agent_cannot_make_fail_rather_than_run_on_the_host(
+    master: MasterHandle, tmp_path: Path, container: dict[str, Any], message: str
+) -> None:
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        offers = await stream.expect("OFFERS", timeout_s=10)
+        offer = offers["offers"]["offers"][0]
+        task = command_task(offer, "t1", f"touch {tmp_path / 'ran'}")
+        task["container"] = container
+        operation = {"type": "LAUNCH", "launch": {"task_infos": [task]}}
+        accept = {"offer_ids": [offer["id"]], "operations": [operation]}
+        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        (failed,) = await states_until(scheduler, stream, "TASK_FAILED")
+        assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert message in failed["message"]
+        assert not (tmp_path / "ran").exists()
+        assert endpoints.metrics(agent)["slave/container_launch_errors"] == 1.0
