@@ -5,6 +5,7 @@
 
 const REFRESH_MS = 3000;
 const TAIL_BYTES = 64 * 1024;
+const JSONP_TIMEOUT_MS = 10000;
 const ACTIVE_STATES = ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"];
 
 // -- pure helpers (node runs them in tests) ------------------------------------------------
@@ -303,7 +304,9 @@ if (typeof document !== "undefined") {
     return new Promise((resolve, reject) => {
       const name = `mesetaJsonp${++jsonpCount}`;
       const script = document.createElement("script");
-      const done = () => { delete window[name]; script.remove(); };
+      // An error page (a 503 while the agent recovers, say) never calls back: give up.
+      const timer = setTimeout(() => { done(); reject(new Error(`no answer from ${url}`)); }, JSONP_TIMEOUT_MS);
+      const done = () => { clearTimeout(timer); window[name] = () => {}; script.remove(); };
       window[name] = (data) => { done(); resolve(data); };
       script.onerror = () => { done(); reject(new Error(`cannot reach ${url}`)); };
       script.src = `${url}${url.includes("?") ? "&" : "?"}jsonp=${name}`;

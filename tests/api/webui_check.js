@@ -91,6 +91,9 @@ const context = {
   window: { addEventListener: (name, fn) => { listeners[name] = fn; } },
   fetch: async () => ({ ok: true, status: 200, json: async () => state }),
   setInterval: () => 0,
+  // Timers as a browser has them, but never keeping node alive after the checks.
+  setTimeout: (fn, ms) => { const timer = setTimeout(fn, ms); timer.unref(); return timer; },
+  clearTimeout,
 };
 context.window.document = document;
 
