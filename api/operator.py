@@ -151,12 +151,12 @@ def weights_message(context: MasterContext) -> Response_.GetWeights:
 def replica_call(call: master_pb2.Call, context: MasterContext, accept: str) -> Response | None:
     """The calls about this replica itself (its logging, its files), answered by any replica;
     None if `call` is not one."""
-    attached = state_endpoints.attachments(context)
     if call.type == Call.SET_LOGGING_LEVEL:
         level = call.set_logging_level
         VERBOSITY.set(level.level, level.duration.nanoseconds / 1e9)
         return Response(status_code=200)
     if call.type == Call.LIST_FILES:
+        attached = state_endpoints.attachments(context)
         listing = files.list_files(attached, call.list_files.path)
         answer = Response_(type=Response_.LIST_FILES)
         answer.list_files.file_infos.extend(listing)
@@ -164,6 +164,7 @@ def replica_call(call: master_pb2.Call, context: MasterContext, accept: str) -> 
     if call.type == Call.READ_FILE:
         wanted = call.read_file
         length = wanted.length if wanted.HasField("length") else None
+        attached = state_endpoints.attachments(context)
         chunk = files.read_file(attached, wanted.path, wanted.offset, length)
         answer = Response_(type=Response_.READ_FILE)
         answer.read_file.size, answer.read_file.data = chunk.size, chunk.data

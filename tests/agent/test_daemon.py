@@ -601,13 +601,8 @@ async def test_a_container_that_cannot_launch_fails_its_task_and_is_counted(
         registered_agent(master, tmp_path) as agent,
         subscribed_scheduler(master) as (scheduler, stream),
     ):
-        offers = await stream.expect("OFFERS", timeout_s=10)
-        offer = offers["offers"]["offers"][0]
-        task = command_task(offer, "t1", "true")
-        task["command"]["uris"] = [{"value": str(tmp_path / "no-such-file")}]
-        operation = {"type": "LAUNCH", "launch": {"task_infos": [task]}}
-        accept = {"offer_ids": [offer["id"]], "operations": [operation]}
-        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        command = {"value": "true", "uris": [{"value": str(tmp_path / "no-such-file")}]}
+        await launch(scheduler, stream, ("t1", "true"), extra={"command": command})
         (failed,) = await states_until(scheduler, stream, "TASK_FAILED")
         assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
         assert "no-such-file" in failed["message"]
@@ -636,13 +631,8 @@ async def test_containers_this_agent_cannot_make_fail_rather_than_run_on_the_hos
         registered_agent(master, tmp_path) as agent,
         subscribed_scheduler(master) as (scheduler, stream),
     ):
-        offers = await stream.expect("OFFERS", timeout_s=10)
-        offer = offers["offers"]["offers"][0]
-        task = command_task(offer, "t1", f"touch {tmp_path / 'ran'}")
-        task["container"] = container
-        operation = {"type": "LAUNCH", "launch": {"task_infos": [task]}}
-        accept = {"offer_ids": [offer["id"]], "operations": [operation]}
-        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        touch = ("t1", f"touch {tmp_path / 'ran'}")
+        await launch(scheduler, stream, touch, extra={"container": container})
         (failed,) = await states_until(scheduler, stream, "TASK_FAILED")
         assert failed["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
         assert message in failed["message"]

@@ -100,11 +100,15 @@ def command_task(offer: Json, task_id: str, command: str) -> Json:
 
 
 async def launch(
-    scheduler: FakeScheduler, stream: SchedulerStream, *tasks: tuple[str, str]
+    scheduler: FakeScheduler,
+    stream: SchedulerStream,
+    *tasks: tuple[str, str],
+    extra: Json | None = None,
 ) -> None:
+    """Launch command tasks (id, command) on the next offer; `extra`: more TaskInfo fields."""
     offers = await stream.expect("OFFERS", timeout_s=10)
     offer = offers["offers"]["offers"][0]
-    infos = [command_task(offer, task_id, command) for task_id, command in tasks]
+    infos = [command_task(offer, task_id, command) | (extra or {}) for task_id, command in tasks]
     reply = await scheduler.call(
         "ACCEPT",
         accept={
