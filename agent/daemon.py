@@ -215,7 +215,6 @@ class Agent:
                 return True
             self.info.id.CopyFrom(recovered.info.id)
         lost = self.core.restore(recovered.frameworks, recovered.executors, recovered.tasks)
-        self.recovered = True
         now_s = time.time()
         for stream in recovered.streams:
             self.updates.restore(stream, now_s)
@@ -224,6 +223,7 @@ class Agent:
             await self._destroy_all(self.core.executors())
             for framework_id in list(self.core.frameworks):
                 self.checkpoints.remove_framework(framework_id)
+            self.recovered = True
             return False
         for task in lost:
             framework = self.core.frameworks[task.framework_id]
@@ -242,6 +242,9 @@ class Agent:
                 "Executor did not re-register within"
                 f" {format_duration(self.flags_.executor_reregistration_timeout_s)}",
             )  # fmt: skip
+        # Only now may executors subscribe: one accepted while the containerizer was still
+        # re-attaching (an await above) was set back to REGISTERING here and timed out.
+        self.recovered = True
         if self.core.executors():
             log.info(
                 "recovered %d executors; waiting up to %s for them to re-subscribe",

@@ -488,7 +488,22 @@ async def test_executor_calls_wait_for_recovery(master: MasterHandle, tmp_path: 
         assert (refused.value.status, refused.value.message) == (
             503, "Agent has not finished recovery",
         )  # fmt: skip
-        assert await agent.recover()
+        # Still refused while the containerizer re-attaches to the executors: a subscription
+        # accepted then would be reset to REGISTERING by the rest of recovery and time out.
+        attaching = asyncio.Event()
+        original = agent.containerizer.recover
+
+        async def slow_recover(*args: Any) -> Any:
+            attaching.set()
+            await asyncio.sleep(0.2)
+            return await original(*args)
+
+        agent.containerizer.recover = slow_recover  # type: ignore[method-assign]
+        recovering = asyncio.get_running_loop().create_task(agent.recover())
+        await asyncio.wait_for(attaching.wait(), 10)
+        with pytest.raises(HttpError, match="Agent has not finished recovery"):
+            await agent.executor_message(call)
+        assert await asyncio.wait_for(recovering, 10)
         with pytest.raises(HttpError, match="Framework 'fw' not found"):
             await agent.executor_message(call)
     finally:
