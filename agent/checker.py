@@ -28,6 +28,7 @@ from meseta.proto.mesos.v1 import mesos_pb2
 
 log = logging.getLogger("meseta.executor")
 Reason = mesos_pb2.TaskStatus.Reason
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 
 
 class ProbeFailed(Exception):
@@ -85,7 +86,8 @@ async def _command(probe: Probe, context: CommandContext) -> mesos_pb2.CheckStat
 async def _http(probe: Probe) -> mesos_pb2.CheckStatusInfo:
     try:
         async with (
-            aiohttp.ClientSession() as session,
+            # The probe's own timeout (wait_for) is the only one: 0 means none, not aiohttp's 5 min.
+            aiohttp.ClientSession(timeout=NO_TIMEOUT) as session,
             session.get(probe.url, ssl=False, allow_redirects=True) as response,
         ):
             code = response.status

@@ -213,8 +213,10 @@ def _probe_error(check: mesos_pb2.CheckInfo | mesos_pb2.HealthCheck, what: str) 
     elif isinstance(check, mesos_pb2.HealthCheck) and check.type == mesos_pb2.HealthCheck.COMMAND:
         error = _command_error(check.command, what)
     elif check.type == mesos_pb2.CheckInfo.HTTP:
-        scheme = check.http.scheme if isinstance(check, mesos_pb2.HealthCheck) else "http"
-        if scheme and scheme not in ("http", "https"):  # only health checks name one
-            return f"Unsupported HTTP {what} scheme: '{scheme}'"
+        # Only health checks name a scheme; one set explicitly, even empty, must be valid.
+        if isinstance(check, mesos_pb2.HealthCheck) and check.http.HasField("scheme"):
+            scheme = check.http.scheme
+            if scheme not in ("http", "https"):
+                return f"Unsupported HTTP {what} scheme: '{scheme}'"
         error = _path_error(check.http, f"HTTP {what}")
     return error or _timing_error(check)

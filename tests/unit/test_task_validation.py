@@ -56,6 +56,8 @@ def command_with_bad_environment() -> mesos_pb2.HealthCheck:
         ),
         (health(type=HealthCheck.HTTP), "Expecting 'http' to be set for HTTP health check"),
         (with_http(scheme="ftp"), "Unsupported HTTP health check scheme: 'ftp'"),
+        (with_http(scheme=""), "Unsupported HTTP health check scheme: ''"),
+        (with_http(path="/ok"), None),
         (with_http(path="health"), "The path 'health' of HTTP health check must start with '/'"),
         (health(type=HealthCheck.TCP), "Expecting 'tcp' to be set for TCP health check"),
         (with_http(path="/ok", scheme="https"), None),
