@@ -128,6 +128,21 @@ def find_container(agent: Agent, container_id: str) -> ExecutorRecord | None:
     return None
 
 
+def attach_refusal(agent: Agent, container_id: str) -> HttpError:
+    """Why a container's output cannot be attached to, with Mesos's status and words.
+
+    Mesos's I/O switchboard serves only containers launched with a TTY (its other
+    containers fail with the 500 that clients such as `mesos task attach` expect);
+    here no container has one yet.
+    """
+    executor = find_container(agent, container_id)
+    if executor is None or container_id not in agent.containerizer.containers():
+        return HttpError(500, f"Unknown container {container_id}")
+    if not executor.info.container.HasField("tty_info"):
+        return HttpError(500, "I/O switchboard server was disabled for this container")
+    return HttpError(501, "ATTACH_CONTAINER_OUTPUT is not supported: it needs container isolation")
+
+
 async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetContainers:
     """Executor containers (there are no nested or standalone ones without isolation)."""
     out = AgentResponse.GetContainers()
@@ -335,6 +350,8 @@ def routes(agent: Agent) -> list[Route]:
             if agent.recovering:
                 raise HttpError(503, "Agent has not finished recovery")
             name = Call.Type.Name(call.type)
+            if call.type == Call.ATTACH_CONTAINER_OUTPUT:
+                raise attach_refusal(agent, call.attach_container_output.container_id.value)
             if call.type in STREAMING_RESPONSES:
                 raise HttpError(501, f"{name} is not supported: it needs container isolation")
             answer_type = accept_type(request)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from meseta.master import ids, ledger
-from meseta.master.appliers.launches import add_executor
+from meseta.master.appliers.launches import add_executor, shape_of
 from meseta.master.appliers.offers import remove_offers
 from meseta.master.appliers.tasks import (
     complete_task,
@@ -35,7 +35,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
-from meseta.master.resources import ResourceError, from_protos
+from meseta.master.resources import ResourceError, Resources, from_protos
 from meseta.master.state import (
     REACHABLE_AGENT,
     Agent,
@@ -147,10 +147,15 @@ def adopt_reported(
             role = allocation_role(executor_info.resources, framework.roles)
             add_executor(state, framework, agent, role, executor_info)
     reported: dict[tuple[str, str], None] = {}
+    # What adopted tasks hold, per (framework, role): the books take each sum once (an
+    # agent reports all its tasks, and sums do not depend on the order).
+    held: dict[tuple[str, str], Resources] = {}
     for report in command.tasks:
         key = (report.framework_id.value, report.task_id.value)
         reported[key] = None
-        adopt_task(state, agent, report, came_back, out)
+        adopt_task(state, agent, report, came_back, held, out)
+    for (framework_id, role), resources in held.items():
+        ledger.hold(state, agent, state.frameworks[framework_id], role, resources)
     shutdown_removed_frameworks(state, agent, command, out)
     return reported
 
@@ -172,12 +177,40 @@ def allocation_role(resources: Iterable[mesos_pb2.Resource], roles: tuple[str, .
     for resource in resources:
         if resource.HasField("allocation_info"):
             return resource.allocation_info.role
+    return default_role(roles)
+
+
+def default_role(roles: tuple[str, ...]) -> str:
     return roles[0] if roles else "*"
 
 
+# What a reported Task carries of its TaskInfo (besides ids, name and resources).
+REPORTED_INFO_FIELDS = ("labels", "discovery", "container", "health_check", "kill_policy")
+
+
+def reported_info(report: mesos_pb2.Task) -> mesos_pb2.TaskInfo:
+    """The TaskInfo behind a task an agent reports, as far as a Task tells it."""
+    info = mesos_pb2.TaskInfo(name=report.name, task_id=report.task_id, agent_id=report.agent_id)
+    info.resources.extend(report.resources)
+    for name in REPORTED_INFO_FIELDS:
+        if report.HasField(name):
+            getattr(info, name).CopyFrom(getattr(report, name))
+    if report.HasField("user"):
+        info.command.user = report.user
+    for name, scalar in report.limits.items():
+        info.limits[name].CopyFrom(scalar)
+    return info
+
+
 def adopt_task(
-    state: State, agent: Agent, report: mesos_pb2.Task, came_back: bool, out: Out
+    state: State,
+    agent: Agent,
+    report: mesos_pb2.Task,
+    came_back: bool,
+    held: dict[tuple[str, str], Resources],
+    out: Out,
 ) -> None:
+    """Take in one reported task; what it holds is added to `held` for the caller to book."""
     framework = state.frameworks.get(report.framework_id.value)
     if framework is None or framework.status is FrameworkStatus.REMOVED:
         return
@@ -192,20 +225,18 @@ def adopt_task(
     if task_id in framework.tasks:
         return
     try:
-        resources = from_protos(report.resources)
+        shape = shape_of(report.resources)  # agents report a few shapes many times
     except ResourceError:
         return
-    role = allocation_role(report.resources, framework.roles)
-    info = mesos_pb2.TaskInfo(name=report.name, task_id=report.task_id, agent_id=report.agent_id)
-    info.resources.extend(report.resources)
+    role = shape.allocated[0][1] if shape.allocated else default_role(framework.roles)
     task = Task(
         task_id,
         framework.id,
         agent.id,
         report.executor_id.value,
-        info,
+        reported_info(report),
         role,
-        resources,
+        shape.resources,
         report.state,
         state.now_ns,
         holds_resources=False,
@@ -215,7 +246,9 @@ def adopt_task(
     agent.tasks[(framework.id, task_id)] = task
     if not is_terminal(task.state):
         task.holds_resources = True
-        ledger.hold(state, agent, framework, role, resources)
+        key = (framework.id, role)
+        have = held.get(key)
+        held[key] = shape.resources if have is None else have + shape.resources
     # A task the master learns from a re-registering agent: operators hear TASK_ADDED, as
     # Mesos sends it for tasks of re-registered agents.
     out.append(TaskAdded(task))

@@ -134,7 +134,8 @@ def test_containers_kill_and_wait_unknown(client: Client) -> None:
         ({"type": "LAUNCH_CONTAINER", "launch_container": {"container_id": {"value": "c"}}}, {},
          501, "needs container isolation"),
         ({"type": "ATTACH_CONTAINER_OUTPUT",
-          "attach_container_output": {"container_id": {"value": "c"}}}, {}, 501, "isolation"),
+          "attach_container_output": {"container_id": {"value": "c"}}}, {}, 500,
+         "Unknown container c"),
         ({"type": "UNKNOWN"}, {}, 501, "Unsupported call type UNKNOWN"),
     ],
 )  # fmt: skip

@@ -219,19 +219,51 @@ def test_mark_gone_of_an_unreachable_agent_ends_its_unreachable_tasks() -> None:
     assert not cluster.state.frameworks[fid].unreachable_tasks
 
 
+def orphan(name: str, fid: str, agent: str, resources: str, state: int) -> m.Task:
+    report = m.Task(name=name, state=state)  # type: ignore[arg-type]
+    report.task_id.value = name
+    report.framework_id.value = fid
+    report.agent_id.value = agent
+    report.resources.extend(task_info(name, agent, resources).resources)
+    return report
+
+
 def test_reregistration_adopts_tasks_the_master_does_not_know() -> None:
     cluster = Cluster()
     agent = cluster.add_agent()
     fid = cluster.add_framework()
-    report = m.Task(name="orphan", state=m.TASK_RUNNING)
-    report.task_id.value = "orphan"
-    report.framework_id.value = fid
-    report.agent_id.value = agent
-    report.resources.extend(task_info("orphan", agent, "cpus:2").resources)
+    reports = [
+        orphan("a", fid, agent, "cpus:2", m.TASK_RUNNING),
+        orphan("b", fid, agent, "cpus:1;mem:64", m.TASK_STAGING),
+        orphan("done", fid, agent, "cpus:4", m.TASK_FINISHED),
+    ]
+    cluster.reregister_agent(agent, tasks=reports)
+    tasks = cluster.state.frameworks[fid].tasks
+    assert tasks["a"].state == m.TASK_RUNNING and tasks["a"].holds_resources
+    assert not tasks["done"].holds_resources
+    # Only the live tasks hold, on the agent and in the framework's and role's books.
+    assert cluster.state.agents[agent].allocated == parse("cpus:3;mem:64")
+    assert cluster.state.frameworks[fid].allocated == {"*": parse("cpus:3;mem:64")}
+    assert cluster.state.role_allocated == {"*": parse("cpus:3;mem:64")}
+
+
+def test_adopted_tasks_keep_what_their_report_tells_of_the_task_info() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework()
+    report = orphan("web", fid, agent, "cpus:1", m.TASK_RUNNING)
+    report.labels.labels.add(key="tier", value="front")
+    report.discovery.visibility = m.DiscoveryInfo.FRAMEWORK
+    report.discovery.name = "web"
+    report.user = "nobody"
+    report.kill_policy.grace_period.nanoseconds = 5
+    report.limits["cpus"].value = 2.0
     cluster.reregister_agent(agent, tasks=[report])
-    task = cluster.state.frameworks[fid].tasks["orphan"]
-    assert task.state == m.TASK_RUNNING and task.holds_resources
-    assert cluster.state.agents[agent].allocated == parse("cpus:2")
+    info = cluster.state.frameworks[fid].tasks["web"].info
+    assert [(label.key, label.value) for label in info.labels.labels] == [("tier", "front")]
+    assert (info.discovery.name, info.command.user) == ("web", "nobody")
+    assert info.kill_policy.grace_period.nanoseconds == 5
+    assert info.limits["cpus"].value == 2.0
 
 
 def test_reregistration_asks_about_known_tasks_it_did_not_report() -> None:
