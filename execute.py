@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import pwd
 import sys
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -117,6 +119,14 @@ def command_task(
     return task
 
 
+def current_user() -> str:
+    """Who runs this command: mesos-execute's framework user (tasks run as them)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name  # as Mesos's os::user(), not $USER
+    except KeyError:  # no passwd entry
+        return ""
+
+
 @dataclass(slots=True)
 class TaskRequest:
     """What to run: one task (LAUNCH), or a task group (LAUNCH_GROUP on the default executor)."""
@@ -146,7 +156,7 @@ class TaskRequest:
 
     def framework_info(self, framework_id: str | None) -> mesos_pb2.FrameworkInfo:
         info = mesos_pb2.FrameworkInfo(
-            user="",
+            user=current_user(),
             name="meseta-execute instance",
             failover_timeout=FAILOVER_TIMEOUT_S,
             checkpoint=self.checkpoint,

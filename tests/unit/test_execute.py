@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import re
 from pathlib import Path
 
@@ -201,3 +203,8 @@ def test_bad_requests_are_named(argv: tuple[str, ...], error: str) -> None:
 def test_a_bad_content_type_is_a_flag_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert execute.run(options(content_type="xml")) == 2
     assert "Invalid content type 'xml'" in capsys.readouterr().err
+
+
+def test_the_framework_user_is_who_runs_the_command() -> None:
+    info = parsed("--name=t", "--command=true").framework_info(None)
+    assert info.user == pwd.getpwuid(os.getuid()).pw_name  # mesos-execute sends os::user()
