@@ -62,9 +62,6 @@ CAPABILITIES = tuple(
 log = logging.getLogger(__name__)
 
 
-UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")  # listening everywhere names no address of its own
-
-
 class RecoveryError(Exception):
     """The checkpointed state cannot be recovered (e.g. an incompatible reconfiguration)."""
 
@@ -276,6 +273,8 @@ class Agent:
         for capability in CAPABILITIES:
             body.capabilities.add(type=capability)
         body.version = VERSION
+        if self.flags_.advertised_ip is not None:
+            body.ip = self.flags_.advertised_ip
         if self.info.HasField("id"):
             body.tasks.extend(self.core.reported_tasks(self.agent_id))
             body.executors.extend(e.info for e in self.core.executors())
@@ -783,8 +782,9 @@ class Agent:
             status.container_id.value = executor.container_id
         if not status.HasField("executor_pid") and executor.pid:
             status.executor_pid = executor.pid
-        if not status.network_infos and self.flags_.ip not in UNSPECIFIED_ADDRESSES:
-            status.network_infos.add().ip_addresses.add(ip_address=self.flags_.ip)
+        ip = self.flags_.advertised_ip
+        if not status.network_infos and ip is not None:
+            status.network_infos.add().ip_addresses.add(ip_address=ip)
 
     async def executor_update(self, call: ExecutorCall) -> None:
         try:

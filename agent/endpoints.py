@@ -190,7 +190,9 @@ def _reserved_maps(grouped: dict[str | None, list[mesos_pb2.Resource]]) -> dict[
 
 
 def pid(agent: Agent) -> str:
-    return f"slave(1)@{agent.flags_.ip}:{agent.flags_.port}"
+    """The agent's libprocess pid, as the master shows it too (tools split it to reach us)."""
+    flags = agent.flags_
+    return f"slave(1)@{flags.advertised_ip or flags.advertised_host}:{flags.port}"
 
 
 def version_fields() -> dict[str, Any]:

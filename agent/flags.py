@@ -8,6 +8,8 @@ carry a meseta prefix-free name but are documented as meseta extensions.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,9 @@ def format_duration(seconds: float) -> str:
     return format_duration_ns(round(seconds * 1e9))
 
 
+UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")  # listening everywhere names no address of its own
+
+
 @dataclass(frozen=True, slots=True)
 class AgentFlags:
     masters: tuple[str, ...]
@@ -46,6 +51,7 @@ class AgentFlags:
     ip: str = "127.0.0.1"
     port: int = 5051
     hostname: str | None = None
+    advertise_ip: str | None = None
     resources: str | None = None
     attributes: str | None = None
     default_role: str = "*"
@@ -71,8 +77,16 @@ class AgentFlags:
     status_update_retry_max_s: float = 600.0
 
     @property
+    def advertised_ip(self) -> str | None:
+        """The IP the agent is reached at (its pid's), as libprocess advertises it; None when
+        it listens everywhere and names none (the master then sees where it connects from)."""
+        if self.advertise_ip:
+            return self.advertise_ip
+        return None if self.ip in UNSPECIFIED_ADDRESSES else self.ip
+
+    @property
     def advertised_host(self) -> str:
-        return self.hostname or self.ip
+        return self.hostname or self.advertised_ip or socket.gethostname()
 
     def as_mesos(self) -> dict[str, str]:
         """Flag name -> printed value, as the agent's /flags shows them."""
@@ -109,11 +123,23 @@ class AgentFlags:
         shown["disk_watch_interval"] = format_duration(self.disk_watch_interval_s)
         if self.log_dir is not None:
             shown["log_dir"] = self.log_dir
+        if self.advertise_ip is not None:
+            shown["advertise_ip"] = self.advertise_ip
         if self.executor_environment is not None:
             shown["executor_environment_variables"] = orjson.dumps(
                 dict(self.executor_environment)
             ).decode()
         return dict(sorted(shown.items()))
+
+
+def _ip(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise FlagError(f"Failed to load flag '{flag}': '{value}' is not an IP address") from None
+    return value
 
 
 def _bool(value: bool) -> str:
@@ -126,6 +152,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ip", default="127.0.0.1", help="address the agent listens on")
     parser.add_argument("--port", type=int, default=5051)
     parser.add_argument("--hostname", default=None, help="address advertised (default: --ip)")
+    parser.add_argument(
+        "--advertise_ip", default=None, help="IP advertised to reach the agent (default: --ip)"
+    )
     parser.add_argument("--resources", default=None, help="'cpus:4;mem:1024;...' or a JSON array")
     parser.add_argument("--attributes", default=None, help="'rack:r1;zone:a;cores:8'")
     parser.add_argument("--default_role", default="*")
@@ -187,6 +216,7 @@ def from_options(options: argparse.Namespace) -> AgentFlags:
         ip=options.ip,
         port=options.port,
         hostname=options.hostname,
+        advertise_ip=_ip(options.advertise_ip, "advertise_ip"),
         resources=options.resources,
         attributes=options.attributes,
         default_role=options.default_role,

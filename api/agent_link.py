@@ -10,6 +10,7 @@ update until the scheduler's acknowledgement comes back on its stream.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 
 from starlette.requests import Request
@@ -61,12 +62,16 @@ async def endpoint(request: Request) -> Response | Stream:
 async def subscribe(context: MasterContext, request: Request, call: Call) -> Response | Stream:
     if not call.HasField("subscribe"):
         raise HttpError(400, "Expecting 'subscribe' to be present")
+    if call.subscribe.HasField("ip") and not is_ip(call.subscribe.ip):
+        raise HttpError(400, f"Invalid 'subscribe.ip': '{call.subscribe.ip}'")
     media_type = response_media_type(request)
     stream_id = str(uuid.uuid4())
     stream = Stream(stream_id, media_type, Event(type=Event.HEARTBEAT), HEARTBEAT_INTERVAL_S)
     stream.on_close.append(lambda closed: on_stream_closed(context, closed))
     context.pending[stream_id] = stream
-    command = subscribe_command(call.subscribe, stream_id)
+    # An agent listening everywhere names no address: the connection's is where it lives.
+    peer = request.client.host if request.client else ""
+    command = subscribe_command(call.subscribe, stream_id, call.subscribe.ip or peer)
     try:
         await propose_and_wait(context, command)
     except HttpError as error:
@@ -76,7 +81,15 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
     return stream
 
 
-def subscribe_command(body: Call.Subscribe, stream_id: str) -> commands.Command:
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def subscribe_command(body: Call.Subscribe, stream_id: str, ip: str = "") -> commands.Command:
     """`register_agent`, or `reregister_agent` when the agent names its id. Filled in place:
     building the body first and passing it to Command() would copy every reported task
     once more (a re-registering agent reports all of them)."""
@@ -93,6 +106,8 @@ def subscribe_command(body: Call.Subscribe, stream_id: str) -> commands.Command:
     registration.capabilities.extend(body.capabilities)
     registration.version = body.version
     registration.stream_id = stream_id
+    if ip:
+        registration.ip = ip
     return command
 
 

@@ -178,6 +178,8 @@ def offer_message(state: State, offer: Offer) -> mesos_pb2.Offer:
     message.agent_id.value = offer.agent_id
     message.url.scheme = "http"
     message.url.address.hostname = agent.hostname
+    if agent.ip:
+        message.url.address.ip = agent.ip
     message.url.address.port = agent.info.port
     message.url.path = "/slave(1)"
     message.resources.extend(

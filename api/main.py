@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import logging
 import signal
 from pathlib import Path
@@ -29,8 +30,13 @@ GC_THRESHOLDS = (20_000, 50, 100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hostname", default="127.0.0.1", help="address schedulers reach")
+    parser.add_argument(
+        "--hostname", default=None, help="name advertised in MasterInfo (default: the IP)"
+    )
     parser.add_argument("--ip", default="127.0.0.1", help="address the HTTP API listens on")
+    parser.add_argument(
+        "--advertise_ip", default=None, help="IP advertised to reach this master (default: --ip)"
+    )
     parser.add_argument("--port", type=int, default=5050)
     parser.add_argument("--work_dir", type=Path, required=True, help="this replica's data")
     parser.add_argument(
@@ -95,7 +101,9 @@ def leader_config(options: argparse.Namespace) -> LeaderConfig:
         max_completed_tasks_per_framework=options.max_completed_tasks_per_framework,
     )
     return LeaderConfig(
-        master_info=master_info(options.hostname, options.port),
+        master_info=master_info(
+            options.hostname, options.ip, options.port, advertise_ip(options.advertise_ip)
+        ),
         master_config=master_config,
         allocator=AllocatorConfig(
             min_allocatable=parse_min_allocatable(options.min_allocatable_resources)
@@ -135,6 +143,15 @@ def warm_forms(text: str) -> tuple[str, ...]:
         choices = ", ".join(WARM_ENCODINGS)
         raise ValueError(f"--warm_encodings: unknown {', '.join(unknown)} (choose from {choices})")
     return tuple(dict.fromkeys(WARM_ENCODINGS[name] for name in names))
+
+
+def advertise_ip(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"--advertise_ip: '{value}' is not an IP address") from None
+    return value
 
 
 def given_flags(options: argparse.Namespace) -> dict[str, str]:

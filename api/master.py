@@ -24,18 +24,33 @@ from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS, Operator
 from meseta.projections.store import ViewKeeper, ViewStore
 from meseta.proto.mesos.v1 import mesos_pb2
 
+UNSPECIFIED = ("0.0.0.0", "::", "")
 
-def master_info(hostname: str, port: int) -> mesos_pb2.MasterInfo:
-    info = mesos_pb2.MasterInfo(id="", port=port, hostname=hostname, version=VERSION)
+
+def master_info(
+    hostname: str | None, ip: str, port: int, advertise_ip: str | None = None
+) -> mesos_pb2.MasterInfo:
+    """As libprocess advertises a master: --advertise_ip, else --ip, else (listening
+    everywhere) the address the host name resolves to; the host name defaults to that IP
+    (Mesos's --hostname_lookup=false: no reverse lookup)."""
+    address = advertise_ip or (ip if ip not in UNSPECIFIED else resolve(hostname))
+    info = mesos_pb2.MasterInfo(id="", port=port, hostname=hostname or address, version=VERSION)
+    hostname = info.hostname
     try:
-        address = socket.gethostbyname(hostname)
-    except OSError:
-        address = "127.0.0.1"
-    info.ip = int.from_bytes(socket.inet_aton(address), "little")
+        info.ip = int.from_bytes(socket.inet_aton(address), "little")
+    except OSError:  # an IPv6 address: MasterInfo.ip holds IPv4 only
+        info.ip = 0
     info.address.hostname = hostname
     info.address.ip = address
     info.address.port = port
     return info
+
+
+def resolve(hostname: str | None) -> str:
+    try:
+        return socket.gethostbyname(hostname or socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 @dataclass(slots=True)

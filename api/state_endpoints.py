@@ -34,6 +34,7 @@ from meseta.api.host import system_metrics, timer_metrics
 from meseta.api.http import jsonp_response
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
+from meseta.master.allocator.metrics import allocator_metrics
 from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
@@ -502,14 +503,15 @@ def metric_values(context: MasterContext) -> dict[str, float]:
         ),
     )
     out["allocator/mesos/allocation_runs"] = float(leadership.allocation_runs)
-    out["allocator/mesos/event_queue_dispatches"] = 0.0  # the allocator has no queue of its own
-    out.update(
-        timer_metrics(
-            "allocator/mesos/allocation_run_ms",
-            leadership.allocation_run_ms,
-            leadership.allocation_runs,
-        )
-    )
+    # The allocator has no queue of its own (Mesos still reports the older name too).
+    out["allocator/mesos/event_queue_dispatches"] = 0.0
+    out["allocator/event_queue_dispatches"] = 0.0
+    out.update(allocator_metrics(context.state))
+    for name, samples in (
+        ("allocation_run_ms", leadership.allocation_run_ms),
+        ("allocation_run_latency_ms", leadership.allocation_run_latency_ms),
+    ):
+        out.update(timer_metrics(f"allocator/mesos/{name}", samples, leadership.allocation_runs))
     out.update(system_metrics())
     return dict(sorted(out.items()))
 

@@ -343,7 +343,7 @@ def agent_info_dict(info: mesos_pb2.AgentInfo) -> dict[str, Json]:
 def agent_dict(record: AgentRecord) -> dict[str, Json]:
     info = record.info
     out = agent_info_dict(info)
-    out["pid"] = f"slave(1)@{info.hostname}:{info.port}"
+    out["pid"] = record.pid
     out["registered_time"] = seconds(record.registered_ns)
     if record.reregistered_ns:
         out["reregistered_time"] = seconds(record.reregistered_ns)

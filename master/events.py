@@ -207,6 +207,7 @@ class AgentRegistered:
     reregistered: bool
     version: str = ""
     capabilities: tuple[int, ...] = ()  # AgentInfo.Capability.Type values
+    ip: str = ""  # where the agent is reached ("" when the entry did not record it)
 
 
 @dataclass(slots=True)

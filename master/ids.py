@@ -23,6 +23,11 @@ def offer_id(cluster_id: str, sequence: int) -> str:
     return f"{cluster_id}-O{sequence}"
 
 
+def agent_pid(hostname: str, ip: str, port: int) -> str:
+    """An agent's libprocess pid, which tools split to reach the agent (an IP, as Mesos's)."""
+    return f"slave(1)@{ip or hostname}:{port}"
+
+
 # A slash, a backslash or a control character (Mesos's common id validation).
 _FORBIDDEN_ID_CHARACTER = re.compile(r"[/\\\x00-\x1f\x7f]")
 

@@ -69,6 +69,8 @@ class Leadership:
         # allocator/mesos/allocation_runs and allocation_run_ms: this replica's runs.
         self.allocation_runs = 0
         self.allocation_run_ms: deque[float] = deque(maxlen=RUN_SAMPLES)
+        # ...and allocation_run_latency_ms: from what asked for a run to its start.
+        self.allocation_run_latency_ms: deque[float] = deque(maxlen=RUN_SAMPLES)
         self.considered_index = 0
         self.last_contact: dict[str, float] = {}
         self.watch_task: asyncio.Task[None] | None = None
@@ -199,11 +201,12 @@ class Leadership:
                     self.allocation_wanted.wait(), self.config.allocation_interval_s
                 )
             self.allocation_wanted.clear()
+            triggered = time.perf_counter()  # an event, or the interval
             await asyncio.sleep(self.config.allocation_batch_s)
             with self.tolerating_timeouts("create_offers"):
-                await self.allocate_once()
+                await self.allocate_once(triggered)
 
-    async def allocate_once(self) -> None:
+    async def allocate_once(self, triggered: float) -> None:
         state = self.service.state
         base = state.applied_index
         changed = [a for a, mark in state.dirty_agents.items() if mark > self.considered_index]
@@ -213,6 +216,7 @@ class Leadership:
         decisions = allocate(state, state.now_ns, self.config.allocator, changed, seed=base)
         self.allocation_runs += 1
         self.allocation_run_ms.append((time.perf_counter() - started) * 1000)
+        self.allocation_run_latency_ms.append((started - triggered) * 1000)
         considered, self.considered_index = self.considered_index, base
         if not decisions:
             return

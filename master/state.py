@@ -145,6 +145,7 @@ class Agent:
     stream_id: str = ""
     version: str = ""
     capabilities: tuple[int, ...] = ()
+    ip: str = ""  # the address of its pid; "" in entries older than that (the hostname serves)
     reregistered_ns: int = 0
     disconnected_ns: int = 0
     unreachable_ns: int = 0

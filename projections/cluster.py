@@ -84,6 +84,9 @@ class Counters:
     """Cumulative figures for /metrics (Mesos counters never go down)."""
 
     terminal_tasks: dict[int, int] = field(default_factory=dict)  # state -> count
+    # (state, source, reason) -> count of terminal updates naming a reason, as Mesos's
+    # master/<state>/<source>/<reason> counters.
+    terminal_reasons: dict[tuple[int, int, int], int] = field(default_factory=dict)
     agent_registrations: int = 0
     agent_reregistrations: int = 0
     agent_removals: int = 0
@@ -91,6 +94,16 @@ class Counters:
     status_updates: int = 0
     # Mesos's master/messages_<kind>, counted from what the fold accepted.
     messages: dict[str, int] = field(default_factory=dict)
+
+
+def refused_launch(status: mesos_pb2.TaskStatus) -> bool:
+    """A master's terminal update of a task it never booked: a launch it refused (invalid
+    task or offers), which Mesos counts in its task metrics, unlike reconciliation answers."""
+    return (
+        status.source == mesos_pb2.TaskStatus.SOURCE_MASTER
+        and is_terminal(status.state)
+        and status.reason != Reason.REASON_RECONCILIATION
+    )
 
 
 # Domain events -> the master message kind they stand for (metrics).
@@ -341,7 +354,10 @@ class ClusterView:
         task_id = event.task_id
         record = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
         if record is None or record.proto.agent_id.value != event.agent_id:
-            return  # unknown here: an update the fold only forwards
+            # Unknown here: an update the fold only forwards, or a launch it refused.
+            if refused_launch(event.status):
+                self._count_terminal(event.status.state, event.status)
+            return
         status = event.status
         old_state = record.state
         if status.HasField("unreachable_time") and not is_terminal(old_state):
@@ -366,8 +382,7 @@ class ClusterView:
             self._count(new_state, 1)
             message.state = cast(mesos_pb2.TaskState, new_state)
             if is_terminal(new_state):
-                counts = self.counters.terminal_tasks
-                counts[new_state] = counts.get(new_state, 0) + 1
+                self._count_terminal(new_state, status)
         if status.uuid:
             message.status_update_state = status.state
             message.status_update_uuid = status.uuid
@@ -405,6 +420,14 @@ class ClusterView:
         if record.holds:
             self._hold(framework, record, False)
         self._count(record.state, -1)
+
+    def _count_terminal(self, state: int, status: mesos_pb2.TaskStatus) -> None:
+        counts = self.counters.terminal_tasks
+        counts[state] = counts.get(state, 0) + 1
+        if status.HasField("reason"):
+            key = (state, status.source, status.reason)
+            reasons = self.counters.terminal_reasons
+            reasons[key] = reasons.get(key, 0) + 1
 
     def _message(self, kind: str) -> None:
         messages = self.counters.messages
@@ -501,7 +524,7 @@ class ClusterView:
         else:
             agent.info, agent.total = info, resources_of(info.resources)
             agent.status = ACTIVE
-        agent.version, agent.capabilities = event.version, event.capabilities
+        agent.version, agent.capabilities, agent.ip = event.version, event.capabilities, event.ip
         if event.reregistered:
             agent.reregistered_ns = self.now_ns
             agent.unreachable_ns = 0

@@ -44,6 +44,17 @@ MESSAGE_KINDS = (
 )  # fmt: skip
 
 
+def reason_metric(state: int, source: int, reason: int) -> str:
+    """Mesos's master/<state>/<source>/<reason>, lower-cased, in the v0 names its master uses
+    (SLAVE where v1 says AGENT)."""
+    parts = (
+        mesos_pb2.TaskState.Name(state),
+        mesos_pb2.TaskStatus.Source.Name(source),
+        mesos_pb2.TaskStatus.Reason.Name(reason),
+    )
+    return "master/" + "/".join(part.replace("AGENT", "SLAVE").lower() for part in parts)
+
+
 def _scalar(resources: Resources, name: str) -> float:
     return sum(q for (n, _role), q in resources if n == name and isinstance(q, int)) / MILLI
 
@@ -116,6 +127,8 @@ def snapshot(
         out[f"master/tasks_{name}"] = view.task_states.get(state, 0)
     for name, state in COUNTER_STATES.items():
         out[f"master/tasks_{name}"] = counters.terminal_tasks.get(state, 0)
+    for (task_state, source, reason), count in counters.terminal_reasons.items():
+        out[reason_metric(task_state, source, reason)] = count
     for kind in MESSAGE_KINDS:
         out[f"master/messages_{kind}"] = counters.messages.get(kind, 0)
     out["master/valid_status_updates"] = counters.status_updates

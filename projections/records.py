@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import cast
 
+from meseta.master.ids import agent_pid
 from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos, to_protos
 from meseta.master.state import Offer, Task
 from meseta.master.validation import framework_roles
@@ -336,6 +337,7 @@ class AgentRecord(Record):
         "capabilities",
         "executors",
         "info",
+        "ip",
         "offered",
         "registered_ns",
         "reregistered_ns",
@@ -360,10 +362,15 @@ class AgentRecord(Record):
         self.executors: dict[tuple[str, str], ExecutorRecord] = {}
         self.version = ""  # the agent's Mesos-compatible version, as it registered
         self.capabilities: tuple[int, ...] = ()  # AgentInfo.Capability.Type values
+        self.ip = ""  # the address of its pid ("" before entries recorded it)
 
     @property
     def id(self) -> str:
         return self.info.id.value
+
+    @property
+    def pid(self) -> str:
+        return agent_pid(self.info.hostname, self.ip, self.info.port)
 
     @property
     def active(self) -> bool:
@@ -374,7 +381,7 @@ class AgentRecord(Record):
         for capability in self.capabilities:
             message.capabilities.add().type = cast(mesos_pb2.AgentInfo.Capability.Type, capability)
         message.deactivated = False
-        message.pid = f"slave(1)@{self.info.hostname}:{self.info.port}"
+        message.pid = self.pid
         message.registered_time.nanoseconds = self.registered_ns
         if self.reregistered_ns:
             message.reregistered_time.nanoseconds = self.reregistered_ns

@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 
 # Bumped whenever a record's persisted fields change: a store in another format is
 # discarded and the view rebuilt from the log. 2: agent version and capabilities,
-# framework offer constraints.
-FORMAT = 2
+# framework offer constraints. 3: agent ip, terminal task reasons.
+FORMAT = 3
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 
@@ -98,6 +98,7 @@ def dump(record: Record) -> bytes:
             _items(record.offered),
             record.version,
             record.capabilities,
+            record.ip,
         )
     elif isinstance(record, ExecutorRecord):
         values = (
@@ -136,6 +137,7 @@ def _meta(view: ClusterView) -> bytes:
                 counters.agents_unreachable,
                 counters.status_updates,
                 counters.messages,
+                counters.terminal_reasons,
             ),
         )
     )
@@ -203,7 +205,8 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
     if info is not None:
         view.master_info = mesos_pb2.MasterInfo.FromString(info)
     view.elected_ns, view.serial, view.completed = values[7:10]
-    terminal, registrations, reregistrations, removals, unreachable, updates, messages = values[10]
+    (terminal, registrations, reregistrations, removals, unreachable, updates, messages,
+     reasons) = values[10]  # fmt: skip
     view.counters = Counters(
         terminal_tasks=terminal,
         agent_registrations=registrations,
@@ -212,6 +215,7 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
         agents_unreachable=unreachable,
         status_updates=updates,
         messages=messages,
+        terminal_reasons=reasons,
     )
 
 
@@ -251,7 +255,8 @@ class _Loader:
         self.view.completed_frameworks.extend(self.completed_frameworks)
 
     def agent(self, key: bytes, values: tuple[Any, ...]) -> None:
-        info, status, registered, reregistered, unreachable, used, offered, version, caps = values
+        (info, status, registered, reregistered, unreachable, used, offered, version, caps,
+         ip) = values  # fmt: skip
         agent = AgentRecord(mesos_pb2.AgentInfo.FromString(info), registered)
         agent.status, agent.reregistered_ns, agent.unreachable_ns = (
             status,
@@ -259,7 +264,7 @@ class _Loader:
             unreachable,
         )
         agent.used, agent.offered = _resources(used), _resources(offered)
-        agent.version, agent.capabilities = version, tuple(caps)
+        agent.version, agent.capabilities, agent.ip = version, tuple(caps), ip
         self.keep(agent, key)
         self.view.agents[agent.id] = agent
 

@@ -85,11 +85,18 @@ def set_connection(
     agent.stream_id = command.stream_id
     agent.version = command.version
     agent.capabilities = tuple(c.type for c in command.capabilities)
+    agent.ip = command.ip
 
 
 def registered(agent: Agent, reregistered: bool) -> AgentRegistered:
     return AgentRegistered(
-        agent.id, agent.stream_id, agent.info, reregistered, agent.version, agent.capabilities
+        agent.id,
+        agent.stream_id,
+        agent.info,
+        reregistered,
+        agent.version,
+        agent.capabilities,
+        agent.ip,
     )
 
 

@@ -249,19 +249,21 @@ class ExitExecutor(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., framework_id: _Optional[str] = ..., executor_id: _Optional[str] = ..., status: _Optional[int] = ...) -> None: ...
 
 class RegisterAgent(_message.Message):
-    __slots__ = ("agent_info", "capabilities", "version", "stream_id")
+    __slots__ = ("agent_info", "capabilities", "version", "stream_id", "ip")
     AGENT_INFO_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
     agent_info: _mesos_pb2.AgentInfo
     capabilities: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.AgentInfo.Capability]
     version: str
     stream_id: str
-    def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ...) -> None: ...
+    ip: str
+    def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class ReregisterAgent(_message.Message):
-    __slots__ = ("agent_info", "capabilities", "version", "stream_id", "tasks", "executors", "frameworks")
+    __slots__ = ("agent_info", "capabilities", "version", "stream_id", "tasks", "executors", "frameworks", "ip")
     AGENT_INFO_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +271,7 @@ class ReregisterAgent(_message.Message):
     TASKS_FIELD_NUMBER: _ClassVar[int]
     EXECUTORS_FIELD_NUMBER: _ClassVar[int]
     FRAMEWORKS_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
     agent_info: _mesos_pb2.AgentInfo
     capabilities: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.AgentInfo.Capability]
     version: str
@@ -276,7 +279,8 @@ class ReregisterAgent(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.Task]
     executors: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.ExecutorInfo]
     frameworks: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.FrameworkInfo]
-    def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[_mesos_pb2.Task, _Mapping]]] = ..., executors: _Optional[_Iterable[_Union[_mesos_pb2.ExecutorInfo, _Mapping]]] = ..., frameworks: _Optional[_Iterable[_Union[_mesos_pb2.FrameworkInfo, _Mapping]]] = ...) -> None: ...
+    ip: str
+    def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., stream_id: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[_mesos_pb2.Task, _Mapping]]] = ..., executors: _Optional[_Iterable[_Union[_mesos_pb2.ExecutorInfo, _Mapping]]] = ..., frameworks: _Optional[_Iterable[_Union[_mesos_pb2.FrameworkInfo, _Mapping]]] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class DisconnectAgent(_message.Message):
     __slots__ = ("agent_id", "stream_id")

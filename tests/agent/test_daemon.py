@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import re
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -653,3 +654,22 @@ async def test_containers_this_agent_cannot_make_fail_rather_than_run_on_the_hos
         assert message in failed["message"]
         assert not (tmp_path / "ran").exists()
         assert endpoints.metrics(agent)["slave/container_launch_errors"] == 1.0
+
+
+async def test_the_advertised_ip_names_the_agent_everywhere(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    async with registered_agent(master, tmp_path, "--advertise_ip=127.0.0.9") as agent:
+        # The master's books and pid, the agent's own pid, and the tasks' network_infos.
+        assert master.state.agents[agent.agent_id].ip == "127.0.0.9"
+        assert endpoints.pid(agent) == f"slave(1)@127.0.0.9:{agent.flags_.port}"
+        assert agent.flags["advertise_ip"] == "127.0.0.9"
+        status = mesos_pb2.ContainerStatus()
+        executor = ExecutorRecord(mesos_pb2.ExecutorInfo(), "fw", ExecutorKind.CUSTOM, "c1", "/")
+        agent._add_container_status(status, executor)
+        assert [a.ip_address for n in status.network_infos for a in n.ip_addresses] == ["127.0.0.9"]
+    everywhere = options(tmp_path, ["127.0.0.1:5050"], 5051, "--ip=0.0.0.0")
+    assert everywhere.advertised_ip is None  # the master takes the connection's address
+    assert everywhere.advertised_host == socket.gethostname()  # not "0.0.0.0"
+    with pytest.raises(FlagError, match="'advertise_ip': 'a1' is not an IP address"):
+        options(tmp_path, ["127.0.0.1:5050"], 5051, "--advertise_ip=a1")

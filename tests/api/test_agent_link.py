@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
+import aiohttp
 import orjson
-from support.fake_agent import FakeAgent, reported_task, scalar
+import pytest
+from support.fake_agent import AgentLinkError, FakeAgent, reported_task, scalar
 from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle
 
@@ -42,6 +45,11 @@ async def launched(
     return stream, fid, run
 
 
+async def disconnected(master: MasterHandle, agent_id: str) -> None:
+    while master.state.agents[agent_id].status is AgentStatus.ACTIVE:
+        await asyncio.sleep(0.01)
+
+
 async def test_register_gets_an_agent_id(master: MasterHandle) -> None:
     async with FakeAgent(master.url, hostname="127.0.0.1", port=5051) as agent:
         first = await agent.subscribe()
@@ -56,11 +64,26 @@ async def test_register_gets_an_agent_id(master: MasterHandle) -> None:
         state = master.state.agents[agent_id]
         assert state.status is AgentStatus.ACTIVE
         assert state.info.hostname == "127.0.0.1"
+        assert state.ip == "127.0.0.1"  # named none: where it connected from
         await agent.heartbeat()
-        async with FakeAgent(master.url, port=5052) as second:
-            assert (await second.subscribe())["subscribed"]["agent_id"]["value"] == (
-                f"{master.state.cluster_id}-S1"
-            )
+        async with FakeAgent(master.url, hostname="agent-two.invalid", port=5052) as second:
+            subscribed = await second.subscribe(ip="10.0.0.7")
+            second_id = subscribed["subscribed"]["agent_id"]["value"]
+            assert second_id == f"{master.state.cluster_id}-S1"
+            assert master.state.agents[second_id].ip == "10.0.0.7"
+            # The pid names the IP, which tools such as mesos-dns and Mesos's CLI dial.
+            url = f"{master.url}/state?min_index={master.state.applied_index}"
+            async with aiohttp.ClientSession() as session, session.get(url) as reply:
+                shown = await reply.json()
+            (slave,) = [s for s in shown["slaves"] if s["id"] == second_id]
+            assert slave["pid"] == "slave(1)@10.0.0.7:5052"
+            assert slave["hostname"] == "agent-two.invalid"
+        await asyncio.wait_for(disconnected(master, second_id), 5)
+        async with FakeAgent(master.url, port=5053) as third:
+            with master.unchanged(), pytest.raises(AgentLinkError) as refused:
+                await third.subscribe(ip="agent-two.invalid")
+            expected = (400, "Invalid 'subscribe.ip': 'agent-two.invalid'")
+            assert (refused.value.status, refused.value.text) == expected
 
 
 async def test_calls_from_unknown_or_unnamed_agents_are_400(
@@ -332,12 +355,15 @@ def test_subscribe_commands_carry_everything_the_agent_reported() -> None:
         frameworks=subscribe.frameworks,
     )
     assert agent_link.subscribe_command(subscribe, "s").reregister_agent == expected
+    expected.ip = "10.0.0.7"
+    assert agent_link.subscribe_command(subscribe, "s", "10.0.0.7").reregister_agent == expected
     subscribe.agent_info.ClearField("id")
-    register = agent_link.subscribe_command(subscribe, "s")
+    register = agent_link.subscribe_command(subscribe, "s", "10.0.0.7")
     assert register.WhichOneof("body") == "register_agent"
     assert register.register_agent == commands_pb2.RegisterAgent(
         agent_info=subscribe.agent_info,
         capabilities=subscribe.capabilities,
         version="1.11.0",
         stream_id="s",
+        ip="10.0.0.7",
     )

@@ -246,8 +246,15 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
     # The populated cluster had offers made: the allocator ran, and its timer says how long.
     runs = metrics["allocator/mesos/allocation_runs"]
     assert runs >= 1 and metrics["allocator/mesos/allocation_run_ms/count"] == runs
-    timer = "allocator/mesos/allocation_run_ms"
-    assert 0 <= metrics[f"{timer}/min"] <= metrics[f"{timer}/p50"] <= metrics[f"{timer}/max"]
+    for timer in ("allocator/mesos/allocation_run_ms", "allocator/mesos/allocation_run_latency_ms"):
+        assert metrics[f"{timer}/count"] == runs
+        assert 0 <= metrics[f"{timer}/min"] <= metrics[f"{timer}/p50"] <= metrics[f"{timer}/max"]
+    # The allocator's books, as Mesos's allocator reports them (mesos_exporter reads these).
+    assert metrics["allocator/mesos/resources/cpus/total"] == 4.0
+    assert metrics["allocator/mesos/resources/cpus/offered_or_allocated"] >= 1.0
+    assert metrics["allocator/mesos/resources/disk/total"] == 0.0
+    assert metrics["allocator/mesos/roles/*/shares/dominant"] > 0
+    assert "allocator/mesos/offer_filters/roles/*/active" in metrics
     _, headers, raw = await fetch(master, "/metrics")
     text = raw.decode()
     assert headers["Content-Type"].startswith("text/plain")

@@ -9,12 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from support.fold_cluster import AGENT_RESOURCES, Cluster, framework_info, resource_protos
+from support.fold_cluster import (
+    AGENT_RESOURCES,
+    Cluster,
+    framework_info,
+    resource_protos,
+    task_info,
+)
 
 from meseta.api import mesos_json
 from meseta.api import state_json as sj
 from meseta.master.events import DomainEvent
 from meseta.master.v1 import commands_pb2 as c
+from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import UNREACHABLE
 from meseta.projections.store import ViewStore
@@ -204,10 +211,12 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
             stream_id="agent-stream-v",
             version="1.11.0",
             capabilities=[mesos_pb2.AgentInfo.Capability(type=t) for t in capabilities],
+            ip="10.0.0.7",
         ),
     )
     added = events[0].agent_added.agent
     assert added.version == "1.11.0"
+    assert added.pid == "slave(1)@10.0.0.7:5051"  # an IP, not the hostname h9
     assert [c.type for c in added.capabilities] == capabilities
     constraints = scheduler_pb2.OfferConstraints()
     group = constraints.role_constraints["*"].groups.add()
@@ -233,6 +242,7 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
 
     agent_doc, framework_doc = documents(fed.view)
     assert agent_doc["version"] == "1.11.0"
+    assert agent_doc["pid"] == "slave(1)@10.0.0.7:5051"
     assert agent_doc["capabilities"] == ["MULTI_ROLE", "AGENT_DRAINING"]
     assert framework_doc["offer_constraints"] == mesos_json.to_dict(constraints)
     store = ViewStore(tmp_path / "views")
@@ -251,3 +261,31 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
     _, events = fed.run("run", update_framework=c.UpdateFramework(framework_info=updated))
     assert not events[0].framework_updated.framework.HasField("offer_constraints")
     assert sj.framework_fields(fed.view.frameworks[framework_id])["offer_constraints"] == {}
+
+
+def test_terminal_updates_count_by_state_source_and_reason_as_mesos_names_them() -> None:
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed)
+    # A launch the fold refuses never joins the books; Mesos counts it all the same.
+    offer_id, _ = fed.run("add_offer", framework_id, agent_id)
+    bad = task_info(task_id, agent_id, "cpus:1")  # a duplicate task id
+    fed.run("launch", framework_id, [offer_id], [bad])
+    failed = mesos_pb2.TaskStatus(
+        state=mesos_pb2.TASK_FAILED,
+        source=mesos_pb2.TaskStatus.SOURCE_AGENT,
+        reason=mesos_pb2.TaskStatus.REASON_AGENT_RESTARTED,
+        uuid=b"u1",
+    )
+    failed.task_id.value = task_id
+    update = c.UpdateTaskStatus(agent_id=agent_id, framework_id=framework_id, status=failed)
+    fed.run("run", update_task_status=update)
+    figures = metrics.snapshot(fed.view, elected=True, uptime_s=1.0)
+    assert figures["master/tasks_error"] == 1 and figures["master/tasks_failed"] == 1
+    assert figures["master/task_error/source_master/reason_task_invalid"] == 1
+    assert figures["master/task_failed/source_slave/reason_slave_restarted"] == 1  # v0 names
+    # An answer to reconciliation is no task ending (Mesos does not count it).
+    fed.run("run", kill_task=c.KillTask(framework_id=framework_id, task_id="never-launched"))
+    again = metrics.snapshot(fed.view, elected=True, uptime_s=1.0)
+    assert {k: v for k, v in again.items() if "task" in k} == {
+        k: v for k, v in figures.items() if "task" in k
+    }

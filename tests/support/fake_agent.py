@@ -203,6 +203,7 @@ class FakeAgent:
         executors: Iterable[Json] = (),
         frameworks: Iterable[Json] = (),
         resources: list[Json] | None = None,
+        ip: str | None = None,
         timeout_s: float = 5.0,
     ) -> Json:
         """(Re-)register; return the stream's first event (SUBSCRIBED or ERROR).
@@ -218,6 +219,8 @@ class FakeAgent:
             subscribe["executors"] = list(executors)
         if frameworks:
             subscribe["frameworks"] = list(frameworks)
+        if ip is not None:
+            subscribe["ip"] = ip
         body = {"type": "SUBSCRIBE", "subscribe": subscribe}
         assert self.session is not None, "use `async with FakeAgent(...)`"
         response = await self.session.post(

@@ -138,7 +138,7 @@ def leader_config(
     master_config: commands_pb2.MasterConfig | None = None,
 ) -> LeaderConfig:
     return LeaderConfig(
-        master_info=master_info(HOST, port),
+        master_info=master_info(HOST, HOST, port),
         master_config=master_config or commands_pb2.MasterConfig(),
         allocation_interval_s=allocation_interval_s,
         tick_interval_s=tick_interval_s,

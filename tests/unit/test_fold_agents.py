@@ -56,6 +56,23 @@ def test_register_assigns_sequential_ids_and_counts_the_agent() -> None:
     assert cluster.state.cluster_total == parse("cpus:8;mem:2048")
 
 
+def test_agents_keep_the_ip_they_registered_from() -> None:
+    cluster = Cluster()
+    info = m.AgentInfo(hostname="h1", port=5051)
+    info.resources.extend(task_info("x", "", AGENT_RESOURCES).resources)
+    events = cluster.run(
+        register_agent=c.RegisterAgent(agent_info=info, stream_id="s", ip="10.0.0.7")
+    )
+    agent_id = one(events, AgentRegistered).agent_id
+    assert one(events, AgentRegistered).ip == cluster.state.agents[agent_id].ip == "10.0.0.7"
+    moved = c.ReregisterAgent(
+        agent_info=cluster.state.agents[agent_id].info, stream_id="t", ip="10.0.0.8"
+    )
+    assert one(cluster.run(reregister_agent=moved), AgentRegistered).ip == "10.0.0.8"
+    # Entries written before the ip was recorded name none (the pid falls back to the hostname).
+    assert one(cluster.register_agent("h2"), AgentRegistered).ip == ""
+
+
 def test_register_with_bad_resources_is_rejected() -> None:
     cluster = Cluster()
     info = m.AgentInfo(hostname="h", port=1)

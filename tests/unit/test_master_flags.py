@@ -70,3 +70,16 @@ def test_warm_encodings_default_and_bad_names(tmp_path: Path) -> None:
     options = master_options(tmp_path, "--warm_encodings=legacy,xml")
     with pytest.raises(SystemExit, match=r"--warm_encodings: unknown xml \(choose from legacy"):
         main.run(options)
+
+
+def test_master_info_advertises_an_ip_like_libprocess(tmp_path: Path) -> None:
+    # The pid's address is an IP (tools such as mesos-dns resolve it): --ip by default, and
+    # the host name, when not given, is that IP rather than a fixed 127.0.0.1.
+    info = main.leader_config(master_options(tmp_path, "--ip=127.0.0.2")).master_info
+    assert (info.hostname, info.address.ip, info.ip) == ("127.0.0.2", "127.0.0.2", 0x0200007F)
+    named = main.leader_config(
+        master_options(tmp_path, "--ip=0.0.0.0", "--advertise_ip=10.1.2.3", "--hostname=m1")
+    ).master_info
+    assert (named.hostname, named.address.ip) == ("m1", "10.1.2.3")
+    with pytest.raises(ValueError, match="--advertise_ip: 'm1' is not an IP address"):
+        main.leader_config(master_options(tmp_path, "--advertise_ip=m1"))

@@ -27,20 +27,22 @@ class Call(_message.Message):
     HEARTBEAT: Call.Type
     UPDATES: Call.Type
     class Subscribe(_message.Message):
-        __slots__ = ("agent_info", "capabilities", "version", "tasks", "executors", "frameworks")
+        __slots__ = ("agent_info", "capabilities", "version", "tasks", "executors", "frameworks", "ip")
         AGENT_INFO_FIELD_NUMBER: _ClassVar[int]
         CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
         VERSION_FIELD_NUMBER: _ClassVar[int]
         TASKS_FIELD_NUMBER: _ClassVar[int]
         EXECUTORS_FIELD_NUMBER: _ClassVar[int]
         FRAMEWORKS_FIELD_NUMBER: _ClassVar[int]
+        IP_FIELD_NUMBER: _ClassVar[int]
         agent_info: _mesos_pb2.AgentInfo
         capabilities: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.AgentInfo.Capability]
         version: str
         tasks: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.Task]
         executors: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.ExecutorInfo]
         frameworks: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.FrameworkInfo]
-        def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[_mesos_pb2.Task, _Mapping]]] = ..., executors: _Optional[_Iterable[_Union[_mesos_pb2.ExecutorInfo, _Mapping]]] = ..., frameworks: _Optional[_Iterable[_Union[_mesos_pb2.FrameworkInfo, _Mapping]]] = ...) -> None: ...
+        ip: str
+        def __init__(self, agent_info: _Optional[_Union[_mesos_pb2.AgentInfo, _Mapping]] = ..., capabilities: _Optional[_Iterable[_Union[_mesos_pb2.AgentInfo.Capability, _Mapping]]] = ..., version: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[_mesos_pb2.Task, _Mapping]]] = ..., executors: _Optional[_Iterable[_Union[_mesos_pb2.ExecutorInfo, _Mapping]]] = ..., frameworks: _Optional[_Iterable[_Union[_mesos_pb2.FrameworkInfo, _Mapping]]] = ..., ip: _Optional[str] = ...) -> None: ...
     class Update(_message.Message):
         __slots__ = ("framework_id", "status", "latest_state")
         FRAMEWORK_ID_FIELD_NUMBER: _ClassVar[int]
