@@ -49,6 +49,7 @@ from meseta.api.verbosity import VERBOSITY
 from meseta.master import decide
 from meseta.master.events import CommandRejected
 from meseta.master.v1 import commands_pb2 as commands
+from meseta.master.validation import weights_error
 from meseta.projections.assembly import Encoding, Parts
 from meseta.projections.cluster import ClusterView
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -241,6 +242,12 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
                 framework_id=call.teardown.framework_id.value
             )
         )
+    elif call.type == Call.UPDATE_WEIGHTS:
+        infos = call.update_weights.weight_infos
+        error = weights_error(infos)  # refused at once, before the leader check, as Mesos does
+        if error is not None:
+            raise HttpError(400, error)
+        command = decide.command(update_weights=commands.UpdateWeights(weight_infos=infos))
     else:
         return None
     context.check_leader(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +20,7 @@ from meseta.api import mesos_json, operator
 from meseta.api.http import HttpError, require_post
 from meseta.api.state_endpoints import context_of, json_response
 from meseta.master.state import FrameworkStatus
+from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 
 # Path (after `/master`) -> the v1 call each method stands for ("*": any method), for the
@@ -75,12 +77,37 @@ async def teardown(request: Request) -> Response:
 
 
 async def weights(request: Request) -> Response:
-    """The configured role weights; PUT (changing them) waits for UPDATE_WEIGHTS."""
-    if request.method != "GET":
-        return not_supported("UPDATE_WEIGHTS")
+    """GET: the configured role weights. PUT: a JSON array of WeightInfo, as UPDATE_WEIGHTS."""
+    if request.method == "PUT":
+        return await update_weights(request)
     infos = operator.weights_message(context_of(request)).weight_infos
     body = b"[" + b",".join(mesos_json.to_json(info) for info in infos) + b"]"
     return json_response(request, body)
+
+
+async def update_weights(request: Request) -> Response:
+    body = await request.body()
+    text = body.decode(errors="replace")
+    try:
+        items = orjson.loads(body)
+        if not isinstance(items, list):
+            raise mesos_json.MesosJsonError("expecting a JSON array")
+    except (orjson.JSONDecodeError, mesos_json.MesosJsonError) as error:
+        message = f"Failed to parse update weights request JSON '{text}': {error}"
+        return HttpError(400, message).response()
+    call = master_pb2.Call(type=master_pb2.Call.UPDATE_WEIGHTS)
+    try:
+        infos = [mesos_json.from_dict(item, mesos_pb2.WeightInfo) for item in items]
+    except mesos_json.MesosJsonError as error:
+        message = f"Failed to convert weights JSON array to protobuf '{text}': {error}"
+        return HttpError(400, message).response()
+    call.update_weights.weight_infos.extend(infos)
+    try:
+        response = await operator.write(call, context_of(request), request)
+    except HttpError as error:
+        return error.response()
+    assert response is not None  # UPDATE_WEIGHTS is a write
+    return response
 
 
 def not_supported(call_type: str) -> Response:

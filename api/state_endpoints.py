@@ -462,7 +462,7 @@ def role_documents(view: ClusterView) -> list[Json]:
         out.append(
             {
                 "name": name,
-                "weight": 1.0,
+                "weight": view.weight(name),
                 "quota": {
                     "role": name,
                     "guarantee": {},

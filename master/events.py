@@ -31,6 +31,13 @@ class LeaderElected:
 
 
 @dataclass(slots=True)
+class WeightsUpdated:
+    """Every configured role weight after an update, in milli (1000 = 1.0), by role."""
+
+    weights: tuple[tuple[str, int], ...]
+
+
+@dataclass(slots=True)
 class CommandRejected:
     """A command the fold refused; `status` is the HTTP status the API answers with."""
 
@@ -261,6 +268,7 @@ class AgentLost:
 DomainEvent = (
     ClusterInitialized
     | LeaderElected
+    | WeightsUpdated
     | CommandRejected
     | FrameworkSubscribed
     | SubscriptionRejected

@@ -220,3 +220,26 @@ def _probe_error(check: mesos_pb2.CheckInfo | mesos_pb2.HealthCheck, what: str) 
                 return f"Unsupported HTTP {what} scheme: '{scheme}'"
         error = _path_error(check.http, f"HTTP {what}")
     return error or _timing_error(check)
+
+
+WEIGHTS_INVALID = "Failed to validate update weights request JSON"
+
+
+def weights_error(infos: Iterable[mesos_pb2.WeightInfo]) -> str | None:
+    """Why an UPDATE_WEIGHTS is refused (Mesos's weights handler, its messages)."""
+    for info in infos:
+        role = info.role.strip()
+        error = role_error(role)
+        if error:
+            return f"{WEIGHTS_INVALID}: Invalid role '{role}': {error}"
+        if not info.weight > 0 or not math.isfinite(info.weight):
+            return (
+                f"{WEIGHTS_INVALID} for role '{role}': Invalid weight '{info.weight:g}':"
+                " Weights must be positive"
+            )
+    return None
+
+
+def weight_milli(weight: float) -> int:
+    """A positive weight in the fold's milli-units; the smallest is 0.001."""
+    return max(1, round(weight * 1000))

@@ -79,6 +79,9 @@ def _event(kind: int) -> Event:
     return Event(type=cast(Event.Type, kind))
 
 
+DEFAULT_WEIGHT_MILLI = 1000  # an unlisted role weighs 1.0
+
+
 @dataclass(slots=True)
 class Counters:
     """Cumulative figures for /metrics (Mesos counters never go down)."""
@@ -132,6 +135,7 @@ class ClusterView:
         self.leader_term = 0
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.elected_ns = 0
+        self.weights: dict[str, int] = {}  # role -> configured weight, milli
         self.completed_kept = max_completed_tasks_per_framework
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.completed_frameworks: deque[FrameworkRecord] = deque(maxlen=max_completed_frameworks)
@@ -213,6 +217,12 @@ class ClusterView:
             if agent.status in REGISTERED:
                 agent.status = RECOVERING
                 agent.changed()
+
+    def _weights_updated(self, event: ev.WeightsUpdated, out: list[Event]) -> None:
+        self.weights = dict(event.weights)
+
+    def weight(self, role: str) -> float:
+        return self.weights.get(role, DEFAULT_WEIGHT_MILLI) / 1000
 
     def _cluster_initialized(self, event: ev.ClusterInitialized, out: list[Event]) -> None:
         self.cluster_id = event.cluster_id
@@ -599,8 +609,9 @@ class ClusterView:
             yield from framework.executors.values()
 
     def roles(self) -> dict[str, list[FrameworkRecord]]:
-        """Every role a framework is subscribed to or holds resources in -> its frameworks."""
-        roles: dict[str, list[FrameworkRecord]] = {}
+        """Every role a framework is subscribed to or holds resources in, or with a configured
+        weight (as Mesos lists them) -> its frameworks."""
+        roles: dict[str, list[FrameworkRecord]] = {role: [] for role in self.weights}
         for framework in self.frameworks.values():
             for role in dict.fromkeys([*framework.roles, *framework.used, *framework.offered]):
                 roles.setdefault(role, []).append(framework)
@@ -609,7 +620,7 @@ class ClusterView:
     def role_protos(self) -> list[mesos_pb2.Role]:
         out = []
         for name, frameworks in self.roles().items():
-            role = mesos_pb2.Role(name=name, weight=1.0)
+            role = mesos_pb2.Role(name=name, weight=self.weight(name))
             total = EMPTY
             for framework in frameworks:
                 role.frameworks.add(value=framework.id)
@@ -715,6 +726,7 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
     for kind, handler in (
         (ev.ClusterInitialized, ClusterView._cluster_initialized),
         (ev.LeaderElected, ClusterView._leader_elected),
+        (ev.WeightsUpdated, ClusterView._weights_updated),
         (ev.FrameworkSubscribed, ClusterView._framework_subscribed),
         (ev.FrameworkDisconnected, ClusterView._framework_disconnected),
         (ev.FrameworkUpdated, ClusterView._framework_updated),

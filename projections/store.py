@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Bumped whenever a record's persisted fields change: a store in another format is
 # discarded and the view rebuilt from the log. 2: agent version and capabilities,
-# framework offer constraints. 3: agent ip, terminal task reasons.
+# framework offer constraints. 3: agent ip, terminal task reasons, role weights.
 FORMAT = 3
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
@@ -139,6 +139,7 @@ def _meta(view: ClusterView) -> bytes:
                 counters.messages,
                 counters.terminal_reasons,
             ),
+            view.weights,
         )
     )
 
@@ -205,6 +206,7 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
     if info is not None:
         view.master_info = mesos_pb2.MasterInfo.FromString(info)
     view.elected_ns, view.serial, view.completed = values[7:10]
+    view.weights = values[11]
     (terminal, registrations, reregistrations, removals, unreachable, updates, messages,
      reasons) = values[10]  # fmt: skip
     view.counters = Counters(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from meseta.master import ledger
 from meseta.master.appliers.agents import await_reregistration, expire_awaiting_agents
 from meseta.master.appliers.frameworks import disconnect, expire_failovers, expire_filters
 from meseta.master.appliers.offers import remove_offer
-from meseta.master.events import ClusterInitialized, CommandRejected, DomainEvent, LeaderElected
+from meseta.master.events import (
+    ClusterInitialized,
+    CommandRejected,
+    DomainEvent,
+    LeaderElected,
+    WeightsUpdated,
+)
 from meseta.master.state import FrameworkStatus, State
 from meseta.master.v1 import commands_pb2
+from meseta.master.validation import weight_milli, weights_error
 
 Out = list[DomainEvent]
 
@@ -38,6 +46,28 @@ def elect_leader(state: State, command: commands_pb2.ElectLeader, out: Out) -> N
             disconnect(state, framework, out, grace_ns)
     await_reregistration(state)
     out.append(LeaderElected(command.term, command.master_info))
+
+
+def update_weights(state: State, command: commands_pb2.UpdateWeights, out: Out) -> None:
+    """New role weights. As Mesos does, outstanding offers are rescinded when an updated
+    role has frameworks, so the next allocation shares by the new weights."""
+    error = weights_error(command.weight_infos)
+    if error is not None:
+        out.append(CommandRejected("update_weights", error))
+        return
+    updated = {info.role.strip(): weight_milli(info.weight) for info in command.weight_infos}
+    state.weights.update(updated)
+    in_use = any(
+        role in updated
+        for framework in state.frameworks.values()
+        if framework.status is not FrameworkStatus.REMOVED
+        for role in framework.roles
+    )
+    if in_use:
+        for offer in list(state.offers.values()):
+            remove_offer(state, offer, "rescinded", True, out)
+    ledger.mark_all_dirty(state)
+    out.append(WeightsUpdated(tuple(state.weights.items())))
 
 
 def tick(state: State, command: commands_pb2.Tick, out: Out) -> None:

@@ -294,8 +294,47 @@ async def test_weights_form(cluster: tuple[MasterHandle, Populated]) -> None:
         master, b"", content_type=None, path="/master/weights?jsonp=cb", method="GET"
     )
     assert (status, data) == (200, b'cb([{"weight":2.5,"role":"analytics"}]);')
-    status, _, data = await post(master, b"[]", path="/master/weights", method="PUT")
-    assert (status, data) == (501, b"Call type UPDATE_WEIGHTS is not supported yet")
+
+
+async def test_weights_are_updated_by_the_v1_call_and_the_put(
+    cluster: tuple[MasterHandle, Populated],
+) -> None:
+    master, _ = cluster
+    body = {"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+        {"role": "analytics", "weight": 2.5}]}}  # fmt: skip
+    status, _, _ = await post(master, orjson.dumps(body))
+    assert status == 200
+    put = b'[{"role": "*", "weight": 3.0}, {"role": "batch", "weight": 0.5}]'
+    status, _, _ = await post(master, put, path="/master/weights", method="PUT")
+    assert status == 200
+    answer = (await call_json(master, "GET_WEIGHTS"))["get_weights"]["weight_infos"]
+    assert answer == [
+        {"role": "analytics", "weight": 2.5},
+        {"role": "*", "weight": 3.0},
+        {"role": "batch", "weight": 0.5},
+    ]
+    # Every role with a weight is listed by /roles and GET_ROLES, with it.
+    index = master.state.applied_index
+    status, _, data = await post(
+        master, b"", content_type=None, path=f"/roles?min_index={index}", method="GET"
+    )
+    assert status == 200
+    listed = {role["name"]: role["weight"] for role in orjson.loads(data)["roles"]}
+    assert listed == {"*": 3.0, "analytics": 2.5, "batch": 0.5}
+    got = (await call_json(master, "GET_ROLES"))["get_roles"]["roles"]
+    assert {role["name"]: role["weight"] for role in got} == listed
+    # Bad input changes nothing and says why, as Mesos's weights handler does.
+    with master.unchanged():
+        for path, data, message in [
+            ("/master/weights", b'{"role": "x"}', b"Failed to parse update weights request JSON"),
+            ("/master/weights", b'[{"role": "x"}]', b"Failed to convert weights JSON array"),
+            ("/master/weights", b'[{"role": "x", "weight": 0}]', b"Weights must be positive"),
+            ("/api/v1", orjson.dumps({"type": "UPDATE_WEIGHTS", "update_weights": {
+                "weight_infos": [{"role": "a/../b", "weight": 1.0}]}}), b"Invalid role"),
+        ]:  # fmt: skip
+            method = "PUT" if path.endswith("weights") else "POST"
+            status, _, reply = await post(master, data, path=path, method=method)
+            assert status == 400 and message in reply, (path, status, reply)
 
 
 @pytest.mark.parametrize("path", sorted(operator_forms.NOT_YET))

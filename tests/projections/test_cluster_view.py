@@ -240,6 +240,9 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
         assert framework.proto().offer_constraints == constraints
         return sj.agent_dict(agent), sj.framework_fields(framework)
 
+    weights = c.UpdateWeights(weight_infos=[mesos_pb2.WeightInfo(role="*", weight=2.5)])
+    fed.run("run", update_weights=weights)
+    assert [(r.name, r.weight) for r in fed.view.role_protos()] == [("*", 2.5)]
     agent_doc, framework_doc = documents(fed.view)
     assert agent_doc["version"] == "1.11.0"
     assert agent_doc["pid"] == "slave(1)@10.0.0.7:5051"
@@ -253,6 +256,7 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
     finally:
         store.close()
     assert documents(restarted) == (agent_doc, framework_doc)
+    assert restarted.weights == {"*": 2500}
 
     # UPDATE_FRAMEWORK without constraints drops them.
     (framework_id,) = fed.view.frameworks

@@ -13,6 +13,8 @@ from meseta.master.events import (
     CommandRejected,
     FrameworkSubscribed,
     LeaderElected,
+    OfferRemoved,
+    WeightsUpdated,
 )
 from meseta.master.state import State
 from meseta.master.v1 import commands_pb2 as c
@@ -151,3 +153,38 @@ def test_replay_of_the_same_entries_gives_the_same_digest() -> None:
     for index, entry in enumerate(cluster.entries, start=1):
         fold.apply(replayed, entry, index)
     assert digest(replayed) == digest(cluster.state)
+
+
+def weights(*pairs: tuple[str, float]) -> c.UpdateWeights:
+    return c.UpdateWeights(weight_infos=[m.WeightInfo(role=r, weight=w) for r, w in pairs])
+
+
+def test_update_weights_sets_them_and_rescinds_offers_of_roles_in_use() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    web = cluster.add_framework(roles=("web",))
+    offer = cluster.add_offer(web, agent, role="web")
+    # A role nobody uses: offers stand (Mesos rescinds only for a role with frameworks).
+    events = cluster.run(update_weights=weights(("batch", 0.5)))
+    assert one(events, WeightsUpdated).weights == (("batch", 500),)
+    assert offer in cluster.state.offers
+    events = cluster.run(update_weights=weights((" web ", 2.5), ("batch", 1.0)))
+    assert cluster.state.weights == {"batch": 1000, "web": 2500}  # the role name trimmed
+    assert one(events, OfferRemoved).rescind and not cluster.state.offers
+    assert agent in cluster.state.dirty_agents  # the next allocation shares by them
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ((("web", 0.0),), "for role 'web': Invalid weight '0': Weights must be positive"),
+        ((("web", -1.5),), "Invalid weight '-1.5'"),
+        ((("a/../b", 1.0),), "Invalid role 'a/../b'"),
+    ],
+)
+def test_invalid_weights_change_nothing(pairs: tuple[tuple[str, float], ...], message: str) -> None:
+    cluster = Cluster()
+    rejected = one(cluster.run(update_weights=weights(("ok", 2.0), *pairs)), CommandRejected)
+    assert rejected.message.startswith("Failed to validate update weights request JSON")
+    assert message in rejected.message
+    assert cluster.state.weights == {}  # all or nothing: "ok" was not set either
