@@ -53,7 +53,9 @@ from meseta.master.validation import weights_error
 from meseta.projections.assembly import Encoding, Parts
 from meseta.projections.cluster import ClusterView
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.quota import quota_pb2
 
 Call = master_pb2.Call
 Response_ = master_pb2.Response
@@ -198,7 +200,28 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
     if kind == Call.GET_OPERATIONS:
         # Only operations with an id are tracked; the fold supports none that would be.
         return answer_message(Response_.GET_OPERATIONS, Response_.GetOperations(), enc)
+    empty = EMPTY_ANSWERS.get(kind)
+    if empty is not None:
+        return answer_message(empty[0], empty[1], enc)
     return None
+
+
+# Reads of what nothing can set yet (their writes answer 501): the truthful answer is
+# empty, and tools that poll them (maintenance and quota views) keep working.
+EMPTY_ANSWERS: dict[int, tuple[int, Message]] = {
+    Call.GET_MAINTENANCE_STATUS: (
+        Response_.GET_MAINTENANCE_STATUS,
+        Response_.GetMaintenanceStatus(status=maintenance_pb2.ClusterStatus()),
+    ),
+    Call.GET_MAINTENANCE_SCHEDULE: (
+        Response_.GET_MAINTENANCE_SCHEDULE,
+        Response_.GetMaintenanceSchedule(schedule=maintenance_pb2.Schedule()),
+    ),
+    Call.GET_QUOTA: (
+        Response_.GET_QUOTA,
+        Response_.GetQuota(status=quota_pb2.QuotaStatus()),
+    ),
+}
 
 
 # Reads joined from the view's cached encodings: shared by concurrent identical calls.

@@ -116,4 +116,10 @@ def not_supported(call_type: str) -> Response:
 
 async def not_yet(request: Request) -> Response:
     calls = NOT_YET[request.url.path.removeprefix("/master")]
-    return not_supported(calls.get(request.method, calls["*"]))
+    call_type = calls.get(request.method, calls["*"])
+    empty = operator.EMPTY_ANSWERS.get(master_pb2.Call.Type.Value(call_type))
+    if request.method == "GET" and empty is not None:
+        # The read's one body (an empty schedule, status or quota), as Mesos's JSON.
+        ((_, body),) = empty[1].ListFields()
+        return json_response(request, mesos_json.to_json(body))
+    return not_supported(call_type)

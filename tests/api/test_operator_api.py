@@ -193,7 +193,7 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
             501,
             "not supported yet",
         ),
-        (b'{"type": "GET_MAINTENANCE_STATUS"}', {}, 501, "not supported yet"),
+        (b'{"type": "UPDATE_QUOTA", "update_quota": {}}', {}, 501, "not supported yet"),
     ],
 )
 async def test_bad_calls(
@@ -338,7 +338,7 @@ async def test_weights_are_updated_by_the_v1_call_and_the_put(
 
 
 @pytest.mark.parametrize("path", sorted(operator_forms.NOT_YET))
-async def test_legacy_endpoints_not_served_yet_answer_501(
+async def test_legacy_endpoints_not_served_yet(
     cluster: tuple[MasterHandle, Populated], path: str
 ) -> None:
     """As their v1 calls answer (a 404 would send the operator looking for a typo)."""
@@ -348,7 +348,27 @@ async def test_legacy_endpoints_not_served_yet_answer_501(
         calls = operator_forms.NOT_YET[path]
         call = calls.get(method, calls["*"])
         master_pb2.Call.Type.Value(call)  # a real v1 call type
-        assert (status, data) == (501, f"Call type {call} is not supported yet".encode())
+        if method == "GET" and call.startswith("GET_"):
+            assert (status, data) == (200, b"{}")  # nothing is scheduled or set: empty
+        else:
+            assert (status, data) == (501, f"Call type {call} is not supported yet".encode())
+
+
+@pytest.mark.parametrize(
+    ("call", "answer"),
+    [
+        ("GET_MAINTENANCE_STATUS", {"status": {}}),
+        ("GET_MAINTENANCE_SCHEDULE", {"schedule": {}}),
+        ("GET_QUOTA", {"status": {}}),
+    ],
+)
+async def test_reads_of_what_cannot_be_set_yet_answer_empty(
+    master: MasterHandle, call: str, answer: dict[str, Any]
+) -> None:
+    assert (await call_json(master, call))[call.lower()] == answer
+    status, _, data = await post(master, {"type": call}, content_type=JSON, accept=PROTOBUF)
+    assert status == 200
+    assert master_pb2.Response.FromString(data).type == master_pb2.Response.Type.Value(call)
 
 
 async def test_follower_reads_and_redirects_writes() -> None:
