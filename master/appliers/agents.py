@@ -118,13 +118,12 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
         state.agents[agent.id] = agent
     if agent.status in REACHABLE_AGENT:
         state.cluster_total = state.cluster_total - ledger.scalars(agent.total)
-    came_back = agent.status is AgentStatus.UNREACHABLE
     agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE
     agent.reregistered_ns, agent.unreachable_ns = state.now_ns, 0
     set_connection(agent, command)
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     state.awaiting_agents.pop(agent.id, None)
-    reported = adopt_reported(state, agent, command, came_back, out)
+    reported = adopt_reported(state, agent, command, out)
     request_reconciliation(state, agent, reported, out)
     resend_kills(agent, out)
     ledger.mark_dirty(state, agent.id)
@@ -145,7 +144,7 @@ def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | No
 
 
 def adopt_reported(
-    state: State, agent: Agent, command: commands_pb2.ReregisterAgent, came_back: bool, out: Out
+    state: State, agent: Agent, command: commands_pb2.ReregisterAgent, out: Out
 ) -> dict[tuple[str, str], None]:
     """Take in the executors and tasks the agent reports; return the reported task keys."""
     for executor_info in command.executors:
@@ -160,7 +159,7 @@ def adopt_reported(
     for report in command.tasks:
         key = (report.framework_id.value, report.task_id.value)
         reported[key] = None
-        adopt_task(state, agent, report, came_back, held, out)
+        adopt_task(state, agent, report, held, out)
     for (framework_id, role), resources in held.items():
         ledger.hold(state, agent, state.frameworks[framework_id], role, resources)
     shutdown_removed_frameworks(state, agent, command, out)
@@ -213,7 +212,6 @@ def adopt_task(
     state: State,
     agent: Agent,
     report: mesos_pb2.Task,
-    came_back: bool,
     held: dict[tuple[str, str], Resources],
     out: Out,
 ) -> None:
