@@ -29,6 +29,7 @@ from meseta.api.flags import log_file
 from meseta.api.host import system_metrics
 from meseta.api.http import jsonp_response
 from meseta.api.resource_json import attributes, ranges_text, set_text
+from meseta.master.ids import agent_pid
 from meseta.proto.mesos.v1 import mesos_pb2
 
 JSON = "application/json"
@@ -192,7 +193,7 @@ def _reserved_maps(grouped: dict[str | None, list[mesos_pb2.Resource]]) -> dict[
 def pid(agent: Agent) -> str:
     """The agent's libprocess pid, as the master shows it too (tools split it to reach us)."""
     flags = agent.flags_
-    return f"slave(1)@{flags.advertised_ip or flags.advertised_host}:{flags.port}"
+    return agent_pid(flags.advertised_host, flags.advertised_ip or "", flags.port)
 
 
 def version_fields() -> dict[str, Any]:

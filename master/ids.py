@@ -24,8 +24,10 @@ def offer_id(cluster_id: str, sequence: int) -> str:
 
 
 def agent_pid(hostname: str, ip: str, port: int) -> str:
-    """An agent's libprocess pid, which tools split to reach the agent (an IP, as Mesos's)."""
-    return f"slave(1)@{ip or hostname}:{port}"
+    """An agent's libprocess pid, which tools split to reach the agent (an IP, as Mesos's;
+    an IPv6 one in brackets, as libprocess writes it)."""
+    host = f"[{ip}]" if ":" in ip else ip or hostname
+    return f"slave(1)@{host}:{port}"
 
 
 # A slash, a backslash or a control character (Mesos's common id validation).

@@ -48,6 +48,8 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         # The pure Mesos resource value type (text syntax, exact arithmetic): one parser for
         # `--resources` on both sides. The agent reaches the master itself only over HTTP.
         "meseta.master.resources",
+        # Identifier formats both sides print alike (an agent's pid).
+        "meseta.master.ids",
     ),
 }
 

@@ -29,6 +29,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
+from meseta.master.ids import agent_pid
 from meseta.master.reconciliation import reconcile
 from meseta.master.resources import parse
 from meseta.master.state import AgentStatus
@@ -71,6 +72,8 @@ def test_agents_keep_the_ip_they_registered_from() -> None:
     assert one(cluster.run(reregister_agent=moved), AgentRegistered).ip == "10.0.0.8"
     # Entries written before the ip was recorded name none (the pid falls back to the hostname).
     assert one(cluster.register_agent("h2"), AgentRegistered).ip == ""
+    assert agent_pid("h2", "", 5051) == "slave(1)@h2:5051"
+    assert agent_pid("h2", "fd00::7", 5051) == "slave(1)@[fd00::7]:5051"  # as libprocess writes
 
 
 def test_register_with_bad_resources_is_rejected() -> None:
