@@ -136,7 +136,10 @@ def flags(context: MasterContext) -> dict[str, str]:
 
 
 def master_pid(info: mesos_pb2.MasterInfo) -> str:
-    return info.pid or f"master@{info.address.ip or info.hostname}:{info.port}"
+    if info.pid:
+        return info.pid
+    ip = info.address.ip
+    return f"master@{f'[{ip}]' if ':' in ip else ip or info.hostname}:{info.port}"
 
 
 def state_header(context: MasterContext) -> dict[str, Json]:
