@@ -27,7 +27,7 @@ from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
 from meseta.api import files, mesos_json
 from meseta.api.flags import log_file
 from meseta.api.host import system_metrics
-from meseta.api.http import jsonp_response
+from meseta.api.http import ANY_METHOD, jsonp_response
 from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.master.ids import agent_pid
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -456,13 +456,13 @@ def routes(agent: Agent) -> list[Route]:
     for paths, handler in table:
         for path in paths:
             for prefix in ("", "/slave(1)"):
-                out.append(Route(prefix + path, _bind(agent, handler), methods=["GET"]))
+                out.append(Route(prefix + path, _bind(agent, handler), methods=ANY_METHOD))
     top_level: list[tuple[str, Callable[[Agent, Request], Response]]] = [
         ("/version", version),
         ("/metrics/snapshot", metrics_snapshot),
     ]
     for path, handler in top_level:
-        out.append(Route(path, _bind(agent, handler), methods=["GET"]))
+        out.append(Route(path, _bind(agent, handler), methods=ANY_METHOD))
     out += files.routes(lambda: attachments(agent))
     for paths, async_handler in (
         (("/monitor/statistics", "/monitor/statistics.json"), monitor_statistics),
@@ -470,6 +470,6 @@ def routes(agent: Agent) -> list[Route]:
     ):
         for path in paths:
             for prefix in ("", "/slave(1)"):
-                route = Route(prefix + path, _bind_async(agent, async_handler), methods=["GET"])
+                route = Route(prefix + path, _bind_async(agent, async_handler), methods=ANY_METHOD)
                 out.append(route)
     return out

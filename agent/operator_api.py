@@ -22,6 +22,7 @@ from meseta.agent.core import ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent
 from meseta.api import files, mesos_json, verbosity
 from meseta.api.http import (
+    ANY_METHOD,
     HttpError,
     encode_body,
     parse_body,
@@ -37,7 +38,6 @@ from meseta.proto.mesos.v1.agent import agent_pb2
 Call = agent_pb2.Call
 AgentResponse = agent_pb2.Response
 RECORDIO = "application/recordio"
-ANY = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 STREAMING_RESPONSES = (Call.ATTACH_CONTAINER_OUTPUT, Call.LAUNCH_NESTED_CONTAINER_SESSION)
 NEEDS_ISOLATION = (
     Call.LAUNCH_NESTED_CONTAINER,
@@ -367,6 +367,6 @@ def routes(agent: Agent) -> list[Route]:
             return Response(status_code=200)
         return encode_body(answer, answer_type)
 
-    out = [Route(prefix + "/api/v1", api, methods=ANY) for prefix in ("", "/slave(1)")]
+    out = [Route(prefix + "/api/v1", api, methods=ANY_METHOD) for prefix in ("", "/slave(1)")]
     out.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
     return out

@@ -27,7 +27,7 @@ from meseta.api import (
 )
 from meseta.api.consistency import IndexHeaders
 from meseta.api.context import MasterContext
-from meseta.api.http import HttpError
+from meseta.api.http import ANY_METHOD, HttpError
 from meseta.api.streams import RAW_SEND, Stream
 
 WriteEndpoint = Callable[[Request], Awaitable[Response | Stream]]
@@ -49,9 +49,6 @@ async def redirect(request: Request) -> Response:
         return HttpError(503, "No leader elected").response()
     host = info.hostname or info.address.ip
     return Response(status_code=307, headers={"Location": f"//{host}:{info.port}"})
-
-
-ANY = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
 class WritePaths:
@@ -90,23 +87,24 @@ class WritePaths:
 
 def create_app(context: MasterContext) -> WritePaths:
     routes = [
-        Route("/version", version, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/master/health", health, methods=["GET"]),
-        Route("/redirect", redirect, methods=["GET"]),
-        Route("/master/redirect", redirect, methods=["GET"]),
+        Route("/version", version, methods=ANY_METHOD),
+        Route("/health", health, methods=ANY_METHOD),
+        Route("/master/health", health, methods=ANY_METHOD),
+        Route("/redirect", redirect, methods=ANY_METHOD),
+        Route("/master/redirect", redirect, methods=ANY_METHOD),
     ]
     for prefix in ("", "/master"):
-        routes.append(Route(f"{prefix}/api/v1/scheduler", scheduler.endpoint, methods=ANY))
-        routes.append(Route(f"{prefix}/api/v1/agent", agent_link.endpoint, methods=ANY))
-        routes.append(Route(f"{prefix}/api/v1/events", sse.endpoint, methods=ANY))
-        routes.append(Route(f"{prefix}/api/v1", operator.endpoint, methods=ANY))
+        routes.append(Route(f"{prefix}/api/v1/scheduler", scheduler.endpoint, methods=ANY_METHOD))
+        routes.append(Route(f"{prefix}/api/v1/agent", agent_link.endpoint, methods=ANY_METHOD))
+        routes.append(Route(f"{prefix}/api/v1/events", sse.endpoint, methods=ANY_METHOD))
+        routes.append(Route(f"{prefix}/api/v1", operator.endpoint, methods=ANY_METHOD))
         # libprocess routes by longest prefix: pymesos's operator posts to /api/v1/operator.
-        routes.append(Route(f"{prefix}/api/v1/{{rest:path}}", operator.endpoint, methods=ANY))
-        routes.append(Route(f"{prefix}/teardown", operator_forms.teardown, methods=ANY))
+        catch_all = f"{prefix}/api/v1/{{rest:path}}"
+        routes.append(Route(catch_all, operator.endpoint, methods=ANY_METHOD))
+        routes.append(Route(f"{prefix}/teardown", operator_forms.teardown, methods=ANY_METHOD))
         routes.append(Route(f"{prefix}/weights", operator_forms.weights, methods=["GET", "PUT"]))
         for path in operator_forms.NOT_YET:
-            routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY))
+            routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY_METHOD))
     routes += state_endpoints.routes()
     routes += files.routes(lambda: state_endpoints.attachments(context))
     routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))

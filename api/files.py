@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from meseta.api.http import HttpError, jsonp_response
+from meseta.api.http import ANY_METHOD, HttpError, jsonp_response
 from meseta.proto.mesos.v1 import mesos_pb2
 
 # Mesos caps one read at 16 pages.
@@ -246,8 +246,8 @@ def routes(attachments: Attachments) -> list[Route]:
     for name, handler in (("browse", files_browse), ("read", files_read),
                           ("download", files_download), ("debug", files_debug)):  # fmt: skip
         endpoint = _endpoint(attachments, handler)
-        out.append(Route(f"/files/{name}", endpoint, methods=["GET"]))
-        out.append(Route(f"/files/{name}.json", endpoint, methods=["GET"]))
+        out.append(Route(f"/files/{name}", endpoint, methods=ANY_METHOD))
+        out.append(Route(f"/files/{name}.json", endpoint, methods=ANY_METHOD))
     return out
 
 

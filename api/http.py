@@ -18,6 +18,9 @@ M = TypeVar("M", bound=Message)
 # races the next call (uvicorn's default 5 s cost pymesos its calls and its stream, and an
 # executor its update). Our aiohttp clients drop their own idle connections after 15 s.
 KEEP_ALIVE_S = 365 * 24 * 3600
+# libprocess's handlers of Mesos's read endpoints do not look at the method (collectd's
+# Mesos plugin, for one, POSTs an empty body to /metrics/snapshot); HEAD comes with GET.
+ANY_METHOD = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
 class HttpError(Exception):

@@ -31,7 +31,7 @@ from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration, log_file
 from meseta.api.host import system_metrics, timer_metrics
-from meseta.api.http import jsonp_response
+from meseta.api.http import ANY_METHOD, jsonp_response
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.allocator.metrics import allocator_metrics
@@ -531,7 +531,7 @@ async def metrics_prometheus(request: Request) -> Response:
 
 def routes() -> list[Route]:
     out = [
-        Route("/metrics/snapshot", metrics_snapshot, methods=["GET"]),
+        Route("/metrics/snapshot", metrics_snapshot, methods=ANY_METHOD),
         Route("/metrics", metrics_prometheus, methods=["GET"]),
     ]
     endpoints = {
@@ -548,9 +548,9 @@ def routes() -> list[Route]:
     }
     for prefix in ("", "/master"):
         for name, endpoint in endpoints.items():
-            out.append(Route(f"{prefix}/{name}", endpoint, methods=["GET"]))
+            out.append(Route(f"{prefix}/{name}", endpoint, methods=ANY_METHOD))
             # The Mesos CLI asks for e.g. `/master/frameworks/`.
-            out.append(Route(f"{prefix}/{name}/", endpoint, methods=["GET"]))
+            out.append(Route(f"{prefix}/{name}/", endpoint, methods=ANY_METHOD))
     return out
 
 
