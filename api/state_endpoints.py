@@ -160,7 +160,10 @@ def state_header(context: MasterContext) -> dict[str, Json]:
     out["activated_slaves"] = active
     out["deactivated_slaves"] = len(registered) - active
     out["unreachable_slaves"] = view.agents_with(UNREACHABLE)
-    leader = view.master_info if context.leader_location() is not None else None
+    # The leader this replica knows, else (mid-election, partitioned) the last one the log
+    # elected: tools compare `leader` with `pid` and expect both (X-Meseta-Known-Leader says
+    # which it is).
+    leader = view.master_info
     if leader is not None:
         out["leader"] = master_pid(leader)
         out["leader_info"] = {
