@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -18,6 +19,16 @@ from meseta.projections.cluster import ClusterView
 from meseta.projections.operator_stream import OperatorEventBroker
 
 VERSION = "1.11.0"
+STORE_SAMPLES = 1000  # write latencies kept for the registrar/state_store_ms percentiles
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """The API's writes to the log: Mesos's registrar figures, for the log that is ours."""
+
+    in_flight: int = 0  # registrar/queued_operations
+    stored: int = 0  # registrar/state_store_ms/count
+    store_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STORE_SAMPLES))
 
 
 @dataclass(slots=True)
@@ -37,6 +48,7 @@ class MasterContext:
     applied_at_s: float = field(default_factory=time.monotonic)
     # The command-line flags this replica was started with, as given (for /flags).
     flags: dict[str, str] = field(default_factory=dict)
+    writes: WriteStats = field(default_factory=WriteStats)
 
     def fold_read_models(self, index: int, events: list[DomainEvent]) -> None:
         """Fold listener: the entry into the cluster view, its operator events to the broker."""

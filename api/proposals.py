@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from meseta.api.context import MasterContext
 from meseta.api.http import HttpError
 from meseta.log.errors import EntryTooLarge, LogClosed, NotLeaderError, ProposalTimeout
@@ -16,14 +18,21 @@ async def propose_and_wait(
     context: MasterContext, *commands: commands_pb2.Command
 ) -> list[DomainEvent]:
     """Commit `commands` as one entry; return the domain events the fold made of it."""
+    writes = context.writes
+    writes.in_flight += 1
+    started = time.perf_counter()
     try:
         index = await context.service.log.propose(decide.entry(*commands))
+        writes.stored += 1
+        writes.store_ms.append((time.perf_counter() - started) * 1000)
     except NotLeaderError:
         raise HttpError(503, "No leader elected") from None
     except (ProposalTimeout, LogClosed):
         raise HttpError(503, "The replicated log did not commit the call in time") from None
     except EntryTooLarge as error:
         raise HttpError(413, str(error)) from None
+    finally:
+        writes.in_flight -= 1
     if not await context.service.wait_applied(index, WAIT_APPLIED_S):
         raise HttpError(503, "The master did not apply the call in time")
     return context.service.outcome(index)

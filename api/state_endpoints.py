@@ -518,8 +518,25 @@ def metric_values(context: MasterContext) -> dict[str, float]:
         ("allocation_run_latency_ms", leadership.allocation_run_latency_ms),
     ):
         out.update(timer_metrics(f"allocator/mesos/{name}", samples, leadership.allocation_runs))
+    out.update(registrar_metrics(context))
     out.update(system_metrics())
     return dict(sorted(out.items()))
+
+
+def registrar_metrics(context: MasterContext) -> dict[str, float]:
+    """Mesos's registrar/* for what stands in for its registry here, the replicated log:
+    whether this replica has caught up, the voters, and the API's writes to it (queued, and
+    the time from proposal to commit). The registry's size and fetch time have no
+    counterpart and are left out."""
+    status = context.service.log.status()
+    writes = context.writes
+    out = {
+        "registrar/log/recovered": 1.0 if status.ready else 0.0,
+        "registrar/log/ensemble_size": float(len(status.cluster)),
+        "registrar/queued_operations": float(writes.in_flight),
+    }
+    out.update(timer_metrics("registrar/state_store_ms", writes.store_ms, writes.stored))
+    return out
 
 
 async def metrics_snapshot(request: Request) -> Response:

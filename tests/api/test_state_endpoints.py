@@ -255,6 +255,13 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
     assert metrics["allocator/mesos/resources/disk/total"] == 0.0
     assert metrics["allocator/mesos/roles/*/shares/dominant"] > 0
     assert "allocator/mesos/offer_filters/roles/*/active" in metrics
+    # The replicated log in the registrar's names (Mesos's registry lives in its log too).
+    assert metrics["registrar/log/recovered"] == 1.0
+    assert metrics["registrar/log/ensemble_size"] == 1.0  # this test's one-replica log
+    assert metrics["registrar/queued_operations"] == 0.0
+    store = "registrar/state_store_ms"
+    assert metrics[f"{store}/count"] >= 3  # the populating calls went through the log
+    assert 0 <= metrics[f"{store}/min"] <= metrics[f"{store}/max"]
     _, headers, raw = await fetch(master, "/metrics")
     text = raw.decode()
     assert headers["Content-Type"].startswith("text/plain")
