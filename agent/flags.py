@@ -8,14 +8,18 @@ carry a meseta prefix-free name but are documented as meseta extensions.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
-from meseta.api.flags import add_logging_arguments, parse_duration_ns
+from meseta.api.flags import (
+    UNSPECIFIED_ADDRESSES,
+    add_logging_arguments,
+    ip_flag,
+    parse_duration_ns,
+)
 from meseta.api.flags import format_duration as format_duration_ns
 
 RECOVER_MODES = ("reconnect", "cleanup")
@@ -39,9 +43,6 @@ def duration_s(text: str, flag: str) -> float:
 def format_duration(seconds: float) -> str:
     """The largest unit that shows the value as a whole number (e.g. `5secs`)."""
     return format_duration_ns(round(seconds * 1e9))
-
-
-UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")  # listening everywhere names no address of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +133,11 @@ class AgentFlags:
         return dict(sorted(shown.items()))
 
 
-def _ip(value: str | None, flag: str) -> str | None:
-    if value is None:
-        return None
+def _ip(value: str | None) -> str | None:
     try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise FlagError(f"Failed to load flag '{flag}': '{value}' is not an IP address") from None
-    return value
+        return ip_flag(value, "advertise_ip")
+    except ValueError as error:
+        raise FlagError(str(error)) from None
 
 
 def _bool(value: bool) -> str:
@@ -216,7 +214,7 @@ def from_options(options: argparse.Namespace) -> AgentFlags:
         ip=options.ip,
         port=options.port,
         hostname=options.hostname,
-        advertise_ip=_ip(options.advertise_ip, "advertise_ip"),
+        advertise_ip=_ip(options.advertise_ip),
         resources=options.resources,
         attributes=options.attributes,
         default_role=options.default_role,

@@ -10,7 +10,6 @@ update until the scheduler's acknowledgement comes back on its stream.
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from starlette.responses import Response
 
 from meseta.api.context import MasterContext
 from meseta.api.event_router import HEARTBEAT_INTERVAL_S, agent_error
+from meseta.api.flags import is_ip
 from meseta.api.http import (
     HttpError,
     parse_body,
@@ -79,14 +79,6 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
         stream.send(agent_error(error.message))
         stream.close()
     return stream
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def subscribe_command(body: Call.Subscribe, stream_id: str, ip: str = "") -> commands.Command:

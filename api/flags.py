@@ -4,6 +4,7 @@ ways of giving flags (environment variables, bare and negated booleans, `file://
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,25 @@ def format_duration(ns: int) -> str:
         if ns and ns % size == 0:
             return f"{ns // size}{unit}"
     return f"{ns}ns"
+
+
+# Listening everywhere names no address of its own (libprocess then advertises another).
+UNSPECIFIED_ADDRESSES = ("0.0.0.0", "::")
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def ip_flag(value: str | None, flag: str) -> str | None:
+    """An IP-valued flag (such as --advertise_ip); ValueError names the flag."""
+    if value is not None and not is_ip(value):
+        raise ValueError(f"Failed to load flag '{flag}': '{value}' is not an IP address")
+    return value
 
 
 ENVIRONMENT_PREFIX = "MESOS_"

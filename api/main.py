@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import ipaddress
 import logging
 import signal
 from pathlib import Path
 
-from meseta.api.flags import add_logging_arguments, configure_logging, parse_duration_ns
+from meseta.api.flags import (
+    add_logging_arguments,
+    configure_logging,
+    ip_flag,
+    parse_duration_ns,
+)
 from meseta.api.master import MasterReplica, master_info
 from meseta.log.raft import RaftConfig, RaftLog
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
@@ -102,7 +106,10 @@ def leader_config(options: argparse.Namespace) -> LeaderConfig:
     )
     return LeaderConfig(
         master_info=master_info(
-            options.hostname, options.ip, options.port, advertise_ip(options.advertise_ip)
+            options.hostname,
+            options.ip,
+            options.port,
+            ip_flag(options.advertise_ip, "advertise_ip"),
         ),
         master_config=master_config,
         allocator=AllocatorConfig(
@@ -143,15 +150,6 @@ def warm_forms(text: str) -> tuple[str, ...]:
         choices = ", ".join(WARM_ENCODINGS)
         raise ValueError(f"--warm_encodings: unknown {', '.join(unknown)} (choose from {choices})")
     return tuple(dict.fromkeys(WARM_ENCODINGS[name] for name in names))
-
-
-def advertise_ip(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValueError(f"--advertise_ip: '{value}' is not an IP address") from None
-    return value
 
 
 def given_flags(options: argparse.Namespace) -> dict[str, str]:

@@ -14,6 +14,7 @@ import uvicorn
 from meseta.api.app import create_app
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.event_router import EventRouter
+from meseta.api.flags import UNSPECIFIED_ADDRESSES
 from meseta.api.http import KEEP_ALIVE_S
 from meseta.api.warmer import DEFAULT_FORMS, Warmer
 from meseta.log.interface import ReplicatedLog
@@ -24,8 +25,6 @@ from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS, Operator
 from meseta.projections.store import ViewKeeper, ViewStore
 from meseta.proto.mesos.v1 import mesos_pb2
 
-UNSPECIFIED = ("0.0.0.0", "::", "")
-
 
 def master_info(
     hostname: str | None, ip: str, port: int, advertise_ip: str | None = None
@@ -33,7 +32,7 @@ def master_info(
     """As libprocess advertises a master: --advertise_ip, else --ip, else (listening
     everywhere) the address the host name resolves to; the host name defaults to that IP
     (Mesos's --hostname_lookup=false: no reverse lookup)."""
-    address = advertise_ip or (ip if ip not in UNSPECIFIED else resolve(hostname))
+    address = advertise_ip or (ip if ip and ip not in UNSPECIFIED_ADDRESSES else resolve(hostname))
     info = mesos_pb2.MasterInfo(id="", port=port, hostname=hostname or address, version=VERSION)
     hostname = info.hostname
     try:

@@ -81,5 +81,5 @@ def test_master_info_advertises_an_ip_like_libprocess(tmp_path: Path) -> None:
         master_options(tmp_path, "--ip=0.0.0.0", "--advertise_ip=10.1.2.3", "--hostname=m1")
     ).master_info
     assert (named.hostname, named.address.ip) == ("m1", "10.1.2.3")
-    with pytest.raises(ValueError, match="--advertise_ip: 'm1' is not an IP address"):
+    with pytest.raises(ValueError, match="'advertise_ip': 'm1' is not an IP address"):
         main.leader_config(master_options(tmp_path, "--advertise_ip=m1"))
