@@ -32,6 +32,19 @@ class WriteStats:
 
 
 @dataclass(slots=True)
+class FrameworkTraffic:
+    """Scheduler calls this process took from one framework and the events it sent it, by
+    type: Mesos's per-framework calls/* and events/*, which belong to the serving master
+    and start from zero in a newly elected one."""
+
+    calls: dict[int, int] = field(default_factory=dict)
+    events: dict[int, int] = field(default_factory=dict)
+
+    def call(self, kind: int) -> None:
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+
+
+@dataclass(slots=True)
 class MasterContext:
     service: MasterService
     leadership: Leadership
@@ -49,6 +62,7 @@ class MasterContext:
     # The command-line flags this replica was started with, as given (for /flags).
     flags: dict[str, str] = field(default_factory=dict)
     writes: WriteStats = field(default_factory=WriteStats)
+    traffic: dict[str, FrameworkTraffic] = field(default_factory=dict)  # by framework id
 
     def fold_read_models(self, index: int, events: list[DomainEvent]) -> None:
         """Fold listener: the entry into the cluster view, its operator events to the broker."""
@@ -62,6 +76,12 @@ class MasterContext:
     @property
     def state(self) -> State:
         return self.service.state
+
+    def traffic_of(self, framework_id: str) -> FrameworkTraffic:
+        traffic = self.traffic.get(framework_id)
+        if traffic is None:
+            traffic = self.traffic[framework_id] = FrameworkTraffic()
+        return traffic
 
     def check_leader(self, request: Request) -> None:
         """307 to the leader, or 503 while none is known or it is still taking office."""

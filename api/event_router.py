@@ -71,6 +71,9 @@ def _(event: ev.FrameworkSubscribed, router: EventRouter) -> None:
             router.context.leadership.spawn_proposal(decide.command(disconnect_framework=body))
         return
     router.context.frameworks[event.framework_id] = stream
+    traffic = router.context.traffic_of(event.framework_id)
+    traffic.call(scheduler_pb2.Call.SUBSCRIBE)  # counted once the framework has its id
+    stream.tally = traffic.events
     subscribed = Event(type=Event.SUBSCRIBED)
     subscribed.subscribed.framework_id.value = event.framework_id
     subscribed.subscribed.heartbeat_interval_seconds = HEARTBEAT_INTERVAL_S
@@ -99,6 +102,7 @@ def _(event: ev.FrameworkFailedOver, router: EventRouter) -> None:
 
 @route.register
 def _(event: ev.FrameworkRemoved, router: EventRouter) -> None:
+    router.context.traffic.pop(event.framework_id, None)
     stream = router.context.frameworks.pop(event.framework_id, None)
     if stream is not None:
         stream.close()

@@ -84,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster", default=None, help="a human-readable name for the cluster (in /state, UI)"
     )
+    parser.add_argument(
+        "--publish_per_framework_metrics",
+        default="true",
+        help="publish master/frameworks/<name>/<id>/* in /metrics/snapshot for every "
+        "framework not removed (calls, events, offers, operations, tasks, suppressed roles)",
+    )
     add_logging_arguments(parser)
 
 

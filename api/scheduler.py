@@ -106,6 +106,7 @@ def subscribed_framework(context: MasterContext, request: Request, call: Call) -
     framework = context.state.frameworks.get(call.framework_id.value)
     if framework is None or framework.status is FrameworkStatus.REMOVED:
         raise HttpError(400, "Framework cannot be found")
+    context.traffic_of(framework.id).call(call.type)  # where Mesos counts it: once found
     if framework.status is not FrameworkStatus.CONNECTED:
         raise HttpError(403, "Framework is not subscribed")
     stream_id = request.headers.get(STREAM_ID)

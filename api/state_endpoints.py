@@ -519,8 +519,20 @@ def metric_values(context: MasterContext) -> dict[str, float]:
     ):
         out.update(timer_metrics(f"allocator/mesos/{name}", samples, leadership.allocation_runs))
     out.update(registrar_metrics(context))
+    if context.flags.get("publish_per_framework_metrics", "true") == "true":
+        out.update(per_framework_metrics(context))
     out.update(system_metrics())
     return dict(sorted(out.items()))
+
+
+def per_framework_metrics(context: MasterContext) -> dict[str, float]:
+    state = context.state
+    return metrics.framework_metrics(
+        context.cluster,
+        suppressed={fid: f.suppressed_roles for fid, f in state.frameworks.items()},
+        calls={fid: traffic.calls for fid, traffic in context.traffic.items()},
+        events={fid: traffic.events for fid, traffic in context.traffic.items()},
+    )
 
 
 def registrar_metrics(context: MasterContext) -> dict[str, float]:

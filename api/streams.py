@@ -44,6 +44,7 @@ class Stream:
         self.stream_id = stream_id
         self.media_type = media_type
         self.heartbeat = encode(heartbeat, media_type)
+        self.heartbeat_type: int = getattr(heartbeat, "type", 0)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.records: deque[bytes] = deque()
         self.closed = False
@@ -55,6 +56,8 @@ class Stream:
         self.heartbeat_due = False
         self.written_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        # Events sent, by type, when someone counts them (a framework's metrics).
+        self.tally: dict[int, int] | None = None
 
     def send(self, message: Message) -> None:
         if self.closed:
@@ -64,12 +67,20 @@ class Stream:
             self.close()
             return
         self.records.append(encode(message, self.media_type))
+        if self.tally is not None:
+            self.count(getattr(message, "type", 0))
         self.wake()
 
     def send_heartbeat(self) -> None:
         if not self.closed and len(self.records) < QUEUE_LIMIT:
             self.records.append(self.heartbeat)
+            self.count(self.heartbeat_type)
             self.wake()
+
+    def count(self, kind: int) -> None:
+        tally = self.tally
+        if tally is not None:
+            tally[kind] = tally.get(kind, 0) + 1
 
     def close(self) -> None:
         """End the stream after what is already queued."""
@@ -137,6 +148,7 @@ class Stream:
             size += len(record)
         if not parts and self.heartbeat_due:
             parts.append(self.heartbeat)
+            self.count(self.heartbeat_type)
         self.heartbeat_due = False
         return b"".join(parts), self.closed and not records
 

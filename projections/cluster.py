@@ -75,6 +75,17 @@ CHECK_REASONS = (
 )
 
 
+# Per-framework counter names (Mesos's FrameworkMetrics) of what the view sees happen.
+OFFER_OUTCOMES = {"accepted": "offers/accepted", "declined": "offers/declined"}
+LAUNCH = "operations/launch"
+LAUNCH_GROUP = "operations/launch_group"
+TERMINAL_METRICS = {
+    state: "tasks/terminal/" + mesos_pb2.TaskState.Name(state).lower()
+    for state in mesos_pb2.TaskState.values()
+    if is_terminal(state)
+}
+
+
 def _event(kind: int) -> Event:
     return Event(type=cast(Event.Type, kind))
 
@@ -97,6 +108,15 @@ class Counters:
     status_updates: int = 0
     # Mesos's master/messages_<kind>, counted from what the fold accepted.
     messages: dict[str, int] = field(default_factory=dict)
+    # Framework id -> its per-framework counters by metric suffix ("offers/sent",
+    # "operations/launch", "tasks/terminal/task_finished"), for frameworks not yet removed.
+    frameworks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, framework_id: str, name: str, amount: int = 1) -> None:
+        counts = self.frameworks.get(framework_id)
+        if counts is None:
+            counts = self.frameworks[framework_id] = {}
+        counts[name] = counts.get(name, 0) + amount
 
 
 def refused_launch(status: mesos_pb2.TaskStatus) -> bool:
@@ -276,6 +296,7 @@ class ClusterView:
         framework = self.frameworks.pop(event.framework_id, None)
         if framework is None:
             return
+        self.counters.frameworks.pop(framework.id, None)  # Mesos drops its metrics with it
         for key, executor in list(framework.executors.items()):
             self._drop_executor(framework, key, executor)
         for offer_id in list(framework.offers):
@@ -306,6 +327,7 @@ class ClusterView:
         framework = self.frameworks.get(event.framework_id)
         if framework is None:
             return
+        self.counters.add(framework.id, "offers/sent", len(event.offers))
         for offer in event.offers:
             agent = self.agents.get(offer.agent_id)
             record = OfferRecord(offer_proto(offer, agent), offer.resources, offer.role)
@@ -319,6 +341,11 @@ class ClusterView:
         framework.changed()
 
     def _offer_removed(self, event: ev.OfferRemoved, out: list[Event]) -> None:
+        # Mesos counts offers a DECLINE or ACCEPT names while still valid, and every RESCIND
+        # it sends (expired and withdrawn offers alike).
+        counted = OFFER_OUTCOMES.get(event.reason) or ("offers/rescinded" if event.rescind else "")
+        if counted and event.framework_id in self.frameworks:
+            self.counters.add(event.framework_id, counted)
         self._drop_offer(event.offer_id)
 
     def _drop_offer(self, offer_id: str) -> None:
@@ -366,7 +393,7 @@ class ClusterView:
         if record is None or record.proto.agent_id.value != event.agent_id:
             # Unknown here: an update the fold only forwards, or a launch it refused.
             if refused_launch(event.status):
-                self._count_terminal(event.status.state, event.status)
+                self._count_terminal(framework.id, event.status.state, event.status)
             return
         status = event.status
         old_state = record.state
@@ -392,7 +419,7 @@ class ClusterView:
             self._count(new_state, 1)
             message.state = cast(mesos_pb2.TaskState, new_state)
             if is_terminal(new_state):
-                self._count_terminal(new_state, status)
+                self._count_terminal(framework.id, new_state, status)
         if status.uuid:
             message.status_update_state = status.state
             message.status_update_uuid = status.uuid
@@ -431,9 +458,10 @@ class ClusterView:
             self._hold(framework, record, False)
         self._count(record.state, -1)
 
-    def _count_terminal(self, state: int, status: mesos_pb2.TaskStatus) -> None:
+    def _count_terminal(self, framework_id: str, state: int, status: mesos_pb2.TaskStatus) -> None:
         counts = self.counters.terminal_tasks
         counts[state] = counts.get(state, 0) + 1
+        self.counters.add(framework_id, TERMINAL_METRICS[state])
         if status.HasField("reason"):
             key = (state, status.source, status.reason)
             reasons = self.counters.terminal_reasons
@@ -469,6 +497,8 @@ class ClusterView:
 
     def _launch_requested(self, event: ev.LaunchRequested, out: list[Event]) -> None:
         framework = self.frameworks.get(event.framework_id)
+        if framework is not None:  # one per task of a LAUNCH, one per LAUNCH_GROUP, as Mesos
+            self.counters.add(framework.id, LAUNCH_GROUP if event.group else LAUNCH)
         agent = self.agents.get(event.agent_id)
         info = event.executor
         if framework is None or agent is None or info is None:

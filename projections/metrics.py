@@ -9,11 +9,14 @@ comes in as arguments. Metric values are doubles; booleans are 0/1.
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Mapping
 
 from meseta.master.resources import EMPTY, MILLI, Resources
-from meseta.projections.cluster import ClusterView
-from meseta.projections.records import ACTIVE, DISCONNECTED, UNREACHABLE
+from meseta.master.state import is_terminal
+from meseta.projections.cluster import LAUNCH, LAUNCH_GROUP, TERMINAL_METRICS, ClusterView
+from meseta.projections.records import ACTIVE, DISCONNECTED, UNREACHABLE, FrameworkRecord
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 SCALARS = ("cpus", "mem", "disk", "gpus")
 GAUGE_STATES = {
@@ -155,6 +158,84 @@ def snapshot(
     out["master/event_queue_http_requests"] = 0
     out["master/operator_event_stream_subscribers"] = operator_subscribers
     return {name: float(value) for name, value in out.items()}
+
+
+# -- per framework (Mesos's FrameworkMetrics, --publish_per_framework_metrics) ------------
+
+
+def _names(prefix: str, enum: Mapping[str, int]) -> tuple[tuple[int, str], ...]:
+    """(value, prefix + lower-cased name) of every value of a protobuf enum but UNKNOWN."""
+    return tuple((value, prefix + name.lower()) for name, value in enum.items() if value)
+
+
+CALL_METRICS = _names("calls/", dict(scheduler_pb2.Call.Type.items()))
+EVENT_METRICS = _names("events/", dict(scheduler_pb2.Event.Type.items()))
+OPERATION_METRICS = _names("operations/", dict(mesos_pb2.Offer.Operation.Type.items()))
+ACTIVE_STATE_METRICS = tuple(
+    (state, "tasks/active/" + name.lower())
+    for name, state in mesos_pb2.TaskState.items()
+    if not is_terminal(state)
+)
+OFFER_METRICS = ("offers/sent", "offers/accepted", "offers/declined", "offers/rescinded")
+# Characters libprocess's http::encode keeps as they are in a framework's name.
+_KEPT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._!*'()\x7f")
+
+
+def percent_encoded(text: str) -> str:
+    """libprocess's http::encode: reserved, unsafe, control and non-ASCII bytes as %XX."""
+    return "".join(chr(b) if b in _KEPT else f"%{b:02X}" for b in text.encode())
+
+
+def framework_prefix(info: mesos_pb2.FrameworkInfo) -> str:
+    return f"master/frameworks/{percent_encoded(info.name)}/{info.id.value}/"
+
+
+def framework_metrics(
+    view: ClusterView,
+    suppressed: Mapping[str, Container[str]],
+    calls: Mapping[str, Mapping[int, int]],
+    events: Mapping[str, Mapping[int, int]],
+) -> dict[str, float]:
+    """Every framework not yet removed: its counters as the view folded them, its task
+    gauges, its roles' suppression (`suppressed`: framework id -> suppressed roles), and the
+    scheduler calls and events this process took and sent (`calls`, `events`: framework id
+    -> type -> count), which like Mesos's start from zero in a newly elected master."""
+    out: dict[str, float] = {}
+    for framework in view.frameworks.values():
+        out.update(_one_framework(view, framework, suppressed, calls, events))
+    return out
+
+
+def _one_framework(
+    view: ClusterView,
+    framework: FrameworkRecord,
+    suppressed: Mapping[str, Container[str]],
+    calls: Mapping[str, Mapping[int, int]],
+    events: Mapping[str, Mapping[int, int]],
+) -> dict[str, float]:
+    fid = framework.id
+    prefix = framework_prefix(framework.info)
+    counted = view.counters.frameworks.get(fid, {})
+    out: dict[str, float] = {"subscribed": 1.0 if framework.connected else 0.0}
+    for name, table, counts in (
+        ("calls", CALL_METRICS, calls.get(fid, {})),
+        ("events", EVENT_METRICS, events.get(fid, {})),
+    ):
+        out[name] = float(sum(counts.values()))
+        out.update((metric, float(counts.get(kind, 0))) for kind, metric in table)
+    out.update((metric, float(counted.get(metric, 0))) for metric in OFFER_METRICS)
+    out["operations"] = float(counted.get(LAUNCH, 0) + counted.get(LAUNCH_GROUP, 0))
+    out.update((metric, float(counted.get(metric, 0))) for _, metric in OPERATION_METRICS)
+    states: dict[int, int] = {}
+    for by_state in framework.counts_by_agent().values():
+        for state, count in by_state.items():
+            states[state] = states.get(state, 0) + count
+    out.update((metric, float(states.get(state, 0))) for state, metric in ACTIVE_STATE_METRICS)
+    out.update((metric, float(counted.get(metric, 0))) for metric in TERMINAL_METRICS.values())
+    roles_suppressed = suppressed.get(fid, ())
+    for role in framework.roles:
+        out[f"roles/{role}/suppressed"] = 1.0 if role in roles_suppressed else 0.0
+    return {prefix + name: value for name, value in out.items()}
 
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_:]")

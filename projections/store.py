@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 # Bumped whenever a record's persisted fields change: a store in another format is
 # discarded and the view rebuilt from the log. 2: agent version and capabilities,
 # framework offer constraints. 3: agent ip, terminal task reasons, role weights.
-FORMAT = 3
+# 4: per-framework counters.
+FORMAT = 4
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 
@@ -138,6 +139,7 @@ def _meta(view: ClusterView) -> bytes:
                 counters.status_updates,
                 counters.messages,
                 counters.terminal_reasons,
+                counters.frameworks,
             ),
             view.weights,
         )
@@ -208,7 +210,7 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
     view.elected_ns, view.serial, view.completed = values[7:10]
     view.weights = values[11]
     (terminal, registrations, reregistrations, removals, unreachable, updates, messages,
-     reasons) = values[10]  # fmt: skip
+     reasons, frameworks) = values[10]  # fmt: skip
     view.counters = Counters(
         terminal_tasks=terminal,
         agent_registrations=registrations,
@@ -218,6 +220,7 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
         status_updates=updates,
         messages=messages,
         terminal_reasons=reasons,
+        frameworks=frameworks,
     )
 
 

@@ -20,6 +20,7 @@ from support.read_cluster import Populated
 
 from meseta.api import read_cache, state_endpoints
 from meseta.api.consistency import INDEX_HEADER
+from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import Record
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -273,6 +274,61 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
     assert values["master_tasks_running"] == 1.0
     assert values["master_cpus_used"] == 1.0
     assert len(values) == len(metrics)
+
+
+async def test_per_framework_metrics(cluster: tuple[MasterHandle, Populated]) -> None:
+    """Mesos's master/frameworks/<name>/<id>/* (--publish_per_framework_metrics, on by
+    default), for what the populating scheduler did: subscribe, one accepted offer launching
+    two tasks (one LAUNCH operation each, as Mesos counts them), t2 finished and acked."""
+    master, populated = cluster
+    await populated.scheduler.call("SUPPRESS", suppress={"roles": ["*"]})
+    metrics, _ = await get(master, "/metrics/snapshot")
+    prefix = f"master/frameworks/reader/{populated.framework_id}/"
+    mine = {name.removeprefix(prefix): v for name, v in metrics.items() if name.startswith(prefix)}
+    expected = {
+        "subscribed": 1.0,
+        "calls/subscribe": 1.0,
+        "calls/accept": 1.0,
+        "calls/acknowledge": 1.0,
+        "calls/suppress": 1.0,
+        "calls/decline": 0.0,
+        "calls": 4.0,
+        "events/subscribed": 1.0,
+        "events/update": 2.0,  # t1 RUNNING, t2 FINISHED
+        "events/error": 0.0,
+        "offers/accepted": 1.0,
+        "offers/declined": 0.0,
+        "operations/launch": 2.0,
+        "operations/launch_group": 0.0,
+        "operations/reserve": 0.0,
+        "operations": 2.0,
+        "tasks/active/task_running": 1.0,
+        "tasks/active/task_staging": 0.0,
+        "tasks/terminal/task_finished": 1.0,
+        "tasks/terminal/task_failed": 0.0,
+        "roles/*/suppressed": 1.0,
+    }
+    assert {name: mine.get(name) for name in expected} == expected
+    sent = mine["offers/sent"]
+    assert sent >= 2 and mine["events/offers"] >= 2  # the first offer, then the rest again
+    assert mine["offers/rescinded"] == sent - 1 - len(master.context.cluster.offers)
+    assert mine["events/heartbeat"] >= 1  # one follows SUBSCRIBED
+    assert mine["events"] == sum(v for k, v in mine.items() if k.startswith("events/"))
+    # Off with --publish_per_framework_metrics=false (the flag as /flags shows it).
+    master.context.flags["publish_per_framework_metrics"] = "false"
+    try:
+        metrics, _ = await get(master, "/metrics/snapshot")
+    finally:
+        del master.context.flags["publish_per_framework_metrics"]
+    assert not any(name.startswith("master/frameworks/") for name in metrics)
+
+
+def test_framework_metric_names_are_percent_encoded_as_libprocess_does() -> None:
+    info = mesos_pb2.FrameworkInfo(name="My fw/2: ü~ok_(1)*!")
+    info.id.value = "c-0001"
+    assert metrics.framework_prefix(info) == (
+        "master/frameworks/My%20fw%2F2%3A%20%C3%BC%7Eok_(1)*!/c-0001/"
+    )
 
 
 async def test_min_index_beyond_the_log_is_503(master: MasterHandle) -> None:

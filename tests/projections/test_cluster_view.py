@@ -102,6 +102,9 @@ def test_lifecycle_produces_operator_events() -> None:
     record = view.frameworks[framework_id].tasks[task_id]
     assert [s.state for s in record.proto.statuses] == [mesos_pb2.TASK_RUNNING]
     assert view.task_states == {mesos_pb2.TASK_RUNNING: 1}
+    # Per-framework counters (Mesos's master/frameworks/<name>/<id>/*) ...
+    counted = view.counters.frameworks[framework_id]
+    assert counted == {"offers/sent": 1, "offers/accepted": 1, "operations/launch": 1}
     _, events = fed.run("teardown", framework_id)
     assert kinds(events) == ["TASK_UPDATED", "FRAMEWORK_REMOVED"]
     assert events[1].framework_removed.framework_info.id.value == framework_id
@@ -110,6 +113,7 @@ def test_lifecycle_produces_operator_events() -> None:
     assert [t.proto.state for t in completed.completed_tasks] == [mesos_pb2.TASK_KILLED]
     assert view.agents[agent_id].used.scalar("cpus") == 0
     assert view.counters.terminal_tasks == {mesos_pb2.TASK_KILLED: 1}
+    assert framework_id not in view.counters.frameworks  # ... leave with the framework
 
 
 def test_get_state_is_the_entities_protobufs() -> None:
