@@ -126,7 +126,9 @@ class Task:
     statuses: list[mesos_pb2.TaskStatus] = field(default_factory=list)
     # Resources stay allocated until terminal or unreachable.
     holds_resources: bool = True
-    # A KILL arrived while the agent was away: resend it when it returns.
+    # A KILL was asked for and the task has not ended: (re)sent whenever its agent
+    # (re-)registers, as a KILL on a stream that broke (a leader change, a lost
+    # connection) would otherwise be lost while the task runs on.
     kill_pending: bool = False
     kill_policy: mesos_pb2.KillPolicy | None = None
 

@@ -293,7 +293,6 @@ def request_reconciliation(
 def resend_kills(agent: Agent, out: Out) -> None:
     for task in agent.tasks.values():
         if task.kill_pending and not is_terminal(task.state):
-            task.kill_pending = False
             out.append(KillRequested(agent.id, task.framework_id, task.task_id, task.kill_policy))
 
 

@@ -174,12 +174,11 @@ def kill_task(state: State, command: commands_pb2.KillTask, out: Out) -> None:
     if is_terminal(task.state):
         return
     policy = command.kill_policy if command.HasField("kill_policy") else None
+    task.kill_pending = True  # resent when the agent re-registers, until the task ends
+    task.kill_policy = policy
     agent = state.agents.get(task.agent_id)
     if agent is not None and agent.status is AgentStatus.ACTIVE:
         out.append(KillRequested(task.agent_id, framework.id, task.task_id, policy))
-    else:
-        task.kill_pending = True  # resent when the agent re-registers
-        task.kill_policy = policy
 
 
 def shutdown_executor(state: State, command: commands_pb2.ShutdownExecutor, out: Out) -> None:

@@ -173,8 +173,21 @@ def test_kill_while_the_agent_is_away_is_resent_on_reregistration() -> None:
     assert cluster.state.frameworks[fid].tasks["t1"].kill_pending
     events = cluster.reregister_agent(agent, report_known_tasks=True)
     assert one(events, KillRequested) == KillRequested(agent, fid, "t1", None)
-    assert not cluster.state.frameworks[fid].tasks["t1"].kill_pending
     assert names(events)[-1] == "AgentRegistered"
+
+
+def test_kill_is_resent_on_every_reregistration_until_the_task_ends() -> None:
+    """A KILL sent on a stream that then broke (a leader change under load) is not lost:
+    the agent gets it again each time it re-registers while the task still runs."""
+    cluster, agent, fid = running(checkpoint=True)
+    assert one(cluster.kill(fid, "t1"), KillRequested) == KillRequested(agent, fid, "t1", None)
+    for _ in range(2):
+        cluster.disconnect_agent(agent)
+        events = cluster.reregister_agent(agent, report_known_tasks=True)
+        assert one(events, KillRequested) == KillRequested(agent, fid, "t1", None)
+    cluster.status(fid, agent, "t1", m.TASK_KILLED)
+    cluster.disconnect_agent(agent)
+    assert of_type(cluster.reregister_agent(agent), KillRequested) == []
 
 
 def test_executor_exit_frees_its_resources_and_shutdown_goes_to_active_agents() -> None:
