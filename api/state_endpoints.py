@@ -537,9 +537,9 @@ def per_framework_metrics(context: MasterContext) -> dict[str, float]:
 
 def registrar_metrics(context: MasterContext) -> dict[str, float]:
     """Mesos's registrar/* for what stands in for its registry here, the replicated log:
-    whether this replica has caught up, the voters, and the API's writes to it (queued, and
-    the time from proposal to commit). The registry's size and fetch time have no
-    counterpart and are left out."""
+    whether this replica has caught up, the voters, the API's writes to it (queued, and
+    the time from proposal to commit) and, as the registry's fetch time, how long the log
+    took to catch up when this replica started. The registry's size has no counterpart."""
     status = context.service.log.status()
     writes = context.writes
     out = {
@@ -548,6 +548,9 @@ def registrar_metrics(context: MasterContext) -> dict[str, float]:
         "registrar/queued_operations": float(writes.in_flight),
     }
     out.update(timer_metrics("registrar/state_store_ms", writes.store_ms, writes.stored))
+    if status.recovered_in_s is not None:  # one recovery per process, as in Mesos
+        fetch_ms = [status.recovered_in_s * 1000]
+        out.update(timer_metrics("registrar/state_fetch_ms", fetch_ms, 1))
     return out
 
 

@@ -42,6 +42,8 @@ class LogStatus:
     raft_applied_index: int
     leader_commit_index: int | None
     cluster: tuple[str, ...]
+    # Seconds from opening the log to first being ready (caught up); None until then.
+    recovered_in_s: float | None = None
 
 
 class ReplicatedLog(Protocol):

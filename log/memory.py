@@ -128,6 +128,7 @@ class MemoryLog:
             raft_applied_index=len(self._entries),
             leader_commit_index=len(self._entries),
             cluster=(self._address,),
+            recovered_in_s=0.0,  # nothing to catch up with
         )
 
     def read(self, start: int, stop: int) -> list[LogRecord]:

@@ -321,6 +321,8 @@ class RaftLog:
         self._role: tuple[bool, str | None, int] = (False, None, 0)
         self._raft_numbers: tuple[int, int, int | None] = (0, 0, None)
         self._ready = False
+        self._opened_at = time.monotonic()
+        self._recovered_in_s: float | None = None  # set by the tick thread, read by the loop
         self._stop = threading.Event()
         self._next_ping_at = 0.0
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
@@ -467,6 +469,8 @@ class RaftLog:
             node._SyncObj__leaderCommitIndex,
         )
         self._ready = bool(node.isReady())
+        if self._ready and self._recovered_in_s is None:
+            self._recovered_in_s = time.monotonic() - self._opened_at
 
     def on_committed(self, data: bytes, raft_index: int) -> None:
         """Apply one committed batch (tick thread). Any error is fatal."""
@@ -627,6 +631,7 @@ class RaftLog:
             raft_commit_index=raft_commit,
             raft_applied_index=raft_applied,
             leader_commit_index=leader_commit,
+            recovered_in_s=self._recovered_in_s,
             cluster=tuple(
                 sorted(
                     {*self.config.peers, *([self.config.address] if self.config.address else [])}

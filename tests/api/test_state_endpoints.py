@@ -263,6 +263,9 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
     store = "registrar/state_store_ms"
     assert metrics[f"{store}/count"] >= 3  # the populating calls went through the log
     assert 0 <= metrics[f"{store}/min"] <= metrics[f"{store}/max"]
+    # The registry's fetch time: how long this replica's log took to catch up at start.
+    assert metrics["registrar/state_fetch_ms/count"] == 1.0
+    assert metrics["registrar/state_fetch_ms"] == metrics["registrar/state_fetch_ms/max"] >= 0
     _, headers, raw = await fetch(master, "/metrics")
     text = raw.decode()
     assert headers["Content-Type"].startswith("text/plain")

@@ -360,6 +360,7 @@ async def test_status_is_consistent(make_log: ReplicatedLog, replicas: list[Repl
     assert status.address in status.cluster
     assert status.voting is True
     assert status.ready is True
+    assert status.recovered_in_s is not None and status.recovered_in_s >= 0
     assert status.raft_commit_index >= status.raft_applied_index >= 1
     assert len(status.cluster) == len(replicas)
     await assert_replicas_agree(replicas)
