@@ -30,8 +30,10 @@ from meseta.proto.mesos.v1.executor import executor_pb2
 Call = executor_pb2.Call
 Event = executor_pb2.Event
 PATHS = ("/api/v1/executor", "/slave(1)/api/v1/executor")
-# Idle executor streams carry a HEARTBEAT now and then, so a dead connection shows.
-HEARTBEAT_INTERVAL_S = 30.0
+# Mesos's DEFAULT_EXECUTOR_HEARTBEAT_INTERVAL: a HEARTBEAT every 30 minutes, the first
+# 30 minutes after SUBSCRIBED (executors such as mesos-go's example exit on one they do
+# not expect sooner).
+HEARTBEAT_INTERVAL_S = 1800.0
 
 
 class ExecutorCalls(Protocol):

@@ -2,8 +2,9 @@
 
 The stream starts with SUBSCRIBED carrying the full GetState of the cluster
 view, then every TASK_ADDED, TASK_UPDATED, AGENT_ADDED, AGENT_REMOVED and
-FRAMEWORK_ADDED/UPDATED/REMOVED the view produces, then a HEARTBEAT every 15
-seconds, the first 15 seconds after SUBSCRIBED. The snapshot and the
+FRAMEWORK_ADDED/UPDATED/REMOVED the view produces, and a HEARTBEAT right
+after SUBSCRIBED and then every 15 seconds (Mesos's readonly handler sends the
+first at once). The snapshot and the
 subscription are taken in the same step of the event loop, between two
 entries, so the events continue exactly where the snapshot ends.
 
@@ -101,7 +102,9 @@ class OperatorStream:
         return event_bytes(record, self.media_type)
 
     async def pump(self, send: Send) -> None:
-        await send({"type": "http.response.body", "body": self.first, "more_body": True})
+        # SUBSCRIBED, then at once a HEARTBEAT (as Mesos's readonly handler sends them).
+        first = self.first + self.heartbeat
+        await send({"type": "http.response.body", "body": first, "more_body": True})
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + self.heartbeat_interval_s
         while True:

@@ -54,7 +54,6 @@ class Stream:
         # client left: the pump sleeps on one future, with no task or timer per record.
         self.wakeup: asyncio.Future[None] | None = None
         self.heartbeat_due = False
-        self.written_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
         # Events sent, by type, when someone counts them (a framework's metrics).
         self.tally: dict[int, int] | None = None
@@ -109,8 +108,7 @@ class Stream:
 
     async def pump(self, send: Send, gone: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
-        self.written_at = loop.time()
-        self.timer = loop.call_at(self.written_at + self.heartbeat_interval_s, self.check_heartbeat)
+        self.timer = loop.call_later(self.heartbeat_interval_s, self.check_heartbeat)
         try:
             while not gone.done():
                 if not self.records and not self.closed and not self.heartbeat_due:
@@ -119,7 +117,6 @@ class Stream:
                     continue
                 body, ended = self.drain()
                 await send({"type": "http.response.body", "body": body, "more_body": not ended})
-                self.written_at = loop.time()
                 if ended:
                     return
         finally:
@@ -127,15 +124,13 @@ class Stream:
                 self.timer.cancel()
 
     def check_heartbeat(self) -> None:
-        """A heartbeat is due when nothing was written for an interval; one timer, re-armed
-        for the next possible moment, serves the whole stream."""
-        loop = asyncio.get_running_loop()
-        due_at = self.written_at + self.heartbeat_interval_s
-        if loop.time() >= due_at:
-            self.heartbeat_due = True
-            self.wake()
-            due_at = loop.time() + self.heartbeat_interval_s
-        self.timer = loop.call_at(due_at, self.check_heartbeat)
+        """A heartbeat every interval whatever else the stream carries, as Mesos's
+        heartbeaters send them (clients may count on them)."""
+        self.heartbeat_due = True
+        self.wake()
+        self.timer = asyncio.get_running_loop().call_later(
+            self.heartbeat_interval_s, self.check_heartbeat
+        )
 
     def drain(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
         """Coalesce what is queued into one write; (body, stream ended)."""
@@ -146,7 +141,7 @@ class Stream:
             record = records.popleft()
             parts.append(record)
             size += len(record)
-        if not parts and self.heartbeat_due:
+        if self.heartbeat_due:
             parts.append(self.heartbeat)
             self.count(self.heartbeat_type)
         self.heartbeat_due = False

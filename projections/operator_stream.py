@@ -28,7 +28,7 @@ from meseta.proto.mesos.v1.master import master_pb2
 DEFAULT_CAPACITY = 32_768
 # Mesos's --max_operator_event_stream_subscribers: beyond it the oldest is closed.
 DEFAULT_MAX_SUBSCRIBERS = 1000
-# Mesos sends the first operator HEARTBEAT after 15 s, then every 15 s (contract 1.7).
+# Mesos sends an operator HEARTBEAT right after SUBSCRIBED, then every 15 s.
 DEFAULT_HEARTBEAT_INTERVAL_S = 15.0
 # A woken subscriber waits this long for more entries before it writes: a stream
 # then costs at most 100 writes a second however fast entries are applied.

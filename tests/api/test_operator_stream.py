@@ -83,18 +83,20 @@ async def test_subscribed_with_the_full_state_then_the_cluster_events(
     await events.close()
 
 
-async def test_heartbeats_come_every_interval_and_first_after_one(
+async def test_heartbeats_come_right_after_subscribed_then_every_interval(
     master: MasterHandle, session: aiohttp.ClientSession
 ) -> None:
+    """As Mesos's readonly handler: SUBSCRIBED, a HEARTBEAT at once, then one an interval.
+    (Contract 1.7 says the first comes after an interval; Mesos's source sends it at once.)"""
     use_broker(master, heartbeat_interval_s=0.3)
     events = await subscribe(session, master)
-    opened = time.monotonic()
     subscribed = await events.next_event()
     assert subscribed["subscribed"]["heartbeat_interval_seconds"] == pytest.approx(0.3)
-    first = await events.next_event(heartbeats=True)
+    first = await events.next_event(heartbeats=True, timeout_s=0.2)
     assert first["type"] == "HEARTBEAT"
-    assert time.monotonic() - opened >= 0.25  # not right after SUBSCRIBED (contract 1.7)
+    after_first = time.monotonic()
     assert (await events.next_event(heartbeats=True))["type"] == "HEARTBEAT"
+    assert time.monotonic() - after_first >= 0.25
     await events.close()
 
 
@@ -108,9 +110,9 @@ async def test_a_subscriber_that_falls_behind_is_closed(
     events = await subscribe(session, master)
     await events.next_event()
     await subscribe_and_launch(scheduler, "t1", "t2", "t3", "t4")  # one entry, four events
-    rest = await events.wait_closed()
+    rest = [event["type"] for event in await events.wait_closed()]
     # FRAMEWORK_ADDED came first, if the stream read it before the overrun.
-    assert [event["type"] for event in rest] in (["FRAMEWORK_ADDED"], [])
+    assert [kind for kind in rest if kind != "HEARTBEAT"] in (["FRAMEWORK_ADDED"], [])
     # A new subscription starts from the full state, the master unaffected.
     again = await subscribe(session, master)
     state = (await again.next_event())["subscribed"]["get_state"]
