@@ -234,6 +234,8 @@ def _pysyncobj_conf(config: RaftConfig, journal: LmdbJournal, **callbacks: Any) 
         commandsWaitLeader=False,
         dynamicMembershipChange=True,
         journalFile=journal,
+        # Listen on the address peers are told, not pysyncobj's default of every interface.
+        bindAddress=config.address,
         fullDumpFile=str(config.data_dir / "snapshot"),
         useFork=False,
         logCompactionMinEntries=config.snapshot_min_entries,

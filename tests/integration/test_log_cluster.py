@@ -411,6 +411,10 @@ async def test_peer_without_the_secret_is_refused(
         raw.sendall(_raw_peer_message(["status"]))
         raw.settimeout(5)
         assert raw.recv(4096) == b"", "the leader answered a peer without the secret"
+    # The replication port listens on the address peers are told only (127.0.0.1 here),
+    # not on every interface: another loopback address finds nothing there.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.2", int(port)), timeout=2).close()
     # A read replica with the wrong secret never receives the log.
     intruder = cluster.add_read_replica()
     wrong = tmp_path / "wrong-secret"
