@@ -42,6 +42,8 @@ def master_info(
     info.address.hostname = hostname
     info.address.ip = address
     info.address.port = port
+    # libprocess's pid of the master process, which Mesos puts in MasterInfo too.
+    info.pid = f"master@{f'[{address}]' if ':' in address else address}:{port}"
     return info
 
 

@@ -81,5 +81,7 @@ def test_master_info_advertises_an_ip_like_libprocess(tmp_path: Path) -> None:
         master_options(tmp_path, "--ip=0.0.0.0", "--advertise_ip=10.1.2.3", "--hostname=m1")
     ).master_info
     assert (named.hostname, named.address.ip) == ("m1", "10.1.2.3")
+    # MasterInfo.pid, as Mesos fills it (v0 drivers and tools read it): master@<ip>:<port>.
+    assert (info.pid, named.pid) == ("master@127.0.0.2:5050", "master@10.1.2.3:5050")
     with pytest.raises(ValueError, match="'advertise_ip': 'm1' is not an IP address"):
         main.leader_config(master_options(tmp_path, "--advertise_ip=m1"))
