@@ -94,6 +94,13 @@ def unsupported_container(executor: ExecutorRecord) -> str | None:
         if info.mesos.HasField("image"):
             kind = mesos_pb2.Image.Type.Name(info.mesos.image.type)
             return f"Failed to launch container: Unsupported container image type: {kind}"
+        if info.HasField("tty_info"):
+            # Mesos gives such a container a terminal and serves it through its I/O
+            # switchboard (ATTACH_CONTAINER_*); without them the task would run detached.
+            return (
+                "Failed to launch container: a TTY (ContainerInfo.tty_info) needs the I/O"
+                " switchboard, which this agent does not have"
+            )
     return None
 
 

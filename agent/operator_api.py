@@ -133,14 +133,13 @@ def attach_refusal(agent: Agent, container_id: str) -> HttpError:
 
     Mesos's I/O switchboard serves only containers launched with a TTY (its other
     containers fail with the 500 that clients such as `mesos task attach` expect);
-    here no container has one yet.
+    this agent refuses to launch those (`launch_config.unsupported_container`).
     """
-    executor = find_container(agent, container_id)
-    if executor is None or container_id not in agent.containerizer.containers():
+    if find_container(agent, container_id) is None or (
+        container_id not in agent.containerizer.containers()
+    ):
         return HttpError(500, f"Unknown container {container_id}")
-    if not executor.info.container.HasField("tty_info"):
-        return HttpError(500, "I/O switchboard server was disabled for this container")
-    return HttpError(501, "ATTACH_CONTAINER_OUTPUT is not supported: it needs container isolation")
+    return HttpError(500, "I/O switchboard server was disabled for this container")
 
 
 async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetContainers:

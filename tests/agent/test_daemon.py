@@ -639,6 +639,10 @@ async def test_a_container_that_cannot_launch_fails_its_task_and_is_counted(
             {"type": "MESOS", "mesos": {"image": {"type": "DOCKER", "docker": {"name": "nginx"}}}},
             "Failed to launch container: Unsupported container image type: DOCKER",
         ),
+        (  # msh -interactive asks for one, then attaches to it
+            {"type": "MESOS", "tty_info": {"window_size": {"rows": 24, "columns": 80}}},
+            "a TTY (ContainerInfo.tty_info) needs the I/O switchboard",
+        ),
     ],
 )
 async def test_containers_this_agent_cannot_make_fail_rather_than_run_on_the_host(
