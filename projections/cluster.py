@@ -556,6 +556,9 @@ class ClusterView:
         info = mesos_pb2.AgentInfo()
         info.CopyFrom(event.info)
         agent = self.agents.get(event.agent_id)
+        # Mesos's AGENT_ADDED comes from its addSlave: for a new agent, or one coming back
+        # from unreachable or recovered by a new leader; not for one that reconnects.
+        reconnected = agent is not None and agent.status in REGISTERED
         if agent is None:
             agent = AgentRecord(info, self.now_ns)
             agent.used = self.unplaced.pop(agent.id, EMPTY)
@@ -574,9 +577,10 @@ class ClusterView:
             self.counters.agent_registrations += 1
             self._message("register_slave")
         agent.changed()
-        added = _event(Event.AGENT_ADDED)
-        added.agent_added.agent.CopyFrom(agent.proto())
-        out.append(added)
+        if not reconnected:
+            added = _event(Event.AGENT_ADDED)
+            added.agent_added.agent.CopyFrom(agent.proto())
+            out.append(added)
 
     def _agent_disconnected(self, event: ev.AgentDisconnected, out: list[Event]) -> None:
         agent = self.agents.get(event.agent_id)

@@ -175,6 +175,20 @@ def test_unreachable_agent_tasks_and_return() -> None:
     assert framework.used_total().scalar("cpus") == 1000
 
 
+def test_agent_added_only_when_mesos_would_add_the_agent() -> None:
+    """AGENT_ADDED comes from Mesos's addSlave: not for an agent that reconnects to the same
+    leader, but for one a new leader recovered (listed under recovered_agents till then)."""
+    fed = Fed()
+    agent_id, _ = fed.run("add_agent")
+    fed.run("disconnect_agent", agent_id)
+    _, events = fed.run("reregister_agent", agent_id)
+    assert kinds(events) == []
+    fed.run("elect")
+    assert [a.id for a in fed.view.recovered_agents()] == [agent_id]
+    _, events = fed.run("reregister_agent", agent_id)
+    assert kinds(events) == ["AGENT_ADDED"]
+
+
 def test_entries_at_or_below_the_applied_index_are_skipped() -> None:
     fed = Fed()
     launched(fed)
