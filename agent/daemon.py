@@ -619,18 +619,19 @@ class Agent:
         if framework.state is not FrameworkState.TERMINATING:
             self._fail_tasks(framework, executor, state, why, message)
         self._executor_gone(framework, executor)
-        self._spawn(self._post_executor_exited(executor))
+        if executor.kind is not ExecutorKind.COMMAND:
+            # As Mesos's agent: the scheduler hears of its own executors exiting (FAILURE),
+            # not of the command executors made for its tasks.
+            self._spawn(self._post_executor_exited(executor))
 
     def _fail_tasks(
         self, framework: FrameworkRecord, executor: ExecutorRecord, state: int, reason: int,
         message: str,
     ) -> None:  # fmt: skip
+        # Queued tasks, never delivered, end the same way (Mesos's
+        # sendExecutorTerminatedStatusUpdate: TASK_FAILED unless the container says more).
         for record in executor.live_tasks():
-            never_delivered = record.task_id in executor.queued
-            if never_delivered and reason == Reason.REASON_EXECUTOR_TERMINATED:
-                self._agent_update(record, agent_core.lost_state(framework), reason, message)
-            else:
-                self._agent_update(record, state, reason, message)
+            self._agent_update(record, state, reason, message)
 
     def _executor_gone(self, framework: FrameworkRecord, executor: ExecutorRecord) -> None:
         executor.state = ExecutorState.TERMINATED

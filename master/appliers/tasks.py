@@ -182,8 +182,10 @@ def kill_task(state: State, command: commands_pb2.KillTask, out: Out) -> None:
 
 
 def shutdown_executor(state: State, command: commands_pb2.ShutdownExecutor, out: Out) -> None:
+    # As Mesos: sent to any registered agent, whether the master knows the executor or not
+    # (a command executor, whose id is its task's, is the agent's own business).
     agent = state.agents.get(command.agent_id)
-    if agent is None or (command.framework_id, command.executor_id) not in agent.executors:
+    if agent is None:
         return
     if agent.status is AgentStatus.ACTIVE:
         out.append(ExecutorShutdownRequested(agent.id, command.framework_id, command.executor_id))

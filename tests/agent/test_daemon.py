@@ -477,6 +477,39 @@ async def test_custom_executor_messages_both_ways(master: MasterHandle, tmp_path
         assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
 
 
+async def test_shutdown_reaches_a_command_executor_and_only_own_executors_give_failure(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """SHUTDOWN names a command executor by its task's id (the master does not track it, and
+    Mesos forwards it anyway): the task ends KILLED. As Mesos's agent, no FAILURE follows for
+    a command executor; a custom executor that exits before its task reached it gets FAILURE,
+    and its queued task TASK_FAILED (Mesos's sendExecutorTerminatedStatusUpdate)."""
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("sleeps", "sleep 30"))
+        running = (await states_until(scheduler, stream, "TASK_RUNNING"))[-1]
+        shutdown = {"executor_id": {"value": "sleeps"}, "agent_id": running["agent_id"]}
+        assert (await scheduler.call("SHUTDOWN", shutdown=shutdown)).status == 202
+        assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
+
+        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
+        task = command_task(offer, "queued", "unused")
+        del task["command"]
+        task["executor"] = {"executor_id": {"value": "quits"}, "command": {"value": "exit 0"}}
+        operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
+        accept = {"offer_ids": [offer["id"]], "operations": operations}
+        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        failed = await next_update(scheduler, stream)
+        assert (failed["state"], failed["reason"]) == ("TASK_FAILED", "REASON_EXECUTOR_TERMINATED")
+        failure = (await stream.expect("FAILURE", timeout_s=10))["failure"]
+        assert failure["executor_id"] == {"value": "quits"}
+        await until(lambda: not agent.core.frameworks, "both executors to go away")
+        failures = [e["failure"] for e in stream.history if e["type"] == "FAILURE"]
+        assert failures == [failure]  # none for the command executor "sleeps"
+
+
 async def test_executor_calls_wait_for_recovery(master: MasterHandle, tmp_path: Path) -> None:
     flags = options(tmp_path, [master.address], free_port())
     agent = Agent(flags, agent_info(flags), Containerizer(tmp_path))

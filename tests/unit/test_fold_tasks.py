@@ -205,6 +205,14 @@ def test_executor_exit_frees_its_resources_and_shutdown_goes_to_active_agents() 
     assert events == [ExecutorExited(agent, fid, "ex", 0)]
     assert not cluster.state.agents[agent].allocated
     assert not cluster.state.agents[agent].executors
+    # A command executor (its id is its task's) is not the master's to know: the SHUTDOWN
+    # still goes to the agent, as Mesos sends it to any registered agent.
+    command = c.ShutdownExecutor(framework_id=fid, agent_id=agent, executor_id="t9")
+    assert cluster.run(shutdown_executor=command) == [ExecutorShutdownRequested(agent, fid, "t9")]
+    cluster.disconnect_agent(agent)
+    assert cluster.run(shutdown_executor=command) == []
+    unknown = c.ShutdownExecutor(framework_id=fid, agent_id="nope", executor_id="t9")
+    assert cluster.run(shutdown_executor=unknown) == []
 
 
 # -- reconciliation (contract 7.1) ---------------------------------------------------
