@@ -103,6 +103,11 @@ class MasterContext:
         info = self.state.master_info
         if info is None or self.state.leader_term != log.term() or not log.leader_address():
             return None
+        own = self.leadership.config.master_info
+        if info.port == own.port and info.address.ip == own.address.ip and not log.is_leader():
+            # Just stepped down: the log still names this replica for a moment, and a 307
+            # to itself would send clients round in circles.
+            return None
         return f"{info.hostname or info.address.ip}:{info.port}"
 
     def close_all(self) -> None:

@@ -682,6 +682,18 @@ async def test_no_leader_is_503() -> None:
         assert (reply.status, reply.text) == (503, "No leader elected")
 
 
+async def test_a_replica_that_just_stepped_down_answers_503_not_a_redirect_to_itself() -> None:
+    """For a moment after a step-down the log still names this replica as leader: a 307 to
+    itself would loop (python-requests gives up after 30); Mesos answers 503 then."""
+    async with (
+        follower_master(stepped_down=True) as follower,
+        FakeScheduler(follower.url) as scheduler,
+    ):
+        with follower.unchanged():
+            reply = await scheduler.post(SUBSCRIBE)
+        assert (reply.status, reply.text) == (503, "No leader elected")
+
+
 async def test_leader_still_recovering_is_503() -> None:
     # Proposals never commit: the replica leads in the log but cannot take office.
     async with (

@@ -238,16 +238,21 @@ async def follower_master(
     leader_port: int = 5999,
     leader_known: bool = True,
     term: int = 1,
+    stepped_down: bool = False,
 ) -> AsyncIterator[MasterHandle]:
     """A replica that follows: the cluster's leader (elected in `term`) is elsewhere.
 
-    With `leader_known=False` the log names no leader, as during an election.
+    With `leader_known=False` the log names no leader, as during an election; with
+    `stepped_down` the leader the log still names is this replica, which no longer leads
+    (the moment after a step-down).
     """
     port = free_port()
     log = MemoryLog(clock_ns=time.time_ns, address=f"{HOST}:{port}")
     log.set_leader(False, leader=None, term=term)
     cluster_id = "follower-test-cluster"
-    info = remote_master_info(leader_hostname, leader_port)
+    if stepped_down:
+        leader_hostname, leader_port = HOST, port
+    info = remote_master_info(leader_hostname, leader_port, HOST if stepped_down else "10.0.0.9")
     info.id = cluster_id
     replicate(
         log,
