@@ -103,8 +103,8 @@ class OperatorStream:
 
     async def pump(self, send: Send) -> None:
         # SUBSCRIBED, then at once a HEARTBEAT (as Mesos's readonly handler sends them).
-        first = self.first + self.heartbeat
-        await send({"type": "http.response.body", "body": first, "more_body": True})
+        for first in (self.first, self.heartbeat):
+            await send({"type": "http.response.body", "body": first, "more_body": True})
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + self.heartbeat_interval_s
         while True:
@@ -116,12 +116,15 @@ class OperatorStream:
                 with contextlib.suppress(OSError):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            body = self.subscription.broker.encoded(batch, self.media_type, self.encode)
-            if loop.time() >= next_heartbeat:
-                body += self.heartbeat
-                next_heartbeat = loop.time() + self.heartbeat_interval_s
-            if body:
+            # One HTTP chunk per event, as Mesos writes them.
+            for record in batch:
+                body = self.encode(record)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
+            if loop.time() >= next_heartbeat:
+                await send(
+                    {"type": "http.response.body", "body": self.heartbeat, "more_body": True}
+                )
+                next_heartbeat = loop.time() + self.heartbeat_interval_s
 
 
 async def subscribe(context: MasterContext, media_type: str) -> OperatorStream:

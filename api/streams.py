@@ -1,7 +1,7 @@
 """Long-lived RecordIO subscription streams (scheduler and agent).
 
 A `Stream` is a bounded queue of encoded records plus a small ASGI
-application that writes them as a chunked 200 response. The fold's
+application that writes them as a chunked 200 response, one record per chunk. The fold's
 listeners only ever `send` (never await a subscriber), so a slow client can
 not slow the master: when its queue overflows the stream is closed and the
 client must subscribe again (design B.4). We watch for the client going away
@@ -115,10 +115,11 @@ class Stream:
                     self.wakeup = loop.create_future()
                     await self.wakeup
                     continue
-                body, ended = self.drain()
-                await send({"type": "http.response.body", "body": body, "more_body": not ended})
-                if ended:
+                record = self.next_record()
+                if record is None:  # closed, and everything queued went out
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
+                await send({"type": "http.response.body", "body": record, "more_body": True})
         finally:
             if self.timer is not None:
                 self.timer.cancel()
@@ -132,20 +133,17 @@ class Stream:
             self.heartbeat_interval_s, self.check_heartbeat
         )
 
-    def drain(self, limit: int = 1 << 20) -> tuple[bytes, bool]:
-        """Coalesce what is queued into one write; (body, stream ended)."""
-        parts: list[bytes] = []
-        size = 0
-        records = self.records
-        while records and size < limit:
-            record = records.popleft()
-            parts.append(record)
-            size += len(record)
+    def next_record(self) -> bytes | None:
+        """The next record to write, or None once closed and drained. Each goes out as its
+        own HTTP chunk, as Mesos writes events: some clients (the npm mesos-framework)
+        parse one RecordIO record per chunk."""
+        if self.records:
+            return self.records.popleft()
         if self.heartbeat_due:
-            parts.append(self.heartbeat)
+            self.heartbeat_due = False
             self.count(self.heartbeat_type)
-        self.heartbeat_due = False
-        return b"".join(parts), self.closed and not records
+            return self.heartbeat
+        return None
 
 
 async def wait_disconnect(receive: Receive) -> None:

@@ -168,7 +168,7 @@ class OperatorEventBroker:
     def encoded(
         self, batch: list[Published], kind: str, encode: Callable[[Published], bytes]
     ) -> bytes:
-        """`batch` (a run of the ring) encoded as one body, shared by every subscriber that
+        """`batch` (a run of the ring) encoded as one body, shared by every SSE subscriber that
         reads the same run, so a hundred subscribers cost one join, not a hundred."""
         if not batch:
             return b""
