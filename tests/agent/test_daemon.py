@@ -399,13 +399,8 @@ async def test_restart_loses_undelivered_tasks_and_silent_executors(
         first = running_agent(tmp_path, [master.address], port=port, keep_executors=True)
         async with first as agent:
             await until(lambda: agent.counters.registered, "registration")
-            offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-            task = command_task(offer, "waits", "unused")
-            del task["command"]
-            task["executor"] = {"executor_id": {"value": "mute"}, "command": {"value": "sleep 30"}}
-            operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
-            accept = {"offer_ids": [offer["id"]], "operations": operations}
-            assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+            mute = {"executor_id": {"value": "mute"}, "command": {"value": "sleep 30"}}
+            await launch(scheduler, stream, ("waits", ""), executor=mute)
             await until(lambda: agent.containerizer.containers(), "the executor to start")
         # The executor never subscribes: the restarted agent reports the undelivered task lost
         # and destroys the executor after --executor_reregistration_timeout.
@@ -448,15 +443,10 @@ async def test_custom_executor_messages_both_ways(master: MasterHandle, tmp_path
         registered_agent(master, tmp_path / "agent") as agent,
         subscribed_scheduler(master) as (scheduler, stream),
     ):
-        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-        task = command_task(offer, "talks", "unused")
-        del task["command"]
         command = {"value": sys.executable, "shell": False,
                    "arguments": [sys.executable, str(script)]}  # fmt: skip
-        task["executor"] = {"executor_id": {"value": "echo"}, "command": command}
-        operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
-        accept = {"offer_ids": [offer["id"]], "operations": operations}
-        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        echo = {"executor_id": {"value": "echo"}, "command": command}
+        await launch(scheduler, stream, ("talks", ""), executor=echo)
         running = await next_update(scheduler, stream, timeout_s=20)
         assert running["state"] == "TASK_RUNNING"
         hello = (await stream.expect("MESSAGE", timeout_s=10))["message"]
@@ -494,13 +484,8 @@ async def test_shutdown_reaches_a_command_executor_and_only_own_executors_give_f
         assert (await scheduler.call("SHUTDOWN", shutdown=shutdown)).status == 202
         assert (await next_update(scheduler, stream))["state"] == "TASK_KILLED"
 
-        offer = (await stream.expect("OFFERS", timeout_s=10))["offers"]["offers"][0]
-        task = command_task(offer, "queued", "unused")
-        del task["command"]
-        task["executor"] = {"executor_id": {"value": "quits"}, "command": {"value": "exit 0"}}
-        operations = [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]
-        accept = {"offer_ids": [offer["id"]], "operations": operations}
-        assert (await scheduler.call("ACCEPT", accept=accept)).status == 202
+        quits = {"executor_id": {"value": "quits"}, "command": {"value": "exit 0"}}
+        await launch(scheduler, stream, ("queued", ""), executor=quits)
         failed = await next_update(scheduler, stream)
         assert (failed["state"], failed["reason"]) == ("TASK_FAILED", "REASON_EXECUTOR_TERMINATED")
         failure = (await stream.expect("FAILURE", timeout_s=10))["failure"]

@@ -672,24 +672,21 @@ async def test_follower_redirects_with_protocol_relative_location() -> None:
             assert reply.headers["Location"] == "//leader.example:5999"
 
 
-async def test_no_leader_is_503() -> None:
+@pytest.mark.parametrize(
+    "follower",
+    [
+        {"leader_known": False},  # mid-election
+        # For a moment after a step-down the log still names this replica as leader: a 307
+        # to itself would loop (python-requests gives up after 30); Mesos answers 503 then.
+        {"stepped_down": True},
+    ],
+)
+async def test_no_leader_is_503(follower: dict[str, bool]) -> None:
     async with (
-        follower_master(leader_known=False) as follower,
-        FakeScheduler(follower.url) as scheduler,
+        follower_master(**follower) as replica,
+        FakeScheduler(replica.url) as scheduler,
     ):
-        with follower.unchanged():
-            reply = await scheduler.post(SUBSCRIBE)
-        assert (reply.status, reply.text) == (503, "No leader elected")
-
-
-async def test_a_replica_that_just_stepped_down_answers_503_not_a_redirect_to_itself() -> None:
-    """For a moment after a step-down the log still names this replica as leader: a 307 to
-    itself would loop (python-requests gives up after 30); Mesos answers 503 then."""
-    async with (
-        follower_master(stepped_down=True) as follower,
-        FakeScheduler(follower.url) as scheduler,
-    ):
-        with follower.unchanged():
+        with replica.unchanged():
             reply = await scheduler.post(SUBSCRIBE)
         assert (reply.status, reply.text) == (503, "No leader elected")
 

@@ -104,11 +104,17 @@ async def launch(
     stream: SchedulerStream,
     *tasks: tuple[str, str],
     extra: Json | None = None,
+    executor: Json | None = None,
 ) -> None:
-    """Launch command tasks (id, command) on the next offer; `extra`: more TaskInfo fields."""
+    """Launch command tasks (id, command) on the next offer; `extra`: more TaskInfo fields;
+    `executor`: an ExecutorInfo to run them on instead of their commands."""
     offers = await stream.expect("OFFERS", timeout_s=10)
     offer = offers["offers"]["offers"][0]
     infos = [command_task(offer, task_id, command) | (extra or {}) for task_id, command in tasks]
+    if executor is not None:
+        for info in infos:
+            del info["command"]
+            info["executor"] = executor
     reply = await scheduler.call(
         "ACCEPT",
         accept={
