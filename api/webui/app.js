@@ -7,6 +7,11 @@ const REFRESH_MS = 3000;
 const TAIL_BYTES = 64 * 1024;
 const JSONP_TIMEOUT_MS = 10000;
 const ACTIVE_STATES = ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"];
+const FAILED_STATES = [
+  "TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
+  "TASK_UNREACHABLE",
+];
+const OVERVIEW_ROWS = 50; // active tasks listed on the overview (the Tasks view lists all)
 
 // -- pure helpers (node runs them in tests) ------------------------------------------------
 
@@ -117,6 +122,7 @@ if (typeof module !== "undefined") {
 
 if (typeof document !== "undefined") {
   let state = null;
+  let updatedAt = "";
   let filter = "";
   let jsonpCount = 0;
 
@@ -187,7 +193,7 @@ if (typeof document !== "undefined") {
         card(counts.TASK_RUNNING || 0, "tasks running"),
         card((counts.TASK_STAGING || 0) + (counts.TASK_STARTING || 0), "tasks starting"),
         card(counts.TASK_FINISHED || 0, "finished"),
-        card((counts.TASK_FAILED || 0) + (counts.TASK_ERROR || 0) + (counts.TASK_LOST || 0), "failed or lost"),
+        card(FAILED_STATES.reduce((sum, name) => sum + (counts[name] || 0), 0), "failed or lost"),
         card(counts.TASK_KILLED || 0, "killed"),
         card(usage(used, total, "cpus"), "CPUs used"),
         card(usage(used, total, "mem", "MB"), "memory used")),
@@ -195,9 +201,9 @@ if (typeof document !== "undefined") {
         el("dt", {}, "Leader"), el("dd", {}, state.leader || "none known"),
         el("dt", {}, "This replica"), el("dd", {}, state.pid || ""),
         el("dt", {}, "Version"), el("dd", {}, state.version || ""),
-        el("dt", {}, "Elected"), el("dd", {}, when(state.elected_time) || "not leading")),
-      el("h2", {}, `Active tasks (${active.length})`),
-      active.length ? table(TASK_HEADERS, taskRows(active.slice(0, 50))) : el("p", { class: "muted" }, "No active tasks."),
+        el("dt", {}, "Leader elected"), el("dd", {}, when(state.elected_time) || "no leader yet")),
+      el("h2", {}, `Active tasks (${active.length}${active.length > OVERVIEW_ROWS ? `, the first ${OVERVIEW_ROWS} shown` : ""})`),
+      active.length ? table(TASK_HEADERS, taskRows(active.slice(0, OVERVIEW_ROWS))) : el("p", { class: "muted" }, "No active tasks."),
     ];
   }
 
@@ -209,7 +215,7 @@ if (typeof document !== "undefined") {
       when(f.registered_time),
     ]);
     return [el("h1", {}, "Frameworks"),
-      table(["ID", "Name", "User", "Roles", "Status", "Tasks", "CPUs", "Mem (MB)", "Registered"], rows)];
+      table(["ID", "Name", "User", "Roles", "Status", "Active tasks", "CPUs", "Mem (MB)", "Registered"], rows)];
   }
 
   function framework(id) {
@@ -271,14 +277,25 @@ if (typeof document !== "undefined") {
     return [el("h1", {}, `Tasks (${entries.length})`), input, table(TASK_HEADERS, taskRows(entries))];
   }
 
+  function findTask(frameworkId, taskId) {
+    return allTasks(state).find(({ task, framework }) => framework.id === frameworkId && task.id === taskId);
+  }
+
   function task(frameworkId, taskId) {
-    const entry = allTasks(state).find(({ task, framework }) => framework.id === frameworkId && task.id === taskId);
+    const entry = findTask(frameworkId, taskId);
     if (!entry) return [el("h1", {}, "Task not found"), el("p", {}, taskId)];
-    const found = entry.task;
-    const agentInfo = agentsById()[found.slave_id];
+    const agentInfo = agentsById()[entry.task.slave_id];
     const sandbox = el("div", { id: "sandbox" }, el("p", { class: "muted" }, "Looking for the sandbox…"));
     if (agentInfo) showSandbox(sandbox, agentInfo, frameworkId, taskId);
     else sandbox.replaceChildren(el("p", { class: "muted" }, "Its agent is not registered."));
+    return [el("div", { id: "task-details" }, ...taskDetails(entry)), el("h2", {}, "Sandbox"), sandbox];
+  }
+
+  // What a refresh redraws on a task page: all but the sandbox, which the user may be reading.
+  function taskDetails(entry) {
+    const found = entry.task;
+    const frameworkId = entry.framework.id;
+    const agentInfo = agentsById()[found.slave_id];
     return [
       el("h1", {}, `Task ${found.name || found.id}`),
       el("dl", {},
@@ -293,8 +310,6 @@ if (typeof document !== "undefined") {
       table(["State", "Time", "Healthy"], (found.statuses || []).map((s) => [
         el("span", { class: `state ${s.state}` }, s.state), when(s.timestamp),
         s.healthy === undefined ? "" : String(s.healthy)])),
-      el("h2", {}, "Sandbox"),
-      sandbox,
     ];
   }
 
@@ -322,27 +337,36 @@ if (typeof document !== "undefined") {
         container.replaceChildren(el("p", { class: "muted" }, "The agent no longer knows this task."));
         return;
       }
-      await browse(container, base, executor.directory);
+      await browse(container, base, executor.directory, executor.directory);
     } catch (error) {
       container.replaceChildren(el("p", { class: "muted" }, String(error.message || error)));
     }
   }
 
-  async function browse(container, base, directory) {
+  async function browse(container, base, directory, root) {
     const listing = await jsonp(`${base}/files/browse?path=${encodeURIComponent(directory)}`);
     const viewer = el("div", {});
+    // A failed click says why where the file would show, instead of the last file.
+    const opener = (action) => () => action().catch((error) =>
+      viewer.replaceChildren(el("p", { class: "muted error" }, String(error.message || error))));
     const rows = listing.map((file) => {
       const name = file.path.split("/").pop();
       const isDirectory = file.mode.startsWith("d");
       const open = el("a", { href: "javascript:void(0)" }, name + (isDirectory ? "/" : ""));
-      open.onclick = () => isDirectory ? browse(container, base, file.path) : tail(viewer, base, file.path);
+      open.onclick = opener(() => isDirectory ? browse(container, base, file.path, root) : tail(viewer, base, file.path));
       const download = isDirectory ? "" : el("a", { href: `${base}/files/download?path=${encodeURIComponent(file.path)}` }, "download");
       return [open, sizeText(file.size), file.mode, when(file.mtime), download];
     });
+    if (directory !== root) {
+      const up = el("a", { href: "javascript:void(0)" }, "../");
+      up.onclick = opener(() => browse(container, base, directory.slice(0, directory.lastIndexOf("/")), root));
+      rows.unshift([up, "", "", "", ""]);
+    }
     container.replaceChildren(el("p", { class: "muted" }, directory), table(["Name", "Size", "Mode", "Modified", ""], rows), viewer);
   }
 
   async function tail(viewer, base, path) {
+    viewer.replaceChildren(el("p", { class: "muted" }, `Reading ${path.split("/").pop()}…`));
     const query = `path=${encodeURIComponent(path)}`;
     const size = (await jsonp(`${base}/files/read?${query}&offset=-1`)).offset;
     const offset = Math.max(0, size - TAIL_BYTES);
@@ -377,12 +401,17 @@ if (typeof document !== "undefined") {
       const response = await fetch("/state");
       if (!response.ok) throw new Error(`/state answered ${response.status}`);
       state = await response.json();
-      status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+      updatedAt = new Date().toLocaleTimeString();
+      status.textContent = `updated ${updatedAt}`;
       status.classList.remove("error");
-      // Task pages hold a sandbox view the user is reading: leave them until they navigate.
-      if (parseRoute(location.hash).args.length !== 2 || !main.childElementCount) render();
+      const route = parseRoute(location.hash);
+      const details = document.getElementById("task-details");
+      const entry = route.view === "tasks" && route.args.length === 2 && details && findTask(...route.args);
+      if (entry) details.replaceChildren(...taskDetails(entry)); // keeps the sandbox view
+      else render();
     } catch (error) {
-      status.textContent = String(error.message || error);
+      const since = updatedAt ? `; what is shown is from ${updatedAt}` : "";
+      status.textContent = `cannot reach this master (${error.message || error})${since}`;
       status.classList.add("error");
     }
   }
