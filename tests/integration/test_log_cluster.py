@@ -425,6 +425,8 @@ async def test_peer_without_the_secret_is_refused(
         cluster.start(intruder)
     finally:
         cluster.secret_file = secret_file
+    # Once it answers (a busy machine starts a Python process slowly), and a while after.
+    await wait_until(session, intruder, lambda _status: True)
     await asyncio.sleep(2.0)
     status = await get_status(session, intruder)
     assert status is not None and status["applied_index"] == 0 and status["leader"] is None
