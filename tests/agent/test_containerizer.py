@@ -124,7 +124,7 @@ async def test_processes_outliving_a_killed_launcher_are_still_found_and_killed(
     script = f'{sys.executable} -c "{regroup}" & echo $! > pids; wait'
     launched = await containerizer.launch(config(tmp_path, "c1", shell(script)))
     pids_file = tmp_path / "sandboxes" / "c1" / "pids"
-    await until(pids_file.exists)
+    await until(lambda: pids_file.exists() and bool(pids_in(pids_file)))  # `>` creates it empty
     task = pids_in(pids_file)
     await until(
         lambda: launcher.stat(task[0]) is not None and launcher.stat(task[0]).pgrp == task[0]
