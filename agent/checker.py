@@ -74,8 +74,10 @@ async def _command(probe: Probe, context: CommandContext) -> mesos_pb2.CheckStat
         raise ProbeFailed(f"Failed to launch the check command: {error}") from None
     try:
         status = await asyncio.wait_for(process.wait(), probe.timeout_s)
-    finally:
-        process.kill(0.0)  # timed out or cancelled: nothing of the probe outlives it
+    except BaseException:
+        await process.destroy()  # timed out or cancelled: nothing of the probe outlives it
+        raise
+    process.kill(0.0)  # the command ended; anything it left behind in its group goes too
     if not os.WIFEXITED(status):
         raise ProbeFailed(f"Command {launcher.describe_status(status)}")
     result = checks.empty_status(CheckInfo.COMMAND)

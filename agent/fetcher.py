@@ -218,7 +218,13 @@ async def _copy_local(source: str, target: Path, user: str | None) -> None:
         reader = await asyncio.create_subprocess_exec(
             "cat", "--", source, stdout=output, stderr=asyncio.subprocess.PIPE, **switch
         )
-        _, error = await reader.communicate()
+        try:
+            _, error = await reader.communicate()
+        except BaseException:  # cancelled: the reader is killed and reaped, not left running
+            if reader.returncode is None:
+                reader.kill()
+            await reader.wait()
+            raise
     if reader.returncode != 0:
         why = error.decode(errors="replace").strip().removeprefix("cat: ")
         raise FetchError(source, f"cannot read it as user '{user}': {why}")

@@ -99,6 +99,16 @@ class TaskProcess:
             self._escalate_at = escalate_at
             self._escalation = loop.call_at(escalate_at, self._escalate)
 
+    async def destroy(self) -> None:
+        """SIGKILL the task's tree now and reap it, so that no process or transport outlives
+        its owner (a probe that timed out, a launch that was cancelled)."""
+        if self._process is None:
+            return
+        if self.running:
+            self.killing = True
+            launcher.kill_tree(self._process.pid, self._start_time, attempts=3)
+        await self.wait()
+
     def _escalate(self) -> None:
         if self._process is not None and self._process.returncode is None:
             launcher.kill_tree(self._process.pid, self._start_time, attempts=3)
