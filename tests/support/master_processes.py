@@ -18,8 +18,9 @@ import aiohttp
 from meseta.log.testing import ChildProcess, free_port, stop_all
 
 HOST = "127.0.0.1"
-# Short enough that tests see offers and failover quickly.
-MASTER_FLAGS = ("--allocation_interval", "100ms")
+# Offers come quickly. Elections wait 1-2 s, not the default 0.5-1 s: the CI machine's CPU
+# steal otherwise starts elections between a test finding the leader and using it.
+MASTER_FLAGS = ("--allocation_interval", "100ms", "--raft_election_timeout", "1secs")
 
 
 @dataclass
