@@ -37,6 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[MasterCluster]:
         masters.start_all()
         yield masters
     finally:
+        print(masters.outputs())  # pytest shows it only when the test fails
         masters.close()
 
 

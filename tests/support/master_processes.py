@@ -106,8 +106,11 @@ class MasterCluster:
                 if await self._status(session, candidate.url + "/api/v1/scheduler") == 405:
                     return candidate
             await asyncio.sleep(0.05)
-        outputs = "\n".join(f"--- {n.name}\n{n.output()[-2000:]}" for n in self.nodes)
-        raise AssertionError(f"no leader within {timeout_s}s\n{outputs}")
+        raise AssertionError(f"no leader within {timeout_s}s\n{self.outputs()}")
+
+    def outputs(self, tail: int = 2000) -> str:
+        """The end of every replica's output, for a failure message."""
+        return "\n".join(f"--- {n.name}\n{n.output()[-tail:]}" for n in self.nodes)
 
     async def _redirect(self, session: aiohttp.ClientSession, node: MasterProcess) -> str | None:
         try:
