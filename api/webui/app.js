@@ -5,6 +5,8 @@
 
 const REFRESH_MS = 3000;
 const TAIL_BYTES = 64 * 1024;
+const FOLLOW_MS = 1000;
+const FOLLOW_KEPT_CHARS = 4 * TAIL_BYTES; // a followed file keeps its last TAIL_BYTES past this
 const JSONP_TIMEOUT_MS = 10000;
 const ACTIVE_STATES = ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"];
 const FAILED_STATES = [
@@ -111,10 +113,20 @@ function sizeText(bytes) {
   return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
 }
 
+// What a followed file's view reads next, in byte offsets (never characters, which multi-byte
+// text would skew): `end` is where the shown text ends, `size` what the agent reports now.
+// A file that shrank was truncated or replaced, and one that grew by more than `tail` bytes
+// shows only its last `tail`: either way the view starts again (`restart`).
+function nextRead(end, size, tail) {
+  if (size === end) return null;
+  const from = size < end ? Math.max(0, size - tail) : Math.max(end, size - tail);
+  return { from, length: size - from, restart: from !== end };
+}
+
 if (typeof module !== "undefined") {
   module.exports = {
     agentUrl, amount, usage, allTasks, stateCounts, clusterTotals, lastStatus, health,
-    startedAt, findExecutor, parseRoute, when, sizeText,
+    startedAt, findExecutor, parseRoute, when, sizeText, nextRead,
   };
 }
 
@@ -366,13 +378,59 @@ if (typeof document !== "undefined") {
   }
 
   async function tail(viewer, base, path) {
-    viewer.replaceChildren(el("p", { class: "muted" }, `Reading ${path.split("/").pop()}…`));
+    const name = path.split("/").pop();
+    viewer.replaceChildren(el("p", { class: "muted" }, `Reading ${name}…`));
     const query = `path=${encodeURIComponent(path)}`;
     const size = (await jsonp(`${base}/files/read?${query}&offset=-1`)).offset;
     const offset = Math.max(0, size - TAIL_BYTES);
-    const chunk = await jsonp(`${base}/files/read?${query}&offset=${offset}&length=${TAIL_BYTES}`);
-    const note = offset ? `last ${sizeText(size - offset)} of ${sizeText(size)}` : sizeText(size);
-    viewer.replaceChildren(el("h2", {}, `${path.split("/").pop()} (${note})`), el("pre", { class: "file" }, chunk.data));
+    const chunk = await jsonp(`${base}/files/read?${query}&offset=${offset}&length=${size - offset}`);
+    const heading = el("h2", {}, name);
+    const pre = el("pre", { class: "file" }, chunk.data);
+    const following = el("input", { type: "checkbox", checked: "" });
+    const note = el("span", { class: "muted" });
+    viewer.replaceChildren(heading, el("label", {}, following, " follow "), note, pre);
+    pre.scrollTop = pre.scrollHeight;
+    follow({ base, query, pre, following, note, shownFrom: offset, end: size });
+  }
+
+  // Follows a file as Mesos's pailer does: every FOLLOW_MS, what was appended since the last
+  // read, up to the size the agent reports (byte offsets, not characters, so multi-byte text
+  // cannot skew them). Stops once another file or page replaces the view.
+  function follow(view) {
+    const { base, query, pre, following, note } = view;
+    const describe = () => {
+      const shown = view.end - view.shownFrom;
+      note.textContent = view.shownFrom ? `last ${sizeText(shown)} of ${sizeText(view.end)}` : sizeText(view.end);
+    };
+    describe();
+    const poll = async () => {
+      if (!pre.isConnected) return;
+      if (following.checked && !document.hidden) {
+        try {
+          const size = (await jsonp(`${base}/files/read?${query}&offset=-1`)).offset;
+          const next = nextRead(view.end, size, TAIL_BYTES);
+          if (next) {
+            const chunk = await jsonp(`${base}/files/read?${query}&offset=${next.from}&length=${next.length}`);
+            const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+            if (next.restart) { pre.textContent = ""; view.shownFrom = next.from; }
+            pre.append(chunk.data);
+            if (pre.textContent.length > FOLLOW_KEPT_CHARS) { // keep the page light
+              pre.textContent = pre.textContent.slice(-TAIL_BYTES);
+              view.shownFrom = size - TAIL_BYTES; // in bytes: exact for ASCII, close otherwise
+            }
+            view.end = size;
+            if (atBottom) pre.scrollTop = pre.scrollHeight;
+          }
+          describe();
+          note.classList.remove("error");
+        } catch (error) {
+          note.textContent = `cannot follow: ${error.message || error}`;
+          note.classList.add("error");
+        }
+      }
+      setTimeout(poll, FOLLOW_MS);
+    };
+    setTimeout(poll, FOLLOW_MS);
   }
 
   // -- routing and refresh -----------------------------------------------------------------

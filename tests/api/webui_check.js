@@ -29,6 +29,11 @@ assert.strictEqual(lib.findExecutor(agentState, "F", "a").directory, "/d1");
 assert.strictEqual(lib.findExecutor(agentState, "F", "q").directory, "/d1");
 assert.strictEqual(lib.findExecutor(agentState, "F", "b").directory, "/d2");
 assert.strictEqual(lib.findExecutor(agentState, "G", "a"), null);
+assert.strictEqual(lib.nextRead(10, 10, 4), null); // nothing new
+assert.deepStrictEqual(lib.nextRead(10, 13, 4), { from: 10, length: 3, restart: false }); // grew
+assert.deepStrictEqual(lib.nextRead(10, 30, 4), { from: 26, length: 4, restart: true }); // grew a lot
+assert.deepStrictEqual(lib.nextRead(10, 6, 4), { from: 2, length: 4, restart: true }); // truncated
+assert.deepStrictEqual(lib.nextRead(10, 0, 4), { from: 0, length: 0, restart: true }); // emptied
 
 // -- a minimal DOM -------------------------------------------------------------------------
 class Node {}
