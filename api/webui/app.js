@@ -208,7 +208,9 @@ if (typeof document !== "undefined") {
         card(FAILED_STATES.reduce((sum, name) => sum + (counts[name] || 0), 0), "failed or lost"),
         card(counts.TASK_KILLED || 0, "killed"),
         card(usage(used, total, "cpus"), "CPUs used"),
-        card(usage(used, total, "mem", "MB"), "memory used")),
+        total.gpus ? card(usage(used, total, "gpus"), "GPUs used") : null,
+        card(usage(used, total, "mem", "MB"), "memory used"),
+        card(usage(used, total, "disk", "MB"), "disk used")),
       el("dl", {},
         el("dt", {}, "Leader"), el("dd", {}, state.leader || "none known"),
         el("dt", {}, "This replica"), el("dd", {}, state.pid || ""),
@@ -219,15 +221,31 @@ if (typeof document !== "undefined") {
     ];
   }
 
+  function frameworkLink(f) {
+    return link(`#/frameworks/${encodeURIComponent(f.id)}`, f.id);
+  }
+
   function frameworks() {
-    const rows = [...(state.frameworks || []), ...(state.completed_frameworks || [])].map((f) => [
-      link(`#/frameworks/${encodeURIComponent(f.id)}`, f.id), f.name, f.user,
-      (f.roles || [f.role]).join(", "), f.active ? "active" : (f.connected ? "inactive" : "gone"),
+    const current = state.frameworks || [];
+    const completed = state.completed_frameworks || [];
+    // A framework that is not connected may still fail over to a new scheduler until its
+    // failover timeout: "disconnected", not gone. Completed ones are gone for good.
+    const rows = current.map((f) => [
+      frameworkLink(f), f.name, f.user, (f.roles || [f.role]).join(", "),
+      f.active ? "active" : (f.connected ? "inactive" : "disconnected"),
       (f.tasks || []).length, amount(f.used_resources, "cpus"), amount(f.used_resources, "mem"),
       when(f.registered_time),
     ]);
-    return [el("h1", {}, "Frameworks"),
-      table(["ID", "Name", "User", "Roles", "Status", "Active tasks", "CPUs", "Mem (MB)", "Registered"], rows)];
+    const completedRows = completed.map((f) => [
+      frameworkLink(f), f.name, f.user, (f.roles || [f.role]).join(", "),
+      (f.completed_tasks || []).length, when(f.registered_time), when(f.unregistered_time),
+    ]);
+    return [el("h1", {}, `Frameworks (${current.length})`),
+      rows.length ? table(["ID", "Name", "User", "Roles", "Status", "Active tasks", "CPUs", "Mem (MB)", "Registered"], rows)
+        : el("p", { class: "muted" }, "No frameworks."),
+      el("h2", {}, `Completed frameworks (${completed.length})`),
+      completedRows.length ? table(["ID", "Name", "User", "Roles", "Tasks", "Registered", "Unregistered"], completedRows)
+        : el("p", { class: "muted" }, "None.")];
   }
 
   function framework(id) {

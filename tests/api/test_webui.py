@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
+from support.fake_scheduler import FakeScheduler, framework_info
 from support.master_harness import MasterHandle
 from support.read_cluster import Populated
 
@@ -47,8 +49,13 @@ async def test_every_view_renders_a_real_state(
     cluster: tuple[MasterHandle, Populated], tmp_path: Path
 ) -> None:
     master, _ = cluster
+    async with FakeScheduler(master.url) as gone:  # a completed framework, for its table
+        _, first = await gone.subscribe(framework_info("gone-framework"))
+        assert first["type"] == "SUBSCRIBED"
+        assert (await gone.call("TEARDOWN")).status == 202
     status, _, body = await fetch(master, "/state")
     assert status == 200
+    assert len(orjson.loads(body)["completed_frameworks"]) == 1
     state = tmp_path / "state.json"
     state.write_bytes(body)
     node = shutil.which("node")

@@ -121,6 +121,7 @@ function show(hash) {
   const overview = show("#/");
   assert.match(overview, /agents active/);
   assert.match(overview, /tasks running/);
+  assert.match(overview, /disk used/);
 
   const taskList = show("#/tasks");
   for (const { task } of tasks) assert.ok(taskList.includes(task.id), `tasks list shows ${task.id}`);
@@ -131,6 +132,8 @@ function show(hash) {
 
   const frameworkList = show("#/frameworks");
   for (const framework of frameworks) assert.ok(frameworkList.includes(framework.id));
+  assert.ok(frameworkList.includes(`Frameworks (${(state.frameworks || []).length})`));
+  assert.ok(frameworkList.includes(`Completed frameworks (${(state.completed_frameworks || []).length})`));
   const first = frameworks[0];
   assert.ok(show(`#/frameworks/${encodeURIComponent(first.id)}`).includes(first.name || first.id));
 
