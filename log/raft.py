@@ -66,6 +66,7 @@ from meseta.log.errors import LogClosed, LogCorrupted, NotLeaderError, ProposalT
 from meseta.log.interface import DEFAULT_TIMEOUT_S, LogRecord, LogStatus
 from meseta.log.journal import LmdbJournal
 from meseta.log.peer_cipher import PeerCipher
+from meseta.log.prevote import PRE_VOTE, PRE_VOTE_REPLY, PreVote
 from meseta.log.proposals import BatchOutcome, ProposalPipeline
 from meseta.log.sequencer import sequence_batch
 from meseta.log.snapshot import SnapshotSerializer
@@ -79,6 +80,7 @@ SWITCH_INTERVAL_S = 0.0005
 # A message pysyncobj ignores; it only keeps an idle peer connection alive.
 _KEEPALIVE = {"type": "meseta_keepalive"}
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+_LEADING = 2
 
 if (
     SERIALIZER_STATE.NOT_SERIALIZING,
@@ -248,11 +250,24 @@ def _pysyncobj_conf(config: RaftConfig, journal: LmdbJournal, **callbacks: Any) 
 
 
 class _FlushingTransport(TCPTransport):  # type: ignore[misc]
-    """Commits staged LMDB writes before any message leaves the replica."""
+    """Commits staged LMDB writes before any message leaves the replica, and shows every
+    message to the adapter before pysyncobj sees it (pre-votes are ours alone)."""
 
     def send(self, node: Any, message: Any) -> bool:
         self._syncObj.meseta_before_send(message)
         return bool(super().send(node, message))
+
+    def setOnMessageReceivedCallback(self, callback: Callable[[Any, Any], None] | None) -> None:
+        if callback is None:
+            super().setOnMessageReceivedCallback(None)
+            return
+        intercept = self._syncObj.meseta_on_message
+
+        def receive(node: Any, message: Any) -> None:
+            if not intercept(node, message):
+                callback(node, message)
+
+        super().setOnMessageReceivedCallback(receive)
 
 
 class _Replica(SyncObj):  # type: ignore[misc]
@@ -262,6 +277,7 @@ class _Replica(SyncObj):  # type: ignore[misc]
         # Assigned before SyncObj.__init__ so they are not replicated state.
         self.meseta_log = log
         self.meseta_before_send = log.before_send
+        self.meseta_on_message = log.on_peer_message
         self.meseta_cipher = PeerCipher(config.secret)
         super().__init__(
             config.address, list(config.peers), conf, transportClass=_FlushingTransport
@@ -327,6 +343,8 @@ class RaftLog:
         self._recovered_in_s: float | None = None  # set by the tick thread, read by the loop
         self._stop = threading.Event()
         self._next_ping_at = 0.0
+        low_s = config.election_timeout_s[0]
+        self._prevote = PreVote(lease_s=low_s - 2 * config.heartbeat_s)
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
         self._node = _Replica(self, config, conf)
         if set(config.peers) - {config.address}:  # alone, there is nobody to wait for
@@ -365,6 +383,7 @@ class RaftLog:
                 if self.disk.dirty:
                     flush_at = self.disk.dirty_since + self.config.max_unflushed_s
                     wait_s = min(wait_s, max(0.0, flush_at - time.monotonic()))
+                self._ask_before_campaigning()
                 self._node.doTick(wait_s)
                 self._commit_if_due()
                 self._refresh_status()
@@ -375,6 +394,67 @@ class RaftLog:
         except Exception as error:
             logger.exception("the raft tick failed")
             self._fail_stop(f"raft tick failed: {error!r}")
+
+    def _ask_before_campaigning(self) -> None:
+        """Run before pysyncobj's tick, which campaigns once the election deadline has passed.
+
+        First read what is waiting: the tick checks the deadline before it polls the
+        sockets, so a replica that was not scheduled for a while (a busy or starved host)
+        would answer its leader's waiting heartbeat with an election. If the deadline has
+        still passed, hold the election back and ask for pre-votes (log/prevote.py); the
+        tick campaigns once a majority granted them (`on_peer_message` clears the deadline).
+        """
+        node = self._node
+        if node.selfNode is None or node._SyncObj__raftState == _LEADING:
+            return
+        if node._SyncObj__raftElectionDeadline >= time.monotonic():
+            return
+        node._poller.poll(0)
+        if node._SyncObj__raftElectionDeadline >= time.monotonic():
+            return  # a leader's message was waiting
+        others = node.otherNodes
+        if self._prevote.take_win() or not others or node._SyncObj__transferInProgress:
+            return  # campaign now: granted, alone, or asked to by the leader (transfer)
+        node._SyncObj__raftElectionDeadline = (
+            time.monotonic() + node._SyncObj__generateRaftTimeout()
+        )
+        message = self._prevote.start(node.selfNode.id, node.raftCurrentTerm + 1, self._last_log())
+        logger.info("no leader heard: asking for pre-votes to campaign at term %d", message["term"])
+        transport = node._SyncObj__transport
+        for other in others:
+            transport.send(other, message)
+
+    def _last_log(self) -> tuple[int, int]:
+        node = self._node
+        return node._SyncObj__getCurrentLogTerm(), node._SyncObj__getCurrentLogIndex()
+
+    def on_peer_message(self, sender: Any, message: Any) -> bool:
+        """Every message from a peer, before pysyncobj (tick thread); True if it was ours."""
+        if not isinstance(message, dict):
+            return False
+        kind = message.get("type")
+        node = self._node
+        if kind == "append_entries":
+            if message.get("term", 0) >= node.raftCurrentTerm:
+                self._prevote.heard_leader(time.monotonic())
+            return False
+        if kind == PRE_VOTE:
+            if node.selfNode is not None:
+                reply = self._prevote.answer(
+                    message,
+                    current_term=node.raftCurrentTerm,
+                    last_log=self._last_log(),
+                    leading=node._SyncObj__raftState == _LEADING,
+                    now=time.monotonic(),
+                )
+                node._SyncObj__transport.send(sender, reply)
+            return True
+        if kind == PRE_VOTE_REPLY:
+            voters = len(node.otherNodes) + 1
+            if self._prevote.count(sender.id, message, voters):
+                node._SyncObj__raftElectionDeadline = 0.0  # the next tick campaigns
+            return True
+        return False
 
     def _keep_peers_connected(self) -> None:
         """Ping peers that would otherwise hear nothing from this replica.

@@ -7,9 +7,12 @@ block; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import itertools
 import os
 import pickle
+import signal
 import socket
 import struct
 import time
@@ -222,6 +225,63 @@ async def test_leader_killed_under_load_loses_and_duplicates_nothing(
     cluster.start(leader)
     await converge(session, [leader], len(log))
     assert (await entries(session, leader))[: len(log)] == log
+
+
+@contextlib.contextmanager
+def stopped(node: NodeProcess) -> Iterator[None]:
+    """SIGSTOP the replica (a starved or paused process) until the block ends."""
+    assert node.process is not None
+    os.kill(node.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(node.process.pid, signal.SIGCONT)
+
+
+async def test_a_follower_that_stalls_does_not_depose_its_leader(
+    cluster_factory: Any, session: aiohttp.ClientSession
+) -> None:
+    """Pre-vote (log/prevote.py): a follower that stopped hearing its leader only because it
+    was not running asks before it campaigns, and the others, who hear the leader, refuse."""
+    cluster, leader = await started(cluster_factory, session)
+    await write_n(session, cluster, 20)
+    term = (await get_status(session, leader) or {})["term"]
+    follower = next(n for n in cluster.nodes if n is not leader)
+    for pause_s in (0.8, 2.0):  # past the longest election timeout, then past the connections'
+        with stopped(follower):
+            await asyncio.sleep(pause_s)
+        await write_n(session, cluster, 20)  # the resumed follower has run its timers by then
+        await asyncio.sleep(1.0)
+        statuses = [await get_status(session, n) for n in cluster.nodes]
+        assert [(s or {}).get("term") for s in statuses] == [term] * 3, statuses
+        assert (await get_status(session, leader) or {}).get("is_leader"), statuses
+    await converge(session, cluster.nodes, 60)
+    await same_log(session, cluster.nodes)
+
+
+async def test_a_stalled_leader_is_replaced_and_follows_on_return(
+    cluster_factory: Any, session: aiohttp.ClientSession
+) -> None:
+    """The followers of a leader that stops grant each other's pre-votes and elect anew."""
+    cluster, leader = await started(cluster_factory, session)
+    await write_n(session, cluster, 20)
+    with stopped(leader):
+        started_at = time.monotonic()
+        new_leader = await wait_for_leader(session, cluster_without(cluster, leader), timeout_s=10)
+        elected_s = time.monotonic() - started_at
+        await write_n(session, cluster_without(cluster, leader), 20)
+    assert new_leader is not leader and elected_s < 5
+    await converge(session, cluster.nodes, 40)  # the old leader stepped down and caught up
+    await same_log(session, cluster.nodes)
+    status = await get_status(session, leader)
+    assert status is not None and not status["is_leader"]
+
+
+def cluster_without(cluster: LocalCluster, node: NodeProcess) -> LocalCluster:
+    """A view of `cluster` whose waits ignore `node` (stopped, so it cannot answer)."""
+    view = copy.copy(cluster)
+    view.nodes = [n for n in cluster.nodes if n is not node]
+    return view
 
 
 async def test_restarted_follower_catches_up(
