@@ -405,7 +405,10 @@ class RaftLog:
         tick campaigns once a majority granted them (`on_peer_message` clears the deadline).
         """
         node = self._node
-        if node.selfNode is None or node._SyncObj__raftState == _LEADING:
+        if node.selfNode is None:
+            return
+        if node._SyncObj__raftState == _LEADING:
+            self._prevote.take_win()  # elected: grants still arriving mean nothing now
             return
         if node._SyncObj__raftElectionDeadline >= time.monotonic():
             return
