@@ -345,6 +345,7 @@ class RaftLog:
         self._next_ping_at = 0.0
         low_s = config.election_timeout_s[0]
         self._prevote = PreVote(lease_s=low_s - 2 * config.heartbeat_s)
+        self._asked_for_term = 0
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
         self._node = _Replica(self, config, conf)
         if set(config.peers) - {config.address}:  # alone, there is nobody to wait for
@@ -422,7 +423,11 @@ class RaftLog:
             time.monotonic() + node._SyncObj__generateRaftTimeout()
         )
         message = self._prevote.start(node.selfNode.id, node.raftCurrentTerm + 1, self._last_log())
-        logger.info("no leader heard: asking for pre-votes to campaign at term %d", message["term"])
+        if message["term"] != self._asked_for_term:  # once per term: a partition repeats it
+            self._asked_for_term = message["term"]
+            logger.info(
+                "no leader heard: asking for pre-votes to campaign at term %d", message["term"]
+            )
         transport = node._SyncObj__transport
         for other in others:
             transport.send(other, message)
