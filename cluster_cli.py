@@ -19,7 +19,7 @@ import contextlib
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import orjson
@@ -28,7 +28,7 @@ from rich.table import Table
 
 DEFAULT_MASTER = "127.0.0.1:5050"
 FOLLOW_INTERVAL_S = 1.0
-READ_CHUNK = 64 * 1024  # what one /files/read returns at most
+READ_CHUNK = 64 * 1024  # bytes copied at a time from a sandbox file
 PIPE_WIDTH = 10_000
 Json = dict[str, Any]
 
@@ -210,28 +210,42 @@ async def sandbox_of(session: aiohttp.ClientSession, state: Json, task_id: str) 
     return Sandbox(url, found[-1]["directory"])
 
 
-async def read_from(
-    session: aiohttp.ClientSession, sandbox: Sandbox, name: str, offset: int
-) -> tuple[bytes, int]:
-    """What the file holds from `offset` on (in /files/read's chunks), and the new offset."""
+async def copy_from(
+    session: aiohttp.ClientSession, sandbox: Sandbox, name: str, offset: int, out: BinaryIO
+) -> int:
+    """Write the file's bytes from `offset` on to `out`, exactly as stored, and return the new
+    offset; -1 when the file is now shorter than `offset` (truncated).
+
+    Read from `/files/download` with a Range, not `/files/read`: that one's `data` is text,
+    so binary bytes and a multi-byte character cut at a chunk's end come back altered, and
+    counting its characters drifts from the byte offsets. An agent that ignores Range (as
+    Mesos's does) sends the whole file, and the bytes before `offset` are skipped.
+    """
     path = f"{sandbox.directory}/{name}"
-    out = b""
-    while True:
-        query = {"path": path, "offset": str(offset), "length": str(READ_CHUNK)}
-        try:
-            async with session.get(f"{sandbox.agent_url}/files/read", params=query) as response:
-                body = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise CliError(f"Reading {path}: {error or type(error).__name__}") from None
-        if response.status == 404:
-            raise CliError(f"No file '{name}' in the sandbox of the task ({sandbox.directory})")
-        if response.status != 200:
-            raise CliError(f"Reading {path}: {response.status} {body.decode(errors='replace')}")
-        data = orjson.loads(body)["data"].encode()
-        out += data
-        offset += len(data)
-        if len(data) < READ_CHUNK:
-            return out, offset
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    url = f"{sandbox.agent_url}/files/download"
+    try:
+        async with session.get(url, params={"path": path}, headers=headers) as response:
+            if response.status == 416:  # nothing at `offset`: "bytes */<size>" says why
+                size = response.headers.get("Content-Range", "").rpartition("/")[2]
+                return -1 if size.isdigit() and int(size) < offset else offset
+            if response.status == 404:
+                raise CliError(f"No file '{name}' in the sandbox of the task ({sandbox.directory})")
+            if response.status not in (200, 206):
+                body = (await response.read()).decode(errors="replace")
+                raise CliError(f"Reading {path}: {response.status} {body}")
+            skip = offset if response.status == 200 else 0
+            async for chunk in response.content.iter_chunked(READ_CHUNK):
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                if chunk:
+                    out.write(chunk)
+                    offset += len(chunk)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise CliError(f"Reading {path}: {error or type(error).__name__}") from None
+    out.flush()
+    return -1 if skip else offset
 
 
 async def cat(options: argparse.Namespace, session: aiohttp.ClientSession) -> None:
@@ -239,9 +253,11 @@ async def cat(options: argparse.Namespace, session: aiohttp.ClientSession) -> No
     sandbox = await sandbox_of(session, state, options.task_id)
     offset = 0
     while True:
-        data, offset = await read_from(session, sandbox, options.file, offset)
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        offset = await copy_from(session, sandbox, options.file, offset, sys.stdout.buffer)
+        if offset < 0:  # as tail -f does: say so, and follow the file from its new start
+            print(f"meseta cat: {options.file}: file truncated", file=sys.stderr)
+            offset = 0
+            continue
         if not options.follow:
             return
         await asyncio.sleep(FOLLOW_INTERVAL_S)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from support.agent_state import AGENT_ID, CONTAINER, EX, FW, build_agent
 from support.served_app import Client, served
 
+from meseta import cluster_cli
 from meseta.agent import endpoints
 
 
@@ -143,6 +149,53 @@ def test_read_offsets_and_lengths(client: Client, sandbox: Path) -> None:
         "data": "", "offset": 50,
     }  # fmt: skip
     assert client.get("/files/read.json", params={"path": path, "offset": 0}).status_code == 200
+
+
+async def test_meseta_cat_copies_exact_bytes_and_follows_appends_and_truncation(
+    client: Client, sandbox: Path
+) -> None:
+    """`meseta cat [-f]` reads by byte offset through /files/download with a Range: binary
+    bytes and a multi-byte character split across reads arrive unaltered."""
+    data = "héllo wörld ✓\n".encode() + bytes(range(256))
+    (sandbox / "stdout").write_bytes(data)
+    box = cluster_cli.Sandbox(f"http://127.0.0.1:{client.port}", SHORT)
+    async with aiohttp.ClientSession() as session:
+        out = io.BytesIO()
+        assert await cluster_cli.copy_from(session, box, "stdout", 0, out) == len(data)
+        assert out.getvalue() == data
+        out = io.BytesIO()  # from the middle of 'é': the bytes, not a replacement character
+        assert await cluster_cli.copy_from(session, box, "stdout", 2, out) == len(data)
+        assert out.getvalue() == data[2:]
+        out = io.BytesIO()  # nothing new
+        assert await cluster_cli.copy_from(session, box, "stdout", len(data), out) == len(data)
+        assert out.getvalue() == b""
+        with (sandbox / "stdout").open("ab") as file:
+            file.write("más\n".encode())
+        out = io.BytesIO()
+        assert await cluster_cli.copy_from(session, box, "stdout", len(data), out) == len(data) + 5
+        assert out.getvalue() == "más\n".encode()
+        (sandbox / "stdout").write_bytes(b"new")
+        assert await cluster_cli.copy_from(session, box, "stdout", len(data), io.BytesIO()) == -1
+        with pytest.raises(cluster_cli.CliError, match="No file 'nope'"):
+            await cluster_cli.copy_from(session, box, "nope", 0, io.BytesIO())
+
+
+async def test_meseta_cat_skips_what_an_agent_without_ranges_sends_again() -> None:
+    """Mesos's agent answers a Range with the whole file (200): the bytes before the offset
+    are dropped, and a file shorter than the offset reads as truncated."""
+    whole = b"0123456789" * 10_000
+
+    async def download(request: Request) -> Response:
+        return Response(whole, media_type="application/octet-stream")
+
+    app = Starlette(routes=[Route("/files/download", download)])
+    with served(app) as mesos_agent:
+        box = cluster_cli.Sandbox(f"http://127.0.0.1:{mesos_agent.port}", "/sandbox")
+        async with aiohttp.ClientSession() as session:
+            out = io.BytesIO()
+            assert await cluster_cli.copy_from(session, box, "stdout", 70_001, out) == len(whole)
+            assert out.getvalue() == whole[70_001:]
+            assert await cluster_cli.copy_from(session, box, "f", 200_000, io.BytesIO()) == -1
 
 
 def test_read_caps_at_sixteen_pages(client: Client, sandbox: Path) -> None:
