@@ -539,13 +539,15 @@ def registrar_metrics(context: MasterContext) -> dict[str, float]:
     """Mesos's registrar/* for what stands in for its registry here, the replicated log:
     whether this replica has caught up, the voters, the API's writes to it (queued, and
     the time from proposal to commit) and, as the registry's fetch time, how long the log
-    took to catch up when this replica started. The registry's size has no counterpart."""
+    took to catch up when this replica started, and as the registry's size, the bytes the
+    replica's copy of the log holds on disk."""
     status = context.service.log.status()
     writes = context.writes
     out = {
         "registrar/log/recovered": 1.0 if status.ready else 0.0,
         "registrar/log/ensemble_size": float(len(status.cluster)),
         "registrar/queued_operations": float(writes.in_flight),
+        "registrar/registry_size_bytes": float(context.service.log.stored_bytes()),
     }
     out.update(timer_metrics("registrar/state_store_ms", writes.store_ms, writes.stored))
     if status.recovered_in_s is not None:  # one recovery per process, as in Mesos

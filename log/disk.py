@@ -107,6 +107,10 @@ class LogDisk:
     def read_txn(self) -> lmdb.Transaction:
         return self.env.begin(write=False)
 
+    def used_bytes(self) -> int:
+        """The environment's size up to its last used page (free pages inside it included)."""
+        return (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+
     def close(self) -> None:
         if self._txn is not None:
             self._txn.abort()

@@ -97,6 +97,10 @@ class ReplicatedLog(Protocol):
 
     def status(self) -> LogStatus: ...
 
+    def stored_bytes(self) -> int:
+        """Bytes this replica's durable copy of the log occupies (Mesos's registry size)."""
+        ...
+
     def read(self, start: int, stop: int) -> list[LogRecord]:
         """Committed entries with start <= index < stop (clamped to what exists)."""
         ...

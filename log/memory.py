@@ -52,6 +52,7 @@ class MemoryLog:
         self._is_leader = True
         self._leader: str | None = address
         self._entries: list[bytes] = []  # entry i is at position i - 1
+        self._stored_bytes = 0
         self._index_of: dict[bytes, int] = {}
         self._pending: list[bytes] = []
         self._pending_barriers: list[bytes] = []
@@ -114,6 +115,9 @@ class MemoryLog:
 
     def term(self) -> int:
         return self._term
+
+    def stored_bytes(self) -> int:
+        return self._stored_bytes
 
     def status(self) -> LogStatus:
         return LogStatus(
@@ -189,6 +193,7 @@ class MemoryLog:
         for index, proposal_id, payload in sequenced.appended:
             assert index == len(self._entries) + 1
             self._entries.append(payload)
+            self._stored_bytes += len(payload)
             self._index_of[proposal_id] = index
         self.duplicates_dropped += sequenced.duplicates
         for proposal_id, index in sequenced.resolved.items():

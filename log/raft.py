@@ -729,6 +729,9 @@ class RaftLog:
             ),
         )
 
+    def stored_bytes(self) -> int:
+        return self.disk.used_bytes()
+
     def raft_debug(self) -> dict[str, str]:
         """pysyncobj's own view (match/next indexes per peer...), for debugging."""
         return {key: str(value) for key, value in self._node.getStatus().items()}

@@ -260,6 +260,8 @@ async def test_metrics_snapshot_and_prometheus(cluster: tuple[MasterHandle, Popu
     assert metrics["registrar/log/recovered"] == 1.0
     assert metrics["registrar/log/ensemble_size"] == 1.0  # this test's one-replica log
     assert metrics["registrar/queued_operations"] == 0.0
+    # The registry's size: the bytes of the log that the populating calls wrote.
+    assert metrics["registrar/registry_size_bytes"] > 0
     store = "registrar/state_store_ms"
     assert metrics[f"{store}/count"] >= 3  # the populating calls went through the log
     assert 0 <= metrics[f"{store}/min"] <= metrics[f"{store}/max"]

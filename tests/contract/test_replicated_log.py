@@ -373,6 +373,18 @@ async def test_status_is_consistent(make_log: ReplicatedLog, replicas: list[Repl
         assert theirs.cluster == status.cluster
 
 
+async def test_stored_bytes_grow_with_what_is_written(make_log: ReplicatedLog) -> None:
+    log = make_log
+    before = log.stored_bytes()
+    assert before >= 0
+    await asyncio.gather(*(log.propose(entry_of_size(64_000, b"big-%d" % n)) for n in range(4)))
+    # A Raft replica's store copy reaches its LMDB file a few milliseconds after the commit.
+    deadline = asyncio.get_running_loop().time() + 5
+    while log.stored_bytes() < before + 4 * 64_000:
+        assert asyncio.get_running_loop().time() < deadline, (before, log.stored_bytes())
+        await asyncio.sleep(0.02)
+
+
 async def test_propose_after_close_raises_log_closed(make_log: ReplicatedLog) -> None:
     log = make_log
     assert await log.propose(new_entry()) == 1
