@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 from pathlib import Path
@@ -18,19 +17,12 @@ from meseta.api.flags import (
 from meseta.api.master import MasterReplica, master_info
 from meseta.log.raft import RaftConfig, RaftLog
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
+from meseta.master.heap import tune_collector
 from meseta.master.leader import LeaderConfig
 from meseta.master.v1 import commands_pb2
 from meseta.projections.operator_stream import DEFAULT_MAX_SUBSCRIBERS
 
 NS_PER_S = 1e9
-# The master keeps a large, long-lived heap (the fold state, the view) and allocates
-# briskly per request. With CPython's default (700, 10, 10) a busy leader spent about a
-# tenth of its CPU in the cyclic collector, mostly re-scanning that heap in full
-# collections (~100 ms each at 10k tasks). These collect young objects every 20,000
-# allocations instead of 700, and look at the whole heap after some 10^8 allocations
-# instead of 70,000 (and, as always, only once it grew by a quarter). Reference counting
-# still frees at once everything that is not in a cycle.
-GC_THRESHOLDS = (20_000, 50, 100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +195,6 @@ def run(options: argparse.Namespace) -> int:
         warm_forms(options.warm_encodings)
     except (ValueError, OSError) as error:
         raise SystemExit(f"meseta master: {error}") from None
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_collector()
     asyncio.run(serve(options))
     return 0

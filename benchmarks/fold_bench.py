@@ -1,6 +1,6 @@
 """Master fold benchmark: the pure fold and a replay from LMDB, next to a decode-only baseline.
 
-    python benchmarks/fold_bench.py [--quick] [--events N] [--seed N] [--workdir DIR] [--keep]
+    python benchmarks/fold_bench.py [--quick] [--events N] [--workdir DIR] [--keep] [--default-gc]
 
 An "event" is one command in an entry's CommandBatch. The workload is a
 steady state of a busy cluster, dominated by status updates and their
@@ -19,6 +19,9 @@ Stages:
      commands as one entry each (a share of them), in events/s and entries/s;
   4. replay from LMDB: import the batched entries into a real event store (not
      timed), then read, decode and fold all of them as `meseta replay` does.
+
+The fold runs under the master's collector thresholds (meseta.master.heap), as in
+the master process and `meseta replay`; `--default-gc` keeps CPython's defaults.
 
 `--quick` takes the best of two runs of stages 2-4 (the same for each, so fold
 and replay compare fairly: reading LMDB and checking CRCs adds about 2%).
@@ -48,6 +51,7 @@ from meseta.log.codec import decode_entry
 from meseta.log.v1.entries_pb2 import Entry
 from meseta.master import fold, invariants, replay
 from meseta.master.events import CommandRejected, TaskCompleted
+from meseta.master.heap import tune_collector
 from meseta.master.resources import parse, to_protos
 from meseta.master.state import State
 from meseta.master.v1 import commands_pb2 as c
@@ -317,6 +321,7 @@ def run(profile: Profile, workdir: Path) -> dict[str, Any]:
         "target_events_per_s": TARGET_EVENTS_PER_S,
         "meets_target": events / replay_s.wall_s >= TARGET_EVENTS_PER_S,
         "python": platform.python_version(),
+        "gc_thresholds": list(gc.get_threshold()),
         "machine_sum_range_1e6_ms": round(machine_speed() * 1000, 1),
     }
 
@@ -366,6 +371,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=None, help="override the event count")
     parser.add_argument("--workdir", type=Path, default=None, help="where the LMDB store goes")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep CPython's collector thresholds instead of the master's (for comparison)",
+    )
     return parser.parse_args(argv)
 
 
@@ -375,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.events is not None:
         profile = Profile(profile.name, options.events, profile.single_share)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="fold_bench-"))
+    if not options.default_gc:
+        tune_collector()  # the collector settings of the master and `meseta replay`
     gc.collect()
     try:
         results = run(profile, workdir)

@@ -37,6 +37,7 @@ from meseta.log.codec import decode_entry
 from meseta.master import fold, invariants
 from meseta.master.digest import digest
 from meseta.master.events import DomainEvent
+from meseta.master.heap import tune_collector
 from meseta.master.resources import Resources, format_resources
 from meseta.master.state import Offer, State, Task
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -316,6 +317,7 @@ def print_events(index: int, events: list[DomainEvent]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_collector()  # as the master process runs its fold
     return run(build_parser().parse_args(argv))
 
 
