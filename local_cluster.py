@@ -142,12 +142,19 @@ def meseta_command(*args: str) -> list[str]:
     return [sys.executable, "-P", "-m", "meseta.cli", *args]
 
 
+def log_path(data: Path, name: str) -> Path:
+    """Where a process's output goes; the process serves it as its log (`/master/log`,
+    `/slave/log`) through `--external_log_file`, for the web UI."""
+    return data / "logs" / f"{name}.log"
+
+
 def master_commands(
     data: Path, layout: Layout, secret: Path, extra: Sequence[str] = ()
 ) -> list[list[str]]:
     return [
         meseta_command(
             "master",
+            f"--external_log_file={log_path(data, f'master{number}')}",
             f"--hostname={layout.host}",
             f"--ip={layout.host}",
             f"--port={port}",
@@ -166,6 +173,7 @@ def master_commands(
 def agent_command(data: Path, layout: Layout, extra: Sequence[str]) -> list[str]:
     return meseta_command(
         "agent",
+        f"--external_log_file={log_path(data, 'agent')}",
         f"--master={','.join(layout.master_addresses)}",
         f"--work_dir={data / 'agent'}",
         f"--ip={layout.host}",
@@ -353,7 +361,7 @@ def build(
             f"master {number}",
             f"http://{layout.host}:{port}",
             command,
-            data / "logs" / f"master{number}.log",
+            log_path(data, f"master{number}"),
         )
         for number, (port, command) in enumerate(
             zip(
@@ -366,7 +374,7 @@ def build(
         "agent",
         f"http://{layout.host}:{layout.agent_port}",
         agent_command(data, layout, agent_args),
-        data / "logs" / "agent.log",
+        log_path(data, "agent"),
     )
     return LocalCluster(data, layout, masters, agent)
 

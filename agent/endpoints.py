@@ -24,8 +24,8 @@ from meseta import __version__
 from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord, TaskRecord
 from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
-from meseta.api import files, mesos_json
-from meseta.api.flags import log_file
+from meseta.api import files, host, mesos_json
+from meseta.api.flags import served_log
 from meseta.api.host import system_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response
 from meseta.api.resource_json import attributes, ranges_text, set_text
@@ -237,6 +237,8 @@ def state_json(agent: Agent) -> dict[str, Any]:
         out["master_hostname"] = agent.master_address.rpartition(":")[0]
     if agent.flags_.log_dir is not None:
         out["log_dir"] = agent.flags_.log_dir
+    if agent.flags_.external_log_file is not None:
+        out["external_log_file"] = agent.flags_.external_log_file
     out["flags"] = agent.flags
     out["frameworks"] = [framework_json(f, agent_id) for f in agent.core.frameworks.values()]
     out["completed_frameworks"] = [
@@ -316,10 +318,11 @@ def metrics(agent: Agent) -> dict[str, float]:
 
 def attachments(agent: Agent) -> dict[str, Path]:
     """Virtual path -> real directory for every live or completed executor's sandbox, and
-    `/slave/log` -> the agent's log file when `--log_dir` is set."""
+    `/slave/log` -> the agent's log file when it logs to one."""
     attached: dict[str, Path] = {}
-    if agent.flags_.log_dir is not None:
-        attached["/slave/log"] = log_file(agent.flags_.log_dir, "agent")
+    log = served_log(agent.flags_.log_dir, agent.flags_.external_log_file, "agent")
+    if log is not None:
+        attached["/slave/log"] = log
     frameworks = [*agent.core.frameworks.values(), *agent.core.completed_frameworks]
     for framework in frameworks:
         for executor in [*framework.completed_executors, *framework.executors.values()]:
@@ -464,6 +467,7 @@ def routes(agent: Agent) -> list[Route]:
     for path, handler in top_level:
         out.append(Route(path, _bind(agent, handler), methods=ANY_METHOD))
     out += files.routes(lambda: attachments(agent))
+    out += host.system_routes()
     for paths, async_handler in (
         (("/monitor/statistics", "/monitor/statistics.json"), monitor_statistics),
         (("/containers",), containers),

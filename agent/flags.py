@@ -73,6 +73,8 @@ class AgentFlags:
     disk_watch_interval_s: float = 60.0
     logging_level: str = "INFO"
     log_dir: str | None = None
+    quiet: bool = False
+    external_log_file: str | None = None
     # meseta extensions: the status update retry back-off (contract 7.6: 10 s doubling to 10 min)
     status_update_retry_min_s: float = 10.0
     status_update_retry_max_s: float = 600.0
@@ -124,6 +126,9 @@ class AgentFlags:
         shown["disk_watch_interval"] = format_duration(self.disk_watch_interval_s)
         if self.log_dir is not None:
             shown["log_dir"] = self.log_dir
+        shown["quiet"] = _bool(self.quiet)
+        if self.external_log_file is not None:
+            shown["external_log_file"] = self.external_log_file
         if self.advertise_ip is not None:
             shown["advertise_ip"] = self.advertise_ip
         if self.executor_environment is not None:
@@ -239,6 +244,8 @@ def from_options(options: argparse.Namespace) -> AgentFlags:
         disk_watch_interval_s=_positive(options.disk_watch_interval, "disk_watch_interval"),
         logging_level=options.logging_level,
         log_dir=options.log_dir,
+        quiet=options.quiet,
+        external_log_file=options.external_log_file,
         status_update_retry_min_s=retry_min,
         status_update_retry_max_s=retry_max,
     )

@@ -36,7 +36,7 @@ def run(options: argparse.Namespace) -> int:
     try:
         parsed = flags.from_options(options)
         info = agent_info(parsed)
-        configure_logging(parsed.logging_level, parsed.log_dir, "agent")
+        configure_logging(parsed.logging_level, parsed.log_dir, "agent", quiet=parsed.quiet)
     except (flags.FlagError, detect.ResourceFlagError, FlagLoadError) as error:
         print(f"meseta agent: {error}", file=sys.stderr)
         return flags.EXIT_BAD_FLAGS

@@ -17,6 +17,7 @@ from meseta.api import (
     agent_link,
     consistency,
     files,
+    host,
     operator,
     operator_forms,
     scheduler,
@@ -108,6 +109,7 @@ def create_app(context: MasterContext) -> WritePaths:
     routes += state_endpoints.routes()
     routes += files.routes(lambda: state_endpoints.attachments(context))
     routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
+    routes += host.system_routes()
     routes += webui.routes()
     app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
     app.state.context = context

@@ -158,22 +158,39 @@ LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
-    """Mesos's `--logging_level` and `--log_dir`, for the master and the agent."""
+    """Mesos's logging flags, for the master and the agent."""
     parser.add_argument("--logging_level", default="INFO", help="INFO | WARNING | ERROR")
     parser.add_argument(
         "--log_dir",
         default=None,
         help="also log to <log_dir>/meseta-<daemon>.log (unset: stderr only)",
     )
+    parser.add_argument(
+        "--quiet",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="do not log to stderr",
+    )
+    parser.add_argument(
+        "--external_log_file",
+        default=None,
+        help=(
+            "a log file written by someone else (e.g. stderr captured by a supervisor),"
+            " served as the daemon's log in the web UI and /files instead of --log_dir's"
+        ),
+    )
 
 
-def configure_logging(level: str, log_dir: str | None, daemon: str) -> Path | None:
-    """Log to stderr, and to `<log_dir>/meseta-<daemon>.log` when a directory is given (its
-    path is returned); FlagLoadError for an unknown level or an unusable directory."""
+def configure_logging(
+    level: str, log_dir: str | None, daemon: str, *, quiet: bool = False
+) -> Path | None:
+    """Log to stderr (unless `quiet`), and to `<log_dir>/meseta-<daemon>.log` when a directory
+    is given (its path is returned); FlagLoadError for an unknown level or an unusable
+    directory."""
     if level not in LOGGING_LEVELS:
         choices = " | ".join(LOGGING_LEVELS)
         raise FlagLoadError(f"Failed to load flag 'logging_level': '{level}' is not {choices}")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers: list[logging.Handler] = [] if quiet else [logging.StreamHandler()]
     path = None
     if log_dir is not None:
         path = log_file(log_dir, daemon)
@@ -184,10 +201,20 @@ def configure_logging(level: str, log_dir: str | None, daemon: str) -> Path | No
             raise FlagLoadError(
                 f"Failed to load flag 'log_dir': cannot write '{path}': {error.strerror}"
             ) from None
+    if not handlers:  # else logging's last resort prints warnings to stderr after all
+        handlers.append(logging.NullHandler())
     logging.basicConfig(level=LOGGING_LEVELS[level], format=LOG_FORMAT, handlers=handlers)
     return path
 
 
 def log_file(log_dir: str, daemon: str) -> Path:
-    """Where `--log_dir` puts a daemon's log (served as `/master/log` or `/slave/log`)."""
+    """Where `--log_dir` puts a daemon's log."""
     return Path(log_dir) / f"meseta-{daemon}.log"
+
+
+def served_log(log_dir: str | None, external_log_file: str | None, daemon: str) -> Path | None:
+    """The log `/master/log` or `/slave/log` serves: as in Mesos, `--external_log_file` when
+    given, else the file `--log_dir` writes, else none."""
+    if external_log_file is not None:
+        return Path(external_log_file)
+    return None if log_dir is None else log_file(log_dir, daemon)

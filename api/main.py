@@ -189,7 +189,7 @@ async def serve(options: argparse.Namespace) -> None:
 
 def run(options: argparse.Namespace) -> int:
     try:
-        configure_logging(options.logging_level, options.log_dir, "master")
+        configure_logging(options.logging_level, options.log_dir, "master", quiet=options.quiet)
         raft_config(options)  # flag errors before anything starts
         leader_config(options)
         warm_forms(options.warm_encodings)

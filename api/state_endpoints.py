@@ -29,7 +29,7 @@ from meseta import __version__
 from meseta.api import state_json as sj
 from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
-from meseta.api.flags import format_duration, log_file
+from meseta.api.flags import format_duration, served_log
 from meseta.api.host import system_metrics, timer_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response
 from meseta.api.mesos_json import Json
@@ -174,8 +174,9 @@ def state_header(context: MasterContext) -> dict[str, Json]:
         }
     if "cluster" in context.flags:  # Mesos's --cluster: a name for people, not an id
         out["cluster"] = context.flags["cluster"]
-    if "log_dir" in context.flags:
-        out["log_dir"] = context.flags["log_dir"]
+    for name in ("log_dir", "external_log_file"):  # the web UI offers the log when set
+        if name in context.flags:
+            out[name] = context.flags[name]
     out["flags"] = dict(flags(context))
     return out
 
@@ -592,6 +593,7 @@ def routes() -> list[Route]:
 
 
 def attachments(context: MasterContext) -> dict[str, Path]:
-    """What the master's `/files` serves: `/master/log` when `--log_dir` is set."""
-    log_dir = context.flags.get("log_dir")
-    return {} if log_dir is None else {"/master/log": log_file(log_dir, "master")}
+    """What the master's `/files` serves: `/master/log` when it logs to a file."""
+    flags = context.flags
+    log = served_log(flags.get("log_dir"), flags.get("external_log_file"), "master")
+    return {} if log is None else {"/master/log": log}

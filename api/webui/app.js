@@ -13,6 +13,7 @@ const FAILED_STATES = [
   "TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
   "TASK_UNREACHABLE",
 ];
+const NO_LOG_FILE = "Not logging to a file: start the daemon with --log_dir or --external_log_file.";
 const OVERVIEW_ROWS = 50; // active tasks listed on the overview (the Tasks view lists all)
 
 // -- pure helpers (node runs them in tests) ------------------------------------------------
@@ -140,6 +141,7 @@ if (typeof document !== "undefined") {
 
   const main = document.getElementById("main");
   const status = document.getElementById("status");
+  const logLink = document.getElementById("log-link");
 
   function el(tag, attributes, ...children) {
     const node = document.createElement(tag);
@@ -292,7 +294,8 @@ if (typeof document !== "undefined") {
         el("dt", {}, "Memory"), el("dd", {}, usage(found.used_resources, found.resources, "mem", "MB")),
         el("dt", {}, "Disk"), el("dd", {}, usage(found.used_resources, found.resources, "disk", "MB")),
         el("dt", {}, "Attributes"), el("dd", {}, attributes || "none"),
-        el("dt", {}, "Registered"), el("dd", {}, when(found.registered_time))),
+        el("dt", {}, "Registered"), el("dd", {}, when(found.registered_time)),
+        el("dt", {}, "Log"), el("dd", {}, link(`#/agents/${encodeURIComponent(id)}/log`, "agent log"))),
       el("h2", {}, `Tasks (${entries.length})`),
       table(TASK_HEADERS, taskRows(entries)),
     ];
@@ -451,6 +454,50 @@ if (typeof document !== "undefined") {
     setTimeout(poll, FOLLOW_MS);
   }
 
+  // -- daemon logs (`/master/log`, `/slave/log`), as Mesos's LOG links show them -------------
+
+  // Whether a daemon's /state says it logs to a file that its /files serves.
+  function logsToFile(daemonState) {
+    return Boolean(daemonState && (daemonState.log_dir || daemonState.external_log_file));
+  }
+
+  function masterLog() {
+    const viewer = el("div", {});
+    const heading = el("h1", {}, "Master log");
+    if (!logsToFile(state)) {
+      viewer.append(el("p", { class: "muted" }, NO_LOG_FILE));
+    } else {
+      tail(viewer, "", "/master/log").catch((error) => showLogError(viewer, error));
+    }
+    return [heading, el("p", { class: "muted" }, `this master (${location.host})`), viewer];
+  }
+
+  function agentLog(id) {
+    const found = agentsById()[id];
+    if (!found) return [el("h1", {}, "Agent not found"), el("p", {}, id)];
+    const viewer = el("div", {}, el("p", { class: "muted" }, "Asking the agent…"));
+    const base = agentUrl(found);
+    jsonp(`${base}/state`)
+      .then((agentState) => {
+        if (!logsToFile(agentState)) viewer.replaceChildren(el("p", { class: "muted" }, NO_LOG_FILE));
+        else return tail(viewer, base, "/slave/log");
+      })
+      .catch((error) => showLogError(viewer, error));
+    return [
+      el("h1", {}, `Agent log: ${found.hostname}`),
+      el("p", {}, link(`#/agents/${encodeURIComponent(id)}`, "back to the agent")),
+      viewer,
+    ];
+  }
+
+  function showLogError(viewer, error) {
+    viewer.replaceChildren(el("p", { class: "muted error" }, String(error.message || error)));
+  }
+
+  function isLogRoute({ view, args }) {
+    return view === "log" || (view === "agents" && args[1] === "log");
+  }
+
   // -- routing and refresh -----------------------------------------------------------------
 
   function render() {
@@ -460,7 +507,8 @@ if (typeof document !== "undefined") {
     const views = {
       overview: () => overview(),
       frameworks: () => (args[0] ? framework(args[0]) : frameworks()),
-      agents: () => (args[0] ? agent(args[0]) : agents()),
+      agents: () => (args[1] === "log" ? agentLog(args[0]) : args[0] ? agent(args[0]) : agents()),
+      log: () => masterLog(),
       tasks: () => (args.length === 2 ? task(args[0], args[1]) : tasks()),
     };
     const typing = document.activeElement && document.activeElement.classList.contains("filter");
@@ -481,6 +529,9 @@ if (typeof document !== "undefined") {
       status.textContent = `updated ${updatedAt}`;
       status.classList.remove("error");
       const route = parseRoute(location.hash);
+      logLink.hidden = !logsToFile(state);
+      // A log view reads the daemon, not /state: redrawing it would restart the file.
+      if (isLogRoute(route) && main.childElementCount) return;
       const details = document.getElementById("task-details");
       const entry = route.view === "tasks" && route.args.length === 2 && details && findTask(...route.args);
       if (entry) details.replaceChildren(...taskDetails(entry)); // keeps the sandbox view

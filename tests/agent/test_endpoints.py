@@ -279,6 +279,40 @@ def test_with_a_log_dir_the_agent_log_is_served_as_slave_log(work_dir: Path) -> 
         agent.checkpoints.close()
 
 
+def test_an_external_log_file_is_served_as_slave_log_before_log_dir(work_dir: Path) -> None:
+    # As Mesos: a file someone else writes (a supervisor's capture) wins over --log_dir's.
+    agent = build_agent(work_dir)
+    external = work_dir / "captured.log"
+    external.write_bytes(b"captured stderr\n")
+    log_dir = work_dir / "logs"
+    agent.flags_ = dataclasses.replace(
+        agent.flags_, log_dir=str(log_dir), external_log_file=str(external)
+    )
+    try:
+        with served(Starlette(routes=endpoints.routes(agent))) as client:
+            assert client.get("/files/debug").json()["/slave/log"] == str(external)
+            read = client.get("/files/read", {"path": "/slave/log", "offset": 0}).json()
+            assert read == {"data": "captured stderr\n", "offset": 0}
+            state = client.get("/state").json()
+            assert state["external_log_file"] == str(external)
+            assert state["flags"]["external_log_file"] == str(external)
+            assert state["flags"]["quiet"] == "false"
+    finally:
+        agent.checkpoints.close()
+
+
+def test_system_stats_as_libprocess_serves_them(client: Client) -> None:
+    stats = client.get("/system/stats.json").json()
+    assert set(stats) == {
+        "avg_load_1min", "avg_load_5min", "avg_load_15min",
+        "cpus_total", "mem_total_bytes", "mem_free_bytes",
+    }  # fmt: skip
+    assert stats["cpus_total"] == os.cpu_count() and isinstance(stats["mem_total_bytes"], int)
+    assert 0 < stats["mem_free_bytes"] <= stats["mem_total_bytes"]
+    wrapped = client.get("/system/stats.json", params={"jsonp": "cb"})
+    assert wrapped.text.startswith("cb({") and wrapped.text.endswith("});")
+
+
 @pytest.mark.parametrize("path", ["/containerizer/debug", "/slave(1)/containerizer/debug"])
 def test_containerizer_debug_lists_what_is_under_way(client: Client, path: str) -> None:
     assert client.get(path).json() == {"pending": []}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -494,6 +495,18 @@ async def test_the_master_serves_its_log_and_its_verbosity(tmp_path: Path) -> No
         assert status == 404
         answer = await call_json(master, "LIST_FILES", list_files={"path": "/master/log"})
         assert answer == {"type": "LIST_FILES", "list_files": {}}
+
+        # A log written by someone else (--external_log_file) is served instead, as in Mesos.
+        external = tmp_path / "captured.log"
+        external.write_bytes(b"captured\n")
+        master.context.flags["external_log_file"] = str(external)
+        status, _, data = await post(master, b"", path="/files/debug", method="GET")
+        assert orjson.loads(data) == {"/master/log": str(external)}
+        master.context.read_cache.kept.clear()  # flags never change at run time otherwise
+        status, _, data = await post(master, b"", path="/state", method="GET")
+        assert orjson.loads(data)["external_log_file"] == str(external)
+        status, _, data = await post(master, b"", path="/system/stats.json", method="GET")
+        assert status == 200 and orjson.loads(data)["cpus_total"] == os.cpu_count()
 
         level = {"level": 1, "duration": {"nanoseconds": 60_000_000_000}}
         status, _, _ = await post(master, {"type": "SET_LOGGING_LEVEL", "set_logging_level": level})

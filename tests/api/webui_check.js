@@ -73,6 +73,9 @@ class Element extends Node {
 
 const main = new Element("main");
 const status = new Element("span");
+const logLink = new Element("a");
+logLink.hidden = true;
+const intervals = [];
 const navLinks = ["frameworks", "agents", "tasks"].map((view) => {
   const a = new Element("a");
   a.dataset.view = view;
@@ -83,7 +86,7 @@ const document = {
   hidden: false,
   activeElement: null,
   body: new Element("body"),
-  getElementById: (id) => ({ main, status }[id]),
+  getElementById: (id) => ({ main, status, "log-link": logLink }[id]),
   createElement: (tag) => new Element(tag),
   createTextNode: (text) => new Text(text),
   querySelectorAll: (selector) => (selector === "nav a" ? navLinks : []),
@@ -95,7 +98,7 @@ const context = {
   encodeURIComponent, decodeURIComponent,
   window: { addEventListener: (name, fn) => { listeners[name] = fn; } },
   fetch: async () => ({ ok: true, status: 200, json: async () => state }),
-  setInterval: () => 0,
+  setInterval: (fn) => { intervals.push(fn); return 0; },
   // Timers as a browser has them, but never keeping node alive after the checks.
   setTimeout: (fn, ms) => { const timer = setTimeout(fn, ms); timer.unref(); return timer; },
   clearTimeout,
@@ -142,6 +145,22 @@ function show(hash) {
   assert.ok(detail.includes(task.id) && detail.includes("Statuses") && detail.includes("Sandbox"));
   assert.match(show("#/tasks/nope/nope"), /Task not found/);
   assert.match(show("#/agents/nope"), /Agent not found/);
+
+  // The Log link shows once this master's /state says it logs to a file /files serves.
+  assert.ok(!state.log_dir && !state.external_log_file, "the test master logs to stderr only");
+  assert.strictEqual(logLink.hidden, true);
+  assert.match(show("#/log"), /Not logging to a file/);
+  state.external_log_file = "/var/log/meseta/master.log";
+  intervals.forEach((fn) => fn());
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.strictEqual(logLink.hidden, false);
+  const masterLog = show("#/log");
+  assert.ok(masterLog.includes("Master log") && masterLog.includes("Reading log"), masterLog);
+  if (agents.length) {
+    const agentLog = show(`#/agents/${encodeURIComponent(agents[0].id)}/log`);
+    assert.ok(agentLog.includes(`Agent log: ${agents[0].hostname}`), agentLog);
+    assert.ok(agentLog.includes("Asking the agent"), agentLog);
+  }
 
   console.log("ok");
 })().catch((error) => {

@@ -44,6 +44,9 @@ def test_commands_name_peers_secret_and_masters(tmp_path: Path) -> None:
     agent = local_cluster.agent_command(tmp_path, layout, ["--resources=cpus:1"])
     assert "--master=127.0.0.1:1,127.0.0.1:2,127.0.0.1:3" in agent
     assert f"--work_dir={tmp_path / 'agent'}" in agent and agent[-1] == "--resources=cpus:1"
+    # Each daemon serves the file its output is captured in as its log (the web UI's Log).
+    assert f"--external_log_file={tmp_path / 'logs' / 'master2.log'}" in masters[1]
+    assert f"--external_log_file={tmp_path / 'logs' / 'agent.log'}" in agent
 
 
 def test_secret_is_private_and_stable(tmp_path: Path) -> None:

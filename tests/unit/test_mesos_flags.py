@@ -110,6 +110,22 @@ def test_logging_flags_pick_the_level_and_add_a_log_file(tmp_path: Path) -> None
     assert "kept" in done.stderr  # and still to stderr
 
 
+def test_quiet_logs_nothing_to_stderr(tmp_path: Path) -> None:
+    program = (
+        "import logging, sys\n"
+        "from meseta.api.flags import configure_logging\n"
+        "configure_logging('INFO', sys.argv[1], 'master', quiet=True)\n"
+        "logging.getLogger('meseta').warning('to the file only')\n"
+    )
+    logs = tmp_path / "logs"
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(logs)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "to the file only" in (logs / "meseta-master.log").read_text()
+    assert done.stderr == ""  # not even logging's last-resort handler
+
+
 def test_a_bad_logging_level_is_a_flag_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
