@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("frameworks", "list the frameworks and what they use"),
         ("tasks", "list the tasks, their states and health (like mesos-ps)"),
         ("cat", "print a file of a task's sandbox, stdout by default (-f: follow it)"),
+        ("ls", "list the files of a task's sandbox, or of a folder in it (like mesos-ls)"),
     ):
         cluster_cli.add_arguments(commands.add_parser(view, help=text), view)
 

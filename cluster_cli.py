@@ -1,14 +1,15 @@
-"""Operator commands that read a running cluster, like Mesos's `mesos-ps`, `mesos-cat` and
-`mesos-tail` and the `mesos agent|framework|task list` CLI:
+"""Operator commands that read a running cluster, like Mesos's `mesos-ps`, `mesos-cat`,
+`mesos-tail` and `mesos-ls` and the `mesos agent|framework|task list` CLI:
 
     meseta agents     [--master HOST:PORT] [--json]
     meseta frameworks [--master HOST:PORT] [--json] [--all]
     meseta tasks      [--master HOST:PORT] [--json] [--all] [--framework ID]
     meseta cat TASK_ID [FILE] [--master HOST:PORT] [--follow]
+    meseta ls  TASK_ID [FOLDER] [--master HOST:PORT] [--json]
 
-They read `/state` from any master replica (every replica answers reads) and, for `cat`, the
-task's sandbox through its agent's `/files/read`, as the web UI does. Exit codes: 0, 1 when the
-cluster cannot be read or the task is not found, 2 for bad flags.
+They read `/state` from any master replica (every replica answers reads) and, for `cat` and
+`ls`, the task's sandbox through its agent's `/files/*`, as the web UI does. Exit codes: 0, 1
+when the cluster cannot be read or the task is not found, 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -263,6 +265,59 @@ async def cat(options: argparse.Namespace, session: aiohttp.ClientSession) -> No
         await asyncio.sleep(FOLLOW_INTERVAL_S)
 
 
+# -- ls --------------------------------------------------------------------------------------
+
+
+def sandbox_path(sandbox: Sandbox, path: str) -> str:
+    """`path` inside the sandbox (the agent refuses anything that leaves it)."""
+    inner = path.strip("/")
+    return f"{sandbox.directory}/{inner}" if inner else sandbox.directory
+
+
+def listing_rows(listing: list[Json]) -> list[dict[str, str]]:
+    rows = []
+    for entry in sorted(listing, key=lambda e: str(e.get("path", ""))):
+        name = str(entry.get("path", "")).rpartition("/")[2]
+        mode = str(entry.get("mode", ""))
+        mtime = entry.get("mtime")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime)) if mtime else ""
+        rows.append(
+            {
+                "MODE": mode,
+                "UID": str(entry.get("uid", "")),
+                "GID": str(entry.get("gid", "")),
+                "SIZE": str(entry.get("size", "")),
+                "MODIFIED": when,
+                "NAME": name + ("/" if mode.startswith("d") else ""),
+            }
+        )
+    return rows
+
+
+async def list_dir(session: aiohttp.ClientSession, sandbox: Sandbox, path: str) -> list[Json]:
+    """The entries of a folder of the sandbox, as the agent's `/files/browse` lists them."""
+    where = sandbox_path(sandbox, path)
+    url = f"{sandbox.agent_url}/files/browse"
+    try:
+        async with session.get(url, params={"path": where}) as response:
+            body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise CliError(f"Listing {where}: {error or type(error).__name__}") from None
+    if response.status == 404:
+        raise CliError(f"No folder '{path}' in the sandbox of the task ({sandbox.directory})")
+    if response.status != 200:
+        raise CliError(f"Listing {where}: {response.status} {body.decode(errors='replace')}")
+    listing: list[Json] = orjson.loads(body)
+    return listing
+
+
+async def ls(options: argparse.Namespace, session: aiohttp.ClientSession) -> None:
+    state = await get_json(session, f"{master_url(options.master)}/state")
+    sandbox = await sandbox_of(session, state, options.task_id)
+    rows = listing_rows(await list_dir(session, sandbox, options.path))
+    print_rows(rows, options.json, "Empty.")
+
+
 # -- the commands ----------------------------------------------------------------------------
 
 
@@ -271,6 +326,9 @@ async def run_async(options: argparse.Namespace) -> None:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         if options.view == "cat":
             await cat(options, session)
+            return
+        if options.view == "ls":
+            await ls(options, session)
             return
         state = await get_json(session, f"{master_url(options.master)}/state")
         if options.view == "agents":
@@ -298,6 +356,10 @@ def add_arguments(parser: argparse.ArgumentParser, view: str) -> None:
         parser.add_argument("task_id", help="the task whose sandbox to read")
         parser.add_argument("file", nargs="?", default="stdout", help="default: stdout")
         parser.add_argument("--follow", "-f", action="store_true", help="keep printing (tail -f)")
+    elif view == "ls":
+        parser.add_argument("task_id", help="the task whose sandbox to list")
+        parser.add_argument("path", nargs="?", default="", help="a folder in it (default: its top)")
+        parser.add_argument("--json", action="store_true", help="rows as JSON, for scripts")
     else:
         parser.add_argument("--json", action="store_true", help="rows as JSON, for scripts")
     if view in ("frameworks", "tasks"):

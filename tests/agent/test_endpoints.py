@@ -180,6 +180,27 @@ async def test_meseta_cat_copies_exact_bytes_and_follows_appends_and_truncation(
             await cluster_cli.copy_from(session, box, "nope", 0, io.BytesIO())
 
 
+async def test_meseta_ls_lists_a_sandbox_folder_and_refuses_escapes(
+    client: Client, sandbox: Path
+) -> None:
+    (sandbox / "stdout").write_bytes(b"12345")
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "a.txt").write_bytes(b"a")
+    box = cluster_cli.Sandbox(f"http://127.0.0.1:{client.port}", SHORT)
+    async with aiohttp.ClientSession() as session:
+        rows = cluster_cli.listing_rows(await cluster_cli.list_dir(session, box, ""))
+        names = [row["NAME"] for row in rows]
+        assert names == sorted(names) and "data/" in names  # sorted, folders marked
+        stdout = rows[names.index("stdout")]
+        assert stdout["SIZE"] == "5" and stdout["MODE"].startswith("-rw")
+        inner = await cluster_cli.list_dir(session, box, "/data/")
+        assert [entry["path"] for entry in inner] == [f"{SHORT}/data/a.txt"]
+        with pytest.raises(cluster_cli.CliError, match="No folder 'nope'"):
+            await cluster_cli.list_dir(session, box, "nope")
+        with pytest.raises(cluster_cli.CliError, match="400"):
+            await cluster_cli.list_dir(session, box, "../..")
+
+
 async def test_meseta_cat_skips_what_an_agent_without_ranges_sends_again() -> None:
     """Mesos's agent answers a Range with the whole file (200): the bytes before the offset
     are dropped, and a file shorter than the offset reads as truncated."""

@@ -207,6 +207,9 @@ def test_operator_commands_list_the_cluster_and_read_sandboxes(cluster: Cluster)
     assert (out.returncode, out.stdout) == (0, "out-line\n"), out.stderr
     err = meseta("cat", "ops-echo", "stderr", f"--master={masters[0]}")
     assert "err-line" in err.stdout
+    files = json.loads(meseta("ls", "ops-echo", f"--master={masters[1]}", "--json").stdout)
+    sizes = {row["NAME"]: row["SIZE"] for row in files}
+    assert sizes["stdout"] == str(len("out-line\n")), files
     missing = meseta("cat", "no-such-task", f"--master={masters[0]}")
     assert missing.returncode == 1
     assert "No task with id 'no-such-task' is known to the master" in missing.stderr
