@@ -135,6 +135,7 @@ if (typeof module !== "undefined") {
 
 if (typeof document !== "undefined") {
   let state = null;
+  let roles = null; // this replica's /roles, read while the Roles view is shown
   let updatedAt = "";
   let filter = "";
   let jsonpCount = 0;
@@ -346,6 +347,55 @@ if (typeof document !== "undefined") {
     ];
   }
 
+  function offers() {
+    const agents = agentsById();
+    const rows = [];
+    for (const framework of state.frameworks || []) {
+      for (const offer of framework.offers || []) {
+        const agent = agents[offer.slave_id];
+        rows.push([
+          offer.id, frameworkLink(framework),
+          agent ? link(`#/agents/${encodeURIComponent(offer.slave_id)}`, agent.hostname) : offer.slave_id,
+          (offer.allocation_info || {}).role || "",
+          amount(offer.resources, "cpus"), amount(offer.resources, "gpus"),
+          amount(offer.resources, "mem"), amount(offer.resources, "disk"),
+        ]);
+      }
+    }
+    return [el("h1", {}, `Outstanding offers (${rows.length})`),
+      rows.length ? table(["ID", "Framework", "Agent", "Role", "CPUs", "GPUs", "Mem (MB)", "Disk (MB)"], rows)
+        : el("p", { class: "muted" }, "No outstanding offers.")];
+  }
+
+  function rolesView() {
+    if (roles === null) {
+      loadRoles();
+      return [el("h1", {}, "Roles"), el("p", { class: "muted" }, "Reading /roles…")];
+    }
+    const rows = roles.map((role) => [
+      role.name, String(role.weight), (role.frameworks || []).length,
+      amount(role.allocated, "cpus"), amount(role.allocated, "gpus"),
+      amount(role.allocated, "mem"), amount(role.allocated, "disk"),
+      amount(role.offered, "cpus"), amount(role.offered, "mem"),
+    ]);
+    return [el("h1", {}, `Roles (${rows.length})`),
+      rows.length ? table(["Role", "Weight", "Frameworks", "CPUs", "GPUs", "Mem (MB)", "Disk (MB)", "Offered CPUs", "Offered mem (MB)"], rows)
+        : el("p", { class: "muted" }, "No roles have frameworks or reservations.")];
+  }
+
+  async function loadRoles() {
+    try {
+      const response = await fetch("/roles");
+      if (!response.ok) throw new Error(`/roles answered ${response.status}`);
+      roles = (await response.json()).roles || [];
+    } catch (error) {
+      roles = [];
+      status.textContent = `cannot read /roles (${error.message || error})`;
+      status.classList.add("error");
+    }
+    if (parseRoute(location.hash).view === "roles") render();
+  }
+
   // -- the sandbox, from the agent ---------------------------------------------------------
 
   function jsonp(url) {
@@ -509,6 +559,8 @@ if (typeof document !== "undefined") {
       frameworks: () => (args[0] ? framework(args[0]) : frameworks()),
       agents: () => (args[1] === "log" ? agentLog(args[0]) : args[0] ? agent(args[0]) : agents()),
       log: () => masterLog(),
+      offers: () => offers(),
+      roles: () => rolesView(),
       tasks: () => (args.length === 2 ? task(args[0], args[1]) : tasks()),
     };
     const typing = document.activeElement && document.activeElement.classList.contains("filter");
@@ -530,6 +582,7 @@ if (typeof document !== "undefined") {
       status.classList.remove("error");
       const route = parseRoute(location.hash);
       logLink.hidden = !logsToFile(state);
+      if (route.view === "roles") loadRoles(); // redraws the view when /roles answers
       // A log view reads the daemon, not /state: redrawing it would restart the file.
       if (isLogRoute(route) && main.childElementCount) return;
       const details = document.getElementById("task-details");

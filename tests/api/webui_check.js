@@ -93,11 +93,14 @@ const document = {
   querySelector: (selector) => main.all().find((e) => e.tagName === "INPUT") || null,
 };
 const location = { hash: "" };
+const rolesDoc = {
+  roles: [{ name: "analytics", weight: 2.5, frameworks: ["F1", "F2"], allocated: { cpus: 1.5, mem: 64 }, offered: {} }],
+};
 const context = {
   document, location, Node, console, Date, Math, Number, String, Object, Promise, Error,
   encodeURIComponent, decodeURIComponent,
   window: { addEventListener: (name, fn) => { listeners[name] = fn; } },
-  fetch: async () => ({ ok: true, status: 200, json: async () => state }),
+  fetch: async (url) => ({ ok: true, status: 200, json: async () => (url === "/roles" ? rolesDoc : state) }),
   setInterval: (fn) => { intervals.push(fn); return 0; },
   // Timers as a browser has them, but never keeping node alive after the checks.
   setTimeout: (fn, ms) => { const timer = setTimeout(fn, ms); timer.unref(); return timer; },
@@ -145,6 +148,19 @@ function show(hash) {
   assert.ok(detail.includes(task.id) && detail.includes("Statuses") && detail.includes("Sandbox"));
   assert.match(show("#/tasks/nope/nope"), /Task not found/);
   assert.match(show("#/agents/nope"), /Agent not found/);
+
+  // Offers: every framework's outstanding offers, with their agents.
+  const offered = (state.frameworks || []).flatMap((f) => f.offers || []);
+  const offerView = show("#/offers");
+  assert.ok(offerView.includes(`Outstanding offers (${offered.length})`), offerView);
+  assert.ok(offered.length > 0, "the state holds an outstanding offer");
+  for (const offer of offered) assert.ok(offerView.includes(offer.id));
+
+  // Roles: read from /roles when the view opens, drawn once it answers.
+  assert.match(show("#/roles"), /Reading \/roles/);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const roleView = main.textContent;
+  assert.ok(roleView.includes("Roles (1)") && roleView.includes("analytics") && roleView.includes("2.5"), roleView);
 
   // The Log link shows once this master's /state says it logs to a file /files serves.
   assert.ok(!state.log_dir && !state.external_log_file, "the test master logs to stderr only");
