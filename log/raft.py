@@ -346,6 +346,8 @@ class RaftLog:
         low_s = config.election_timeout_s[0]
         self._prevote = PreVote(lease_s=low_s - 2 * config.heartbeat_s)
         self._asked_for_term = 0
+        # Pre-votes received during a tick, answered at its end (`_answer_pre_votes`).
+        self._pre_votes: list[tuple[Any, dict[str, Any]]] = []
         conf = _pysyncobj_conf(config, self.journal, onStateChanged=self._on_state_changed_tick)
         self._node = _Replica(self, config, conf)
         if set(config.peers) - {config.address}:  # alone, there is nobody to wait for
@@ -386,6 +388,7 @@ class RaftLog:
                     wait_s = min(wait_s, max(0.0, flush_at - time.monotonic()))
                 self._ask_before_campaigning()
                 self._node.doTick(wait_s)
+                self._answer_pre_votes()
                 self._commit_if_due()
                 self._refresh_status()
                 self._keep_peers_connected()
@@ -448,14 +451,7 @@ class RaftLog:
             return False
         if kind == PRE_VOTE:
             if node.selfNode is not None:
-                reply = self._prevote.answer(
-                    message,
-                    current_term=node.raftCurrentTerm,
-                    last_log=self._last_log(),
-                    leading=node._SyncObj__raftState == _LEADING,
-                    now=time.monotonic(),
-                )
-                node._SyncObj__transport.send(sender, reply)
+                self._pre_votes.append((sender, message))
             return True
         if kind == PRE_VOTE_REPLY:
             voters = len(node.otherNodes) + 1
@@ -463,6 +459,29 @@ class RaftLog:
                 node._SyncObj__raftElectionDeadline = 0.0  # the next tick campaigns
             return True
         return False
+
+    def _answer_pre_votes(self) -> None:
+        """Answer the pre-votes that came during the tick, knowing all that has arrived.
+
+        A voter that was itself held up (an fsync, a starved process) finds its leader's
+        heartbeats and the pre-vote waiting together, in an order the poller picks:
+        answering at once could grant on a stale idea of when it last heard the leader.
+        So the answers wait until what else is waiting has been read.
+        """
+        if not self._pre_votes:
+            return
+        node = self._node
+        node._poller.poll(0)
+        asked, self._pre_votes = self._pre_votes, []
+        for sender, message in asked:
+            reply = self._prevote.answer(
+                message,
+                current_term=node.raftCurrentTerm,
+                last_log=self._last_log(),
+                leading=node._SyncObj__raftState == _LEADING,
+                now=time.monotonic(),
+            )
+            node._SyncObj__transport.send(sender, reply)
 
     def _keep_peers_connected(self) -> None:
         """Ping peers that would otherwise hear nothing from this replica.
