@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         cluster_cli.add_arguments(commands.add_parser(view, help=text), view)
 
+    from meseta import events_cli
+
+    events = commands.add_parser(
+        "events", help="follow the operator event stream, across master failovers"
+    )
+    events_cli.add_arguments(events)
+
     from meseta import execute
 
     run_task = commands.add_parser("execute", help="run one task and follow it (mesos-execute)")

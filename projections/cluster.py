@@ -423,12 +423,16 @@ class ClusterView:
         if status.uuid:
             message.status_update_state = status.state
             message.status_update_uuid = status.uuid
+        # As Mesos: subscribers hear of every new state in the task's status history (a
+        # RUNNING sent late, then the FINISHED after it), not only of task state changes.
+        statuses = message.statuses
+        new_status = not statuses or statuses[-1].state != status.state
         record_status(message, status)
         holds = not is_terminal(new_state) and not record.unreachable
         if holds != record.holds:
             self._hold(framework, record, holds)
         _task_changed(framework, record)
-        if new_state != old_state or status.reason in CHECK_REASONS:
+        if new_status or status.reason in CHECK_REASONS:
             updated = _event(Event.TASK_UPDATED)
             body = updated.task_updated
             body.framework_id.value = event.framework_id

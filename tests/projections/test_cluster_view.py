@@ -130,6 +130,26 @@ def test_get_state_is_the_entities_protobufs() -> None:
     assert state.HasField("get_executors")
 
 
+def test_every_new_status_state_is_an_operator_event_as_in_mesos() -> None:
+    """Mesos sends TASK_UPDATED for every new state in a task's status history, not only when
+    the task's state changes: a RUNNING the agent sends after the task already ended (with
+    latest_state FINISHED), then the FINISHED itself, are two events."""
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed)
+    finished = mesos_pb2.TASK_FINISHED
+    _, events = fed.run(
+        "status", framework_id, agent_id, task_id, mesos_pb2.TASK_RUNNING, latest_state=finished
+    )
+    assert kinds(events) == ["TASK_UPDATED"]
+    assert events[0].task_updated.state == finished
+    assert events[0].task_updated.status.state == mesos_pb2.TASK_RUNNING
+    _, events = fed.run("status", framework_id, agent_id, task_id, finished)
+    assert kinds(events) == ["TASK_UPDATED"]
+    assert (events[0].task_updated.state, events[0].task_updated.status.state) == (finished,) * 2
+    _, events = fed.run("status", framework_id, agent_id, task_id, finished)  # a retry
+    assert events == []
+
+
 def test_completed_tasks_are_bounded_per_framework() -> None:
     fed = Fed(max_completed_tasks_per_framework=3)
     agent_id, _ = fed.run("add_agent")
