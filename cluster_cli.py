@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -341,11 +341,17 @@ async def run_async(options: argparse.Namespace) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    return run_command(options.view, run_async(options))
+
+
+def run_command(name: str, main: Coroutine[Any, Any, None]) -> int:
+    """Run a command's coroutine: 0 when it ends or Ctrl-C stops it, 1 on a CliError (said
+    on stderr as `meseta <name>: ...`)."""
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_async(options))
+            asyncio.run(main)
     except CliError as error:
-        print(f"meseta {options.view}: {error}", file=sys.stderr)
+        print(f"meseta {name}: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from meseta.cluster_cli import DEFAULT_MASTER, CliError, master_url
+from meseta.cluster_cli import DEFAULT_MASTER, CliError, master_url, run_command
 
 Json = dict[str, Any]
 RETRY_S = 1.0  # between rounds over every master, while none answers
@@ -39,24 +38,46 @@ class SseEvent:
     data: str
     id: str | None  # None when the event had no id field
 
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+class SseParser:
+    """text/event-stream, a line at a time: `feed` returns the event a blank line completes.
+    Comment lines (keep-alive pings) are only counted."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
+        self.comments = 0
+
+    def feed(self, line: str) -> SseEvent | None:
+        line = line.rstrip("\r\n")
+        if not line:
+            if not (self.data or self.fields):
+                return None
+            fields, data = self.fields, self.data
+            self.fields, self.data = {}, []
+            return SseEvent(fields.get("event", "message"), "\n".join(data), fields.get("id"))
+        if line.startswith(":"):
+            self.comments += 1
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self.data.append(value)
+        else:
+            self.fields[name] = value
+        return None
+
 
 async def read_events(response: aiohttp.ClientResponse) -> AsyncIterator[SseEvent]:
-    """The events of a text/event-stream body, as they arrive (comments are pings)."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
+    """The events of a text/event-stream body, as they arrive."""
+    parser = SseParser()
     async for raw in response.content:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if data or fields:
-                yield SseEvent(fields.get("event", "message"), "\n".join(data), fields.get("id"))
-            fields, data = {}, []
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "data":
-                data.append(value)
-            else:
-                fields[name] = value
+        event = parser.feed(raw.decode())
+        if event is not None:
+            yield event
 
 
 def _value(message: Json, name: str) -> str:
@@ -173,13 +194,7 @@ def print_flushed(line: str) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_async(options))
-    except CliError as error:
-        print(f"meseta events: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command("events", run_async(options))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,9 @@
 """A small Server-Sent Events client over aiohttp, for the operator event stream tests.
 
-`open_sse()` GETs the events URL and parses the text/event-stream as it arrives:
-events go to a queue with their raw `id` field (None when the event has none),
-comment lines (sse-starlette's pings) are counted. One reader task per stream.
+`open_sse()` GETs the events URL and parses the text/event-stream as it arrives (with
+`meseta events`' parser): events go to a queue with their raw `id` field (None when the
+event has none), comment lines (sse-starlette's pings) are counted. One reader task per
+stream.
 """
 
 from __future__ import annotations
@@ -10,22 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
-import orjson
 from multidict import CIMultiDictProxy
 
-
-@dataclass
-class SseEvent:
-    event: str
-    data: str
-    id: str | None  # the raw id field; None when the event carried none
-
-    def json(self) -> Any:
-        return orjson.loads(self.data)
+from meseta.events_cli import SseEvent, SseParser
 
 
 class SseStream:
@@ -41,26 +31,13 @@ class SseStream:
         return self.response.headers
 
     async def _read(self) -> None:
-        fields: dict[str, str] = {}
-        data: list[str] = []
+        parser = SseParser()
         try:
             async for raw in self.response.content:
-                line = raw.decode().rstrip("\r\n")
-                if not line:
-                    if data or fields:
-                        event = SseEvent(fields.get("event", "message"), "\n".join(data), None)
-                        event.id = fields.get("id")
-                        self.events.put_nowait(event)
-                    fields, data = {}, []
-                elif line.startswith(":"):
-                    self.comments += 1
-                else:
-                    name, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if name == "data":
-                        data.append(value)
-                    else:
-                        fields[name] = value
+                event = parser.feed(raw.decode())
+                self.comments = parser.comments
+                if event is not None:
+                    self.events.put_nowait(event)
         except (aiohttp.ClientError, TimeoutError):
             pass
         finally:
