@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Coroutine, Iterable
@@ -32,6 +33,7 @@ DEFAULT_MASTER = "127.0.0.1:5050"
 FOLLOW_INTERVAL_S = 1.0
 READ_CHUNK = 64 * 1024  # bytes copied at a time from a sandbox file
 PIPE_WIDTH = 10_000
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
 Json = dict[str, Any]
 
 
@@ -346,13 +348,18 @@ def run(options: argparse.Namespace) -> int:
 
 def run_command(name: str, main: Coroutine[Any, Any, None]) -> int:
     """Run a command's coroutine: 0 when it ends or Ctrl-C stops it, 1 on a CliError (said
-    on stderr as `meseta <name>: ...`)."""
+    on stderr as `meseta <name>: ...`), and quietly 141 (as SIGPIPE would) when what reads
+    its output goes away (`meseta events | head`)."""
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main)
     except CliError as error:
         print(f"meseta {name}: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Nothing more can be written; keep the interpreter's final flush from failing too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -138,3 +140,18 @@ def test_executors_are_found_by_launched_queued_or_completed_tasks() -> None:
         found = list(cluster_cli.executors_with(agent_state, "F1", task_id))
         assert [e["directory"] for e in found] == [directory]
     assert list(cluster_cli.executors_with(agent_state, "F2", "x")) == []
+
+
+def test_a_reader_that_goes_away_ends_a_command_quietly() -> None:
+    """`meseta tasks | head -0`: no traceback, the exit status a shell shows for SIGPIPE."""
+    program = (
+        "import sys\n"
+        "from meseta.cluster_cli import run_command\n"
+        "async def main() -> None:\n"
+        "    raise BrokenPipeError\n"
+        "sys.exit(run_command('tasks', main()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (cluster_cli.EXIT_BROKEN_PIPE, "")
