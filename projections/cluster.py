@@ -119,6 +119,21 @@ class Counters:
         counts[name] = counts.get(name, 0) + amount
 
 
+def equivalent_info(left: mesos_pb2.FrameworkInfo, right: mesos_pb2.FrameworkInfo) -> bool:
+    """Mesos's `typeutils::equivalent`: the same fields set to the same values, `roles` and
+    `capabilities` compared whatever their order."""
+    return _canonical_info(left) == _canonical_info(right)
+
+
+def _canonical_info(info: mesos_pb2.FrameworkInfo) -> tuple[bytes, list[bytes], list[str]]:
+    rest = mesos_pb2.FrameworkInfo()
+    rest.CopyFrom(info)
+    del rest.capabilities[:]
+    del rest.roles[:]
+    capabilities = sorted(c.SerializeToString(deterministic=True) for c in info.capabilities)
+    return rest.SerializeToString(deterministic=True), capabilities, sorted(info.roles)
+
+
 def refused_launch(status: mesos_pb2.TaskStatus) -> bool:
     """A master's terminal update of a task it never booked: a launch it refused (invalid
     task or offers), which Mesos counts in its task metrics, unlike reconciliation answers."""
@@ -287,10 +302,14 @@ class ClusterView:
             return
         info = mesos_pb2.FrameworkInfo()
         info.CopyFrom(event.info)
+        # As Mesos's UPDATE_FRAMEWORK: subscribers hear of a FrameworkInfo that changed; new
+        # suppressed roles or offer constraints alone are no FRAMEWORK_UPDATED.
+        info_changed = not equivalent_info(framework.info, info)
         framework.info, framework.roles = info, framework_roles(info)
         framework.offer_constraints = _copied(event.offer_constraints)
         framework.changed()
-        self._framework_event(Event.FRAMEWORK_UPDATED, framework, out)
+        if info_changed:
+            self._framework_event(Event.FRAMEWORK_UPDATED, framework, out)
 
     def _framework_removed(self, event: ev.FrameworkRemoved, out: list[Event]) -> None:
         framework = self.frameworks.pop(event.framework_id, None)

@@ -22,7 +22,7 @@ from meseta.api import state_json as sj
 from meseta.master.events import DomainEvent
 from meseta.master.v1 import commands_pb2 as c
 from meseta.projections import metrics
-from meseta.projections.cluster import ClusterView
+from meseta.projections.cluster import ClusterView, equivalent_info
 from meseta.projections.records import UNREACHABLE
 from meseta.projections.store import ViewStore
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -296,13 +296,39 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
     assert documents(restarted) == (agent_doc, framework_doc)
     assert restarted.weights == {"*": 2500}
 
-    # UPDATE_FRAMEWORK without constraints drops them.
+    # UPDATE_FRAMEWORK without constraints drops them. As in Mesos, subscribers hear of it
+    # only when the FrameworkInfo itself changed (roles and capabilities in any order).
     (framework_id,) = fed.view.frameworks
     updated = mesos_pb2.FrameworkInfo()
     updated.CopyFrom(fed.cluster.state.frameworks[framework_id].info)
     _, events = fed.run("run", update_framework=c.UpdateFramework(framework_info=updated))
-    assert not events[0].framework_updated.framework.HasField("offer_constraints")
+    assert events == []
+    assert not fed.view.frameworks[framework_id].proto().HasField("offer_constraints")
     assert sj.framework_fields(fed.view.frameworks[framework_id])["offer_constraints"] == {}
+    updated.name = "renamed"
+    _, events = fed.run("run", update_framework=c.UpdateFramework(framework_info=updated))
+    assert kinds(events) == ["FRAMEWORK_UPDATED"]
+    assert events[0].framework_updated.framework.framework_info.name == "renamed"
+
+
+def test_framework_infos_compare_as_mesos_compares_them() -> None:
+    def info(*roles: str, capabilities: tuple[int, ...] = ()) -> mesos_pb2.FrameworkInfo:
+        made = mesos_pb2.FrameworkInfo(user="u", name="n", roles=roles)
+        for kind in capabilities:
+            made.capabilities.add(type=kind)
+        return made
+
+    multi, pa = (
+        mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE,
+        mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE,
+    )
+    assert equivalent_info(
+        info("a", "b", capabilities=(multi, pa)), info("b", "a", capabilities=(pa, multi))
+    )
+    assert not equivalent_info(info("a"), info("a", "b"))
+    explicit = info("a")
+    explicit.failover_timeout = 0.0  # set to its default: a difference, as for Mesos's differencer
+    assert not equivalent_info(info("a"), explicit)
 
 
 def test_terminal_updates_count_by_state_source_and_reason_as_mesos_names_them() -> None:
