@@ -25,9 +25,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from meseta.cluster_cli import DEFAULT_MASTER, CliError, master_url, run_command
+from meseta.cluster_cli import DEFAULT_MASTER, CliError, Json, master_url, run_command
 
-Json = dict[str, Any]
 RETRY_S = 1.0  # between rounds over every master, while none answers
 ROUNDS = 30  # rounds before giving up (about RETRY_S * ROUNDS with no master at all)
 
