@@ -16,6 +16,7 @@ from meseta.api.flags import (
 )
 from meseta.api.master import MasterReplica, master_info
 from meseta.log.raft import RaftConfig, RaftLog
+from meseta.master import fold
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
 from meseta.master.heap import tune_collector
 from meseta.master.leader import LeaderConfig
@@ -175,7 +176,12 @@ async def serve(options: argparse.Namespace) -> None:
         warm_forms=forms,
     )
     await replica.start()
-    logging.getLogger("meseta").info("master listening on %s:%d", options.ip, options.port)
+    logging.getLogger("meseta").info(
+        "master listening on %s:%d (fold %s)",
+        options.ip,
+        options.port,
+        "compiled" if fold.compiled() else "interpreted",
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

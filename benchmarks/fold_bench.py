@@ -22,6 +22,9 @@ Stages:
 
 The fold runs under the master's collector thresholds (meseta.master.heap), as in
 the master process and `meseta replay`; `--default-gc` keeps CPython's defaults.
+It runs compiled by mypyc when meseta was installed from a wheel (`pip install .`,
+see setup.py) and interpreted in an editable install; the table and the JSON
+(`fold_compiled`) say which.
 
 `--quick` takes the best of two runs of stages 2-4 (the same for each, so fold
 and replay compare fairly: reading LMDB and checking CRCs adds about 2%).
@@ -322,6 +325,7 @@ def run(profile: Profile, workdir: Path) -> dict[str, Any]:
         "meets_target": events / replay_s.wall_s >= TARGET_EVENTS_PER_S,
         "python": platform.python_version(),
         "gc_thresholds": list(gc.get_threshold()),
+        "fold_compiled": fold.compiled(),
         "machine_sum_range_1e6_ms": round(machine_speed() * 1000, 1),
     }
 
@@ -360,6 +364,7 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("replay of 1M events (projected)", f"{results['replay_1m_s_projected']:>12} s"),
         ("machine: sum(range(1e6))", f"{results['machine_sum_range_1e6_ms']:>12} ms"),
+        ("fold", "compiled (mypyc)" if results["fold_compiled"] else "interpreted"),
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

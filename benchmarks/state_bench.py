@@ -86,6 +86,7 @@ from support.stats import percentile
 
 from meseta.agent.master_client import UPDATES_PER_CALL
 from meseta.api import mesos_json
+from meseta.master import fold
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -983,6 +984,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "loadavg_1m_start": rounded(os.getloadavg()[0], 2),
+        "fold_compiled": fold.compiled(),
     }
 
 

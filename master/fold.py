@@ -57,6 +57,11 @@ APPLIERS: dict[str, Applier] = {
 }
 
 
+def compiled() -> bool:
+    """Whether the fold runs compiled by mypyc (a wheel install, see setup.py) or interpreted."""
+    return not __file__.endswith(".py")
+
+
 class UnknownCommand(Exception):
     """An entry this replica cannot understand and may not skip: stop and upgrade."""
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import cast
 
+from meseta.master.exact import ratio
 from meseta.proto.mesos.v1 import mesos_pb2
 
 UNRESERVED = "*"
@@ -119,11 +120,19 @@ class Resources:
 
     __slots__ = ("items",)
 
-    def __init__(self, items: Mapping[Key, Quantity] | None = None) -> None:
-        # Insertion-sorted by key, zero quantities dropped: a canonical form.
-        self.items: dict[Key, Quantity] = (
-            {key: items[key] for key in sorted(items) if not is_zero(items[key])} if items else {}
-        )
+    def __init__(
+        self,
+        items: Mapping[Key, Quantity] | None = None,
+        canonical: dict[Key, Quantity] | None = None,
+    ) -> None:
+        # The canonical form: insertion-sorted by key, zero quantities dropped. `canonical`
+        # is adopted as it is: the arithmetic below builds its results in that form.
+        if canonical is not None:
+            self.items: dict[Key, Quantity] = canonical
+        elif items:
+            self.items = {key: items[key] for key in sorted(items) if not is_zero(items[key])}
+        else:
+            self.items = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Resources) and self.items == other.items
@@ -162,9 +171,7 @@ class Resources:
         if new_key:
             return Resources(items)
         # Sums of non-zero quantities are non-zero; only new keys break the order.
-        resources = _new_resources(Resources)  # _canonical inline: this runs per hold
-        resources.items = items
-        return resources
+        return Resources(None, items)
 
     def __sub__(self, other: Resources) -> Resources:
         """Remove `other`; whatever `other` has that self lacks is ignored."""
@@ -185,9 +192,7 @@ class Resources:
                 left = subtract_quantity(have, quantity)
                 if left:
                     items[key] = left
-        resources = _new_resources(Resources)  # _canonical inline: this runs per release
-        resources.items = items
-        return resources
+        return Resources(None, items)
 
     def contains(self, other: Resources) -> bool:
         items = self.items
@@ -232,14 +237,9 @@ class Resources:
         return _canonical({k: q for k, q in self.items.items() if k[1] == UNRESERVED})
 
 
-_new_resources = object.__new__
-
-
 def _canonical(items: dict[Key, Quantity]) -> Resources:
     """Wrap `items` that are already key-sorted and zero-free (skips the constructor's sort)."""
-    resources = _new_resources(Resources)
-    resources.items = items
-    return resources
+    return Resources(None, items)
 
 
 def count(quantity: Quantity) -> int:
@@ -323,7 +323,7 @@ def to_protos(
         resource = mesos_pb2.Resource(name=name)
         if isinstance(quantity, int):
             resource.type = _SCALAR
-            resource.scalar.value = quantity / MILLI
+            resource.scalar.value = ratio(quantity, MILLI)
         elif quantity and isinstance(quantity[0], str):
             resource.type = _SET
             resource.set.item.extend(quantity)
@@ -391,7 +391,7 @@ def format_resources(resources: Resources) -> str:
     for (name, role), quantity in resources.items.items():
         label = name if role == UNRESERVED else f"{name}({role})"
         if isinstance(quantity, int):
-            text = f"{quantity / MILLI:g}"
+            text = f"{ratio(quantity, MILLI):g}"
         elif quantity and isinstance(quantity[0], str):
             text = "{" + ",".join(quantity) + "}"
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from meseta.master.exact import ratio
 from meseta.master.state import Framework, Task
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -46,7 +47,7 @@ def master_status(
     status.task_id.value = task_id
     status.reason = cast(mesos_pb2.TaskStatus.Reason, reason)
     status.message = message
-    status.timestamp = now_ns / NS_PER_S
+    status.timestamp = ratio(now_ns, NS_PER_S)
     if agent_id:
         status.agent_id.value = agent_id
     if executor_id:

@@ -59,6 +59,7 @@ PURE_MODULES = (
     "log/sequencer.py",
     "master/**/state.py",
     "master/resources.py",
+    "master/exact.py",
     "master/ids.py",
     "master/ledger.py",
     "master/statuses.py",
@@ -276,6 +277,29 @@ def test_dependency_direction() -> None:
 def test_pure_modules_do_no_io() -> None:
     violations = run_checker(purity_violations)
     assert not violations, report(violations)
+
+
+def compiled_modules() -> list[str]:
+    """setup.py's COMPILED: the modules a wheel install compiles with mypyc."""
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "COMPILED" for target in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, list)
+            return [str(path) for path in value]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def test_only_pure_modules_are_compiled() -> None:
+    """Compiled code binds calls early and checks types at run time: only the pure core,
+    which tests never monkeypatch and mypy checks strictly, may be compiled."""
+    compiled = compiled_modules()
+    assert "master/fold.py" in compiled
+    missing = [path for path in compiled if not (REPO_ROOT / path).is_file()]
+    impure = [path for path in compiled if not matches_any(path, PURE_MODULES)]
+    assert not missing and not impure, f"missing: {missing}, not pure: {impure}"
 
 
 def test_pysyncobj_and_pyroute2_stay_in_their_modules() -> None:
