@@ -69,6 +69,8 @@ def source_tree() -> Path:
     holder = ROOT / "build" / "mypyc-src"
     link = holder / "meseta"
     holder.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() and link.resolve() != ROOT:
+        link.unlink()  # left by a checkout that has since moved
     if not link.is_symlink():
         link.symlink_to(ROOT, target_is_directory=True)
     return holder
