@@ -403,6 +403,11 @@ async def first_record(response: aiohttp.ClientResponse, timeout_s: float) -> by
 # -- agents --------------------------------------------------------------------------
 
 
+# What a connection to a master that goes away (killed, deposed, closing the stream) raises
+# at an agent: a malformed chunk is a ValueError, a short read an EOFError.
+STREAM_ERRORS = (OSError, EOFError, ValueError, TimeoutError, RuntimeError)
+
+
 class AgentStream:
     """One agent's SUBSCRIBE connection, spoken as plain HTTP/1.1 over an asyncio stream.
 
@@ -432,10 +437,10 @@ class AgentStream:
         stream = cls(reader, writer)
         try:
             lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        except asyncio.IncompleteReadError as error:
+            stream.status = int(lines[0].split(" ", 2)[1])
+        except BaseException:
             writer.close()
-            raise ConnectionResetError("the master closed the connection") from error
-        stream.status = int(lines[0].split(" ", 2)[1])
+            raise
         for line in lines[1:]:
             name, _, value = line.partition(":")
             if name:
@@ -450,7 +455,10 @@ class AgentStream:
                 yield await self.reader.readexactly(length)
             return
         while True:
-            size = int((await self.reader.readline()).split(b";", 1)[0], 16)
+            line = await self.reader.readline()
+            if not line:
+                raise ConnectionResetError("the master closed the stream")
+            size = int(line.split(b";", 1)[0], 16)
             data = await self.reader.readexactly(size + 2)  # the chunk and its CRLF
             if size == 0:
                 return
@@ -468,7 +476,7 @@ class AgentStream:
         raise RuntimeError("the stream ended before its first record")
 
     async def drain(self) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
+        with contextlib.suppress(*STREAM_ERRORS):
             async for _ in self.chunks():
                 pass
 
@@ -531,7 +539,7 @@ class AgentFleet:
         errors: list[str] = []
         retries = 0
         leader = [leader_url]  # follows 307s: leadership may move during a storm
-        others = [url for url in replicas if url != leader_url]
+        ring = list(dict.fromkeys([*replicas, leader_url]))
         started = time.perf_counter()
         stop_at = time.monotonic() + deadline_s
 
@@ -539,7 +547,8 @@ class AgentFleet:
             nonlocal retries
             async with gate:
                 while time.monotonic() < stop_at:
-                    outcome = await self._subscribe(leader[0], number, number in keep)
+                    tried = leader[0]
+                    outcome = await self._subscribe(tried, number, number in keep)
                     if outcome is None:
                         return True
                     retries += 1
@@ -551,10 +560,12 @@ class AgentFleet:
                         leader[0] = outcome.split(" ", 1)[1]
                         continue
                     # A replica that cannot be reached, or that knows no leader (it may be
-                    # the deposed one), sends the agent to the next replica.
-                    if outcome.startswith(("unreachable", "no leader")) and others:
-                        others.append(leader[0])
-                        leader[0] = others.pop(0)
+                    # the deposed one), sends the fleet on to the next replica: once, however
+                    # many agents fail there at the same time (each moving the fleet on
+                    # used to spin it back onto a dead replica for good).
+                    if outcome.startswith(("unreachable", "no leader")) and leader[0] == tried:
+                        at = ring.index(tried) if tried in ring else -1
+                        leader[0] = ring[(at + 1) % len(ring)]
                     await asyncio.sleep(0.05)
                 return False
 
@@ -570,8 +581,9 @@ class AgentFleet:
         if old is not None:
             old.close()
         try:
-            stream = await AgentStream.post(url, AGENT_PATH, self.bodies[number])
-        except (OSError, ValueError) as error:
+            async with asyncio.timeout(60.0):
+                stream = await AgentStream.post(url, AGENT_PATH, self.bodies[number])
+        except STREAM_ERRORS as error:
             return f"unreachable {agent_id(number)}: {error!r}"
         if stream.status == 307:
             location = stream.headers.get("location", "")
@@ -580,7 +592,7 @@ class AgentFleet:
         if stream.status != 200:
             try:
                 text = await asyncio.wait_for(stream.text(), 60.0)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
+            except STREAM_ERRORS as error:
                 text = repr(error)
             stream.close()
             if "No leader elected" in text:
@@ -589,7 +601,7 @@ class AgentFleet:
             return f"{fatal}{agent_id(number)}: HTTP {stream.status} {text[:200]}"
         try:
             record = await stream.first_record(60.0)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, RuntimeError) as error:
+        except STREAM_ERRORS as error:
             stream.close()
             return f"{agent_id(number)}: {error!r}"
         event = agent_link_pb2.Event()
