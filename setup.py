@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent
 # between compiled functions bind early) and must type-check under mypy strict.
 COMPILED = [
     "master/fold.py",
+    "master/decide.py",
     "master/state.py",
     "master/events.py",
     "master/exact.py",
