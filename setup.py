@@ -77,8 +77,13 @@ def source_tree() -> Path:
     return holder
 
 
+# The commands that build modules; pip also runs this file for metadata alone (egg_info,
+# dist_info), and an editable install (editable_wheel) must stay interpreted.
+BUILDS = frozenset({"bdist_wheel", "build", "build_ext", "install"})
+
+
 def compiled_extensions() -> list[Any]:
-    if "editable_wheel" in sys.argv or flag("MESETA_PURE_PYTHON"):
+    if not BUILDS.intersection(sys.argv[1:]) or flag("MESETA_PURE_PYTHON"):
         return []
     try:
         from mypyc.build import mypycify
