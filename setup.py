@@ -120,11 +120,24 @@ class OptionalBuildExt(build_ext):
 
 
 class BuildPy(build_py):
-    """Leave this file out of the package (the checkout's root is the package `meseta`)."""
+    """Leave this file out of the package (the checkout's root is the package `meseta`),
+    and leave out extensions an earlier build left that this one does not make."""
 
     def find_package_modules(self, package: str, package_dir: str) -> list[tuple[str, str, str]]:
         modules = super().find_package_modules(package, package_dir)
         return [m for m in modules if not (package == "meseta" and m[1] == "setup")]
+
+    def run(self) -> None:
+        super().run()
+        # A module dropped from COMPILED, or a build with MESETA_PURE_PYTHON=1 after a
+        # compiled one: its old extension would still ship and shadow its source.
+        current = {ext.name for ext in self.distribution.ext_modules or []}
+        built = Path(self.build_lib)
+        for path in built.rglob("*.so"):
+            parts = path.relative_to(built).parts
+            name = ".".join([*parts[:-1], parts[-1].split(".", 1)[0]])
+            if name not in current:
+                path.unlink()
 
 
 setup(
