@@ -1,7 +1,7 @@
 """Build hook: compile the pure core (the fold, its appliers, the allocator) with mypyc.
 
 The fold runs for every entry on every replica and for every `meseta replay`; compiled,
-it folds about 1.3-1.5x faster than the same code interpreted (benchmarks/fold_bench.py
+it folds about 1.2-1.4x faster than the same code interpreted (benchmarks/fold_bench.py
 prints which one it measured). Everything else stays interpreted. The same sources work
 either way, and the compiled build must give the same state digests (tests/unit).
 
