@@ -5,7 +5,9 @@ of 1-8 commands each; they are written to an entry file and replayed by
 `python -m meseta.master.replay` in subprocesses under different
 PYTHONHASHSEED values (set and str iteration orders differ between them).
 Every run must print the same events and the same digest as the fold that
-built the log in this process.
+built the log in this process. One more replay runs the checkout's own sources,
+interpreted: where meseta is a compiled wheel (setup.py), it must print exactly
+what the compiled build prints.
 """
 
 from __future__ import annotations
@@ -74,6 +76,43 @@ def test_replay_in_subprocesses_gives_one_digest_under_every_hash_seed(
     assert len(lines) > ENTRIES  # the events came out too
     for hash_seed, stdout in outputs.items():
         assert stdout == outputs["0"], f"PYTHONHASHSEED={hash_seed} replayed differently"
+
+
+# Replays with the checkout's own sources, never a compiled build: a folder holding only
+# `meseta` -> the checkout goes first on the path (the checkout's root is the package).
+INTERPRETED_REPLAY = (
+    "import sys; from meseta.master import fold, replay; "
+    "assert not fold.compiled(), fold.__file__; "
+    "sys.exit(replay.main(sys.argv[1:]))"
+)
+
+
+def test_the_checkouts_interpreted_sources_fold_as_the_installed_build(
+    entry_file: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A wheel install runs the fold compiled (setup.py): compiled and interpreted replicas
+    must fold one log to the same events and state. (Where meseta is installed editable,
+    both runs are interpreted and this only repeats the test above.)"""
+    path, expected = entry_file
+    holder = tmp_path / "checkout"
+    holder.mkdir()
+    (holder / "meseta").symlink_to(Path(__file__).resolve().parents[2], target_is_directory=True)
+    replay_args = ["--file", str(path), "--events"]
+    runs = {
+        "installed": ([sys.executable, "-P", "-m", "meseta.master.replay", *replay_args], {}),
+        "interpreted": (
+            [sys.executable, "-P", "-c", INTERPRETED_REPLAY, *replay_args],
+            {"PYTHONPATH": str(holder)},
+        ),
+    }
+    outputs = {}
+    for name, (command, extra) in runs.items():
+        env = {**os.environ, "PYTHONHASHSEED": "0", **extra}
+        done = subprocess.run(command, env=env, capture_output=True, timeout=100, check=False)
+        assert done.returncode == 0, f"{name}: {done.stderr.decode()}"
+        outputs[name] = done.stdout
+    assert orjson.loads(outputs["interpreted"].splitlines()[-1])["digest"] == expected
+    assert outputs["interpreted"] == outputs["installed"]
 
 
 def test_in_process_replay_matches_and_stops_at_until(entry_file: tuple[Path, str]) -> None:
