@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 COMPILED = [
     "master/fold.py",
     "master/decide.py",
+    "master/wire.py",
     "master/state.py",
     "master/events.py",
     "master/exact.py",

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from meseta.api import consistency, encodings, mesos_json, recordio
 from meseta.api.context import MasterContext
 from meseta.api.streams import JSON, RAW_SEND, encode, wait_disconnect
-from meseta.projections.assembly import proto_field
+from meseta.master.wire import proto_field
 from meseta.projections.operator_stream import Published, StreamCut, Subscription
 from meseta.proto.mesos.v1.master import master_pb2
 

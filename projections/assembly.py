@@ -13,6 +13,8 @@ from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
 
+from meseta.master.wire import SHORT_VARINTS, proto_field, varint
+
 T = TypeVar("T", bound=Hashable)
 
 # (field number, field name, value): a list is a repeated field (omitted when empty),
@@ -161,26 +163,6 @@ class Blocks(Generic[T]):
                 yield from block.items
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# Varints of the lengths most entities have, precomputed: framing is on the hot path.
-_SHORT_VARINTS = [varint(n) for n in range(1 << 14)]
-
-
-def proto_field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field (wire type 2)."""
-    size = len(payload)
-    length = _SHORT_VARINTS[size] if size < 1 << 14 else varint(size)
-    return _SHORT_VARINTS[number << 3 | 2] + length + payload
-
-
 class Parts:
     """Encoded pieces of one message, joined once at the end (nesting copies nothing)."""
 
@@ -230,7 +212,7 @@ class Encoding:
     @staticmethod
     def _protobuf(fields: list[Field]) -> Parts:
         out = Parts()
-        short = _SHORT_VARINTS
+        short = SHORT_VARINTS
         for number, _name, value in fields:
             if value is None:
                 continue

@@ -60,6 +60,7 @@ PURE_MODULES = (
     "master/**/state.py",
     "master/resources.py",
     "master/exact.py",
+    "master/wire.py",
     "master/ids.py",
     "master/ledger.py",
     "master/statuses.py",

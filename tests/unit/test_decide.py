@@ -1,11 +1,11 @@
-"""decide.entry frames commands by hand: the bytes must be CommandBatch's own."""
+"""decide.entry frames commands by hand (master/wire.py) to CommandBatch's own bytes."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meseta.master import decide
+from meseta.master import decide, wire
 from meseta.master.v1 import commands_pb2 as c
 
 
@@ -27,8 +27,8 @@ def test_entry_bytes_are_the_command_batch_encoding() -> None:
 def test_varint_matches_protobuf(value: int) -> None:
     # ElectLeader.term is a uint64 field 1: the tag byte 0x08, then the value as a varint.
     encoded = c.ElectLeader(term=value).SerializePartialToString()
-    assert encoded == b"\x08" + decide.varint(value)
+    assert encoded == b"\x08" + wire.varint(value)
 
 
 def test_varint_of_zero() -> None:
-    assert decide.varint(0) == b"\x00"
+    assert wire.varint(0) == b"\x00"
