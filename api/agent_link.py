@@ -105,12 +105,10 @@ def subscribe_command(body: Call.Subscribe, stream_id: str, ip: str = "") -> com
 
 def on_stream_closed(context: MasterContext, stream: Stream) -> None:
     context.pending.pop(stream.stream_id, None)
-    for agent_id, live in list(context.agents.items()):
-        if live is stream:
-            del context.agents[agent_id]
-            if context.leadership.leading:
-                body = commands.DisconnectAgent(agent_id=agent_id, stream_id=stream.stream_id)
-                context.leadership.spawn_proposal(decide.command(disconnect_agent=body))
+    agent_id = stream.unbind(context.agents)
+    if agent_id and context.leadership.leading:
+        body = commands.DisconnectAgent(agent_id=agent_id, stream_id=stream.stream_id)
+        context.leadership.spawn_proposal(decide.command(disconnect_agent=body))
 
 
 async def handle(context: MasterContext, call: Call) -> Response:

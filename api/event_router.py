@@ -70,7 +70,7 @@ def _(event: ev.FrameworkSubscribed, router: EventRouter) -> None:
             )
             router.context.leadership.spawn_proposal(decide.command(disconnect_framework=body))
         return
-    router.context.frameworks[event.framework_id] = stream
+    stream.bind(router.context.frameworks, event.framework_id)
     traffic = router.context.traffic_of(event.framework_id)
     traffic.call(scheduler_pb2.Call.SUBSCRIBE)  # counted once the framework has its id
     stream.tally = traffic.events
@@ -218,7 +218,7 @@ def agent_registered(event: ev.AgentRegistered, router: EventRouter) -> None:
     old = router.context.agents.get(event.agent_id)
     if old is not None and old is not stream:
         old.close()
-    router.context.agents[event.agent_id] = stream
+    stream.bind(router.context.agents, event.agent_id)
     message = AgentEvent(type=AgentEvent.SUBSCRIBED)
     message.subscribed.agent_id.value = event.agent_id
     message.subscribed.heartbeat_interval_seconds = HEARTBEAT_INTERVAL_S

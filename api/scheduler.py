@@ -150,14 +150,10 @@ async def subscribe(context: MasterContext, request: Request, call: Call) -> Res
 def on_stream_closed(context: MasterContext, stream: Stream) -> None:
     """The scheduler went away: disconnect it (its failover timer starts)."""
     context.pending.pop(stream.stream_id, None)
-    for framework_id, live in list(context.frameworks.items()):
-        if live is stream:
-            del context.frameworks[framework_id]
-            if context.leadership.leading:
-                body = commands.DisconnectFramework(
-                    framework_id=framework_id, stream_id=stream.stream_id
-                )
-                context.leadership.spawn_proposal(decide.command(disconnect_framework=body))
+    framework_id = stream.unbind(context.frameworks)
+    if framework_id and context.leadership.leading:
+        body = commands.DisconnectFramework(framework_id=framework_id, stream_id=stream.stream_id)
+        context.leadership.spawn_proposal(decide.command(disconnect_framework=body))
 
 
 async def handle(context: MasterContext, framework: Framework, call: Call) -> Response:

@@ -50,6 +50,9 @@ class Stream:
         self.closed = False
         self.on_close: list[Callable[[Stream], None]] = []
         self.headers: dict[str, str] = {}
+        # The framework or agent id this stream serves once subscribed: closing it finds
+        # its entry directly (a scan of every agent per close made a storm quadratic).
+        self.owner = ""
         # Resolved when there is something to write (a record, the end, a heartbeat) or the
         # client left: the pump sleeps on one future, with no task or timer per record.
         self.wakeup: asyncio.Future[None] | None = None
@@ -57,6 +60,18 @@ class Stream:
         self.timer: asyncio.TimerHandle | None = None
         # Events sent, by type, when someone counts them (a framework's metrics).
         self.tally: dict[int, int] | None = None
+
+    def bind(self, registry: dict[str, Stream], owner: str) -> None:
+        """Serve `owner` from now on: `registry[owner]` is this stream."""
+        self.owner = owner
+        registry[owner] = self
+
+    def unbind(self, registry: dict[str, Stream]) -> str:
+        """Remove this stream from `registry` if it still serves its owner; that owner, or ''."""
+        if self.owner and registry.get(self.owner) is self:
+            del registry[self.owner]
+            return self.owner
+        return ""
 
     def send(self, message: Message) -> None:
         if self.closed:

@@ -195,6 +195,29 @@ async def test_stream_close_disconnects_the_agent(master: MasterHandle, agent: F
         await agent.update("f", "t", "TASK_RUNNING", expect_status=403)
 
 
+async def test_a_stream_replaced_by_a_newer_one_leaves_the_agent_connected(
+    master: MasterHandle, agent: FakeAgent
+) -> None:
+    """The agent subscribes again on a second connection while its first is open (it lost
+    track of it): the master ends the old stream, and that close must not disconnect the
+    agent it no longer serves."""
+    agent_id = agent.agent_id or ""
+    old = agent.stream
+    assert old is not None
+    async with FakeAgent(master.url, hostname=agent.hostname, port=agent.port) as again:
+        first = await again.subscribe(agent_id=agent_id)
+        assert first["type"] == "SUBSCRIBED", first
+        assert await old.wait_closed() == []
+        await asyncio.sleep(0.2)  # the old stream's close callbacks have run
+        assert master.state.agents[agent_id].status is AgentStatus.ACTIVE
+        await again.heartbeat()  # 403 "Agent is not subscribed" if the close unbound it
+        await again.disconnect()
+        await master.wait_until(
+            lambda: master.state.agents[agent_id].status is AgentStatus.DISCONNECTED,
+            "the agent to be disconnected by its current stream's close",
+        )
+
+
 async def test_reregistration_keeps_reported_tasks(
     master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
 ) -> None:

@@ -120,3 +120,16 @@ async def test_a_client_that_leaves_ends_the_pump_and_runs_the_close_callbacks()
     await asyncio.wait_for(task, 1.0)
     assert closed == [subject] and subject.closed
     assert subject.timer is not None and subject.timer.cancelled()
+
+
+def test_a_stream_unbinds_only_the_owner_it_still_serves() -> None:
+    registry: dict[str, Stream] = {}
+    first, second = stream(), stream()
+    assert first.unbind(registry) == ""  # never bound
+    first.bind(registry, "agent-1")
+    second.bind(registry, "agent-1")  # the agent subscribed again
+    assert first.unbind(registry) == ""
+    assert registry == {"agent-1": second}
+    assert second.unbind(registry) == "agent-1"
+    assert registry == {}
+    assert second.unbind(registry) == ""
