@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from meseta.master import ids, ledger
-from meseta.master.appliers.launches import add_executor, shape_of
+from meseta.master.appliers.launches import add_executor, parsed, shape_of
 from meseta.master.appliers.offers import remove_offers
 from meseta.master.appliers.tasks import (
     complete_task,
@@ -35,7 +35,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
-from meseta.master.resources import ResourceError, Resources, from_protos
+from meseta.master.resources import ResourceError, Resources
 from meseta.master.state import (
     REACHABLE_AGENT,
     Agent,
@@ -57,7 +57,7 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     info = mesos_pb2.AgentInfo()
     info.CopyFrom(command.agent_info)
     try:
-        total = from_protos(info.resources)
+        total = parsed(info.resources)
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
@@ -109,7 +109,7 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
         out.append(AgentRegistrationRejected(command.stream_id, error, shutdown=True))
         return
     try:
-        total = from_protos(info.resources)
+        total = parsed(info.resources)  # an agent comes back with the resources it had
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
@@ -146,9 +146,17 @@ def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | No
 def adopt_reported(
     state: State, agent: Agent, command: commands_pb2.ReregisterAgent, out: Out
 ) -> dict[tuple[str, str], None]:
-    """Take in the executors and tasks the agent reports; return the reported task keys."""
+    """Take in the executors and tasks the agent reports; return the reported task keys.
+
+    Each id is read off the protobuf once: the whole re-registration is on every
+    replica's fold, once per agent of a storm.
+    """
+    # The frameworks the agent names, in order of first mention.
+    framework_ids: dict[str, None] = {}
     for executor_info in command.executors:
-        framework = state.frameworks.get(executor_info.framework_id.value)
+        framework_id = executor_info.framework_id.value
+        framework_ids[framework_id] = None
+        framework = state.frameworks.get(framework_id)
         if framework is not None and framework.status is not FrameworkStatus.REMOVED:
             role = allocation_role(executor_info.resources, framework.roles)
             add_executor(state, framework, agent, role, executor_info)
@@ -157,22 +165,21 @@ def adopt_reported(
     # agent reports all its tasks, and sums do not depend on the order).
     held: dict[tuple[str, str], Resources] = {}
     for report in command.tasks:
-        key = (report.framework_id.value, report.task_id.value)
-        reported[key] = None
-        adopt_task(state, agent, report, held, out)
+        framework_id, task_id = report.framework_id.value, report.task_id.value
+        framework_ids[framework_id] = None
+        reported[(framework_id, task_id)] = None
+        adopt_task(state, agent, report, framework_id, task_id, held, out)
     for (framework_id, role), resources in held.items():
         ledger.hold(state, agent, state.frameworks[framework_id], role, resources)
-    shutdown_removed_frameworks(state, agent, command, out)
+    shutdown_removed_frameworks(state, agent, framework_ids, out)
     return reported
 
 
 def shutdown_removed_frameworks(
-    state: State, agent: Agent, command: commands_pb2.ReregisterAgent, out: Out
+    state: State, agent: Agent, framework_ids: Iterable[str], out: Out
 ) -> None:
     """Frameworks removed at the master are shut down on a returning agent (contract 7.2)."""
-    framework_ids = [e.framework_id.value for e in command.executors]
-    framework_ids += [t.framework_id.value for t in command.tasks]
-    for framework_id in dict.fromkeys(framework_ids):
+    for framework_id in framework_ids:
         framework = state.frameworks.get(framework_id)
         if framework is not None and framework.status is FrameworkStatus.REMOVED:
             out.append(FrameworkShutdownRequested(agent.id, framework_id))
@@ -212,14 +219,16 @@ def adopt_task(
     state: State,
     agent: Agent,
     report: mesos_pb2.Task,
+    framework_id: str,
+    task_id: str,
     held: dict[tuple[str, str], Resources],
     out: Out,
 ) -> None:
-    """Take in one reported task; what it holds is added to `held` for the caller to book."""
-    framework = state.frameworks.get(report.framework_id.value)
+    """Take in one reported task (of `framework_id`, `task_id`); what it holds is added to
+    `held` for the caller to book."""
+    framework = state.frameworks.get(framework_id)
     if framework is None or framework.status is FrameworkStatus.REMOVED:
         return
-    task_id = report.task_id.value
     task = framework.unreachable_tasks.get(task_id)
     if task is not None:
         # Only its own agent brings an unreachable task back.
