@@ -15,9 +15,10 @@ WAIT_APPLIED_S = 10.0
 
 
 async def propose_and_wait(
-    context: MasterContext, *commands: commands_pb2.Command
+    context: MasterContext, *commands: commands_pb2.Command | bytes
 ) -> list[DomainEvent]:
-    """Commit `commands` as one entry; return the domain events the fold made of it."""
+    """Commit `commands` (messages, or already encoded) as one entry; return the domain
+    events the fold made of it."""
     writes = context.writes
     writes.in_flight += 1
     started = time.perf_counter()

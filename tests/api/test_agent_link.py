@@ -365,12 +365,18 @@ async def test_kill_while_disconnected_is_resent_on_reregistration(
     assert kill == {"framework_id": {"value": fid}, "task_id": {"value": "doomed"}}
 
 
+def subscribe_command(body: agent_link_pb2.Call.Subscribe, ip: str = "") -> commands_pb2.Command:
+    return commands_pb2.Command.FromString(agent_link.subscribe_command(body, "s", ip))
+
+
 def test_subscribe_commands_carry_everything_the_agent_reported() -> None:
     subscribe = agent_link_pb2.Call.Subscribe(version="1.11.0")
     subscribe.agent_info.hostname = "h"
     subscribe.agent_info.id.value = "S1"
     subscribe.capabilities.add(type=mesos_pb2.AgentInfo.Capability.MULTI_ROLE)
-    subscribe.tasks.add(name="t", state=mesos_pb2.TASK_RUNNING).task_id.value = "t1"
+    for task_id, state in (("t1", mesos_pb2.TASK_RUNNING), ("t2", mesos_pb2.TASK_STAGING)):
+        task = subscribe.tasks.add(name=task_id, state=state)
+        task.task_id.value, task.framework_id.value, task.agent_id.value = task_id, "f1", "S1"
     subscribe.executors.add().executor_id.value = "e1"
     subscribe.frameworks.add(user="u", name="f").id.value = "f1"
     expected = commands_pb2.ReregisterAgent(
@@ -382,11 +388,21 @@ def test_subscribe_commands_carry_everything_the_agent_reported() -> None:
         executors=subscribe.executors,
         frameworks=subscribe.frameworks,
     )
-    assert agent_link.subscribe_command(subscribe, "s").reregister_agent == expected
+    reregister = subscribe_command(subscribe)
+    assert reregister.WhichOneof("body") == "reregister_agent"
+    assert reregister.reregister_agent == expected
     expected.ip = "10.0.0.7"
-    assert agent_link.subscribe_command(subscribe, "s", "10.0.0.7").reregister_agent == expected
+    assert subscribe_command(subscribe, "10.0.0.7").reregister_agent == expected
+    # The ip is the one the caller passes (the agent's own, else the connection's).
+    subscribe.ip = "10.0.0.8"
+    assert subscribe_command(subscribe, "10.0.0.7").reregister_agent == expected
+    # A field a newer agent sends (unknown here) is not carried into the log.
+    newer = subscribe.SerializeToString() + b"\xc2\x3e\x03abc"  # field 1000, 3 bytes
+    subscribe = agent_link_pb2.Call.Subscribe.FromString(newer)
+    assert subscribe_command(subscribe, "10.0.0.7").reregister_agent == expected
+    assert b"\xc2\x3e\x03abc" not in agent_link.subscribe_command(subscribe, "s", "10.0.0.7")
     subscribe.agent_info.ClearField("id")
-    register = agent_link.subscribe_command(subscribe, "s", "10.0.0.7")
+    register = subscribe_command(subscribe, "10.0.0.7")
     assert register.WhichOneof("body") == "register_agent"
     assert register.register_agent == commands_pb2.RegisterAgent(
         agent_info=subscribe.agent_info,
