@@ -61,9 +61,9 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
-    for other in list(state.agents.values()):
-        same_address = (other.info.hostname, other.info.port) == (info.hostname, info.port)
-        if same_address and other.status in REACHABLE_AGENT:
+    for other_id in state.agents_at.get((info.hostname, info.port), []):
+        other = state.agents[other_id]
+        if other.status in REACHABLE_AGENT:
             remove_agent(state, other, "Agent replaced by a new agent at the same address", out)
     # Skip ids an agent brought along (an unknown agent re-registering adopts its own id).
     while True:
@@ -73,10 +73,15 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
             break
     agent = Agent(info.id.value, info, AgentStatus.ACTIVE, total, state.now_ns)
     set_connection(agent, command)
-    state.agents[agent.id] = agent
+    add_agent(state, agent)
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     ledger.mark_dirty(state, agent.id)
     out.append(registered(agent, False))
+
+
+def add_agent(state: State, agent: Agent) -> None:
+    state.agents[agent.id] = agent
+    state.agents_at.setdefault((agent.info.hostname, agent.info.port), []).append(agent.id)
 
 
 def set_connection(
@@ -115,7 +120,7 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
         return
     if agent is None:
         agent = Agent(info.id.value, info, AgentStatus.UNREACHABLE, total, state.now_ns)
-        state.agents[agent.id] = agent
+        add_agent(state, agent)
     if agent.status in REACHABLE_AGENT:
         state.cluster_total = state.cluster_total - ledger.scalars(agent.total)
     agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE

@@ -321,6 +321,8 @@ def test_unknown_agent_reregistering_is_admitted_with_its_own_id() -> None:
     # The next registration must not reuse the id the newcomer brought along.
     assert cluster.add_agent("h10") == "C-S1"
     assert cluster.state.agents["C-S0"].hostname == "h9"
+    # A new agent at its address replaces it, as one that registered there would be.
+    assert one(cluster.register_agent("h9", 5051), AgentRemoved).agent_id == "C-S0"
 
 
 def test_leader_change_puts_agents_into_recovery_until_they_reregister() -> None:
