@@ -11,10 +11,12 @@ import asyncio
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from meseta.agent import endpoints, executor_api, operator_api
 from meseta.agent.daemon import Agent
+from meseta.api.compression import Gzip
 from meseta.api.http import KEEP_ALIVE_S
 
 
@@ -24,7 +26,7 @@ def create_app(agent: Agent) -> Starlette:
         *endpoints.routes(agent),
         *operator_api.routes(agent),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(Gzip)])  # as libprocess, gzip
 
 
 class AgentServer:

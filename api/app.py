@@ -26,6 +26,7 @@ from meseta.api import (
     verbosity,
     webui,
 )
+from meseta.api.compression import Gzip
 from meseta.api.consistency import IndexHeaders
 from meseta.api.context import MasterContext
 from meseta.api.http import ANY_METHOD, HttpError
@@ -111,7 +112,8 @@ def create_app(context: MasterContext) -> WritePaths:
     routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))
     routes += host.system_routes()
     routes += webui.routes()
-    app = Starlette(routes=routes, middleware=[Middleware(IndexHeaders)])
+    # Gzip is outermost: it compresses what IndexHeaders completed.
+    app = Starlette(routes=routes, middleware=[Middleware(Gzip), Middleware(IndexHeaders)])
     app.state.context = context
     writes: dict[str, WriteEndpoint] = {}
     for prefix in ("", "/master"):

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from meseta.api import (
+    compression,
     consistency,
     encodings,
     files,
@@ -31,6 +32,7 @@ from meseta.api import (
     operator_stream,
     state_endpoints,
 )
+from meseta.api.compression import accepts_gzip
 from meseta.api.context import MasterContext
 from meseta.api.http import (
     HttpError,
@@ -234,9 +236,12 @@ ASSEMBLED: dict[int, tuple[int, Callable[[ClusterView, Encoding], Parts]]] = {
 }
 
 
-async def assembled(call_type: int, context: MasterContext, enc: Encoding) -> Response:
+async def assembled(
+    call_type: int, context: MasterContext, enc: Encoding, gzip: bool = False
+) -> Response:
     """An ASSEMBLED call's response, built once per index for all who ask (api/read_cache.py):
-    what is not cached is encoded in slices first, then the body is joined at one index."""
+    what is not cached is encoded in slices first, then the body is joined at one index.
+    With `gzip`, the body is gzipped, once per index too (api/compression.py)."""
     response_type, message = ASSEMBLED[call_type]
     view = context.cluster
     media_type = JSON if enc.json else PROTOBUF_TYPE
@@ -247,8 +252,9 @@ async def assembled(call_type: int, context: MasterContext, enc: Encoding) -> Re
         return await assemble(consistency.read_index(context), parts.items, media_type)
 
     key = ("v1", call_type, enc.kind)
-    built = await context.read_cache.get(key, consistency.read_index(context), build)
-    response = ChunksResponse(built.chunks, built.media_type)
+    arrival = consistency.read_index(context)
+    built = await compression.cached(context.read_cache, key, arrival, build, gzip)
+    response = ChunksResponse.of(built)
     response.headers.update(consistency.headers(context, built.index))
     return response
 
@@ -301,7 +307,7 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     await consistency.settle(request, context)
     enc = encodings.encoding(accept)
     if call.type in ASSEMBLED:
-        return await assembled(call.type, context, enc)
+        return await assembled(call.type, context, enc, accepts_gzip(request.headers))
     response = read(call, context, enc)
     if response is None:
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")

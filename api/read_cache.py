@@ -49,6 +49,7 @@ class Built:
     index: int
     chunks: tuple[bytes, ...]
     media_type: str
+    content_encoding: str = ""  # "gzip" for a compressed body (api/compression.py)
 
     @classmethod
     def of(cls, index: int, parts: Iterable[bytes], media_type: str) -> Built:
@@ -121,6 +122,14 @@ class ChunksResponse(Response):
         self.chunks = chunks
         super().__init__(b"", status_code, media_type=media_type)
         self.headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
+
+    @classmethod
+    def of(cls, built: Built) -> ChunksResponse:
+        response = cls(built.chunks, built.media_type)
+        if built.content_encoding:
+            response.headers["content-encoding"] = built.content_encoding
+            response.headers["vary"] = "Accept-Encoding"
+        return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code}

@@ -26,7 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from meseta import __version__
+from meseta.api import compression
 from meseta.api import state_json as sj
+from meseta.api.compression import accepts_gzip
 from meseta.api.consistency import headers, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration, served_log
@@ -209,7 +211,7 @@ def built_response(request: Request, built: Built) -> Response:
         chunks = (callback.encode() + b"(", *built.chunks, b");")
         response = ChunksResponse(chunks, "text/javascript")
     else:
-        response = ChunksResponse(built.chunks, built.media_type)
+        response = ChunksResponse.of(built)
     response.headers.update(headers(context_of(request), built.index))
     return response
 
@@ -230,7 +232,9 @@ async def coalesced(
 async def coalesced_build(request: Request, key: Hashable, build: Build) -> Response:
     """As `coalesced`, for a `build` that warms caches (awaiting) before it captures."""
     context = context_of(request)
-    built = await context.read_cache.get(key, read_index(context), build)
+    # A JSONP body is wrapped per request, so only the plain one is shared.
+    gzip = accepts_gzip(request.headers) and "jsonp" not in request.query_params
+    built = await compression.cached(context.read_cache, key, read_index(context), build, gzip)
     return built_response(request, built)
 
 

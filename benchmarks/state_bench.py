@@ -204,9 +204,13 @@ class Read:
     leader: str
 
 
-async def get_state(session: aiohttp.ClientSession, url: str) -> Read:
+async def get_state(session: aiohttp.ClientSession, url: str, encoding: str = "identity") -> Read:
+    """GET /state, as Mesos's benchmark reads it (no compression), or with `encoding`
+    "gzip" as Go's and Python requests' clients do (timed with the client's decompression;
+    the size is the compressed one)."""
     started = time.perf_counter()
-    async with session.get(f"{url}/state") as response:
+    headers = {"Accept-Encoding": encoding}
+    async with session.get(f"{url}/state", headers=headers) as response:
         body = await response.read()
         if response.status != 200:
             raise BenchError(f"/state: HTTP {response.status} {body[:200]!r}")
@@ -216,7 +220,7 @@ async def get_state(session: aiohttp.ClientSession, url: str) -> Read:
 def read_of(response: aiohttp.ClientResponse, body: bytes, started: float) -> Read:
     return Read(
         time.perf_counter() - started,
-        len(body),
+        int(response.headers.get("Content-Length", len(body))),
         int(response.headers.get(INDEX_HEADER, "0")),
         response.headers.get(LEADER_HEADER, ""),
     )
@@ -226,7 +230,7 @@ async def v1_get_state(session: aiohttp.ClientSession, url: str, media_type: str
     started = time.perf_counter()
     call = master_pb2.Call(type=master_pb2.Call.GET_STATE)
     data = mesos_json.to_json(call) if media_type == JSON else call.SerializeToString()
-    headers = {"Content-Type": media_type, "Accept": media_type}
+    headers = {"Content-Type": media_type, "Accept": media_type, "Accept-Encoding": "identity"}
     async with session.post(f"{url}/api/v1", data=data, headers=headers) as response:
         body = await response.read()
         if response.status != 200:
@@ -239,6 +243,9 @@ class ReadFigures:
     state: list[Read]
     getstate_json: list[Read]
     getstate_protobuf: list[Read]
+    # /state gzipped: the first read of an index compresses it, later ones share that.
+    state_gzip_first: Read
+    state_gzip: list[Read]
     naive_s: list[float]
     leader_cpu_s_per_read: float
     tasks: int  # active tasks in GET_STATE (any state)
@@ -253,6 +260,9 @@ class ReadFigures:
             f"{prefix}_p50_s": p50(self.state),
             f"getstate{prefix[5:]}_p50_s": p50(self.getstate_json),
             f"getstate_protobuf{prefix[5:]}_p50_s": p50(self.getstate_protobuf),
+            f"{prefix}_gzip_first_s": rounded(self.state_gzip_first.seconds),
+            f"{prefix}_gzip_p50_s": p50(self.state_gzip),
+            f"{prefix}_gzip_mb": rounded(self.state_gzip[-1].size / 1e6, 1),
             f"naive{prefix[5:]}_p50_s": rounded(naive),
             f"{prefix}_mb": rounded(self.state[-1].size / 1e6, 1),
             f"getstate{prefix[5:]}_mb": rounded(self.getstate_json[-1].size / 1e6, 1),
@@ -278,8 +288,12 @@ async def measure_reads(
     cpu_per_read = (cpu_seconds([leader.pid]) - cpu_before) / requests
     as_json = [await v1_get_state(session, leader.url, JSON) for _ in range(requests)]
     as_protobuf = [await v1_get_state(session, leader.url, PROTOBUF) for _ in range(requests)]
+    gzip_first = await get_state(session, leader.url, "gzip")
+    gzipped = [await get_state(session, leader.url, "gzip") for _ in range(requests)]
     naive, tasks, completed = await naive_baseline(session, leader.url, requests)
-    return ReadFigures(state, as_json, as_protobuf, naive, cpu_per_read, tasks, completed)
+    return ReadFigures(
+        state, as_json, as_protobuf, gzip_first, gzipped, naive, cpu_per_read, tasks, completed
+    )
 
 
 async def naive_baseline(
@@ -289,7 +303,7 @@ async def naive_baseline(
     per-entity fragments would do for every request (in this process, no HTTP); and the
     task counts the state holds."""
     call = master_pb2.Call(type=master_pb2.Call.GET_STATE)
-    headers = {"Content-Type": PROTOBUF, "Accept": PROTOBUF}
+    headers = {"Content-Type": PROTOBUF, "Accept": PROTOBUF, "Accept-Encoding": "identity"}
     async with session.post(f"{url}/api/v1", data=call.SerializeToString(),
                             headers=headers) as response:  # fmt: skip
         raw = await response.read()
@@ -1000,6 +1014,8 @@ def table(results: dict[str, Any]) -> str:
         row("/state p50, mid", "state_p50_s", " s"),
         row("GET_STATE JSON p50, mid", "getstate_p50_s", " s"),
         row("GET_STATE protobuf p50, mid", "getstate_protobuf_p50_s", " s"),
+        row("/state gzip first read, mid", "state_gzip_first_s", " s"),
+        row("/state gzip p50, mid", "state_gzip_p50_s", " s"),
         row("naive rebuild per request, mid", "naive_p50_s", " s"),
         row("/state / naive, mid", "state_vs_naive", "x"),
         row("/state p50, big", "state_big_p50_s", " s", "Mesos 1.7 ~3.1 s"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import os
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from support.agent_state import AGENT_ID, CONTAINER, EX, FW, build_agent
 from support.served_app import Client, served
 
 from meseta import cluster_cli
-from meseta.agent import endpoints
+from meseta.agent import endpoints, server
 
 
 @pytest.fixture
@@ -337,3 +338,23 @@ def test_system_stats_as_libprocess_serves_them(client: Client) -> None:
 @pytest.mark.parametrize("path", ["/containerizer/debug", "/slave(1)/containerizer/debug"])
 def test_containerizer_debug_lists_what_is_under_way(client: Client, path: str) -> None:
     assert client.get(path).json() == {"pending": []}
+
+
+def test_the_agent_gzips_its_answers_as_libprocess_does(work_dir: Path) -> None:
+    agent = build_agent(work_dir)
+    try:
+        run = work_dir / "slaves" / AGENT_ID / "frameworks" / FW / "executors" / EX / "runs"
+        (run / CONTAINER / "stdout").write_bytes(b"x" * 4096)
+        with served(server.create_app(agent)) as client:
+            zipped = client.request("GET", "/state", headers={"Accept-Encoding": "gzip"})
+            plain = client.get("/state")
+            assert zipped.headers["content-encoding"] == "gzip"
+            assert "content-encoding" not in plain.headers
+            assert gzip.decompress(zipped.content) == plain.content
+            # Downloads go out as the bytes they are.
+            path = f"/files/download?path={SHORT}/stdout"
+            download = client.request("GET", path, headers={"Accept-Encoding": "gzip"})
+            assert "content-encoding" not in download.headers
+            assert download.content == b"x" * 4096
+    finally:
+        agent.checkpoints.close()

@@ -44,6 +44,7 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.api.files",
         "meseta.api.verbosity",
         "meseta.api.host",
+        "meseta.api.compression",  # libprocess's gzip, on the agent's answers too
         "meseta.log.v1",
         # The pure Mesos resource value type (text syntax, exact arithmetic): one parser for
         # `--resources` on both sides. The agent reaches the master itself only over HTTP.
