@@ -257,6 +257,8 @@ async def serve(options: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    # Elections, pre-votes and pauses, for whoever reads a test's or a benchmark's output.
+    logging.getLogger("meseta.log.raft").setLevel(logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(_parse_args(argv)))
 

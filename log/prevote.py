@@ -32,6 +32,8 @@ class PreVote:
     # nobody by the time the first of them asks.
     lease_s: float
     leader_contact_at: float = float("-inf")
+    # No pre-vote is granted before this time (set when the replica resumes from a pause).
+    refuse_until: float = float("-inf")
     round_term: int = 0
     grants: dict[str, bool] = field(default_factory=dict)
     won: bool = False
@@ -40,6 +42,15 @@ class PreVote:
         self.leader_contact_at = now
         self.won = False  # a leader is there: a round granted before it came is moot
         self.round_term = 0
+
+    def resumed(self, now: float, hold_s: float) -> None:
+        """This replica was not running for a while (stopped, starved of CPU): that it heard
+        no leader meanwhile says nothing of the leader. It closes its round and grants no
+        pre-vote for `hold_s`, the time a leader needs to reach it again; otherwise a peer
+        that happened to miss a heartbeat just then would win its grant and depose a healthy
+        leader."""
+        self.heard_leader(now)
+        self.refuse_until = now + hold_s
 
     def start(self, self_id: str, term: int, last_log: tuple[int, int]) -> dict[str, Any]:
         """A new round for campaigning at `term`; the message to send every other voter."""
@@ -65,6 +76,7 @@ class PreVote:
             message.get("term", 0) > current_term
             and not leading
             and now - self.leader_contact_at >= self.lease_s
+            and now >= self.refuse_until
             and asker_log >= last_log
         )
         return {"type": PRE_VOTE_REPLY, "term": message.get("term", 0), "granted": granted}

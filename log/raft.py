@@ -343,6 +343,7 @@ class RaftLog:
         self._recovered_in_s: float | None = None  # set by the tick thread, read by the loop
         self._stop = threading.Event()
         self._next_ping_at = 0.0
+        self._last_loop_at = time.monotonic()  # the tick loop's last turn (`_notice_pause`)
         low_s = config.election_timeout_s[0]
         self._prevote = PreVote(lease_s=low_s - 2 * config.heartbeat_s)
         self._asked_for_term = 0
@@ -380,6 +381,7 @@ class RaftLog:
     # -- tick thread -----------------------------------------------------------
 
     def _tick_loop(self) -> None:
+        self._last_loop_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 wait_s = min(self.config.tick_s, self._until_election_s())
@@ -411,6 +413,7 @@ class RaftLog:
         node = self._node
         if node.selfNode is None:
             return
+        self._notice_pause()
         if node._SyncObj__raftState == _LEADING:
             self._prevote.take_win()  # elected: grants still arriving mean nothing now
             return
@@ -434,6 +437,24 @@ class RaftLog:
         transport = node._SyncObj__transport
         for other in others:
             transport.send(other, message)
+
+    def _notice_pause(self) -> None:
+        """The loop runs at least every tick (50 ms); a gap longer than an election timeout
+        means this process was not running (SIGSTOP, a starved host). Its timer ran out while
+        it could hear nobody, and its peers may miss a heartbeat or two just then (a busy
+        leader): pre-votes alone would then let it, or a peer it grants, depose a healthy
+        leader. So it counts from now, as after a snapshot install: a fresh election timeout,
+        and no pre-vote granted for the longest one (`PreVote.resumed`)."""
+        now = time.monotonic()
+        paused_s = now - self._last_loop_at
+        self._last_loop_at = now
+        longest = self.config.election_timeout_s[1]
+        if paused_s <= longest:
+            return
+        node = self._node
+        node._SyncObj__raftElectionDeadline = now + node._SyncObj__generateRaftTimeout()
+        self._prevote.resumed(now, longest)
+        logger.info("this replica did not run for %.2f s: waiting for a leader again", paused_s)
 
     def _last_log(self) -> tuple[int, int]:
         node = self._node

@@ -63,3 +63,13 @@ def test_hearing_a_leader_ends_a_round() -> None:
     asker.heard_leader(1.0)
     assert not asker.take_win()
     assert not asker.count("c", {"type": PRE_VOTE_REPLY, "term": 7, "granted": True}, voters=3)
+
+
+def test_a_replica_that_resumes_grants_nothing_for_a_while() -> None:
+    voter = PreVote(lease_s=0.4)
+    assert answer(voter, ask())  # no leader heard: it would grant
+    voter.start("v", 5, (4, 100))
+    voter.resumed(10.0, hold_s=0.5)  # it was stopped: its silence says nothing of the leader
+    assert not voter.take_win() and voter.round_term == 0
+    assert not answer(voter, ask(), now=10.45)  # past the lease, not past the hold
+    assert answer(voter, ask(), now=10.5)
