@@ -47,6 +47,7 @@ from meseta.master.state import (
 )
 from meseta.master.statuses import task_status_copy, visible_state
 from meseta.master.v1 import commands_pb2
+from meseta.master.wire import proto_field, renumbered
 from meseta.proto.mesos.v1 import mesos_pb2
 
 Out = list[DomainEvent]
@@ -202,22 +203,20 @@ def default_role(roles: tuple[str, ...]) -> str:
     return roles[0] if roles else "*"
 
 
-# What a reported Task carries of its TaskInfo (besides ids, name and resources).
-REPORTED_INFO_FIELDS = ("labels", "discovery", "container", "health_check", "kill_policy")
+# A reported Task's fields as TaskInfo numbers them (mesos.proto): name, task_id, agent_id,
+# resources, labels, discovery, container, health_check, kill_policy and limits.
+INFO_OF_REPORT = {1: 1, 2: 2, 5: 3, 7: 4, 11: 10, 12: 11, 13: 9, 15: 8, 16: 12, 17: 15}
+INFO_COMMAND, COMMAND_USER = 7, 5  # TaskInfo.command, CommandInfo.user (a Task's `user`)
 
 
 def reported_info(report: mesos_pb2.Task) -> mesos_pb2.TaskInfo:
-    """The TaskInfo behind a task an agent reports, as far as a Task tells it."""
-    info = mesos_pb2.TaskInfo(name=report.name, task_id=report.task_id, agent_id=report.agent_id)
-    info.resources.extend(report.resources)
-    for name in REPORTED_INFO_FIELDS:
-        if report.HasField(name):
-            getattr(info, name).CopyFrom(getattr(report, name))
+    """The TaskInfo behind a task an agent reports, as far as a Task tells it. Its fields
+    are renumbered from the report's bytes rather than copied one at a time: a storm of
+    returning agents brings every one of their tasks here, on every replica."""
+    encoded = renumbered(report.SerializePartialToString(), INFO_OF_REPORT)
     if report.HasField("user"):
-        info.command.user = report.user
-    for name, scalar in report.limits.items():
-        info.limits[name].CopyFrom(scalar)
-    return info
+        encoded += proto_field(INFO_COMMAND, proto_field(COMMAND_USER, report.user.encode()))
+    return mesos_pb2.TaskInfo.FromString(encoded)
 
 
 def adopt_task(

@@ -14,6 +14,7 @@ from support.fold_cluster import (
     task_info,
 )
 
+from meseta.master.appliers import agents
 from meseta.master.events import (
     AgentDisconnected,
     AgentGone,
@@ -284,6 +285,42 @@ def test_adopted_tasks_keep_what_their_report_tells_of_the_task_info() -> None:
     assert (info.discovery.name, info.command.user) == ("web", "nobody")
     assert info.kill_policy.grace_period.nanoseconds == 5
     assert info.limits["cpus"].value == 2.0
+
+
+def test_a_reported_task_info_holds_exactly_what_the_report_tells() -> None:
+    """reported_info renumbers the report's fields; the result must be the TaskInfo that
+    copying them one at a time gives, whatever else the report carries."""
+    report = m.Task(name="web", state=m.TASK_RUNNING, user="nobody")
+    report.task_id.value, report.framework_id.value, report.agent_id.value = "t", "f", "a"
+    report.executor_id.value = "e"
+    report.resources.extend(task_info("x", "a", "cpus:1;mem:32;ports:[31000-31001]").resources)
+    report.statuses.add(state=m.TASK_RUNNING).task_id.value = "t"
+    report.status_update_state = m.TASK_RUNNING
+    report.status_update_uuid = b"u" * 16
+    report.labels.labels.add(key="tier", value="front")
+    report.discovery.visibility = m.DiscoveryInfo.FRAMEWORK
+    report.container.type = m.ContainerInfo.MESOS
+    report.health_check.type = m.HealthCheck.TCP
+    report.health_check.tcp.port = 8080
+    report.kill_policy.grace_period.nanoseconds = 5
+    report.limits["cpus"].value = 2.0
+    report.limits["mem"].value = 64.0
+    expected = m.TaskInfo(name="web", task_id=report.task_id, agent_id=report.agent_id)
+    expected.resources.extend(report.resources)
+    for name in ("labels", "discovery", "container", "health_check", "kill_policy"):
+        getattr(expected, name).CopyFrom(getattr(report, name))
+    expected.command.user = "nobody"
+    for name, scalar in report.limits.items():
+        expected.limits[name].CopyFrom(scalar)
+    assert agents.reported_info(report) == expected
+    # A field a newer agent sends is not carried into the TaskInfo.
+    newer = m.Task.FromString(report.SerializeToString() + b"\xc2\x3e\x03abc")
+    assert agents.reported_info(newer) == expected
+    bare = m.Task(name="b", state=m.TASK_STAGING)
+    bare.task_id.value, bare.framework_id.value, bare.agent_id.value = "t2", "f", "a"
+    assert agents.reported_info(bare) == m.TaskInfo(
+        name="b", task_id=bare.task_id, agent_id=bare.agent_id
+    )
 
 
 def test_reregistration_asks_about_known_tasks_it_did_not_report() -> None:
