@@ -4,10 +4,18 @@ request's arrival."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
-from meseta.api.read_cache import CHUNK, Built, ReadCache, chunked
+from meseta.api.read_cache import (
+    CHUNK,
+    SEND_BYTES,
+    Built,
+    ChunksResponse,
+    ReadCache,
+    chunked,
+)
 
 
 class Source:
@@ -134,3 +142,38 @@ def test_small_pieces_are_joined_into_chunks_and_large_ones_kept() -> None:
     assert chunks[0] == b"ab" and chunks[1] is large
     assert len(chunks) == 4 and len(chunks[2]) >= CHUNK and chunks[3].endswith(b"z")
     assert chunked([]) == ()
+
+
+async def test_a_large_body_goes_out_in_slices_that_let_other_work_run() -> None:
+    """A 12 MB /state sent in one go held the event loop while the kernel copied it, and
+    writes waited behind every poller's body: it goes out in SEND_BYTES writes, yielding
+    to the loop between them."""
+    chunks = (b"a" * (SEND_BYTES * 2 + 10), b"b" * 100, b"c" * SEND_BYTES)
+    sent: list[tuple[int, bytes, bool]] = []
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            body = bytes(message["body"])  # type: ignore[arg-type]
+            sent.append((turns, body, bool(message.get("more_body"))))
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request"}
+
+    worker = asyncio.ensure_future(other_work())
+    try:
+        await asyncio.sleep(0)
+        await ChunksResponse(chunks, "application/json")({"type": "http"}, receive, send)
+    finally:
+        worker.cancel()
+    assert [len(body) for _, body, _ in sent] == [SEND_BYTES, SEND_BYTES, 10, 100, SEND_BYTES]
+    assert b"".join(body for _, body, _ in sent) == b"".join(chunks)
+    assert [more for _, _, more in sent] == [True, True, True, True, False]
+    seen = [at for at, _, _ in sent]
+    assert all(a < b for a, b in itertools.pairwise(seen))  # other work ran in between
