@@ -254,7 +254,7 @@ async def assembled(
     key = ("v1", call_type, enc.kind)
     arrival = consistency.read_index(context)
     built = await compression.cached(context.read_cache, key, arrival, build, gzip)
-    response = ChunksResponse.of(built)
+    response = ChunksResponse.of(built, interleave=context.leadership.leading)
     response.headers.update(consistency.headers(context, built.index))
     return response
 

@@ -21,7 +21,8 @@ body behind the replica's applied index is dropped at the next request.
 Builds cooperate with the event loop (`cooperate`): they hold it for about
 SLICE_S at a time, so writes and the fold interleave with large reads. Bodies
 are sent as their cached pieces (`ChunksResponse`) rather than copied into one
-buffer, in writes of at most SEND_BYTES with a turn of the loop between them.
+buffer; on the leader, in writes of at most SEND_BYTES with a turn of the loop
+between them.
 """
 
 from __future__ import annotations
@@ -116,16 +117,26 @@ async def cooperate(work: Iterable[object]) -> None:
 
 
 class ChunksResponse(Response):
-    """A response whose body is sent as the given chunks, with its Content-Length."""
+    """A response whose body is sent as the given chunks, with its Content-Length. With
+    `interleave` (on the leader, whose event loop also serves the writes) it goes out in
+    writes of at most SEND_BYTES, with a turn of the loop between them."""
 
-    def __init__(self, chunks: Sequence[bytes], media_type: str, status_code: int = 200) -> None:
+    def __init__(
+        self,
+        chunks: Sequence[bytes],
+        media_type: str,
+        status_code: int = 200,
+        *,
+        interleave: bool = False,
+    ) -> None:
         self.chunks = chunks
+        self.interleave = interleave
         super().__init__(b"", status_code, media_type=media_type)
         self.headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
 
     @classmethod
-    def of(cls, built: Built) -> ChunksResponse:
-        response = cls(built.chunks, built.media_type)
+    def of(cls, built: Built, *, interleave: bool = False) -> ChunksResponse:
+        response = cls(built.chunks, built.media_type, interleave=interleave)
         if built.content_encoding:
             response.headers["content-encoding"] = built.content_encoding
             response.headers["vary"] = "Accept-Encoding"
@@ -134,19 +145,20 @@ class ChunksResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code}
         await send({**start, "headers": self.raw_headers})
-        pieces = list(sliced(self.chunks))
+        pieces = list(sliced(self.chunks)) if self.interleave else list(self.chunks)
         last = len(pieces) - 1
         for number, piece in enumerate(pieces):
             await send({"type": "http.response.body", "body": piece, "more_body": number < last})
-            if number < last:
+            if self.interleave and number < last:
                 await asyncio.sleep(0)
         if last < 0:
             await send({"type": "http.response.body", "body": b""})
 
 
-# A response body goes out in writes of at most this size, yielding to the event loop
-# between them: the kernel's copy of a 12 MB /state held the loop for milliseconds, and
-# with 20 pollers every write and the fold waited behind all of their bodies.
+# On the leader a response body goes out in writes of at most this size, yielding to the
+# event loop between them: the kernel's copy of a 12 MB /state held the loop for
+# milliseconds, and with 20 pollers every write waited behind all of their bodies. A
+# standby has no writes to let through, so it sends whole chunks (fewer turns per read).
 SEND_BYTES = 256 * 1024
 
 

@@ -206,13 +206,15 @@ def state_body(context: MasterContext) -> bytes:
 
 def built_response(request: Request, built: Built) -> Response:
     """A shared body with its index; `?jsonp=` wraps it for this request alone."""
+    context = context_of(request)
+    leading = context.leadership.leading  # its loop also serves the writes
     callback = request.query_params.get("jsonp")
     if callback:
         chunks = (callback.encode() + b"(", *built.chunks, b");")
-        response = ChunksResponse(chunks, "text/javascript")
+        response = ChunksResponse(chunks, "text/javascript", interleave=leading)
     else:
-        response = ChunksResponse.of(built)
-    response.headers.update(headers(context_of(request), built.index))
+        response = ChunksResponse.of(built, interleave=leading)
+    response.headers.update(headers(context, built.index))
     return response
 
 

@@ -145,9 +145,9 @@ def test_small_pieces_are_joined_into_chunks_and_large_ones_kept() -> None:
 
 
 async def test_a_large_body_goes_out_in_slices_that_let_other_work_run() -> None:
-    """A 12 MB /state sent in one go held the event loop while the kernel copied it, and
-    writes waited behind every poller's body: it goes out in SEND_BYTES writes, yielding
-    to the loop between them."""
+    """On the leader: a 12 MB /state sent in one go held the event loop while the kernel
+    copied it, and writes waited behind every poller's body. It goes out in SEND_BYTES
+    writes, yielding to the loop between them."""
     chunks = (b"a" * (SEND_BYTES * 2 + 10), b"b" * 100, b"c" * SEND_BYTES)
     sent: list[tuple[int, bytes, bool]] = []
     turns = 0
@@ -169,7 +169,8 @@ async def test_a_large_body_goes_out_in_slices_that_let_other_work_run() -> None
     worker = asyncio.ensure_future(other_work())
     try:
         await asyncio.sleep(0)
-        await ChunksResponse(chunks, "application/json")({"type": "http"}, receive, send)
+        response = ChunksResponse(chunks, "application/json", interleave=True)
+        await response({"type": "http"}, receive, send)
     finally:
         worker.cancel()
     assert [len(body) for _, body, _ in sent] == [SEND_BYTES, SEND_BYTES, 10, 100, SEND_BYTES]
