@@ -7,6 +7,7 @@ import asyncio
 import itertools
 
 import pytest
+from support.loop_turns import counting_turns
 
 from meseta.api.read_cache import (
     CHUNK,
@@ -150,29 +151,19 @@ async def test_a_large_body_goes_out_in_slices_that_let_other_work_run() -> None
     writes, yielding to the loop between them."""
     chunks = (b"a" * (SEND_BYTES * 2 + 10), b"b" * 100, b"c" * SEND_BYTES)
     sent: list[tuple[int, bytes, bool]] = []
-    turns = 0
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    async def send(message: dict[str, object]) -> None:
-        if message["type"] == "http.response.body":
-            body = bytes(message["body"])  # type: ignore[arg-type]
-            sent.append((turns, body, bool(message.get("more_body"))))
 
     async def receive() -> dict[str, object]:
         return {"type": "http.request"}
 
-    worker = asyncio.ensure_future(other_work())
-    try:
-        await asyncio.sleep(0)
+    async with counting_turns() as turns:
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.body":
+                body = bytes(message["body"])  # type: ignore[arg-type]
+                sent.append((turns.count, body, bool(message.get("more_body"))))
+
         response = ChunksResponse(chunks, "application/json", interleave=True)
         await response({"type": "http"}, receive, send)
-    finally:
-        worker.cancel()
     assert [len(body) for _, body, _ in sent] == [SEND_BYTES, SEND_BYTES, 10, 100, SEND_BYTES]
     assert b"".join(body for _, body, _ in sent) == b"".join(chunks)
     assert [more for _, _, more in sent] == [True, True, True, True, False]

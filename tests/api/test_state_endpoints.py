@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 from multidict import CIMultiDictProxy
+from support.loop_turns import counting_turns
 from support.master_harness import MasterHandle
 from support.read_cluster import Populated
 
@@ -394,20 +395,9 @@ async def test_cold_documents_are_encoded_a_slice_per_loop_turn(
         return encode(record)
 
     monkeypatch.setattr(state_endpoints, "legacy_encode", recording)
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.ensure_future(count_turns())
-    try:
+    async with counting_turns() as turns:
         await state_endpoints.warm_legacy(view)
-    finally:
-        counter.cancel()
-    assert turns >= len(records) - 1  # other work ran between the records
+    assert turns.count >= len(records) - 1  # other work ran between the records
     # Each was encoded (the fold may have changed some since, dropping their encoding).
     assert {id(record) for record in records} <= set(encoded)
     state, _ = await get(master, "/state")
