@@ -1,8 +1,9 @@
 """Protobuf wire framing by hand (pure), where building a message would copy its parts.
 
-Used to frame a log entry's command batch (`master/decide.py`), an agent's re-registration
-from its own bytes (`api/agent_link.py`) and the read side's pre-encoded protobuf answers
-(`projections/assembly.py`).
+Used to frame a log entry's command batch (`master/decide.py`), to renumber fields from
+one message type into another (an agent's re-registration, `api/agent_link.py`; a reported
+task's TaskInfo, `master/appliers/agents.py`) and to frame the read side's pre-encoded
+protobuf answers (`projections/assembly.py`).
 """
 
 from __future__ import annotations
