@@ -37,6 +37,8 @@ class AgentServer:
             port=agent.flags_.port,
             log_level="warning",
             lifespan="off",
+            # Mesos reads no X-Forwarded-* headers: a peer is the connection's address.
+            proxy_headers=False,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=KEEP_ALIVE_S,
         )

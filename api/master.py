@@ -105,6 +105,8 @@ class MasterReplica:
             timeout_graceful_shutdown=1,
             timeout_keep_alive=KEEP_ALIVE_S,
             lifespan="off",
+            # Mesos reads no X-Forwarded-* headers: a peer is the connection's address.
+            proxy_headers=False,
         )
         return cls(
             context,

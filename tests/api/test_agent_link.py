@@ -87,6 +87,16 @@ async def test_register_gets_an_agent_id(master: MasterHandle) -> None:
             assert (refused.value.status, refused.value.text) == expected
 
 
+async def test_an_agent_address_is_its_connections_whatever_the_headers_say(
+    master: MasterHandle,
+) -> None:
+    # Mesos reads no X-Forwarded-For: a header must not place an agent elsewhere.
+    async with FakeAgent(master.url, hostname="127.0.0.1", port=5051) as agent:
+        first = await agent.subscribe(headers={"X-Forwarded-For": "10.9.9.9"})
+        agent_id = first["subscribed"]["agent_id"]["value"]
+        assert master.state.agents[agent_id].ip == "127.0.0.1"
+
+
 async def test_calls_from_unknown_or_unnamed_agents_are_400(
     master: MasterHandle, agent: FakeAgent
 ) -> None:

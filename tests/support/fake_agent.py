@@ -204,6 +204,7 @@ class FakeAgent:
         frameworks: Iterable[Json] = (),
         resources: list[Json] | None = None,
         ip: str | None = None,
+        headers: dict[str, str] | None = None,
         timeout_s: float = 5.0,
     ) -> Json:
         """(Re-)register; return the stream's first event (SUBSCRIBED or ERROR).
@@ -224,7 +225,9 @@ class FakeAgent:
         body = {"type": "SUBSCRIBE", "subscribe": subscribe}
         assert self.session is not None, "use `async with FakeAgent(...)`"
         response = await self.session.post(
-            self.url, data=orjson.dumps(body), headers={"Content-Type": JSON, "Accept": JSON}
+            self.url,
+            data=orjson.dumps(body),
+            headers={"Content-Type": JSON, "Accept": JSON, **(headers or {})},
         )
         if response.status != 200:
             text = await response.text()
