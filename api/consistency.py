@@ -24,6 +24,13 @@ Two query parameters make reads stronger:
 A replica whose log has not caught up with the leader since it started
 answers 503 unless the request names a `min_index` (design C.5).
 
+Event streams (operator SUBSCRIBE, /api/v1/events) promise more than a read:
+in Mesos a stream's HEARTBEATs come from the elected master, and a
+subscriber that hears none for a few intervals resubscribes. So a replica
+that has applied nothing from a leader for `CONTACT_LOST_S` is cut off: its
+streams end instead of heartbeating, and new subscriptions get a 503 until
+it hears from a leader again.
+
 Read endpoints use `read_endpoint`; `IndexHeaders` adds the same headers to
 every other response, writes included: the index on a 202 is at or after the
 entry it acknowledges, so a client can read its own write on any replica
@@ -50,6 +57,10 @@ KNOWN_LEADER_HEADER = "X-Meseta-Known-Leader"
 LEADER_HEADER = "X-Meseta-Leader"
 LAST_CONTACT_HEADER = "X-Meseta-Last-Contact"
 
+# The leader commits a tick every second and a failover takes about one: a replica that
+# has applied nothing for this long is cut off from the leader (partitioned, or no quorum).
+CONTACT_LOST_S = 5.0
+
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
 
@@ -65,6 +76,17 @@ def last_contact_ms(context: MasterContext) -> int:
     if context.service.log.is_leader():
         return 0
     return int((time.monotonic() - context.applied_at_s) * 1000)
+
+
+def in_contact(context: MasterContext) -> bool:
+    """Whether this replica leads or has heard from a leader lately (streams may go on)."""
+    return last_contact_ms(context) <= CONTACT_LOST_S * 1000
+
+
+def check_contact(context: MasterContext) -> None:
+    """503 on a replica cut off from the leader: it starts no event stream."""
+    if not in_contact(context):
+        raise HttpError(503, "This replica has lost contact with the leader")
 
 
 def headers(context: MasterContext, index: int | None = None) -> dict[str, str]:

@@ -134,14 +134,16 @@ def metrics_message(context: MasterContext) -> Response_.GetMetrics:
 
 
 def master_message(context: MasterContext) -> Response_.GetMaster:
-    """The leading master, as Mesos's leader describes itself; this replica's own info
-    while no leader is known. `elected_time` is when that leader took office."""
-    out = Response_.GetMaster()
+    """The leading master, as Mesos's leader describes itself; 503 while no leader is known
+    (Mesos's masters answer nothing but a redirect to the leader, or that 503, then).
+    `elected_time` is when that leader took office."""
     view = context.cluster
-    leader = view.master_info if context.leader_location() is not None else None
-    out.master_info.CopyFrom(leader or context.leadership.config.master_info)
+    if context.leader_location() is None or view.master_info is None:
+        raise HttpError(503, "No leader elected")
+    out = Response_.GetMaster()
+    out.master_info.CopyFrom(view.master_info)
     out.start_time = state_endpoints.STARTED_S
-    if leader is not None and view.elected_ns:
+    if view.elected_ns:
         out.elected_time = view.elected_ns / 1e9
     return out
 
@@ -295,6 +297,7 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     validate(call)
     if call.type == Call.SUBSCRIBE:
         await consistency.settle(request, context)
+        consistency.check_contact(context)
         return await operator_stream.subscribe(context, accept)
     written = await write(call, context, request)
     if written is not None:

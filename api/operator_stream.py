@@ -11,7 +11,9 @@ entries, so the events continue exactly where the snapshot ends.
 Any replica serves it from its own view (reads never need the leader). A
 subscriber that falls behind the broker's ring, or that is one too many
 (`--max_operator_event_stream_subscribers`), is closed, as Mesos closes a
-stream: the client subscribes again and starts from a new SUBSCRIBED.
+stream: the client subscribes again and starts from a new SUBSCRIBED. So is
+every stream of a replica cut off from the leader, when its next HEARTBEAT is
+due (api/consistency.py): a heartbeat tells the client its view is live.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ def subscribed_payload(context: MasterContext, media_type: str) -> bytes:
             + orjson.dumps(interval)
             + b"}}"
         )
-    head = Event(type=Event.SUBSCRIBED)
-    head.subscribed.heartbeat_interval_seconds = interval
-    # `subscribed` appears twice; protobuf parsers merge the occurrences of a sub-message.
-    return head.SerializeToString() + proto_field(2, proto_field(1, state))
+    # `subscribed` framed once around the joined state, as Mesos writes it (some decoders
+    # keep only the last occurrence of a repeated sub-message).
+    rest = Event.Subscribed(heartbeat_interval_seconds=interval).SerializeToString()
+    head = Event(type=Event.SUBSCRIBED).SerializeToString()
+    return head + proto_field(2, proto_field(1, state) + rest)
 
 
 def payload(record: Published, media_type: str) -> bytes:
@@ -82,6 +85,7 @@ class OperatorStream:
         self.subscription: Subscription = context.operator_events.subscribe()
         self.heartbeat = encode(Event(type=Event.HEARTBEAT), media_type)
         self.heartbeat_interval_s = context.operator_events.heartbeat_interval_s
+        self.context = context
         self.linger_s = context.operator_events.linger_s
         self.headers = consistency.headers(context)
 
@@ -121,6 +125,9 @@ class OperatorStream:
                 body = self.encode(record)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             if loop.time() >= next_heartbeat:
+                if not consistency.in_contact(self.context):
+                    self.subscription.close("this replica lost contact with the leader")
+                    continue  # the next batch raises the cut, which ends the response
                 await send(
                     {"type": "http.response.body", "body": self.heartbeat, "more_body": True}
                 )

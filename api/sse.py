@@ -19,7 +19,9 @@ is `{"reason": ..., "index": <the replica's index>}` and its id is empty, so a
 browser's EventSource reconnects without `Last-Event-ID` and starts again
 from a full SUBSCRIBED. The master never waits for a subscriber.
 
-Keep-alive: an SSE comment every heartbeat interval (15 s).
+Keep-alive: an SSE comment every heartbeat interval (15 s). A replica cut off
+from the leader (api/consistency.py) ends its streams within an interval and
+answers 503 to new ones, so no keep-alive suggests a live view that is not.
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ BATCH_EVENTS = 512
 RESUME_WAIT_S = 10.0
 # A client that accepts no bytes for this long is dropped.
 SEND_TIMEOUT_S = 60.0
-# How long the generator waits for events before looking again (pings keep the line alive).
-IDLE_WAIT_S = 60.0
 
 
 def sse_bytes(event_type: int, event_id: str, data: bytes) -> bytes:
@@ -94,13 +94,14 @@ def last_event_point(request: Request) -> Position | None:
 
 async def open_stream(context: MasterContext, after: Position | None) -> AsyncIterator[bytes]:
     """The first bytes are decided now (snapshot or resume point); the rest stream later."""
+    consistency.check_contact(context)
     broker = context.operator_events
     if after is None:
         await encodings.warm(master_pb2.Call.GET_STATE, context.cluster, JSON_ENCODING)
         # No await from here on: the snapshot and the subscription see the same index.
         snapshot = subscribed_payload(context, JSON)
         first = sse_bytes(master_pb2.Event.SUBSCRIBED, str(broker.applied_index), snapshot)
-        return events(first, broker.subscribe())
+        return events(context, first, broker.subscribe())
     if after[0] > broker.applied_index:
         await context.service.wait_applied(after[0], RESUME_WAIT_S)
     if after > broker.head:
@@ -110,22 +111,28 @@ async def open_stream(context: MasterContext, after: Position | None) -> AsyncIt
         subscription = broker.subscribe(after)
     except StreamCut as cut:
         return resync(context, cut)
-    return events(b"", subscription)
+    return events(context, b"", subscription)
 
 
 async def resync(context: MasterContext, cut: StreamCut) -> AsyncIterator[bytes]:
     yield resync_bytes(cut.reason, context.operator_events.applied_index)
 
 
-async def events(first: bytes, subscription: Subscription) -> AsyncIterator[bytes]:
+async def events(
+    context: MasterContext, first: bytes, subscription: Subscription
+) -> AsyncIterator[bytes]:
     broker = subscription.broker
+    # Woken at least once an interval, to end the stream (and its pings) when cut off.
+    idle_s = broker.heartbeat_interval_s
     try:
         if first:
             yield first
         while True:
-            batch = await subscription.next_batch(BATCH_EVENTS, IDLE_WAIT_S, broker.linger_s)
+            batch = await subscription.next_batch(BATCH_EVENTS, idle_s, broker.linger_s)
             if batch:
                 yield broker.encoded(batch, MEDIA_TYPE, published_bytes)
+            elif not consistency.in_contact(context):
+                return
     except StreamCut as cut:
         if cut.resync:
             yield resync_bytes(cut.reason, broker.applied_index)

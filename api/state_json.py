@@ -34,6 +34,7 @@ from meseta.projections.records import (
     FrameworkRecord,
     OfferRecord,
     TaskRecord,
+    endpoint_protos,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -348,8 +349,8 @@ def agent_dict(record: AgentRecord) -> dict[str, Json]:
     if record.reregistered_ns:
         out["reregistered_time"] = seconds(record.reregistered_ns)
     out["resources"] = resources_summary(record.total)
-    out["used_resources"] = resources_summary(record.used)
-    out["offered_resources"] = resources_summary(record.offered)
+    out["used_resources"] = resources_summary(record.used_total())
+    out["offered_resources"] = resources_summary(record.offered_total())
     out["reserved_resources"] = reserved_summaries(record.total)
     out["unreserved_resources"] = resources_summary(unreserved(record.total))
     out["active"] = record.active
@@ -364,7 +365,14 @@ def agent_json(record: AgentRecord) -> bytes:
 
 
 def resources_full(resources: Resources) -> list[Json]:
-    return [mesos_json.to_dict(r) for r in to_protos(resources, refined=False)]
+    """The complete protobuf JSON of `resources`, in Mesos's ENDPOINT format."""
+    return [mesos_json.to_dict(r) for r in to_protos(resources, endpoint=True)]
+
+
+def allocated_full(books: dict[str, Resources]) -> list[Json]:
+    """Used or offered resources, by allocation role, as `resources_full` with the role each
+    is allocated to."""
+    return [mesos_json.to_dict(r) for r in endpoint_protos(books)]
 
 
 def agent_full_json(record: AgentRecord) -> bytes:
@@ -378,8 +386,8 @@ def agent_full_json(record: AgentRecord) -> bytes:
                 reserved.setdefault(key[1], []).extend(resources_full(Resources({key: quantity})))
         out["reserved_resources_full"] = cast(Json, reserved)
         out["unreserved_resources_full"] = resources_full(unreserved(record.total))
-        out["used_resources_full"] = resources_full(record.used)
-        out["offered_resources_full"] = resources_full(record.offered)
+        out["used_resources_full"] = allocated_full(record.used)
+        out["offered_resources_full"] = allocated_full(record.offered)
         return orjson.dumps(out)
 
     return record.encoded("legacy_full", encode)

@@ -316,8 +316,11 @@ def to_protos(
     *,
     allocation_role: str | None = None,
     refined: bool = True,
+    endpoint: bool = False,
 ) -> list[mesos_pb2.Resource]:
-    """Mesos resources; `refined=False` gives the pre-refinement format (`role` set)."""
+    """Mesos resources; `refined=False` gives the pre-refinement format (`role` set), and
+    `endpoint=True` the operator endpoints' hybrid (Mesos's ENDPOINT format): the
+    reservations and the deprecated `role` both, "*" when unreserved."""
     out: list[mesos_pb2.Resource] = []
     for (name, role), quantity in resources.items.items():
         resource = mesos_pb2.Resource(name=name)
@@ -331,10 +334,9 @@ def to_protos(
             resource.type = _RANGES
             for begin, end in cast(Ranges, quantity):
                 resource.ranges.range.add(begin=begin, end=end)
-        if refined:
-            if role != UNRESERVED:
-                resource.reservations.add(type=mesos_pb2.Resource.ReservationInfo.STATIC, role=role)
-        else:
+        if refined and role != UNRESERVED:
+            resource.reservations.add(type=mesos_pb2.Resource.ReservationInfo.STATIC, role=role)
+        if endpoint or not refined:
             resource.role = role
         if allocation_role is not None:
             resource.allocation_info.role = allocation_role

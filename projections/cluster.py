@@ -24,7 +24,8 @@ from typing import cast
 
 from meseta.master import events as ev
 from meseta.master.appliers.agents import allocation_role
-from meseta.master.resources import EMPTY, Resources, to_protos
+from meseta.master.exact import ratio
+from meseta.master.resources import EMPTY, MILLI, Resources
 from meseta.master.state import is_terminal
 from meseta.master.validation import framework_roles
 from meseta.projections.assembly import PROTOBUF, Chunks, Encoding, Parts
@@ -179,8 +180,9 @@ class ClusterView:
         self.counters = Counters()
         # Active tasks by state (gauges), kept as tasks change.
         self.task_states: dict[int, int] = {}
-        # Resources of tasks whose agent has no record yet, by agent id (see `_hold`).
-        self.unplaced: dict[str, Resources] = {}
+        # Resources of tasks whose agent has no record yet, by agent id and allocation role
+        # (see `_hold`).
+        self.unplaced: dict[str, dict[str, Resources]] = {}
         # Storage keys are a kind letter and a serial number, so a store lists
         # records in creation order; `completed` orders completed tasks and frameworks.
         self.serial = 0
@@ -355,7 +357,7 @@ class ClusterView:
             framework.offers[offer.id] = record
             book_add(framework.offered, offer.role, offer.resources)
             if agent is not None:
-                agent.offered = agent.offered + offer.resources
+                book_add(agent.offered, offer.role, offer.resources)
                 agent.changed()
         framework.changed()
 
@@ -379,7 +381,7 @@ class ClusterView:
             framework.changed()
         agent = self.agents.get(record.proto.agent_id.value)
         if agent is not None:
-            agent.offered = agent.offered - record.resources
+            book_subtract(agent.offered, record.role, record.resources)
             agent.changed()
 
     # -- tasks and executors
@@ -513,9 +515,9 @@ class ClusterView:
         if agent is None:
             # A task adopted from an agent unknown here precedes the agent's own event
             # in their entry: its resources wait for the agent.
-            book(self.unplaced, agent_id, resources)
+            book(self.unplaced.setdefault(agent_id, {}), record.role, resources)
             return
-        agent.used = agent.used + resources if holds else agent.used - resources
+        book(agent.used, record.role, resources)
         agent.changed()
 
     def _launch_requested(self, event: ev.LaunchRequested, out: list[Event]) -> None:
@@ -536,7 +538,7 @@ class ClusterView:
         framework.executors[key] = record
         agent.executors[(framework.id, info.executor_id.value)] = record
         book_add(framework.used, record.role, record.resources)
-        agent.used = agent.used + record.resources
+        book_add(agent.used, record.role, record.resources)
         framework.changed()
         agent.changed()
 
@@ -556,7 +558,7 @@ class ClusterView:
         agent = self.agents.get(record.agent_id)
         if agent is not None:
             agent.executors.pop((framework.id, key[1]), None)
-            agent.used = agent.used - record.resources
+            book_subtract(agent.used, record.role, record.resources)
             agent.changed()
 
     def _drop_agent_executors(
@@ -584,7 +586,7 @@ class ClusterView:
         reconnected = agent is not None and agent.status in REGISTERED
         if agent is None:
             agent = AgentRecord(info, self.now_ns)
-            agent.used = self.unplaced.pop(agent.id, EMPTY)
+            agent.used = self.unplaced.pop(agent.id, {})
             self.adopt(agent, AGENT)
             self.agents[agent.id] = agent
         else:
@@ -682,7 +684,7 @@ class ClusterView:
             for framework in frameworks:
                 role.frameworks.add(value=framework.id)
                 total = total + framework.used.get(name, EMPTY) + framework.offered.get(name, EMPTY)
-            role.resources.extend(to_protos(total, allocation_role=name))
+            role.resources.extend(role_quantities(total))
             out.append(role)
         return out
 
@@ -802,3 +804,22 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.AgentRemoved, ClusterView._agent_removed),
     )
 }
+
+
+# What a Role's deprecated `resources` shows, as Mesos: the scalars it knows are scalars.
+ROLE_SCALARS = ("cpus", "disk", "gpus", "mem")
+
+
+def role_quantities(resources: Resources) -> list[mesos_pb2.Resource]:
+    """`resources` summed by name across reservations, bare (no role or allocation), by
+    name: Mesos's Role.resources."""
+    sums: dict[str, int] = {}
+    for (name, _reservation), quantity in resources.items.items():
+        if name in ROLE_SCALARS and isinstance(quantity, int):
+            sums[name] = sums.get(name, 0) + quantity
+    out = []
+    for name in sorted(sums):
+        resource = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SCALAR)
+        resource.scalar.value = ratio(sums[name], MILLI)
+        out.append(resource)
+    return out

@@ -66,7 +66,7 @@ def resource_metrics(view: ClusterView) -> dict[str, float]:
     total, used = EMPTY, EMPTY
     for agent in view.registered_agents():
         total = total + agent.total
-        used = used + agent.used
+        used = used + agent.used_total()
     out: dict[str, float] = {}
     for name in SCALARS:
         total_value, used_value = _scalar(total, name), _scalar(used, name)

@@ -113,7 +113,21 @@ class OfferRecord(Record):
         self.role = role
 
 
-class FrameworkRecord(Record):
+class Allocated:
+    """Resources by allocation role, used (by tasks and executors) and offered."""
+
+    __slots__ = ()
+    used: dict[str, Resources]
+    offered: dict[str, Resources]
+
+    def used_total(self) -> Resources:
+        return total(self.used.values())
+
+    def offered_total(self) -> Resources:
+        return total(self.offered.values())
+
+
+class FrameworkRecord(Record, Allocated):
     __slots__ = (
         "active",
         "completed_seq",
@@ -304,12 +318,6 @@ class FrameworkRecord(Record):
         for name in TASK_LISTS:
             yield from self.blocks(name).unjoined(kind)
 
-    def used_total(self) -> Resources:
-        return total(self.used.values())
-
-    def offered_total(self) -> Resources:
-        return total(self.offered.values())
-
     def proto(self) -> GetFrameworks.Framework:
         message = GetFrameworks.Framework(
             framework_info=self.info,
@@ -325,14 +333,12 @@ class FrameworkRecord(Record):
         if self.offer_constraints is not None:
             message.offer_constraints.CopyFrom(self.offer_constraints)
         message.offers.extend(offer.proto for offer in self.offers.values())
-        for role, resources in self.used.items():
-            message.allocated_resources.extend(to_protos(resources, allocation_role=role))
-        for role, resources in self.offered.items():
-            message.offered_resources.extend(to_protos(resources, allocation_role=role))
+        message.allocated_resources.extend(endpoint_protos(self.used))
+        message.offered_resources.extend(endpoint_protos(self.offered))
         return message
 
 
-class AgentRecord(Record):
+class AgentRecord(Record, Allocated):
     __slots__ = (
         "capabilities",
         "executors",
@@ -356,8 +362,8 @@ class AgentRecord(Record):
         self.reregistered_ns = 0
         self.unreachable_ns = 0
         self.total = resources_of(info.resources)
-        self.used: Resources = EMPTY
-        self.offered: Resources = EMPTY
+        self.used: dict[str, Resources] = {}  # by allocation role, as a framework's
+        self.offered: dict[str, Resources] = {}
         # (framework id, executor id) -> executor.
         self.executors: dict[tuple[str, str], ExecutorRecord] = {}
         self.version = ""  # the agent's Mesos-compatible version, as it registered
@@ -386,8 +392,8 @@ class AgentRecord(Record):
         if self.reregistered_ns:
             message.reregistered_time.nanoseconds = self.reregistered_ns
         message.total_resources.extend(self.info.resources)
-        message.allocated_resources.extend(to_protos(self.used))
-        message.offered_resources.extend(to_protos(self.offered))
+        message.allocated_resources.extend(endpoint_protos(self.used))
+        message.offered_resources.extend(endpoint_protos(self.offered))
         return message
 
 
@@ -403,6 +409,15 @@ def total(values: Iterable[Resources]) -> Resources:
     for resources in values:
         total = total + resources
     return total
+
+
+def endpoint_protos(books: dict[str, Resources]) -> list[mesos_pb2.Resource]:
+    """Allocated or offered resources as Mesos's operator API shows them: in its ENDPOINT
+    format, each carrying the role it is allocated to."""
+    out: list[mesos_pb2.Resource] = []
+    for role, resources in books.items():
+        out.extend(to_protos(resources, allocation_role=role, endpoint=True))
+    return out
 
 
 def book_add(books: dict[str, Resources], role: str, resources: Resources) -> None:

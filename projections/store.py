@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 # Bumped whenever a record's persisted fields change: a store in another format is
 # discarded and the view rebuilt from the log. 2: agent version and capabilities,
 # framework offer constraints. 3: agent ip, terminal task reasons, role weights.
-# 4: per-framework counters.
-FORMAT = 4
+# 4: per-framework counters. 5: an agent's used and offered resources by allocation role.
+FORMAT = 5
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 
@@ -95,8 +95,8 @@ def dump(record: Record) -> bytes:
             record.registered_ns,
             record.reregistered_ns,
             record.unreachable_ns,
-            _items(record.used),
-            _items(record.offered),
+            _by_role(record.used),
+            _by_role(record.offered),
             record.version,
             record.capabilities,
             record.ip,
@@ -268,7 +268,8 @@ class _Loader:
             reregistered,
             unreachable,
         )
-        agent.used, agent.offered = _resources(used), _resources(offered)
+        agent.used = {role: _resources(items) for role, items in used.items()}
+        agent.offered = {role: _resources(items) for role, items in offered.items()}
         agent.version, agent.capabilities, agent.ip = version, tuple(caps), ip
         self.keep(agent, key)
         self.view.agents[agent.id] = agent

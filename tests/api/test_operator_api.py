@@ -132,6 +132,11 @@ async def test_get_state_json_and_protobuf_agree(cluster: tuple[MasterHandle, Po
     assert agent["agent_info"]["id"] == {"value": populated.agent_id}
     assert agent["active"] is True
     assert {r["name"] for r in agent["allocated_resources"]} == {"cpus", "mem", "ports"}
+    role = framework["framework_info"].get("role", "*")
+    for resource in [*agent["allocated_resources"], *framework["allocated_resources"]]:
+        # Mesos's ENDPOINT format, each with the role it is allocated to.
+        assert resource["role"] == "*", resource
+        assert resource["allocation_info"] == {"role": role}, resource
     assert state["get_executors"] == {}
 
 
@@ -148,6 +153,10 @@ async def test_get_master_flags_version_metrics(cluster: tuple[MasterHandle, Pop
     assert {"name": "master/tasks_running", "value": 1.0} in metrics
     roles = (await call_json(master, "GET_ROLES"))["get_roles"]["roles"]
     assert [role["name"] for role in roles] == ["*"]
+    # As Mesos: bare scalar quantities, by name; the task's ports are not among them.
+    resources = roles[0]["resources"]
+    assert [r["name"] for r in resources] == ["cpus", "mem"]
+    assert all(set(r) == {"name", "type", "scalar"} for r in resources), resources
     assert (await call_json(master, "GET_HEALTH"))["get_health"] == {"healthy": True}
 
 
@@ -393,6 +402,9 @@ async def test_follower_reads_and_redirects_writes() -> None:
         }
     async with follower_master(leader_known=False) as follower:
         status, _, data = await post(follower, gone)
+        assert (status, data) == (503, b"No leader elected")
+        # Not this replica's own info: a client asking who leads would be misled.
+        status, _, data = await post(follower, {"type": "GET_MASTER"})
         assert (status, data) == (503, b"No leader elected")
 
 

@@ -16,7 +16,8 @@ from support.fake_agent import EventStream, FakeAgent
 from support.fake_scheduler import FakeScheduler, subscribe_and_launch
 from support.master_harness import MasterHandle, follower_master, use_broker
 
-from meseta.api import mesos_json
+from meseta.api import consistency, encodings, mesos_json, operator_stream
+from meseta.master import wire
 from meseta.proto.mesos.v1.master import master_pb2
 
 Json = dict[str, Any]
@@ -176,3 +177,57 @@ async def test_subscribed_state_equals_get_state(
     assert expected["get_tasks"]["tasks"][0]["task_id"]["value"] == "t1"
     assert subscribed["subscribed"]["heartbeat_interval_seconds"] == 15.0
     await events.close()
+
+
+def top_level_fields(message: bytes) -> list[int]:
+    """The field numbers of `message`'s top-level fields, in wire order."""
+    numbers, at = [], 0
+    while at < len(message):
+        tag, at = wire.read_varint(message, at)
+        numbers.append(tag >> 3)
+        if tag & 7 == 0:
+            _, at = wire.read_varint(message, at)
+        else:
+            assert tag & 7 == 2, tag
+            length, at = wire.read_varint(message, at)
+            at += length
+    return numbers
+
+
+async def test_protobuf_subscribed_has_one_subscribed_field(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    # Mesos writes it once; decoders that keep only the last occurrence of a sub-message
+    # (protobuf.js before 2026, old protobuf-c) would lose the state or the interval.
+    await subscribe_and_launch(scheduler, "t1")
+    await master.wait_until(lambda: master.context.cluster.all_tasks(), "the task in the view")
+    view = master.context.cluster
+    await encodings.warm(master_pb2.Call.GET_STATE, view, encodings.encoding(PROTOBUF))
+    payload = operator_stream.subscribed_payload(master.context, PROTOBUF)
+    assert top_level_fields(payload) == [1, 2]
+    event = master_pb2.Event.FromString(payload)
+    assert event.subscribed.heartbeat_interval_seconds == 15.0
+    assert event.subscribed.get_state == master.context.cluster.get_state()
+
+
+async def test_a_replica_cut_off_from_the_leader_ends_its_streams_and_starts_none(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A HEARTBEAT tells the subscriber its view is live (Mesos's come from the elected
+    master): once this replica has heard nothing from a leader for CONTACT_LOST_S, its
+    streams end at their next heartbeat, and a new SUBSCRIBE is a 503."""
+    async with follower_master() as follower:
+        use_broker(follower, heartbeat_interval_s=0.2)
+        events = await subscribe(session, follower)
+        assert (await events.next_event())["type"] == "SUBSCRIBED"
+        assert (await events.next_event(heartbeats=True))["type"] == "HEARTBEAT"
+        follower.context.applied_at_s -= consistency.CONTACT_LOST_S + 1
+        assert [event["type"] for event in await events.wait_closed()] in ([], ["HEARTBEAT"])
+        async with session.post(
+            follower.url + "/api/v1",
+            data=orjson.dumps({"type": "SUBSCRIBE"}),
+            headers={"Content-Type": JSON},
+        ) as response:
+            assert response.status == 503
+            assert await response.text() == "This replica has lost contact with the leader"
+        await events.close()

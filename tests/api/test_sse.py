@@ -25,7 +25,7 @@ from support.master_harness import (
 )
 from support.sse_client import SseEvent, SseStream, open_sse
 
-from meseta.api import sse
+from meseta.api import consistency, sse
 from meseta.log.memory import MemoryLog
 from meseta.master import decide
 from meseta.master.v1 import commands_pb2
@@ -298,3 +298,22 @@ async def test_after_a_restart_events_before_the_restored_view_need_a_resync(
             await resumed.close()
     finally:
         await log.close()
+
+
+async def test_a_replica_cut_off_from_the_leader_ends_its_streams_and_starts_none(
+    session: aiohttp.ClientSession,
+) -> None:
+    # Its keep-alive comments would tell the client a view is live that is not.
+    async with follower_master() as follower:
+        use_broker(follower, heartbeat_interval_s=0.2)
+        events = await stream(session, follower)
+        subscribed = await events.next()
+        assert subscribed.event == "SUBSCRIBED"
+        follower.context.applied_at_s -= consistency.CONTACT_LOST_S + 1
+        assert await events.next_or_end() is None  # ended, with no event
+        for last_event_id in (None, subscribed.id):
+            opened = await open_sse(
+                session, follower.url + "/api/v1/events", last_event_id=last_event_id
+            )
+            assert opened == (503, "This replica has lost contact with the leader")
+        await events.close()

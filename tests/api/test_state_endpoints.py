@@ -190,6 +190,10 @@ async def test_slaves_have_full_resources(cluster: tuple[MasterHandle, Populated
         assert key in agent
     names = [r["name"] for r in agent["unreserved_resources_full"]]
     assert names == ["cpus", "mem", "ports"]
+    assert all(r["role"] == "*" for r in agent["unreserved_resources_full"])
+    used = agent["used_resources_full"]
+    assert {r["name"] for r in used} == {"cpus", "mem", "ports"}
+    assert all(r["allocation_info"] == {"role": "*"} for r in used), used
     body, _ = await get(master, f"/master/slaves?slave_id={populated.agent_id}x")
     assert body["slaves"] == []
 

@@ -91,7 +91,7 @@ def test_lifecycle_produces_operator_events() -> None:
     fed = Fed()
     agent_id, framework_id, task_id = launched(fed)
     view = fed.view
-    assert view.agents[agent_id].used.scalar("cpus") == 1000
+    assert view.agents[agent_id].used_total().scalar("cpus") == 1000
     _, events = fed.run("status", framework_id, agent_id, task_id, mesos_pb2.TASK_RUNNING)
     assert kinds(events) == ["TASK_UPDATED"]
     assert events[0].task_updated.state == mesos_pb2.TASK_RUNNING
@@ -111,7 +111,7 @@ def test_lifecycle_produces_operator_events() -> None:
     assert view.frameworks == {}
     (completed,) = view.completed_frameworks
     assert [t.proto.state for t in completed.completed_tasks] == [mesos_pb2.TASK_KILLED]
-    assert view.agents[agent_id].used.scalar("cpus") == 0
+    assert view.agents[agent_id].used == {}
     assert view.counters.terminal_tasks == {mesos_pb2.TASK_KILLED: 1}
     assert framework_id not in view.counters.frameworks  # ... leave with the framework
 

@@ -66,7 +66,7 @@ def compare(state: State, view: ClusterView, seen: Seen) -> None:
         assert record.status == STATUS[agent.status], agent_id
         if agent.status is AgentStatus.ACTIVE and seen.announced(agent):
             # The fold books offers, tasks and executors together.
-            assert record.used + record.offered == agent.allocated, agent_id
+            assert record.used_total() + record.offered_total() == agent.allocated, agent_id
             assert list(record.executors) == list(agent.executors), agent_id
     assert sorted(view.offers) == sorted(state.offers)
     assert view.unplaced == {}  # resources of agent-less tasks only live within an entry

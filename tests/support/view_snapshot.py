@@ -43,8 +43,8 @@ def agent(record: AgentRecord) -> dict[str, Any]:
         "info": record.info.SerializeToString(deterministic=True),
         "status": record.status,
         "times": (record.registered_ns, record.reregistered_ns, record.unreachable_ns),
-        "used": record.used,
-        "offered": record.offered,
+        "used": dict(sorted(record.used.items())),
+        "offered": dict(sorted(record.offered.items())),
         "executors": sorted(record.executors),
     }
 
