@@ -73,7 +73,7 @@ def response_media_type(request: Request) -> str:
         return JSON
     if accepts(accept, PROTOBUF):
         return PROTOBUF
-    raise HttpError(406, f"Expecting 'Accept' to allow {JSON} or {PROTOBUF}")
+    raise HttpError(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
 
 
 def parse_body(body: bytes, media_type: str, message_type: type[M]) -> M:

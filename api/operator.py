@@ -292,9 +292,11 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     context: MasterContext = request.app.state.context
     require_post(request)
     media_type = request_media_type(request)
-    accept = response_media_type(request)
     call = parse_body(await request.body(), media_type, Call)
     validate(call)
+    accept = response_media_type(request)  # after the body's checks, as Mesos
+    if call.type == Call.UNKNOWN:
+        raise HttpError(501, "")
     if call.type == Call.SUBSCRIBE:
         await consistency.settle(request, context)
         consistency.check_contact(context)
@@ -305,7 +307,8 @@ async def call_endpoint(request: Request) -> Response | ASGIApp:
     local = replica_call(call, context, accept)
     if local is not None:
         return local
-    if call.type == Call.UNKNOWN or not Call.Type.Name(call.type).startswith("GET_"):
+    if not Call.Type.Name(call.type).startswith("GET_"):
+        context.check_leader(request)  # a standby sends writes on, supported or not
         raise HttpError(501, f"Call type {Call.Type.Name(call.type)} is not supported yet")
     await consistency.settle(request, context)
     enc = encodings.encoding(accept)

@@ -383,7 +383,7 @@ def mark_unreachable(state: State, agent: Agent, out: Out) -> None:
 def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out) -> None:
     agent = state.agents.get(command.agent_id)
     if agent is None:
-        out.append(CommandRejected("mark_agent_gone", "Agent not found", 404))
+        out.append(CommandRejected("mark_agent_gone", f"Agent '{command.agent_id}' not found", 404))
         return
     if agent.status is AgentStatus.GONE:
         return

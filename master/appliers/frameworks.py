@@ -165,7 +165,8 @@ def disconnect(state: State, framework: Framework, out: Out, grace_ns: int = 0) 
 def teardown_framework(state: State, command: commands_pb2.TeardownFramework, out: Out) -> None:
     framework = state.frameworks.get(command.framework_id)
     if framework is None or framework.status is FrameworkStatus.REMOVED:
-        out.append(CommandRejected("teardown", "Framework cannot be found"))
+        # Mesos's operator TEARDOWN text (a scheduler's own is refused before the fold).
+        out.append(CommandRejected("teardown", "No framework found with specified ID"))
         return
     remove_framework(state, framework, out)
 

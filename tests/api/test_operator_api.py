@@ -191,7 +191,14 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         (b"{}", {"method": "GET"}, 405, "Expecting 'POST'"),
         (b'{"type": "GET_HEALTH"}', {"content_type": None}, 400, "Content-Type"),
         (b'{"type": "GET_HEALTH"}', {"content_type": "text/plain"}, 415, "Content-Type"),
-        (b'{"type": "GET_HEALTH"}', {"accept": "text/html"}, 406, "Accept"),
+        (
+            b'{"type": "GET_HEALTH"}',
+            {"accept": "text/html"},
+            406,
+            "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
+        ),
+        # Mesos checks the body before Accept.
+        (b"{}", {"accept": "text/html"}, 400, "Expecting 'type' to be present"),
         (b'{"type": ', {}, 400, "Failed to parse"),
         (b"\xff\xff", {"content_type": PROTOBUF}, 400, "Failed to parse"),
         (b"{}", {}, 400, "Expecting 'type' to be present"),
@@ -211,7 +218,7 @@ async def test_bad_calls(
 ) -> None:
     got, _, data = await post(master, body, **options)
     assert got == status, data
-    assert text in data.decode()
+    assert text in data.decode() if text else data == b""  # Mesos's 501 for UNKNOWN is empty
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -221,7 +228,7 @@ async def test_mark_agent_gone(cluster: tuple[MasterHandle, Populated]) -> None:
     master, populated = cluster
     body = {"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "nope"}}}
     status, _, data = await post(master, body)
-    assert status == 404, data
+    assert (status, data) == (404, b"Agent 'nope' not found")
     body["mark_agent_gone"] = {"agent_id": {"value": populated.agent_id}}
     status, _, data = await post(master, body)
     assert (status, data) == (200, b"")
@@ -388,6 +395,9 @@ async def test_follower_reads_and_redirects_writes() -> None:
         status, headers, _ = await post(follower, gone)
         assert status == 307
         assert headers["Location"] == "//leader.example:5999/master/api/v1"
+        # Calls not built yet too: the leader answers them (Mesos's masters redirect first).
+        status, headers, _ = await post(follower, {"type": "UPDATE_QUOTA", "update_quota": {}})
+        assert (status, headers["Location"]) == (307, "//leader.example:5999/master/api/v1")
         status, headers, _ = await post(follower, b"frameworkId=f", path="/teardown")
         assert (status, headers["Location"]) == (307, "//leader.example:5999/master/teardown")
         answer = await call_json(follower, "GET_STATE")
