@@ -29,7 +29,7 @@ in Mesos a stream's HEARTBEATs come from the elected master, and a
 subscriber that hears none for a few intervals resubscribes. So a replica
 that has applied nothing from a leader for `CONTACT_LOST_S` is cut off: its
 streams end instead of heartbeating, and new subscriptions get a 503 until
-it hears from a leader again.
+it hears from a leader again. Nor does its /state or GET_MASTER name a leader.
 
 Read endpoints use `read_endpoint`; `IndexHeaders` adds the same headers to
 every other response, writes included: the index on a 202 is at or after the
@@ -81,6 +81,12 @@ def last_contact_ms(context: MasterContext) -> int:
 def in_contact(context: MasterContext) -> bool:
     """Whether this replica leads or has heard from a leader lately (streams may go on)."""
     return last_contact_ms(context) <= CONTACT_LOST_S * 1000
+
+
+def live_leader(context: MasterContext) -> str | None:
+    """The leader reads name (`host:port`): the one this replica knows, while it is in
+    contact; None mid-election or when cut off, as a Mesos master that knows no leader."""
+    return context.leader_location() if in_contact(context) else None
 
 
 def check_contact(context: MasterContext) -> None:

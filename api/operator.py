@@ -135,10 +135,11 @@ def metrics_message(context: MasterContext) -> Response_.GetMetrics:
 
 def master_message(context: MasterContext) -> Response_.GetMaster:
     """The leading master, as Mesos's leader describes itself; 503 while no leader is known
-    (Mesos's masters answer nothing but a redirect to the leader, or that 503, then).
+    or this replica is cut off from it (Mesos's masters answer a redirect to the leader, or
+    that 503, then).
     `elected_time` is when that leader took office."""
     view = context.cluster
-    if context.leader_location() is None or view.master_info is None:
+    if consistency.live_leader(context) is None or view.master_info is None:
         raise HttpError(503, "No leader elected")
     out = Response_.GetMaster()
     out.master_info.CopyFrom(view.master_info)

@@ -29,7 +29,7 @@ from meseta import __version__
 from meseta.api import compression
 from meseta.api import state_json as sj
 from meseta.api.compression import accepts_gzip
-from meseta.api.consistency import headers, read_endpoint, read_index
+from meseta.api.consistency import headers, live_leader, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration, served_log
 from meseta.api.host import system_metrics, timer_metrics
@@ -162,10 +162,12 @@ def state_header(context: MasterContext) -> dict[str, Json]:
     out["activated_slaves"] = active
     out["deactivated_slaves"] = len(registered) - active
     out["unreachable_slaves"] = view.agents_with(UNREACHABLE)
-    # The leader this replica knows, else (mid-election, partitioned) the last one the log
-    # elected: tools compare `leader` with `pid` and expect both (X-Meseta-Known-Leader says
-    # which it is).
-    leader = view.master_info
+    # Only a leader this replica knows and hears from: tools take `leader == pid` for "this
+    # master leads", and a deposed or cut-off replica naming the last leader the log elected
+    # (maybe itself) would mislead them. Without one, `leader` is empty rather than absent
+    # (Mesos answers 503 then; Datadog's check indexes `leader`, mesos-dns skips an empty one).
+    leader = view.master_info if live_leader(context) is not None else None
+    out["leader"] = ""
     if leader is not None:
         out["leader"] = master_pid(leader)
         out["leader_info"] = {
@@ -248,7 +250,7 @@ async def state(request: Request) -> Response:
         await warm_legacy(context.cluster)
         return await assemble(read_index(context), state_parts(context), JSON_TYPE)
 
-    return await coalesced_build(request, ("state", context.leader_location()), build)
+    return await coalesced_build(request, ("state", live_leader(context)), build)
 
 
 def state_counts(counts: dict[int, int]) -> dict[str, int]:

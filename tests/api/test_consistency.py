@@ -19,6 +19,7 @@ from support.fake_agent import FakeAgent
 from support.fake_scheduler import FakeScheduler, framework_info
 from support.master_harness import MasterHandle, follower_master, replicate
 
+from meseta.api import consistency
 from meseta.master import decide, fold
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -184,12 +185,28 @@ async def test_without_a_leader_reads_still_work_but_say_so(
         assert status == 200
         assert headers["X-Meseta-Known-Leader"] == "false"
         assert "X-Meseta-Leader" not in headers
-        # The last leader the log elected: tools (Datadog's check) compare `leader` with
-        # `pid` and fail on a document without it.
+        # No leader named: tools take `leader == pid` for "this master leads". Present but
+        # empty: Datadog's check indexes it, mesos-dns skips a state with an empty one.
         state = orjson.loads(body)
-        assert state["leader"] == "master@10.0.0.9:5999" != state["pid"]
+        assert state["leader"] == "" and "leader_info" not in state
         status, _, body = await get(session, follower.url + "/state?consistent=true")
         assert (status, body) == (503, b"No leader elected")
+
+
+async def test_a_replica_cut_off_from_its_leader_names_none(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with follower_master() as follower:
+        _, _, body = await get(session, follower.url + "/state")
+        assert orjson.loads(body)["leader"] == "master@10.0.0.9:5999"
+        follower.context.applied_at_s -= consistency.CONTACT_LOST_S + 1
+        status, _, body = await get(session, follower.url + "/state")
+        assert status == 200
+        assert orjson.loads(body)["leader"] == ""
+        call = orjson.dumps({"type": "GET_MASTER"})
+        headers = {"Content-Type": "application/json"}
+        async with session.post(follower.url + "/api/v1", data=call, headers=headers) as response:
+            assert (response.status, await response.read()) == (503, b"No leader elected")
 
 
 async def test_a_replica_that_has_not_caught_up_answers_503_unless_min_index(
