@@ -56,6 +56,10 @@ class ExecuteError(Exception):
     """Ends the run with a one-line message and exit code 1."""
 
 
+class NoLeader(ExecuteError):
+    """Every master answered 503 (electing, or the new leader still taking office)."""
+
+
 def parse_resources(text: str) -> resource_values.Resources:
     """The `--resources` flag in Mesos syntax; ExecuteError says what is wrong."""
     try:
@@ -264,6 +268,7 @@ async def subscribe(
         call.framework_id.CopyFrom(info.id)
     body = encode(call, media_type)
     problems = []
+    unavailable = 0  # masters that answered 503
     for master in masters:
         address = master
         for _ in range(MAX_REDIRECTS):
@@ -287,12 +292,14 @@ async def subscribe(
                 text = (await response.text()).strip()
                 response.release()
                 problems.append(f"{address}: {response.status} {text}")
+                unavailable += response.status == 503
                 break
             stream_id = response.headers.get("Mesos-Stream-Id", "")
             return Session(http, address, stream_id, response, media_type)
         else:
             problems.append(f"{master}: too many redirects")
-    raise ExecuteError("Cannot subscribe to a master (" + "; ".join(problems) + ")")
+    kind = NoLeader if unavailable == len(masters) else ExecuteError
+    raise kind("Cannot subscribe to a master (" + "; ".join(problems) + ")")
 
 
 @dataclass(slots=True)
@@ -403,11 +410,14 @@ async def execute(
             try:
                 info = request.framework_info(run.framework_id)
                 session = await subscribe(http, masters, info, media_type)
-            except ExecuteError:
+            except ExecuteError as error:
+                # Subscribed before, or every master says it has no leader yet: they are
+                # electing one (mesos-execute's scheduler library keeps trying too).
                 failures += 1
-                if run.framework_id is None or failures > 30:
+                retry = run.framework_id is not None or isinstance(error, NoLeader)
+                if not retry or failures > 30:
                     raise
-                await asyncio.sleep(1.0)  # the masters are electing a new leader
+                await asyncio.sleep(1.0)
                 continue
             failures = 0
             try:

@@ -1,7 +1,8 @@
 """The agent's link to the leading master (proto/agent_link/v1/agent_link.proto).
 
 `MasterClient.run()` finds the leader among the `--master` addresses (a
-follower answers 307 naming it, a master without one 503), POSTs SUBSCRIBE
+follower answers 307 naming it, a master without one 503, a hung one nothing
+within SUBSCRIBE_TIMEOUT_S, so the next is tried), POSTs SUBSCRIBE
 and reads the RecordIO event stream, handing each event to the daemon. When
 the stream ends (leader lost, master killed, link silent for three heartbeat
 intervals) it subscribes again, after a random delay in [0, b·2^k] capped at
@@ -29,6 +30,9 @@ PATH = "/api/v1/agent"
 MAX_BACKOFF_S = 60.0
 MASTER_HEARTBEAT_S = 15.0  # the master's stream heartbeat (api/event_router.py)
 CALL_TIMEOUT_S = 30.0
+# A master that accepts the connection but never answers SUBSCRIBE (hung, SIGSTOPped) is
+# passed over after this long; a live one answers within its 5 s proposal timeout.
+SUBSCRIBE_TIMEOUT_S = 10.0
 # One UPDATES call is one log entry on the master (at most 512 KiB, and at most 1,000 updates
 # per call): stay well inside both, so a call never fails for its size alone.
 UPDATES_PER_CALL = 500
@@ -48,10 +52,12 @@ class MasterClient:
         *,
         backoff_factor_s: float = 1.0,
         stream_timeout_s: float = 3 * MASTER_HEARTBEAT_S,
+        subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S,
     ) -> None:
         self.masters = list(masters)
         self.backoff_factor_s = backoff_factor_s
         self.stream_timeout_s = stream_timeout_s
+        self.subscribe_timeout_s = subscribe_timeout_s
         self.leader: str | None = None  # host:port of the master we are subscribed with
         self.agent_id: str | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -137,14 +143,15 @@ class MasterClient:
                 continue
             tried.append(address)
             try:
-                response = await self._session().post(
-                    f"http://{address}{PATH}",
-                    data=body,
-                    headers={"Content-Type": PROTOBUF, "Accept": PROTOBUF},
-                    allow_redirects=False,
-                )
-            except (aiohttp.ClientError, OSError) as error:
-                log.debug("master %s unreachable: %r", address, error)
+                async with asyncio.timeout(self.subscribe_timeout_s):
+                    response = await self._session().post(
+                        f"http://{address}{PATH}",
+                        data=body,
+                        headers={"Content-Type": PROTOBUF, "Accept": PROTOBUF},
+                        allow_redirects=False,
+                    )
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                log.info("master %s did not answer SUBSCRIBE: %r", address, error)
                 continue
             if response.status == 200:
                 return response

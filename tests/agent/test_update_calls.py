@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from meseta.agent import master_client
@@ -107,3 +109,36 @@ def test_unbatched_calls_are_one_update_each() -> None:
     calls = update_calls(due, batched=False)
     assert [call.type for call in calls] == [Call.UPDATE] * 4
     assert carried(calls) == carried(update_calls(due))
+
+
+async def test_a_master_that_never_answers_subscribe_is_passed_over() -> None:
+    """A hung master (here one that accepts and stays silent, as a SIGSTOPped one does) must
+    not hold the agent: it tries the next master once SUBSCRIBE went unanswered too long."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    hung = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hung_port = hung.sockets[0].getsockname()[1]
+    app = web.Application()
+    app.router.add_post(master_client.PATH, OlderMaster().handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = master_client.MasterClient(
+        [f"127.0.0.1:{hung_port}", f"127.0.0.1:{port}"], subscribe_timeout_s=0.3
+    )
+    try:
+        subscribing = client._subscribe_once(Call(type=Call.SUBSCRIBE), on_event=noop)
+        assert await asyncio.wait_for(subscribing, 10.0)  # without the bound: forever
+        assert connections  # the hung master was tried first
+        assert client.agent_id == "agent-1"
+    finally:
+        await client.close()
+        await runner.cleanup()
+        for writer in connections:
+            writer.close()
+        hung.close()
+        await hung.wait_closed()

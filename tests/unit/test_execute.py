@@ -8,9 +8,12 @@ import pwd
 import re
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from meseta import execute
+from meseta.log.testing import free_port
 from meseta.proto.mesos.v1 import mesos_pb2
 
 
@@ -208,3 +211,28 @@ def test_a_bad_content_type_is_a_flag_error(capsys: pytest.CaptureFixture[str]) 
 def test_the_framework_user_is_who_runs_the_command() -> None:
     info = parsed("--name=t", "--command=true").framework_info(None)
     assert info.user == pwd.getpwuid(os.getuid()).pw_name  # mesos-execute sends os::user()
+
+
+async def test_masters_without_a_leader_are_waited_for_not_a_failure() -> None:
+    """Every master answering 503 means an election: the run waits for it (NoLeader), where
+    a refusal or an unreachable master ends it."""
+
+    async def no_leader(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="No leader elected")
+
+    app = web.Application()
+    app.router.add_post(execute.SCHEDULER_PATH, no_leader)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port, closed = free_port(), free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    info = mesos_pb2.FrameworkInfo(user="u", name="n")
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(execute.NoLeader, match="503 No leader elected"):
+                await execute.subscribe(http, [f"127.0.0.1:{port}"], info)
+            with pytest.raises(execute.ExecuteError) as raised:
+                await execute.subscribe(http, [f"127.0.0.1:{port}", f"127.0.0.1:{closed}"], info)
+            assert not isinstance(raised.value, execute.NoLeader)
+    finally:
+        await runner.cleanup()
