@@ -27,7 +27,7 @@ from meseta.agent.daemon import CAPABILITIES, VERSION, Agent
 from meseta.api import files, host, mesos_json
 from meseta.api.flags import served_log
 from meseta.api.host import system_metrics
-from meseta.api.http import ANY_METHOD, jsonp_response
+from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.master.ids import agent_pid
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -306,6 +306,9 @@ def metrics(agent: Agent) -> dict[str, float]:
     out["containerizer/fetcher/cache_size_total_bytes"] = float(fetcher.cache_bytes)
     out["containerizer/fetcher/cache_size_used_bytes"] = float(fetcher.cache_used_bytes())
     out["containerizer/mesos/container_destroy_errors"] = float(agent.containerizer.destroy_errors)
+    # No image provisioner (no container images yet): nothing to fail removing. Mesos always
+    # has the counter, and exporters (mesos_exporter) look it up on every scrape.
+    out["containerizer/mesos/provisioner/remove_container_errors"] = 0.0
     out["gc/path_removals_succeeded"] = float(agent.gc.counters.succeeded)
     out["gc/path_removals_failed"] = float(agent.gc.counters.failed)
     out["gc/path_removals_pending"] = float(len(agent.gc.due))
@@ -420,7 +423,7 @@ def version(agent: Agent, request: Request) -> Response:
 
 
 def metrics_snapshot(agent: Agent, request: Request) -> Response:
-    return json_response(metrics(agent), request)
+    return snapshot_refusal(request) or json_response(metrics(agent), request)
 
 
 def _bind(agent: Agent, handler: Callable[[Agent, Request], Response]) -> Handler:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meseta.api import mesos_json
+from meseta.api.flags import parse_duration_ns
 from meseta.api.streams import JSON, PROTOBUF
 
 M = TypeVar("M", bound=Message)
@@ -119,3 +120,16 @@ def jsonp_response(request: Request, body: bytes, status: int = 200) -> Response
         wrapped = callback.encode() + b"(" + body + b");"
         return Response(wrapped, status, media_type="text/javascript")
     return Response(body, status, media_type=JSON)
+
+
+def snapshot_refusal(request: Request) -> Response | None:
+    """libprocess's /metrics/snapshot answers 400 to a `timeout` that is not a duration
+    (a valid one bounds a wait for slow metrics; ours are all at hand)."""
+    text = request.query_params.get("timeout")
+    if text is None:
+        return None
+    try:
+        parse_duration_ns(text)
+    except ValueError as error:
+        return Response(f"Invalid timeout '{text}': {error}.\n", 400, media_type="text/plain")
+    return None

@@ -33,7 +33,7 @@ from meseta.api.consistency import headers, live_leader, read_endpoint, read_ind
 from meseta.api.context import VERSION, MasterContext
 from meseta.api.flags import format_duration, served_log
 from meseta.api.host import system_metrics, timer_metrics
-from meseta.api.http import ANY_METHOD, jsonp_response
+from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.allocator.metrics import allocator_metrics
@@ -567,6 +567,9 @@ def registrar_metrics(context: MasterContext) -> dict[str, float]:
 
 async def metrics_snapshot(request: Request) -> Response:
     """Served as libprocess does: by any process, no redirect, no consistency wait."""
+    refusal = snapshot_refusal(request)
+    if refusal is not None:
+        return refusal
     return json_response(request, orjson.dumps(metric_values(context_of(request))))
 
 

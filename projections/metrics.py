@@ -151,6 +151,8 @@ def snapshot(
     out["master/valid_operation_status_update_acknowledgements"] = 0
     out["master/invalid_operation_status_update_acknowledgements"] = 0
     out["master/operations/total"] = 0
+    for state in OPERATION_STATES:  # registered at start in Mesos, so always present
+        out[f"master/operations/{state}"] = 0
     out["master/dropped_messages"] = 0
     # The master's queue is the log: committed entries this replica has yet to fold.
     out["master/event_queue_messages"] = event_queue_messages
@@ -158,6 +160,13 @@ def snapshot(
     out["master/event_queue_http_requests"] = 0
     out["master/operator_event_stream_subscribers"] = operator_subscribers
     return {name: float(value) for name, value in out.items()}
+
+
+# The operation states Mesos's master keeps a gauge of (as metrics.cpp registers them).
+OPERATION_STATES = (
+    "pending", "recovering", "unreachable", "finished", "failed", "error", "dropped",
+    "gone_by_operator",
+)  # fmt: skip
 
 
 # -- per framework (Mesos's FrameworkMetrics, --publish_per_framework_metrics) ------------

@@ -96,6 +96,7 @@ def test_metrics_snapshot_has_slave_names(client: Client) -> None:
     # Any method, as libprocess answers (collectd's Mesos plugin POSTs an empty body).
     assert client.post("/metrics/snapshot", b"", {}).json().keys() == snapshot.keys()
     assert snapshot["slave/registered"] == 0.0
+    assert client.get("/metrics/snapshot?timeout=bogus").status_code == 400  # as libprocess
     assert snapshot["slave/tasks_running"] == 1.0
     assert snapshot["slave/cpus_total"] == 5.0
     assert snapshot["slave/cpus_used"] == pytest.approx(0.6)
@@ -108,6 +109,7 @@ def test_metrics_snapshot_has_slave_names(client: Client) -> None:
     for name in ("slave/uptime_secs", "slave/mem_percent", "slave/disk_revocable_total",
                  "slave/tasks_finished", "slave/executors_terminated", "slave/recovery_errors",
                  "slave/recovery_time_secs", "slave/container_launch_errors",
+                 "containerizer/mesos/provisioner/remove_container_errors",
                  "containerizer/fetcher/task_fetches_succeeded",
                  "containerizer/fetcher/task_fetches_failed",
                  "containerizer/fetcher/cache_size_used_bytes",
