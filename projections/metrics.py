@@ -151,8 +151,8 @@ def snapshot(
     out["master/valid_operation_status_update_acknowledgements"] = 0
     out["master/invalid_operation_status_update_acknowledgements"] = 0
     out["master/operations/total"] = 0
-    for state in OPERATION_STATES:  # registered at start in Mesos, so always present
-        out[f"master/operations/{state}"] = 0
+    for operation_state in OPERATION_STATES:  # registered at start in Mesos, so always present
+        out[f"master/operations/{operation_state}"] = 0
     out["master/dropped_messages"] = 0
     # The master's queue is the log: committed entries this replica has yet to fold.
     out["master/event_queue_messages"] = event_queue_messages
