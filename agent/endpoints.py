@@ -30,6 +30,7 @@ from meseta.api.host import system_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.master.ids import agent_pid
+from meseta.master.resources import merge_ranges
 from meseta.proto.mesos.v1 import mesos_pb2
 
 JSON = "application/json"
@@ -64,7 +65,7 @@ def resource_map(resources: Iterable[mesos_pb2.Resource]) -> dict[str, Any]:
             sets.setdefault(name, []).extend(resource.set.item)
     out: dict[str, Any] = dict(scalars)
     for name, spans in ranges.items():
-        out[name] = ranges_text(sorted((r.begin, r.end) for r in spans))
+        out[name] = ranges_text(merge_ranges((r.begin, r.end) for r in spans))  # coalesced
     for name, items in sets.items():
         out[name] = set_text(dict.fromkeys(items))
     return out
@@ -133,7 +134,8 @@ def executor_json(executor: ExecutorRecord, agent_id: str) -> dict[str, Any]:
         "source": info.source,
         "container": executor.container_id,
         "directory": executor.directory,
-        "resources": resource_map(info.resources),
+        # As Mesos's Executor::allocatedResources: its own and its queued and live tasks'.
+        "resources": resource_map(executor_resources(executor)),
     }
     _add_allocation_role(out, info.resources)
     if info.HasField("labels"):
@@ -168,14 +170,17 @@ def framework_json(framework: FrameworkRecord, agent_id: str) -> dict[str, Any]:
     return out
 
 
+def executor_resources(executor: ExecutorRecord) -> list[mesos_pb2.Resource]:
+    """What an executor holds: its own resources and its queued and live tasks'."""
+    held = list(executor.info.resources)
+    for task in executor.live_tasks():
+        held.extend(task.info.resources)
+    return held
+
+
 def allocated_resources(agent: Agent) -> list[mesos_pb2.Resource]:
     """What the live executors and their tasks hold."""
-    held: list[mesos_pb2.Resource] = []
-    for executor in agent.core.executors():
-        held.extend(executor.info.resources)
-        for task in executor.live_tasks():
-            held.extend(task.info.resources)
-    return held
+    return [r for executor in agent.core.executors() for r in executor_resources(executor)]
 
 
 def _by_role(resources: Iterable[mesos_pb2.Resource]) -> dict[str | None, list[mesos_pb2.Resource]]:

@@ -20,6 +20,7 @@ from support.served_app import Client, served
 
 from meseta import cluster_cli
 from meseta.agent import endpoints, server
+from meseta.proto.mesos.v1 import mesos_pb2
 
 
 @pytest.fixture
@@ -80,6 +81,8 @@ def test_state_has_mesos_keys_and_shapes(client: Client, path: str) -> None:
     (executor,) = framework["executors"]
     assert executor["container"] == CONTAINER
     assert executor["directory"].endswith(f"runs/{CONTAINER}")
+    # Its own 0.1 cpus and its task's 0.5 cpus and 64 MB (Executor::allocatedResources).
+    assert (executor["resources"]["cpus"], executor["resources"]["mem"]) == (0.6, 64.0)
     (task,) = executor["tasks"]
     assert task["id"] == "t1" and task["state"] == "TASK_RUNNING" and task["slave_id"] == AGENT_ID
     assert task["statuses"] == [{"state": "TASK_RUNNING", "timestamp": 12.5}]
@@ -360,3 +363,10 @@ def test_the_agent_gzips_its_answers_as_libprocess_does(work_dir: Path) -> None:
             assert download.content == b"x" * 4096
     finally:
         agent.checkpoints.close()
+
+
+def test_resource_maps_coalesce_adjacent_ranges() -> None:
+    ports = mesos_pb2.Resource(name="ports", type=mesos_pb2.Value.RANGES)
+    for begin, end in ((31001, 31002), (31000, 31000), (31005, 31006)):
+        ports.ranges.range.add(begin=begin, end=end)
+    assert endpoints.resource_map([ports])["ports"] == "[31000-31002, 31005-31006]"
