@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import orjson
 from starlette.requests import Request
@@ -37,7 +38,7 @@ from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.allocator.metrics import allocator_metrics
-from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources
+from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import (
@@ -452,12 +453,18 @@ async def tasks(request: Request) -> Response:
 
 
 def quantities(resources: Resources) -> dict[str, Json]:
-    """Scalar quantities by name, only names present (Mesos's ResourceQuantities)."""
-    out: dict[str, Json] = {}
+    """Quantities by name, only names present (Mesos's ResourceQuantities): a scalar's
+    value, the number of values in ranges (ports) or in a set."""
+    sums: dict[str, float] = {}
     for (name, _role), quantity in resources:
         if isinstance(quantity, int):
-            out[name] = round(float(out.get(name, 0.0)) + quantity / MILLI, 3)  # type: ignore[arg-type]
-    return out
+            amount = quantity / MILLI
+        elif quantity and isinstance(quantity[0], str):
+            amount = float(len(quantity))
+        else:
+            amount = float(sum(end - begin + 1 for begin, end in cast(Ranges, quantity)))
+        sums[name] = sums.get(name, 0.0) + amount
+    return {name: round(amount, 3) for name, amount in sums.items()}
 
 
 def role_documents(view: ClusterView) -> list[Json]:

@@ -221,7 +221,8 @@ async def test_roles_and_flags(cluster: tuple[MasterHandle, Populated]) -> None:
     (role,) = body["roles"]
     assert role["name"] == "*" and role["weight"] == 1.0
     assert role["frameworks"] == [populated.framework_id]
-    assert role["allocated"] == {"cpus": 1.0, "mem": 128.0}
+    # As Mesos's ResourceQuantities: ranges count their values (the task's two ports).
+    assert role["allocated"] == {"cpus": 1.0, "mem": 128.0, "ports": 2.0}
     assert role["resources"]["cpus"] >= 1.0
     flags, _ = await get(master, "/master/flags")
     assert flags["flags"]["hostname"] == "127.0.0.1"
