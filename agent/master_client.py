@@ -150,8 +150,12 @@ class MasterClient:
                         headers={"Content-Type": PROTOBUF, "Accept": PROTOBUF},
                         allow_redirects=False,
                     )
-            except (TimeoutError, aiohttp.ClientError, OSError) as error:
-                log.info("master %s did not answer SUBSCRIBE: %r", address, error)
+            except TimeoutError:
+                log.info("master %s did not answer SUBSCRIBE in %gs", address,
+                         self.subscribe_timeout_s)  # fmt: skip
+                continue
+            except (aiohttp.ClientError, OSError) as error:
+                log.debug("master %s unreachable: %r", address, error)
                 continue
             if response.status == 200:
                 return response
