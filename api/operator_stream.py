@@ -24,7 +24,8 @@ import contextlib
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from meseta.api import consistency, encodings, mesos_json, recordio
+from meseta.api import chunked, consistency, encodings, mesos_json, recordio
+from meseta.api.chunked import ChunkWriter
 from meseta.api.context import MasterContext
 from meseta.api.streams import JSON, RAW_SEND, encode, wait_disconnect
 from meseta.master.wire import proto_field
@@ -32,7 +33,7 @@ from meseta.projections.operator_stream import Published, StreamCut, Subscriptio
 from meseta.proto.mesos.v1.master import master_pb2
 
 Event = master_pb2.Event
-# Events written per send; what is queued beyond waits for the next one.
+# Events written at once; what is queued beyond waits for the next turn of the loop.
 BATCH_EVENTS = 512
 
 
@@ -82,11 +83,13 @@ class OperatorStream:
         # No await between the snapshot and the subscription: no entry slips in.
         self.media_type = media_type
         self.first = recordio.encode(subscribed_payload(context, media_type))
-        self.subscription: Subscription = context.operator_events.subscribe()
+        self.broker = context.operator_events
+        self.subscription: Subscription = self.broker.subscribe()
+        self.chunks_kind = "chunks " + media_type
         self.heartbeat = encode(Event(type=Event.HEARTBEAT), media_type)
-        self.heartbeat_interval_s = context.operator_events.heartbeat_interval_s
+        self.heartbeat_interval_s = self.broker.heartbeat_interval_s
         self.context = context
-        self.linger_s = context.operator_events.linger_s
+        self.linger_s = self.broker.linger_s
         self.headers = consistency.headers(context)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,10 +108,20 @@ class OperatorStream:
     def encode(self, record: Published) -> bytes:
         return event_bytes(record, self.media_type)
 
+    def chunk(self, record: Published) -> bytes:
+        return chunked.chunk(event_bytes(record, self.media_type))
+
+    async def write(self, writer: ChunkWriter, batch: list[Published]) -> None:
+        if writer.direct:
+            # Framed once for every subscriber that reads the same run of the ring.
+            await writer.write_chunks(self.broker.encoded(batch, self.chunks_kind, self.chunk))
+        else:
+            await writer.write([self.encode(record) for record in batch])
+
     async def pump(self, send: Send) -> None:
+        writer = ChunkWriter(send)
         # SUBSCRIBED, then at once a HEARTBEAT (as Mesos's readonly handler sends them).
-        for first in (self.first, self.heartbeat):
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+        await writer.write((self.first, self.heartbeat))
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + self.heartbeat_interval_s
         while True:
@@ -118,19 +131,18 @@ class OperatorStream:
                 )
             except StreamCut:
                 with contextlib.suppress(OSError):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await writer.end()
                 return
-            # One HTTP chunk per event, as Mesos writes them.
-            for record in batch:
-                body = self.encode(record)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            if batch:
+                await self.write(writer, batch)
+                # Every subscriber is woken by the same publish: a burst goes out a batch
+                # per subscriber at a time, with the fold and the writes in between.
+                await asyncio.sleep(0)
             if loop.time() >= next_heartbeat:
                 if not consistency.in_contact(self.context):
                     self.subscription.close("this replica lost contact with the leader")
                     continue  # the next batch raises the cut, which ends the response
-                await send(
-                    {"type": "http.response.body", "body": self.heartbeat, "more_body": True}
-                )
+                await writer.write((self.heartbeat,))
                 next_heartbeat = loop.time() + self.heartbeat_interval_s
 
 

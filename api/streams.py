@@ -18,10 +18,14 @@ from google.protobuf.message import Message
 from starlette.types import Receive, Scope, Send
 
 from meseta.api import mesos_json, recordio
+from meseta.api.chunked import ChunkWriter
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 QUEUE_LIMIT = 65_536
+# Records given to the transport at once: a slow client's backlog waits in the queue, where
+# QUEUE_LIMIT bounds it, not in the transport's buffer.
+BATCH_RECORDS = 256
 # The server's own `send`, put in the scope by the app (api/app.py): once a stream's
 # response has started, its body writes need none of the middleware wrappers (they only
 # act on the response start), and a busy stream makes thousands of them a second.
@@ -124,17 +128,20 @@ class Stream:
     async def pump(self, send: Send, gone: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(self.heartbeat_interval_s, self.check_heartbeat)
+        writer = ChunkWriter(send)
         try:
             while not gone.done():
                 if not self.records and not self.closed and not self.heartbeat_due:
                     self.wakeup = loop.create_future()
                     await self.wakeup
                     continue
-                record = self.next_record()
-                if record is None:  # closed, and everything queued went out
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                records = self.next_records()
+                if not records:  # closed, and everything queued went out
+                    await writer.end()
                     return
-                await send({"type": "http.response.body", "body": record, "more_body": True})
+                await writer.write(records)
+                if self.records:
+                    await asyncio.sleep(0)  # a backlog goes out between other work
         finally:
             if self.timer is not None:
                 self.timer.cancel()
@@ -148,17 +155,18 @@ class Stream:
             self.heartbeat_interval_s, self.check_heartbeat
         )
 
-    def next_record(self) -> bytes | None:
-        """The next record to write, or None once closed and drained. Each goes out as its
-        own HTTP chunk, as Mesos writes events: some clients (the npm mesos-framework)
-        parse one RecordIO record per chunk."""
-        if self.records:
-            return self.records.popleft()
-        if self.heartbeat_due:
+    def next_records(self) -> list[bytes]:
+        """What to write next (none once closed and drained): queued records, at most
+        BATCH_RECORDS, then a due heartbeat. Each goes out as an HTTP chunk of its own, as
+        Mesos writes events: some clients (the npm mesos-framework) parse one RecordIO
+        record per chunk."""
+        queued = self.records
+        records = [queued.popleft() for _ in range(min(len(queued), BATCH_RECORDS))]
+        if self.heartbeat_due and not queued:
             self.heartbeat_due = False
             self.count(self.heartbeat_type)
-            return self.heartbeat
-        return None
+            records.append(self.heartbeat)
+        return records
 
 
 async def wait_disconnect(receive: Receive) -> None:

@@ -10,13 +10,16 @@ takes one JSON line at a time on stdin:
   open subscriber has seen every acknowledged update, print the figures and exit.
 
 For each TASK_UPDATED a subscriber keeps the status uuid, the time the agent sent it (the
-status `timestamp`) and when it arrived. The bytes are framed by hand and the two fields
-found by two regular expressions over each batch of complete records (in C), kept raw with
-the batch's arrival time and converted only at the end: at 100 subscribers every event
-arrives 100 times, and any per-event Python work here would make this process, not the
-master, the bottleneck. In a TASK_UPDATED event only the status has a `uuid` and a
-`timestamp`, and every update the writer sends has both. The writer runs
-in another process (the goal's method: subscribers in one process, the writer apart).
+status `timestamp`) and when it arrived. Each subscription is a socket of its own, read
+as raw HTTP/1.1: only the chunks' size lines are read in Python (a `find` and an `int` per
+chunk), and the two fields are found by two regular expressions over each run of
+complete chunks (in C), kept raw with the run's arrival time and converted only at the
+end. At 100 subscribers every event arrives 100 times, and any more per-event Python
+work here (an HTTP client's, one call per chunk) would make this process, not the master,
+the bottleneck. In a TASK_UPDATED event only the status has a `uuid` and a `timestamp`,
+every update the writer sends has both, and neither marker can occur in chunk framing.
+The writer runs in another process (the goal's method: subscribers in one process, the
+writer apart).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import asyncio
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from meseta.api import recordio
@@ -39,31 +43,81 @@ JSON = "application/json"
 UPDATED = b'{"type":"TASK_UPDATED"'
 STAMPS = re.compile(rb'"timestamp":([0-9.e+-]+)')
 UUIDS = re.compile(rb'"uuid":"([^"]*)"')
+READ_BYTES = 1 << 18
+
+
+class Chunks:
+    """An HTTP/1.1 chunked body as it arrives: `walk` finds where the complete chunks end,
+    reading only their size lines (a chunk costs a `find` and an `int`, its data is not
+    copied out). Raises ValueError on a malformed frame."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.at = 0  # where the next chunk's size line starts
+        self.ended = False  # the last (empty) chunk came
+
+    def feed(self, data: bytes) -> None:
+        self.buffer = self.buffer[self.at :] + data
+        self.at = 0
+
+    def walk(self) -> tuple[int, int]:
+        """(start, end) of the run of complete chunks after the previous walk, framing
+        included; the next walk starts at `end`."""
+        buffer, start = self.buffer, self.at
+        at = start
+        while not self.ended:
+            line_end = buffer.find(b"\r\n", at)
+            if line_end < 0:
+                break
+            size = int(buffer[at:line_end].split(b";", 1)[0], 16)
+            data_end = line_end + 2 + size
+            if data_end + 2 > len(buffer):
+                break
+            if buffer[data_end : data_end + 2] != b"\r\n":
+                raise ValueError(f"chunk not followed by CRLF at {data_end}")
+            at = data_end + 2
+            self.ended = size == 0
+        self.at = at
+        return start, at
+
+    def each(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """The (start, end) of each chunk, framing included, in the walked run [start, end)."""
+        buffer = self.buffer
+        while start < end:
+            line_end = buffer.find(b"\r\n", start)
+            after = line_end + 4 + int(buffer[start:line_end].split(b";", 1)[0], 16)
+            yield start, after
+            start = after
+
+    def data(self, start: int, end: int) -> bytes:
+        """The data of the one chunk at [start, end)."""
+        return self.buffer[self.buffer.find(b"\r\n", start) + 2 : end - 2]
 
 
 @dataclass
 class Subscriber:
-    response: aiohttp.ClientResponse
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    chunks: Chunks
     # (arrival time, [(timestamp, uuid) of each TASK_UPDATED in the batch]), raw
     batches: list[tuple[float, list[tuple[bytes, bytes]]]] = field(default_factory=list)
     closed: bool = False
-    reader: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None
 
     def arrivals(self) -> list[tuple[bytes, float, float]]:
         """(uuid, time sent, time arrived) of each TASK_UPDATED."""
         return [(uuid, float(stamp), came) for came, found in self.batches for stamp, uuid in found]
 
-    async def read(self, pending: bytes) -> None:
-        buffer = pending
+    async def read(self) -> None:
         try:
-            async for chunk in self.response.content.iter_any():
+            while not self.chunks.ended and (data := await self.reader.read(READ_BYTES)):
                 now = time.time()
-                buffer += chunk
-                end = complete_records(buffer)
-                if end:
-                    self.scan(buffer[:end], now)
-                    buffer = buffer[end:]
-        except (aiohttp.ClientError, TimeoutError):
+                self.chunks.feed(data)
+                start, end = self.chunks.walk()
+                if end > start:
+                    # Chunk framing holds neither marker: scan the chunks as they came.
+                    self.scan(self.chunks.buffer[start:end], now)
+        except (OSError, ValueError):
             pass
         finally:
             self.closed = True
@@ -86,44 +140,47 @@ class Subscriber:
     def count(self) -> int:
         return sum(len(found) for _, found in self.batches)
 
-
-def complete_records(buffer: bytes) -> int:
-    """Where the complete RecordIO records at the start of `buffer` end (0: none yet).
-
-    Only the last record's header is looked at (JSON records hold no newline, so the last
-    newline ends the last length prefix): whatever precedes that record is complete."""
-    newline = buffer.rfind(b"\n")
-    if newline < 0:
-        return 0
-    start = newline
-    while start > 0 and 0x30 <= buffer[start - 1] <= 0x39:  # the prefix's digits
-        start -= 1
-    end = newline + 1 + int(buffer[start:newline])
-    return end if end <= len(buffer) else start
+    def close(self) -> None:
+        self.writer.close()
+        if self.task is not None:
+            self.task.cancel()
 
 
-async def subscribe(session: aiohttp.ClientSession, url: str) -> Subscriber:
+async def subscribe(url: str) -> Subscriber:
+    """An operator SUBSCRIBE over a socket of its own: the response's head, then its chunks
+    until the first record, which must be SUBSCRIBED; what follows is scanned as it comes."""
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
     body = orjson.dumps({"type": "SUBSCRIBE"})
-    response = await session.post(
-        f"{url}/api/v1", data=body, headers={"Content-Type": JSON, "Accept": JSON}
+    head = (
+        f"POST /api/v1 HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {JSON}\r\n"
+        f"Accept: {JSON}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    if response.status != 200:
-        text = await response.text()
-        response.release()
-        raise RuntimeError(f"operator SUBSCRIBE: HTTP {response.status} {text[:200]}")
-    buffer = b""
-    end = 0
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        end = complete_records(buffer)
-        if end:
-            break
-    first = recordio.Decoder().feed(buffer[:end])[:1]
-    if not first or orjson.loads(first[0]).get("type") != "SUBSCRIBED":
-        raise RuntimeError(f"operator SUBSCRIBE: first event {buffer[:200]!r}")
-    subscriber = Subscriber(response)
-    subscriber.scan(buffer[len(recordio.encode(first[0])) : end], time.time())
-    subscriber.reader = asyncio.get_running_loop().create_task(subscriber.read(buffer[end:]))
+    writer.write(head.encode() + body)
+    response = await reader.readuntil(b"\r\n\r\n")
+    status = response.split(b" ", 2)[1]
+    if status != b"200" or b"transfer-encoding: chunked" not in response.lower():
+        writer.close()
+        raise RuntimeError(f"operator SUBSCRIBE: {response[:200]!r}")
+    chunks, decoder = Chunks(), recordio.Decoder()
+    first: list[bytes] = []
+    start = end = 0
+    while not first:
+        data = await reader.read(READ_BYTES)
+        if not data:
+            raise RuntimeError("operator SUBSCRIBE: the stream ended before SUBSCRIBED")
+        chunks.feed(data)
+        start, end = chunks.walk()
+        for chunk_start, chunk_end in chunks.each(start, end):  # SUBSCRIBED may span chunks
+            first = decoder.feed(chunks.data(chunk_start, chunk_end))
+            start = chunk_end
+            if first:
+                break
+    if orjson.loads(first[0]).get("type") != "SUBSCRIBED":
+        raise RuntimeError(f"operator SUBSCRIBE: first event {first[0][:200]!r}")
+    subscriber = Subscriber(reader, writer, chunks)
+    subscriber.scan(chunks.buffer[start:end], time.time())  # whatever came with it
+    subscriber.task = asyncio.get_running_loop().create_task(subscriber.read())
     return subscriber
 
 
@@ -165,37 +222,31 @@ async def serve(url: str, count: int) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 30)  # the acked map is one (long) line
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        began = time.perf_counter()
-        subscribers = await asyncio.gather(*(subscribe(session, url) for _ in range(count)))
-        say({"ready": time.perf_counter() - began})
-        started, cpu = time.perf_counter(), time.process_time()
-        while line := await reader.readline():
-            command = orjson.loads(line)
-            if command.get("clear"):
-                for subscriber in subscribers:
-                    subscriber.batches.clear()
-                started, cpu = time.perf_counter(), time.process_time()
-                say({"cleared": True})
-                continue
-            acked: dict[str, float] = command["acked"]
-            deadline = time.monotonic() + command.get("wait_s", 10.0)
-            while time.monotonic() < deadline and any(
-                s.count() < len(acked) and not s.closed for s in subscribers
-            ):
-                await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - started
-            say(figures(list(subscribers), acked, elapsed, time.process_time() - cpu))
-            break
-        for subscriber in subscribers:
-            subscriber.response.close()
-            if subscriber.reader is not None:
-                subscriber.reader.cancel()
-        await asyncio.gather(
-            *(s.reader for s in subscribers if s.reader is not None), return_exceptions=True
-        )
+    began = time.perf_counter()
+    subscribers = await asyncio.gather(*(subscribe(url) for _ in range(count)))
+    say({"ready": time.perf_counter() - began})
+    started, cpu = time.perf_counter(), time.process_time()
+    while line := await reader.readline():
+        command = orjson.loads(line)
+        if command.get("clear"):
+            for subscriber in subscribers:
+                subscriber.batches.clear()
+            started, cpu = time.perf_counter(), time.process_time()
+            say({"cleared": True})
+            continue
+        acked: dict[str, float] = command["acked"]
+        deadline = time.monotonic() + command.get("wait_s", 10.0)
+        while time.monotonic() < deadline and any(
+            s.count() < len(acked) and not s.closed for s in subscribers
+        ):
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        say(figures(list(subscribers), acked, elapsed, time.process_time() - cpu))
+        break
+    for subscriber in subscribers:
+        subscriber.close()
+    tasks = [s.task for s in subscribers if s.task is not None]
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import orjson
@@ -71,10 +71,13 @@ class Client:
 
 
 @contextlib.contextmanager
-def served(app: ASGIApp, timeout_s: float = 10.0) -> Iterator[Client]:
+def served(
+    app: ASGIApp, timeout_s: float = 10.0, http: Literal["auto", "h11", "httptools"] = "auto"
+) -> Iterator[Client]:
+    """`app` under uvicorn; `http` picks its protocol ("auto": httptools, as the master)."""
     port = free_port()
     config = uvicorn.Config(
-        app, host=HOST, port=port, log_level="warning", lifespan="off",
+        app, host=HOST, port=port, log_level="warning", lifespan="off", http=http,
         timeout_keep_alive=KEEP_ALIVE_S,  # as the master serves: pymesos reuses its connection
     )  # fmt: skip
     server = uvicorn.Server(config)
