@@ -141,6 +141,8 @@ class TaskStatusUpdated:
     `status` is exactly what the scheduler receives (already translated for
     frameworks that are not partition-aware); `forward` is False when the
     update only changes the books (e.g. a duplicate that must be re-acked).
+    `refused`: a launch the master refused; the task never joined the books, even
+    when a booked task has its id (a duplicate id).
     """
 
     framework_id: str
@@ -149,6 +151,7 @@ class TaskStatusUpdated:
     state: int
     status: mesos_pb2.TaskStatus
     forward: bool = True
+    refused: bool = False
 
 
 @dataclass(slots=True)
@@ -244,9 +247,11 @@ class AgentGone:
 
 @dataclass(slots=True)
 class AgentRemoved:
-    """The agent left for good (replaced by a new agent at its address)."""
+    """The agent left for good: replaced by a new agent at its address ("registered"), or
+    it unregistered ("unregistered"), as Mesos's agent removal reasons name them."""
 
     agent_id: str
+    cause: str = "registered"
 
 
 @dataclass(slots=True)

@@ -135,16 +135,6 @@ def _canonical_info(info: mesos_pb2.FrameworkInfo) -> tuple[bytes, list[bytes], 
     return rest.SerializeToString(deterministic=True), capabilities, sorted(info.roles)
 
 
-def refused_launch(status: mesos_pb2.TaskStatus) -> bool:
-    """A master's terminal update of a task it never booked: a launch it refused (invalid
-    task or offers), which Mesos counts in its task metrics, unlike reconciliation answers."""
-    return (
-        status.source == mesos_pb2.TaskStatus.SOURCE_MASTER
-        and is_terminal(status.state)
-        and status.reason != Reason.REASON_RECONCILIATION
-    )
-
-
 # Domain events -> the master message kind they stand for (metrics).
 MESSAGE_KINDS: dict[type, str] = {
     ev.KillRequested: "kill_task",
@@ -409,13 +399,15 @@ class ClusterView:
         framework = self.frameworks.get(event.framework_id)
         if framework is None:
             return
+        if event.refused:
+            # Counted in the task metrics, as Mesos; never booked, so no TASK_UPDATED (a
+            # booked task may have its id: a duplicate id is one reason to refuse).
+            self._count_terminal(framework.id, event.status.state, event.status)
+            return
         task_id = event.task_id
         record = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
         if record is None or record.proto.agent_id.value != event.agent_id:
-            # Unknown here: an update the fold only forwards, or a launch it refused.
-            if refused_launch(event.status):
-                self._count_terminal(framework.id, event.status.state, event.status)
-            return
+            return  # unknown here: an update the fold only forwards
         status = event.status
         old_state = record.state
         if status.HasField("unreachable_time") and not is_terminal(old_state):
@@ -638,6 +630,8 @@ class ClusterView:
         if self._agent_left(event.agent_id, REMOVED) is None:
             return
         self.counters.agent_removals += 1
+        if event.cause == "unregistered":
+            self._message("unregister_slave")
         removed = _event(Event.AGENT_REMOVED)
         removed.agent_removed.agent_id.value = event.agent_id
         out.append(removed)

@@ -45,11 +45,13 @@ from meseta.proto.mesos.v1.scheduler.scheduler_pb2 import OfferConstraints
 
 log = logging.getLogger(__name__)
 
-# Bumped whenever a record's persisted fields change: a store in another format is
-# discarded and the view rebuilt from the log. 2: agent version and capabilities,
-# framework offer constraints. 3: agent ip, terminal task reasons, role weights.
-# 4: per-framework counters. 5: an agent's used and offered resources by allocation role.
-FORMAT = 5
+# Bumped whenever a record's persisted fields change, or what the view made of some entries
+# was wrong: a store in another format is discarded and the view rebuilt from the log.
+# 2: agent version and capabilities, framework offer constraints. 3: agent ip, terminal
+# task reasons, role weights. 4: per-framework counters. 5: an agent's used and offered
+# resources by allocation role. 6: a launch refused for a duplicate task id no longer
+# marks the booked task with that id TASK_ERROR.
+FORMAT = 6
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 

@@ -64,7 +64,12 @@ def refuse_task(
     )
     out.append(
         TaskStatusUpdated(
-            framework.id, task.task_id.value, task.agent_id.value, status.state, status
+            framework.id,
+            task.task_id.value,
+            task.agent_id.value,
+            status.state,
+            status,
+            refused=True,
         )
     )
 

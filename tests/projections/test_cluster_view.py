@@ -331,6 +331,23 @@ def test_framework_infos_compare_as_mesos_compares_them() -> None:
     assert not equivalent_info(info("a"), explicit)
 
 
+def test_a_refused_duplicate_launch_leaves_the_booked_task_alone() -> None:
+    """The TASK_ERROR of a launch refused for its duplicate id goes to the scheduler only:
+    the booked task with that id stays as it was, with no TASK_UPDATED (as Mesos)."""
+    fed = Fed()
+    agent_id, framework_id, task_id = launched(fed)
+    offer_id, _ = fed.run("add_offer", framework_id, agent_id)
+    _, events = fed.run(
+        "launch", framework_id, [offer_id], [task_info(task_id, agent_id, "cpus:1")]
+    )
+    assert "TASK_UPDATED" not in kinds(events)
+    record = fed.view.frameworks[framework_id].tasks[task_id]
+    assert record.state == mesos_pb2.TASK_STAGING
+    assert fed.cluster.state.frameworks[framework_id].tasks[task_id].state == record.state
+    figures = metrics.snapshot(fed.view, elected=True, uptime_s=1.0)
+    assert figures["master/tasks_error"] == 1 and figures["master/tasks_staging"] == 1
+
+
 def test_terminal_updates_count_by_state_source_and_reason_as_mesos_names_them() -> None:
     fed = Fed()
     agent_id, framework_id, task_id = launched(fed)
