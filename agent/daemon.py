@@ -124,6 +124,7 @@ class Agent:
         self.pending_kills: dict[tuple[str, str], mesos_pb2.KillPolicy | None] = {}
         self.wakeup = asyncio.Event()
         self.shutdown_requested = asyncio.Event()
+        self.terminating = False  # removed by the master, or unregistering: exit when done
         self.background: list[asyncio.Task[None]] = []
         self.heartbeat_interval_s = 15.0
         self.recovered = False  # executor calls get 503 until the checkpoints are read back
@@ -259,6 +260,34 @@ class Agent:
         ):
             await asyncio.sleep(0.05)
 
+    def request_unregister(self, why: str) -> None:
+        """`unregister` in the background (from a signal handler)."""
+        self._spawn(self.unregister(why))
+
+    async def unregister(self, why: str) -> None:
+        """Leave for good, as Mesos's agent on SIGUSR1: unregister from the master (which
+        removes this agent and reports its tasks lost), then terminate. An agent that is
+        not registered, or whose master does not answer, just terminates (the master then
+        finds it unreachable)."""
+        if self.terminating:
+            return
+        log.warning("%s; unregistering and shutting down", why)
+        if self.info.HasField("id"):
+            taken = await self.client.post(LinkCall(type=LinkCall.UNREGISTER))
+            if not taken:
+                log.warning("the master did not take the unregistration")
+        await self.terminate()
+
+    async def terminate(self) -> None:
+        """Kill every executor, forget this agent (a restart registers a new one) and ask
+        `meseta agent` to exit."""
+        if self.terminating:
+            return
+        self.terminating = True
+        await self._destroy_all(self.core.executors())
+        self.checkpoints.wipe()
+        self.shutdown_requested.set()
+
     async def _destroy_all(self, executors: list[ExecutorRecord]) -> None:
         for executor in executors:
             with contextlib.suppress(Exception):
@@ -321,11 +350,11 @@ class Agent:
                 out.message.data = message.data
                 stream.send(out)
         elif kind == LinkEvent.SHUTDOWN:
+            if self.terminating:
+                return  # it unregistered: the master's SHUTDOWN answers that
             why = f" because '{event.error.message}'" if event.HasField("error") else ""
             log.warning("the master asked this agent to shut down%s", why)
-            await self._destroy_all(self.core.executors())
-            self.checkpoints.wipe()
-            self.shutdown_requested.set()
+            await self.terminate()
 
     def _subscribed(self, body: LinkEvent.Subscribed) -> None:
         if self.info.id.value != body.agent_id.value:

@@ -1,4 +1,5 @@
-"""`meseta agent`: run an agent until SIGTERM/SIGINT (executors keep running)."""
+"""`meseta agent`: run an agent until SIGTERM/SIGINT (executors keep running), or until
+SIGUSR1 (it unregisters from the master and kills its executors, as Mesos's agent)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ async def serve(options: flags.AgentFlags, info: mesos_pb2.AgentInfo) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # As Mesos's agent: SIGUSR1 unregisters, kills every task and forgets this agent.
+    loop.add_signal_handler(signal.SIGUSR1, agent.request_unregister, "Received SIGUSR1 signal")
     try:
         await server.start()
         try:

@@ -159,6 +159,9 @@ async def handle(context: MasterContext, call: Call) -> Response:
         if not call.HasField("message"):
             raise HttpError(400, "Expecting 'message' to be present")
         forward_message(context, agent_id, call.message)
+    elif call.type == Call.UNREGISTER:
+        unregister = commands.UnregisterAgent(agent_id=agent_id)
+        await propose_and_wait(context, decide.command(unregister_agent=unregister))
     return Response(status_code=202)
 
 

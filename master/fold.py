@@ -54,6 +54,7 @@ APPLIERS: dict[str, Applier] = {
     "disconnect_agent": agents.disconnect_agent,
     "mark_agent_unreachable": agents.mark_agent_unreachable,
     "mark_agent_gone": agents.mark_agent_gone,
+    "unregister_agent": agents.unregister_agent,
 }
 
 

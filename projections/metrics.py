@@ -96,6 +96,7 @@ def snapshot(
         "master/uptime_secs": uptime_s,
     }
     out.update(resource_metrics(view))
+    unregistered = counters.messages.get("unregister_slave", 0)
     out.update(
         {
             "master/slaves_active": active_agents,
@@ -107,8 +108,10 @@ def snapshot(
             "master/slave_reregistrations": counters.agent_reregistrations,
             "master/slave_removals": counters.agent_removals,
             "master/slave_removals/reason_unhealthy": 0,
-            "master/slave_removals/reason_unregistered": 0,
-            "master/slave_removals/reason_registered": counters.agent_removals,
+            # Every unregistration the fold accepts removes its agent; the other removals
+            # are agents replaced by a new registration at their address.
+            "master/slave_removals/reason_unregistered": unregistered,
+            "master/slave_removals/reason_registered": counters.agent_removals - unregistered,
             "master/slave_unreachable_scheduled": counters.agents_unreachable,
             "master/slave_unreachable_completed": counters.agents_unreachable,
             "master/slave_unreachable_canceled": 0,

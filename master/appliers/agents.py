@@ -403,6 +403,21 @@ def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out)
         out.append(AgentLost(agent.id))
 
 
+def unregister_agent(state: State, command: commands_pb2.UnregisterAgent, out: Out) -> None:
+    """The agent leaves for good (Mesos's unregisterSlave, then _removeSlave): its tasks
+    are lost, to partition-aware frameworks too, and its id may not come back."""
+    agent = state.agents.get(command.agent_id)
+    if agent is None or agent.status not in REACHABLE_AGENT:
+        why = f"Agent '{command.agent_id}' is not registered"
+        out.append(CommandRejected("unregister_agent", why, 404))
+        return
+    message = f"Agent {agent.info.hostname} removed: the agent unregistered"
+    end_tasks(state, agent, mesos_pb2.TASK_LOST, Reason.REASON_AGENT_REMOVED, message, out)
+    leave_cluster(state, agent, AgentStatus.REMOVED, out)
+    out.append(AgentRemoved(agent.id, "unregistered"))
+    out.append(AgentLost(agent.id))
+
+
 def remove_agent(state: State, agent: Agent, message: str, out: Out) -> None:
     end_tasks(state, agent, mesos_pb2.TASK_GONE, Reason.REASON_AGENT_RESTARTED, message, out)
     leave_cluster(state, agent, AgentStatus.REMOVED, out)

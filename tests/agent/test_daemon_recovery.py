@@ -1,4 +1,5 @@
-"""`meseta agent` as a real process: kill -9 and restart it, bad flags, --recover=cleanup.
+"""`meseta agent` as a real process: kill -9 and restart it, bad flags, --recover=cleanup,
+SIGTERM and SIGUSR1.
 
 The master runs in-process; the agent and its executors are real processes.
 """
@@ -208,5 +209,34 @@ async def test_sigterm_stops_the_agent_and_leaves_executors_running(
             assert code == 0
             pids = recorded_pids(tmp_path)
             assert alive(pids["keeps"])
+    finally:
+        kill_leftovers(pids)
+
+
+async def test_sigusr1_unregisters_kills_the_tasks_and_forgets_the_agent(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """As Mesos's agent on SIGUSR1: it unregisters (the master removes it, and its tasks are
+    lost), kills its executors, and a restart registers a new agent."""
+    port = free_port()
+    pids: dict[str, int] = {}
+    try:
+        async with FakeScheduler(master.url) as scheduler:
+            stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
+            with agent_process(master, tmp_path, port) as process:
+                await until(lambda: len(master.state.agents) == 1, "registration", 20)
+                (agent_id,) = master.state.agents
+                await launch(scheduler, stream, ("keeps", "sleep 60"))
+                await states_until(scheduler, stream, "TASK_RUNNING")
+                pids = recorded_pids(tmp_path)
+                process.send_signal(signal.SIGUSR1)
+                lost = await states_until(scheduler, stream, "TASK_LOST")
+                assert await asyncio.to_thread(process.wait, 30) == 0
+            assert lost[-1]["reason"] == "REASON_AGENT_REMOVED"
+            assert lost[-1]["message"].endswith("removed: the agent unregistered")
+            assert master.state.agents[agent_id].status.name == "REMOVED"
+            await until(lambda: not alive(pids["keeps"]), "the executor to be killed", 10)
+            with agent_process(master, tmp_path, port):
+                await until(lambda: len(master.state.agents) == 2, "a new registration", 20)
     finally:
         kill_leftovers(pids)

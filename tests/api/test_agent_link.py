@@ -8,7 +8,7 @@ import base64
 import aiohttp
 import orjson
 import pytest
-from support.fake_agent import AgentLinkError, FakeAgent, reported_task, scalar
+from support.fake_agent import AgentLinkError, EventStream, FakeAgent, reported_task, scalar
 from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle
 
@@ -178,6 +178,51 @@ async def test_an_agent_marked_gone_is_told_to_shut_down_when_it_comes_back(
         assert agent.stream is not None
         assert await agent.stream.wait_closed() == []
     assert master.state.agents[agent_id].status is AgentStatus.GONE
+
+
+async def test_an_agent_that_unregisters_is_removed_and_its_tasks_are_lost(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    """Mesos's UnregisterSlaveMessage (its agent on SIGUSR1): the agent is removed, its tasks
+    are TASK_LOST, frameworks hear FAILURE, operators AGENT_REMOVED; it may not come back."""
+    stream, fid, _ = await launched(scheduler, agent, "t1")
+    agent_id = agent.agent_id or ""
+    assert agent.session is not None
+    operator = await agent.session.post(
+        f"{master.url}/api/v1",
+        data=orjson.dumps({"type": "SUBSCRIBE"}),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    events = EventStream(operator)
+    assert (await events.next_event())["type"] == "SUBSCRIBED"
+    await agent.checked(agent.envelope("UNREGISTER"), 202)
+    lost = (await stream.expect("UPDATE"))["update"]["status"]
+    assert (lost["task_id"]["value"], lost["state"]) == ("t1", "TASK_LOST")
+    assert lost["reason"] == "REASON_AGENT_REMOVED" and lost["source"] == "SOURCE_MASTER"
+    assert lost["message"] == f"Agent {agent.hostname} removed: the agent unregistered"
+    assert (await stream.expect("FAILURE"))["failure"]["agent_id"]["value"] == agent_id
+    kinds = {}
+    while "AGENT_REMOVED" not in kinds:
+        event = await events.next_event()
+        kinds[event["type"]] = event
+    assert kinds["AGENT_REMOVED"]["agent_removed"]["agent_id"]["value"] == agent_id
+    assert kinds["TASK_UPDATED"]["task_updated"]["state"] == "TASK_LOST"
+    await events.close()
+    assert (await agent.expect("SHUTDOWN"))["type"] == "SHUTDOWN"
+    assert master.state.agents[agent_id].status is AgentStatus.REMOVED
+    assert master.state.frameworks[fid].tasks == {}
+    async with agent.session.get(f"{master.url}/metrics/snapshot") as response:
+        metrics = await response.json()
+    assert metrics["master/slave_removals"] == 1
+    assert metrics["master/slave_removals/reason_unregistered"] == 1
+    assert metrics["master/slave_removals/reason_registered"] == 0
+    assert metrics["master/messages_unregister_slave"] == 1
+    # Its id is done: coming back under it is answered with SHUTDOWN, as Mesos.
+    await agent.disconnect()
+    first = await agent.subscribe(agent_id=agent_id)
+    assert first == {"type": "SHUTDOWN", "error": {"message": f"Agent {agent_id} has been removed"}}
+    # Unregistering again: the agent is no longer subscribed.
+    await agent.checked(agent.envelope("UNREGISTER", agent_id), 403)
 
 
 async def test_an_agent_back_under_another_address_is_told_to_shut_down(

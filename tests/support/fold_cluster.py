@@ -301,6 +301,9 @@ class Cluster:
     def mark_gone(self, agent_id: str) -> list[DomainEvent]:
         return self.run(mark_agent_gone=c.MarkAgentGone(agent_id=agent_id))
 
+    def unregister(self, agent_id: str) -> list[DomainEvent]:
+        return self.run(unregister_agent=c.UnregisterAgent(agent_id=agent_id))
+
     # -- frameworks ----------------------------------------------------------------
 
     def subscribe(

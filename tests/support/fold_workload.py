@@ -58,6 +58,7 @@ WEIGHTS: dict[str, int] = {
     "disconnect_agent": 2,
     "mark_agent_unreachable": 1,
     "mark_agent_gone": 1,
+    "unregister_agent": 1,
     "subscribe_framework": 3,
     "resubscribe_framework": 2,
     "disconnect_framework": 2,
@@ -218,6 +219,13 @@ class Workload:
         if not agents or self.maybe(0.5):
             return None
         return command(mark_agent_gone=c.MarkAgentGone(agent_id=self.rng.choice(agents)))
+
+    def unregister_agent(self) -> c.Command | None:
+        agents = self.agents()
+        if not agents or self.maybe(0.5):
+            return None
+        agent_id = self.rng.choice(agents)
+        return command(unregister_agent=c.UnregisterAgent(agent_id=agent_id))
 
     # -- frameworks ----------------------------------------------------------------
 

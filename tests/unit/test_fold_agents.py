@@ -1,4 +1,5 @@
-"""Fold appliers for agents: register, re-register, disconnect, unreachable, gone (7.2, 5.4)."""
+"""Fold appliers for agents: register, re-register, disconnect, unreachable, gone,
+unregister (7.2, 5.4)."""
 
 from __future__ import annotations
 
@@ -238,6 +239,47 @@ def test_mark_gone_of_an_unreachable_agent_ends_its_unreachable_tasks() -> None:
     assert one(events, AgentGone).agent_id == agent
     assert not of_type(events, AgentLost)  # schedulers heard FAILURE when it became unreachable
     assert not cluster.state.frameworks[fid].unreachable_tasks
+
+
+def test_unregister_removes_the_agent_and_loses_its_tasks_as_mesos() -> None:
+    """Mesos's unregisterSlave -> _removeSlave: TASK_LOST with REASON_AGENT_REMOVED to every
+    framework, partition-aware or not; the agent may not come back under its id."""
+    cluster = Cluster()
+    agent = cluster.add_agent("h1")
+    other = cluster.add_agent("h2")
+    pa = cluster.add_framework("pa", partition_aware=True)
+    legacy = cluster.add_framework("legacy")
+    cluster.start_task(pa, agent, "t1")
+    cluster.start_task(legacy, agent, "t2")
+    cluster.start_task(legacy, other, "t3")
+    events = cluster.unregister(agent)
+    updates = {u.task_id: u for u in of_type(events, TaskStatusUpdated)}
+    assert sorted(updates) == ["t1", "t2"]
+    for update in updates.values():
+        assert update.state == m.TASK_LOST
+        assert update.status.reason == Reason.REASON_AGENT_REMOVED
+        assert update.status.source == Reason.SOURCE_MASTER
+        assert update.status.message == "Agent h1 removed: the agent unregistered"
+    assert [e.task.task_id for e in of_type(events, TaskCompleted)] == ["t1", "t2"]
+    assert one(events, AgentRemoved).cause == "unregistered"
+    assert names(events)[-2:] == ["AgentRemoved", "AgentLost"]
+    assert cluster.state.agents[agent].status is AgentStatus.REMOVED
+    assert not cluster.state.agents[agent].allocated
+    assert cluster.state.cluster_total == parse("cpus:4;mem:1024")  # h2 alone
+    assert cluster.state.frameworks[legacy].tasks.keys() == {"t3"}
+    rejected = one(cluster.reregister_agent(agent, stream_id="back"), AgentRegistrationRejected)
+    assert "has been removed" in rejected.message and rejected.shutdown
+
+
+def test_unregister_of_an_agent_that_is_not_registered_is_refused() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    cluster.mark_unreachable(agent)
+    for agent_id in (agent, "nope"):
+        rejected = one(cluster.unregister(agent_id), CommandRejected)
+        assert rejected.status == 404
+        assert rejected.message == f"Agent '{agent_id}' is not registered"
+    assert cluster.state.agents[agent].status is AgentStatus.UNREACHABLE
 
 
 def orphan(name: str, fid: str, agent: str, resources: str, state: int) -> m.Task:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from meseta.proto.mesos.v1 import mesos_pb2 as meseta_dot_proto_dot_mesos_dot_v1_dot_mesos__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+meseta/proto/agent_link/v1/agent_link.proto\x12\x14meseta.agent_link.v1\x1a!meseta/proto/mesos/v1/mesos.proto\"\xd6\x08\n\x04\x43\x61ll\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.meseta.agent_link.v1.Call.Type\x12#\n\x08\x61gent_id\x18\x02 \x01(\x0b\x32\x11.mesos.v1.AgentID\x12\x37\n\tsubscribe\x18\x03 \x01(\x0b\x32$.meseta.agent_link.v1.Call.Subscribe\x12\x31\n\x06update\x18\x04 \x01(\x0b\x32!.meseta.agent_link.v1.Call.Update\x12\x42\n\x0f\x65xecutor_exited\x18\x05 \x01(\x0b\x32).meseta.agent_link.v1.Call.ExecutorExited\x12\x33\n\x07message\x18\x06 \x01(\x0b\x32\".meseta.agent_link.v1.Call.Message\x12\x32\n\x07updates\x18\x07 \x03(\x0b\x32!.meseta.agent_link.v1.Call.Update\x1a\xfe\x01\n\tSubscribe\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1d\n\x05tasks\x18\x04 \x03(\x0b\x32\x0e.mesos.v1.Task\x12)\n\texecutors\x18\x05 \x03(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\nframeworks\x18\x06 \x03(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\n\n\x02ip\x18\x07 \x01(\t\x1a\x86\x01\n\x06Update\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12$\n\x06status\x18\x02 \x02(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x03 \x01(\x0e\x32\x13.mesos.v1.TaskState\x1ax\n\x0e\x45xecutorExited\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\x1ao\n\x07Message\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x02(\x0c\"l\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tSUBSCRIBE\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\x13\n\x0f\x45XECUTOR_EXITED\x10\x03\x12\x0b\n\x07MESSAGE\x10\x04\x12\r\n\tHEARTBEAT\x10\x05\x12\x0b\n\x07UPDATES\x10\x06\"\xc5\x0f\n\x05\x45vent\x12.\n\x04type\x18\x01 \x01(\x0e\x32 .meseta.agent_link.v1.Event.Type\x12:\n\nsubscribed\x18\x02 \x01(\x0b\x32&.meseta.agent_link.v1.Event.Subscribed\x12\x35\n\x08run_task\x18\x03 \x01(\x0b\x32#.meseta.agent_link.v1.Event.RunTask\x12@\n\x0erun_task_group\x18\x04 \x01(\x0b\x32(.meseta.agent_link.v1.Event.RunTaskGroup\x12\x37\n\tkill_task\x18\x05 \x01(\x0b\x32$.meseta.agent_link.v1.Event.KillTask\x12<\n\x0b\x61\x63knowledge\x18\x06 \x01(\x0b\x32\'.meseta.agent_link.v1.Event.Acknowledge\x12G\n\x11shutdown_executor\x18\x07 \x01(\x0b\x32,.meseta.agent_link.v1.Event.ShutdownExecutor\x12I\n\x12shutdown_framework\x18\x08 \x01(\x0b\x32-.meseta.agent_link.v1.Event.ShutdownFramework\x12\x43\n\x0freconcile_tasks\x18\t \x01(\x0b\x32*.meseta.agent_link.v1.Event.ReconcileTasks\x12\x34\n\x07message\x18\n \x01(\x0b\x32#.meseta.agent_link.v1.Event.Message\x12\x30\n\x05\x65rror\x18\x0b \x01(\x0b\x32!.meseta.agent_link.v1.Event.Error\x1a\x80\x01\n\nSubscribed\x12#\n\x08\x61gent_id\x18\x01 \x02(\x0b\x32\x11.mesos.v1.AgentID\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12)\n\x0bmaster_info\x18\x03 \x01(\x0b\x32\x14.mesos.v1.MasterInfo\x1a\x8b\x01\n\x07RunTask\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x01(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12 \n\x04task\x18\x03 \x02(\x0b\x32\x12.mesos.v1.TaskInfo\x1a\x9b\x01\n\x0cRunTaskGroup\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x02(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\ntask_group\x18\x03 \x02(\x0b\x32\x17.mesos.v1.TaskGroupInfo\x1a\x85\x01\n\x08KillTask\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x02(\x0b\x32\x10.mesos.v1.TaskID\x12)\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\x1ak\n\x0b\x41\x63knowledge\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x02(\x0b\x32\x10.mesos.v1.TaskID\x12\x0c\n\x04uuid\x18\x03 \x02(\x0c\x1aj\n\x10ShutdownExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x1a@\n\x11ShutdownFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x1a\x61\n\x0eReconcileTasks\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12\"\n\x08task_ids\x18\x02 \x03(\x0b\x32\x10.mesos.v1.TaskID\x1ao\n\x07Message\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x02(\x0c\x1a\x18\n\x05\x45rror\x12\x0f\n\x07message\x18\x01 \x02(\t\"\xde\x01\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0e\n\nSUBSCRIBED\x10\x01\x12\x0c\n\x08RUN_TASK\x10\x02\x12\x12\n\x0eRUN_TASK_GROUP\x10\x03\x12\r\n\tKILL_TASK\x10\x04\x12\x0f\n\x0b\x41\x43KNOWLEDGE\x10\x05\x12\x15\n\x11SHUTDOWN_EXECUTOR\x10\x06\x12\x16\n\x12SHUTDOWN_FRAMEWORK\x10\x07\x12\x13\n\x0fRECONCILE_TASKS\x10\x08\x12\x0b\n\x07MESSAGE\x10\t\x12\r\n\tHEARTBEAT\x10\n\x12\t\n\x05\x45RROR\x10\x0b\x12\x0c\n\x08SHUTDOWN\x10\x0c')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+meseta/proto/agent_link/v1/agent_link.proto\x12\x14meseta.agent_link.v1\x1a!meseta/proto/mesos/v1/mesos.proto\"\xe6\x08\n\x04\x43\x61ll\x12-\n\x04type\x18\x01 \x01(\x0e\x32\x1f.meseta.agent_link.v1.Call.Type\x12#\n\x08\x61gent_id\x18\x02 \x01(\x0b\x32\x11.mesos.v1.AgentID\x12\x37\n\tsubscribe\x18\x03 \x01(\x0b\x32$.meseta.agent_link.v1.Call.Subscribe\x12\x31\n\x06update\x18\x04 \x01(\x0b\x32!.meseta.agent_link.v1.Call.Update\x12\x42\n\x0f\x65xecutor_exited\x18\x05 \x01(\x0b\x32).meseta.agent_link.v1.Call.ExecutorExited\x12\x33\n\x07message\x18\x06 \x01(\x0b\x32\".meseta.agent_link.v1.Call.Message\x12\x32\n\x07updates\x18\x07 \x03(\x0b\x32!.meseta.agent_link.v1.Call.Update\x1a\xfe\x01\n\tSubscribe\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1d\n\x05tasks\x18\x04 \x03(\x0b\x32\x0e.mesos.v1.Task\x12)\n\texecutors\x18\x05 \x03(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\nframeworks\x18\x06 \x03(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\n\n\x02ip\x18\x07 \x01(\t\x1a\x86\x01\n\x06Update\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12$\n\x06status\x18\x02 \x02(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x03 \x01(\x0e\x32\x13.mesos.v1.TaskState\x1ax\n\x0e\x45xecutorExited\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\x1ao\n\x07Message\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x02(\x0c\"|\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\r\n\tSUBSCRIBE\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\x13\n\x0f\x45XECUTOR_EXITED\x10\x03\x12\x0b\n\x07MESSAGE\x10\x04\x12\r\n\tHEARTBEAT\x10\x05\x12\x0b\n\x07UPDATES\x10\x06\x12\x0e\n\nUNREGISTER\x10\x07\"\xc5\x0f\n\x05\x45vent\x12.\n\x04type\x18\x01 \x01(\x0e\x32 .meseta.agent_link.v1.Event.Type\x12:\n\nsubscribed\x18\x02 \x01(\x0b\x32&.meseta.agent_link.v1.Event.Subscribed\x12\x35\n\x08run_task\x18\x03 \x01(\x0b\x32#.meseta.agent_link.v1.Event.RunTask\x12@\n\x0erun_task_group\x18\x04 \x01(\x0b\x32(.meseta.agent_link.v1.Event.RunTaskGroup\x12\x37\n\tkill_task\x18\x05 \x01(\x0b\x32$.meseta.agent_link.v1.Event.KillTask\x12<\n\x0b\x61\x63knowledge\x18\x06 \x01(\x0b\x32\'.meseta.agent_link.v1.Event.Acknowledge\x12G\n\x11shutdown_executor\x18\x07 \x01(\x0b\x32,.meseta.agent_link.v1.Event.ShutdownExecutor\x12I\n\x12shutdown_framework\x18\x08 \x01(\x0b\x32-.meseta.agent_link.v1.Event.ShutdownFramework\x12\x43\n\x0freconcile_tasks\x18\t \x01(\x0b\x32*.meseta.agent_link.v1.Event.ReconcileTasks\x12\x34\n\x07message\x18\n \x01(\x0b\x32#.meseta.agent_link.v1.Event.Message\x12\x30\n\x05\x65rror\x18\x0b \x01(\x0b\x32!.meseta.agent_link.v1.Event.Error\x1a\x80\x01\n\nSubscribed\x12#\n\x08\x61gent_id\x18\x01 \x02(\x0b\x32\x11.mesos.v1.AgentID\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12)\n\x0bmaster_info\x18\x03 \x01(\x0b\x32\x14.mesos.v1.MasterInfo\x1a\x8b\x01\n\x07RunTask\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x01(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12 \n\x04task\x18\x03 \x02(\x0b\x32\x12.mesos.v1.TaskInfo\x1a\x9b\x01\n\x0cRunTaskGroup\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x02(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\ntask_group\x18\x03 \x02(\x0b\x32\x17.mesos.v1.TaskGroupInfo\x1a\x85\x01\n\x08KillTask\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x02(\x0b\x32\x10.mesos.v1.TaskID\x12)\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\x1ak\n\x0b\x41\x63knowledge\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x02(\x0b\x32\x10.mesos.v1.TaskID\x12\x0c\n\x04uuid\x18\x03 \x02(\x0c\x1aj\n\x10ShutdownExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x1a@\n\x11ShutdownFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x1a\x61\n\x0eReconcileTasks\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12\"\n\x08task_ids\x18\x02 \x03(\x0b\x32\x10.mesos.v1.TaskID\x1ao\n\x07Message\x12+\n\x0c\x66ramework_id\x18\x01 \x02(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x02(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x02(\x0c\x1a\x18\n\x05\x45rror\x12\x0f\n\x07message\x18\x01 \x02(\t\"\xde\x01\n\x04Type\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0e\n\nSUBSCRIBED\x10\x01\x12\x0c\n\x08RUN_TASK\x10\x02\x12\x12\n\x0eRUN_TASK_GROUP\x10\x03\x12\r\n\tKILL_TASK\x10\x04\x12\x0f\n\x0b\x41\x43KNOWLEDGE\x10\x05\x12\x15\n\x11SHUTDOWN_EXECUTOR\x10\x06\x12\x16\n\x12SHUTDOWN_FRAMEWORK\x10\x07\x12\x13\n\x0fRECONCILE_TASKS\x10\x08\x12\x0b\n\x07MESSAGE\x10\t\x12\r\n\tHEARTBEAT\x10\n\x12\t\n\x05\x45RROR\x10\x0b\x12\x0c\n\x08SHUTDOWN\x10\x0c')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meseta.proto.agent_link.v1.
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CALL']._serialized_start=105
-  _globals['_CALL']._serialized_end=1215
+  _globals['_CALL']._serialized_end=1231
   _globals['_CALL_SUBSCRIBE']._serialized_start=479
   _globals['_CALL_SUBSCRIBE']._serialized_end=733
   _globals['_CALL_UPDATE']._serialized_start=736
@@ -43,29 +43,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALL_MESSAGE']._serialized_start=994
   _globals['_CALL_MESSAGE']._serialized_end=1105
   _globals['_CALL_TYPE']._serialized_start=1107
-  _globals['_CALL_TYPE']._serialized_end=1215
-  _globals['_EVENT']._serialized_start=1218
-  _globals['_EVENT']._serialized_end=3207
-  _globals['_EVENT_SUBSCRIBED']._serialized_start=1897
-  _globals['_EVENT_SUBSCRIBED']._serialized_end=2025
-  _globals['_EVENT_RUNTASK']._serialized_start=2028
-  _globals['_EVENT_RUNTASK']._serialized_end=2167
-  _globals['_EVENT_RUNTASKGROUP']._serialized_start=2170
-  _globals['_EVENT_RUNTASKGROUP']._serialized_end=2325
-  _globals['_EVENT_KILLTASK']._serialized_start=2328
-  _globals['_EVENT_KILLTASK']._serialized_end=2461
-  _globals['_EVENT_ACKNOWLEDGE']._serialized_start=2463
-  _globals['_EVENT_ACKNOWLEDGE']._serialized_end=2570
-  _globals['_EVENT_SHUTDOWNEXECUTOR']._serialized_start=2572
-  _globals['_EVENT_SHUTDOWNEXECUTOR']._serialized_end=2678
-  _globals['_EVENT_SHUTDOWNFRAMEWORK']._serialized_start=2680
-  _globals['_EVENT_SHUTDOWNFRAMEWORK']._serialized_end=2744
-  _globals['_EVENT_RECONCILETASKS']._serialized_start=2746
-  _globals['_EVENT_RECONCILETASKS']._serialized_end=2843
+  _globals['_CALL_TYPE']._serialized_end=1231
+  _globals['_EVENT']._serialized_start=1234
+  _globals['_EVENT']._serialized_end=3223
+  _globals['_EVENT_SUBSCRIBED']._serialized_start=1913
+  _globals['_EVENT_SUBSCRIBED']._serialized_end=2041
+  _globals['_EVENT_RUNTASK']._serialized_start=2044
+  _globals['_EVENT_RUNTASK']._serialized_end=2183
+  _globals['_EVENT_RUNTASKGROUP']._serialized_start=2186
+  _globals['_EVENT_RUNTASKGROUP']._serialized_end=2341
+  _globals['_EVENT_KILLTASK']._serialized_start=2344
+  _globals['_EVENT_KILLTASK']._serialized_end=2477
+  _globals['_EVENT_ACKNOWLEDGE']._serialized_start=2479
+  _globals['_EVENT_ACKNOWLEDGE']._serialized_end=2586
+  _globals['_EVENT_SHUTDOWNEXECUTOR']._serialized_start=2588
+  _globals['_EVENT_SHUTDOWNEXECUTOR']._serialized_end=2694
+  _globals['_EVENT_SHUTDOWNFRAMEWORK']._serialized_start=2696
+  _globals['_EVENT_SHUTDOWNFRAMEWORK']._serialized_end=2760
+  _globals['_EVENT_RECONCILETASKS']._serialized_start=2762
+  _globals['_EVENT_RECONCILETASKS']._serialized_end=2859
   _globals['_EVENT_MESSAGE']._serialized_start=994
   _globals['_EVENT_MESSAGE']._serialized_end=1105
-  _globals['_EVENT_ERROR']._serialized_start=2958
-  _globals['_EVENT_ERROR']._serialized_end=2982
-  _globals['_EVENT_TYPE']._serialized_start=2985
-  _globals['_EVENT_TYPE']._serialized_end=3207
+  _globals['_EVENT_ERROR']._serialized_start=2974
+  _globals['_EVENT_ERROR']._serialized_end=2998
+  _globals['_EVENT_TYPE']._serialized_start=3001
+  _globals['_EVENT_TYPE']._serialized_end=3223
 # @@protoc_insertion_point(module_scope)

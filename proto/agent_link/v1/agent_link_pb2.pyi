@@ -19,6 +19,7 @@ class Call(_message.Message):
         MESSAGE: _ClassVar[Call.Type]
         HEARTBEAT: _ClassVar[Call.Type]
         UPDATES: _ClassVar[Call.Type]
+        UNREGISTER: _ClassVar[Call.Type]
     UNKNOWN: Call.Type
     SUBSCRIBE: Call.Type
     UPDATE: Call.Type
@@ -26,6 +27,7 @@ class Call(_message.Message):
     MESSAGE: Call.Type
     HEARTBEAT: Call.Type
     UPDATES: Call.Type
+    UNREGISTER: Call.Type
     class Subscribe(_message.Message):
         __slots__ = ("agent_info", "capabilities", "version", "tasks", "executors", "frameworks", "ip")
         AGENT_INFO_FIELD_NUMBER: _ClassVar[int]
