@@ -124,7 +124,8 @@ class Agent:
         self.pending_kills: dict[tuple[str, str], mesos_pb2.KillPolicy | None] = {}
         self.wakeup = asyncio.Event()
         self.shutdown_requested = asyncio.Event()
-        self.terminating = False  # removed by the master, or unregistering: exit when done
+        self.terminating = False  # killing everything, to exit when done
+        self.unregistering = False  # SIGUSR1: leaving for good
         self.background: list[asyncio.Task[None]] = []
         self.heartbeat_interval_s = 15.0
         self.recovered = False  # executor calls get 503 until the checkpoints are read back
@@ -269,8 +270,9 @@ class Agent:
         removes this agent and reports its tasks lost), then terminate. An agent that is
         not registered, or whose master does not answer, just terminates (the master then
         finds it unreachable)."""
-        if self.terminating:
+        if self.unregistering or self.terminating:
             return
+        self.unregistering = True
         log.warning("%s; unregistering and shutting down", why)
         if self.info.HasField("id"):
             taken = await self.client.post(LinkCall(type=LinkCall.UNREGISTER))
@@ -350,8 +352,8 @@ class Agent:
                 out.message.data = message.data
                 stream.send(out)
         elif kind == LinkEvent.SHUTDOWN:
-            if self.terminating:
-                return  # it unregistered: the master's SHUTDOWN answers that
+            if self.unregistering:
+                return  # the master's answer to it: `unregister` terminates
             why = f" because '{event.error.message}'" if event.HasField("error") else ""
             log.warning("the master asked this agent to shut down%s", why)
             await self.terminate()
