@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from support.daemon_harness import TEST_FLAGS, launch, next_update, states_until, until
-from support.fake_scheduler import FakeScheduler, framework_info
+from support.fake_scheduler import FakeScheduler, SchedulerStream, framework_info
 from support.master_harness import MasterHandle, running_master
 
 from meseta.agent.checkpoint import Checkpoints
@@ -84,6 +84,21 @@ async def agent_state(port: int) -> dict[str, Any]:
         return state
 
 
+@contextlib.asynccontextmanager
+async def running_a_task(
+    master: MasterHandle, scheduler: FakeScheduler, work_dir: Path, port: int
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], SchedulerStream, str]]:
+    """The agent as a process, registered (its id), running task `keeps` (sleep 60) of
+    `scheduler`, a checkpointing framework subscribed on the stream yielded."""
+    stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
+    with agent_process(master, work_dir, port) as process:
+        await until(lambda: len(master.state.agents) == 1, "registration", 20)
+        (agent_id,) = master.state.agents
+        await launch(scheduler, stream, ("keeps", "sleep 60"))
+        await states_until(scheduler, stream, "TASK_RUNNING")
+        yield process, stream, agent_id
+
+
 async def signal_after_a_task_runs(
     master: MasterHandle,
     scheduler: FakeScheduler,
@@ -91,13 +106,8 @@ async def signal_after_a_task_runs(
     port: int,
     signum: signal.Signals,
 ) -> int:
-    """Run the agent, have `scheduler` (checkpointing) run task `keeps` (sleep 60) on it, then
-    send the agent `signum`; the agent's exit code."""
-    stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
-    with agent_process(master, work_dir, port) as process:
-        await until(lambda: len(master.state.agents) == 1, "registration", 20)
-        await launch(scheduler, stream, ("keeps", "sleep 60"))
-        await states_until(scheduler, stream, "TASK_RUNNING")
+    """Send the agent `signum` while it runs task `keeps` (`running_a_task`); its exit code."""
+    async with running_a_task(master, scheduler, work_dir, port) as (process, _, _):
         process.send_signal(signum)
         return await asyncio.to_thread(process.wait, 15)
 
@@ -222,12 +232,8 @@ async def test_sigusr1_unregisters_kills_the_tasks_and_forgets_the_agent(
     pids: dict[str, int] = {}
     try:
         async with FakeScheduler(master.url) as scheduler:
-            stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
-            with agent_process(master, tmp_path, port) as process:
-                await until(lambda: len(master.state.agents) == 1, "registration", 20)
-                (agent_id,) = master.state.agents
-                await launch(scheduler, stream, ("keeps", "sleep 60"))
-                await states_until(scheduler, stream, "TASK_RUNNING")
+            async with running_a_task(master, scheduler, tmp_path, port) as running:
+                process, stream, agent_id = running
                 pids = recorded_pids(tmp_path)
                 process.send_signal(signal.SIGUSR1)
                 lost = await states_until(scheduler, stream, "TASK_LOST")
