@@ -130,6 +130,10 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     state.awaiting_agents.pop(agent.id, None)
     reported = adopt_reported(state, agent, command, out)
+    if agent.offers and not agent.total.contains(agent.allocated):
+        # Offers made before the agent reported tasks the master did not know: they
+        # promise what those tasks hold (Mesos rescinds offers when an agent changes).
+        remove_offers(state, list(agent.offers), "rescinded", True, out)
     request_reconciliation(state, agent, reported, out)
     resend_kills(agent, out)
     ledger.mark_dirty(state, agent.id)

@@ -310,6 +310,29 @@ def test_reregistration_adopts_tasks_the_master_does_not_know() -> None:
     assert cluster.state.role_allocated == {"*": parse("cpus:3;mem:64")}
 
 
+def test_offers_overlapping_adopted_tasks_are_rescinded() -> None:
+    """An agent that comes back reporting tasks the master did not know: offers made of
+    what those tasks hold are rescinded, so the books never promise more than the agent has.
+    Offers that still fit stay."""
+    cluster = Cluster()
+    agent = cluster.add_agent()  # cpus:4;mem:1024
+    fid = cluster.add_framework()
+    kept = cluster.add_offer(fid, agent, resources="cpus:1;mem:128")
+    cluster.reregister_agent(agent, tasks=[orphan("a", fid, agent, "cpus:2", m.TASK_RUNNING)])
+    assert list(cluster.state.agents[agent].offers) == [kept]
+    whole = cluster.add_offer(fid, agent)  # everything left: cpus:1;mem:896
+    events = cluster.reregister_agent(
+        agent,
+        tasks=[orphan("b", fid, agent, "cpus:0.5", m.TASK_RUNNING)],
+        report_known_tasks=True,
+    )
+    removed = of_type(events, OfferRemoved)
+    assert sorted(r.offer_id for r in removed) == sorted([kept, whole])
+    assert all(r.rescind for r in removed)
+    agent_state = cluster.state.agents[agent]
+    assert not agent_state.offers and agent_state.allocated == parse("cpus:2.5")
+
+
 def test_adopted_tasks_keep_what_their_report_tells_of_the_task_info() -> None:
     cluster = Cluster()
     agent = cluster.add_agent()
