@@ -314,7 +314,8 @@ class Agent:
 
     async def _on_disconnected(self) -> None:
         self.counters.registered = False
-        log.info("lost the master; looking for the leader again")
+        if not (self.unregistering or self.terminating):  # else leaving: nothing to look for
+            log.info("lost the master; looking for the leader again")
 
     async def _on_event(self, event: LinkEvent) -> None:
         kind = event.type
