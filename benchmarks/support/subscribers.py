@@ -5,7 +5,10 @@
 Opens `count` operator subscriptions (JSON) on URL and prints `{"ready": ...}`. Then it
 takes one JSON line at a time on stdin:
 
-- `{"clear": true}`: forget what arrived so far (answers `{"cleared": true}`);
+- `{"clear": true, "quiet_s": Q, "wait_s": S}`: wait (at most S) until nothing has
+  arrived for Q seconds, so that a burst sent before (the writers' registration: a
+  TASK_ADDED per task, for every subscriber) is taken in, then forget what arrived so far
+  (answers `{"cleared": true, "settled_s": seconds waited}`);
 - `{"acked": {uuid: wall time of the 202, ...}, "wait_s": S}`: wait (at most S) until every
   open subscriber has seen every acknowledged update, print the figures and exit.
 
@@ -31,7 +34,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -103,6 +106,7 @@ class Subscriber:
     batches: list[tuple[float, list[tuple[bytes, bytes]]]] = field(default_factory=list)
     closed: bool = False
     task: asyncio.Task[None] | None = None
+    last_arrival: ClassVar[float] = 0.0  # monotonic time anything last arrived, any stream
 
     def arrivals(self) -> list[tuple[bytes, float, float]]:
         """(uuid, time sent, time arrived) of each TASK_UPDATED."""
@@ -112,6 +116,7 @@ class Subscriber:
         try:
             while not self.chunks.ended and (data := await self.reader.read(READ_BYTES)):
                 now = time.time()
+                Subscriber.last_arrival = time.monotonic()
                 self.chunks.feed(data)
                 start, end = self.chunks.walk()
                 if end > start:
@@ -229,10 +234,15 @@ async def serve(url: str, count: int) -> None:
     while line := await reader.readline():
         command = orjson.loads(line)
         if command.get("clear"):
+            settled = time.monotonic()
+            deadline = settled + command.get("wait_s", 0.0)
+            quiet_s = command.get("quiet_s", 0.0)
+            while time.monotonic() < min(deadline, Subscriber.last_arrival + quiet_s):
+                await asyncio.sleep(0.05)
             for subscriber in subscribers:
                 subscriber.batches.clear()
             started, cpu = time.perf_counter(), time.process_time()
-            say({"cleared": True})
+            say({"cleared": True, "settled_s": time.monotonic() - settled})
             continue
         acked: dict[str, float] = command["acked"]
         deadline = time.monotonic() + command.get("wait_s", 10.0)
