@@ -267,9 +267,9 @@ class Agent:
 
     async def unregister(self, why: str) -> None:
         """Leave for good, as Mesos's agent on SIGUSR1: unregister from the master (which
-        removes this agent and reports its tasks lost), then terminate. An agent that is
-        not registered, or whose master does not answer, just terminates (the master then
-        finds it unreachable)."""
+        removes this agent and reports its tasks lost), shut the executors down, then
+        terminate. An agent that is not registered, or whose master does not answer, does
+        the same without the master (which then finds it unreachable)."""
         if self.unregistering or self.terminating:
             return
         self.unregistering = True
@@ -278,6 +278,10 @@ class Agent:
             taken = await self.client.post(LinkCall(type=LinkCall.UNREGISTER))
             if not taken:
                 log.warning("the master did not take the unregistration")
+        # As Mesos shuts its frameworks down: each executor gets SHUTDOWN and its grace
+        # period before its container is destroyed.
+        executors = [self.shutdown_executor(e) for e in self.core.executors()]
+        await asyncio.gather(*executors, return_exceptions=True)
         await self.terminate()
 
     async def terminate(self) -> None:
