@@ -63,38 +63,37 @@ class Chunks:
         self.buffer = self.buffer[self.at :] + data
         self.at = 0
 
+    def frame(self, at: int) -> tuple[int, int] | None:
+        """Where the data of the chunk whose size line starts at `at` begins and ends; None
+        while that line is incomplete."""
+        line_end = self.buffer.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size = int(self.buffer[at:line_end].split(b";", 1)[0], 16)
+        return line_end + 2, line_end + 2 + size
+
     def walk(self) -> tuple[int, int]:
         """(start, end) of the run of complete chunks after the previous walk, framing
         included; the next walk starts at `end`."""
-        buffer, start = self.buffer, self.at
-        at = start
-        while not self.ended:
-            line_end = buffer.find(b"\r\n", at)
-            if line_end < 0:
+        start = at = self.at
+        while not self.ended and (frame := self.frame(at)) is not None:
+            data_start, data_end = frame
+            if data_end + 2 > len(self.buffer):
                 break
-            size = int(buffer[at:line_end].split(b";", 1)[0], 16)
-            data_end = line_end + 2 + size
-            if data_end + 2 > len(buffer):
-                break
-            if buffer[data_end : data_end + 2] != b"\r\n":
+            if self.buffer[data_end : data_end + 2] != b"\r\n":
                 raise ValueError(f"chunk not followed by CRLF at {data_end}")
             at = data_end + 2
-            self.ended = size == 0
+            self.ended = data_end == data_start
         self.at = at
         return start, at
 
-    def each(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        """The (start, end) of each chunk, framing included, in the walked run [start, end)."""
-        buffer = self.buffer
+    def pieces(self, start: int, end: int) -> Iterator[tuple[bytes, int]]:
+        """Each chunk's data, and where the chunk ends, in the walked run [start, end)."""
         while start < end:
-            line_end = buffer.find(b"\r\n", start)
-            after = line_end + 4 + int(buffer[start:line_end].split(b";", 1)[0], 16)
-            yield start, after
-            start = after
-
-    def data(self, start: int, end: int) -> bytes:
-        """The data of the one chunk at [start, end)."""
-        return self.buffer[self.buffer.find(b"\r\n", start) + 2 : end - 2]
+            frame = self.frame(start)
+            assert frame is not None, "only a walked run"
+            yield self.buffer[frame[0] : frame[1]], frame[1] + 2
+            start = frame[1] + 2
 
 
 @dataclass
@@ -176,8 +175,8 @@ async def subscribe(url: str) -> Subscriber:
             raise RuntimeError("operator SUBSCRIBE: the stream ended before SUBSCRIBED")
         chunks.feed(data)
         start, end = chunks.walk()
-        for chunk_start, chunk_end in chunks.each(start, end):  # SUBSCRIBED may span chunks
-            first = decoder.feed(chunks.data(chunk_start, chunk_end))
+        for data, chunk_end in chunks.pieces(start, end):  # SUBSCRIBED may span chunks
+            first = decoder.feed(data)
             start = chunk_end
             if first:
                 break
