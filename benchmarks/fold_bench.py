@@ -53,6 +53,7 @@ from typing import Any
 from meseta.log.codec import decode_entry
 from meseta.log.v1.entries_pb2 import Entry
 from meseta.master import fold, invariants, replay
+from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.events import CommandRejected, TaskCompleted
 from meseta.master.heap import tune_collector
 from meseta.master.resources import parse, to_protos
@@ -205,7 +206,7 @@ def entries_of(commands: list[c.Command], per_entry: int, first: int = 0) -> lis
         )
         entry.header.timestamp_ns = T0_NS + n * 1_000_000
         entry.header.proposal_id = b"bench-%d" % n
-        entry.header.schema_version = 1
+        entry.header.schema_version = SCHEMA_VERSION
         payloads.append(entry.SerializeToString())
     return payloads
 

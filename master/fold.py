@@ -13,12 +13,11 @@ from typing import Any
 
 from meseta.log.v1.entries_pb2 import Entry
 from meseta.master.appliers import agents, cluster, frameworks, offers, tasks
+from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.events import CommandRejected, DomainEvent
 from meseta.master.state import State
 from meseta.master.v1 import commands_pb2
 
-# Newest command schema this code writes and reads; older entries stay readable.
-SCHEMA_VERSION = 1
 # Proposal ids remembered for deduplication, counted in entries.
 DEDUP_WINDOW = 100_000
 # Ids older than the window are forgotten at every multiple of this index: a
@@ -81,8 +80,10 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
     if timestamp_ns > state.now_ns:
         state.now_ns = timestamp_ns
     ignorable = header.ignorable_if_unknown
-    if header.schema_version > SCHEMA_VERSION and not ignorable:
-        raise UnknownCommand(f"entry {index} has schema version {header.schema_version}")
+    schema_version = header.schema_version
+    if schema_version > SCHEMA_VERSION and not ignorable:
+        raise UnknownCommand(f"entry {index} has schema version {schema_version}")
+    state.schema_version = schema_version
     proposal_id = header.proposal_id
     if proposal_id:
         seen = state.recent_proposals.get(proposal_id)

@@ -196,6 +196,9 @@ class State:
     # Time of the newest applied entry.
     now_ns: int = 0
     applied_index: int = 0
+    # Schema version of the entry being applied: an applier whose meaning changed
+    # between versions branches on it (the changes are listed at decide.SCHEMA_VERSION).
+    schema_version: int = 0
     counters: Counters = field(default_factory=Counters)
     frameworks: dict[str, Framework] = field(default_factory=dict)
     agents: dict[str, Agent] = field(default_factory=dict)

@@ -65,7 +65,7 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     for other_id in state.agents_at.get((info.hostname, info.port), []):
         other = state.agents[other_id]
         if other.status in REACHABLE_AGENT:
-            remove_agent(state, other, "Agent replaced by a new agent at the same address", out)
+            remove_agent(state, other, "registered", out)
     # Skip ids an agent brought along (an unknown agent re-registering adopts its own id).
     while True:
         state.counters.agents += 1
@@ -408,24 +408,36 @@ def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out)
 
 
 def unregister_agent(state: State, command: commands_pb2.UnregisterAgent, out: Out) -> None:
-    """The agent leaves for good (Mesos's unregisterSlave, then _removeSlave): its tasks
-    are lost, to partition-aware frameworks too, and its id may not come back."""
+    """The agent leaves for good (Mesos's unregisterSlave): removed, and its id may not
+    come back."""
     agent = state.agents.get(command.agent_id)
     if agent is None or agent.status not in REACHABLE_AGENT:
         why = f"Agent '{command.agent_id}' is not registered"
         out.append(CommandRejected("unregister_agent", why, 404))
         return
-    message = f"Agent {agent.info.hostname} removed: the agent unregistered"
-    end_tasks(state, agent, mesos_pb2.TASK_LOST, Reason.REASON_AGENT_REMOVED, message, out)
-    leave_cluster(state, agent, AgentStatus.REMOVED, out)
-    out.append(AgentRemoved(agent.id, "unregistered"))
-    out.append(AgentLost(agent.id))
+    remove_agent(state, agent, "unregistered", out)
 
 
-def remove_agent(state: State, agent: Agent, message: str, out: Out) -> None:
-    end_tasks(state, agent, mesos_pb2.TASK_GONE, Reason.REASON_AGENT_RESTARTED, message, out)
+# Why an agent was removed (AgentRemoved.cause, Mesos's removal reason) -> the words
+# Mesos's status updates give for it.
+REMOVAL_CAUSES = {
+    "registered": "a new agent registered at the same address",
+    "unregistered": "the agent unregistered",
+}
+
+
+def remove_agent(state: State, agent: Agent, cause: str, out: Out) -> None:
+    """Mesos's _removeSlave: every task TASK_LOST / REASON_AGENT_REMOVED, to
+    partition-aware frameworks too, and the agent leaves the cluster for good."""
+    if cause == "registered" and state.schema_version < 2:
+        # Schema 1 ended a replaced agent's tasks as gone.
+        message = "Agent replaced by a new agent at the same address"
+        end_tasks(state, agent, mesos_pb2.TASK_GONE, Reason.REASON_AGENT_RESTARTED, message, out)
+    else:
+        message = f"Agent {agent.info.hostname} removed: {REMOVAL_CAUSES[cause]}"
+        end_tasks(state, agent, mesos_pb2.TASK_LOST, Reason.REASON_AGENT_REMOVED, message, out)
     leave_cluster(state, agent, AgentStatus.REMOVED, out)
-    out.append(AgentRemoved(agent.id))
+    out.append(AgentRemoved(agent.id, cause))
     out.append(AgentLost(agent.id))
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from meseta.log.v1.entries_pb2 import Entry
 from meseta.master import fold, invariants
+from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.events import (
     AgentRegistered,
     DomainEvent,
@@ -170,6 +171,7 @@ class Cluster:
         advance_ns: int = STEP_NS,
         proposal_id: bytes | None = None,
         ignorable: bool = False,
+        schema_version: int = SCHEMA_VERSION,
     ) -> Entry:
         self.now_ns += advance_ns
         entry = Entry(events=c.CommandBatch(commands=list(commands)).SerializeToString())
@@ -178,6 +180,7 @@ class Cluster:
             proposal_id if proposal_id is not None else b"p%d" % (self.index + 1)
         )
         entry.header.ignorable_if_unknown = ignorable
+        entry.header.schema_version = schema_version
         return entry
 
     def apply(self, entry: Entry) -> list[DomainEvent]:

@@ -2,6 +2,7 @@
 
 A file in tests/golden/ reads top to bottom:
 
+    schema 2                     the schema version every entry is stamped with
     # comment lines, kept on rewrite (they describe the entry below them)
     @ +600s                      advance the clock before the next entry (default +1ms)
     > {"tick": {}}               a new entry: one `master.v1.Command` as JSON
@@ -11,7 +12,8 @@ A file in tests/golden/ reads top to bottom:
 
 Commands are `google.protobuf.json_format` JSON with proto field names; events
 are `meseta.master.replay.render_event` lines. Entry N is stamped
-T0 + its advances and carries proposal id `golden-N`.
+T0 + its advances and carries proposal id `golden-N`. A file recorded under an
+older schema keeps its version: it pins what that schema's entries mean forever.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from google.protobuf import json_format
 
 from meseta.log.v1.entries_pb2 import Entry
 from meseta.master import fold
+from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.digest import digest
 from meseta.master.replay import render_event
 from meseta.master.state import State
@@ -46,6 +49,7 @@ class GoldenEntry:
 
 @dataclass
 class Golden:
+    schema_version: int = SCHEMA_VERSION
     entries: list[GoldenEntry] = field(default_factory=list)
     digest: str = ""
     trailing_comments: list[str] = field(default_factory=list)
@@ -73,6 +77,10 @@ def parse(text: str, name: str = "golden") -> Golden:
             continue
         if line.startswith("#"):
             comments.append(line)
+        elif line.startswith("schema "):
+            if golden.entries:
+                raise ValueError(f"{where}: 'schema' after the first entry")
+            golden.schema_version = int(line.split(" ", 1)[1])
         elif line.startswith("@ "):
             match = ADVANCE.match(line)
             if match is None:
@@ -106,11 +114,10 @@ def advance_text(advance_ns: int) -> str:
 
 
 def format_golden(golden: Golden) -> str:
-    lines: list[str] = []
+    lines = [f"schema {golden.schema_version}"]
     for entry in golden.entries:
         if entry.comments:
-            if lines:
-                lines.append("")
+            lines.append("")
             lines += entry.comments
         if entry.advance_ns != STEP_NS:
             lines.append(advance_text(entry.advance_ns))
@@ -132,6 +139,7 @@ def entries_of(golden: Golden) -> list[Entry]:
         entry = Entry(events=batch.SerializeToString())
         entry.header.timestamp_ns = now_ns
         entry.header.proposal_id = b"golden-%d" % index
+        entry.header.schema_version = golden.schema_version
         out.append(entry)
     return out
 
@@ -139,7 +147,7 @@ def entries_of(golden: Golden) -> list[Entry]:
 def replayed(golden: Golden) -> Golden:
     """The same commands with the events and digest the fold produces now."""
     state = State()
-    out = Golden(trailing_comments=golden.trailing_comments)
+    out = Golden(golden.schema_version, trailing_comments=golden.trailing_comments)
     for index, (golden_entry, entry) in enumerate(
         zip(golden.entries, entries_of(golden), strict=True), start=1
     ):

@@ -27,7 +27,7 @@ from typing import Any
 
 from meseta.api.context import MasterContext
 from meseta.api.master import MasterReplica, master_info
-from meseta.log.codec import SCHEMA_VERSION, encode_batch, encode_entry
+from meseta.log.codec import encode_batch, encode_entry
 from meseta.log.memory import MemoryLog
 from meseta.log.testing import free_port
 from meseta.master import decide, fold
@@ -216,7 +216,6 @@ def replicate(log: MemoryLog, *commands: commands_pb2.Command, term: int) -> Non
     """Commit one entry as if another replica, leading in `term`, had proposed it."""
     entry = decide.entry(*commands)
     entry.header.proposal_id = b"remote-%d" % next(_proposals)
-    entry.header.schema_version = SCHEMA_VERSION
     entry.header.timestamp_ns = time.time_ns()
     entry.header.proposer_term = term
     log.apply_batch(encode_batch([encode_entry(entry)]))

@@ -8,10 +8,12 @@ from support.fold_cluster import (
     AGENT_RESOURCES,
     NS_PER_S,
     Cluster,
+    command,
     executor_info,
     names,
     of_type,
     one,
+    resource_protos,
     task_info,
 )
 
@@ -88,7 +90,9 @@ def test_register_with_bad_resources_is_rejected() -> None:
     assert not cluster.state.agents
 
 
-def test_registration_at_the_same_address_replaces_the_old_agent() -> None:
+def test_registration_at_the_same_address_removes_the_old_agent_as_mesos() -> None:
+    """Mesos's registerSlave removes the agent at the new one's address (removeSlave):
+    its tasks TASK_LOST / REASON_AGENT_REMOVED, partition-aware frameworks included."""
     cluster = Cluster()
     old = cluster.add_agent("h1", 5051)
     fid = cluster.add_framework(partition_aware=True)
@@ -98,15 +102,35 @@ def test_registration_at_the_same_address_replaces_the_old_agent() -> None:
     new = one(events, AgentRegistered).agent_id
     assert new != old
     assert one(events, OfferRemoved).offer_id == offer_id
-    gone = one(events, TaskStatusUpdated)
-    assert gone.state == m.TASK_GONE and gone.status.reason == Reason.REASON_AGENT_RESTARTED
+    lost = one(events, TaskStatusUpdated)
+    assert lost.state == m.TASK_LOST and lost.status.reason == Reason.REASON_AGENT_REMOVED
+    assert lost.status.message == "Agent h1 removed: a new agent registered at the same address"
     assert one(events, TaskCompleted).task.task_id == "t1"
     assert one(events, AgentRemoved).agent_id == old
+    assert one(events, AgentRemoved).cause == "registered"
     assert one(events, AgentLost).agent_id == old
     assert cluster.state.agents[old].status is AgentStatus.REMOVED
     assert cluster.state.cluster_total == parse("cpus:4;mem:1024")
     # Same host, other port: a second agent.
     assert not of_type(cluster.register_agent("h1", 5052), AgentRemoved)
+
+
+def test_a_schema_1_registration_keeps_its_meaning() -> None:
+    """Entries are applied with the meaning of the schema they were written in: schema 1
+    ended a replaced agent's tasks TASK_GONE / REASON_AGENT_RESTARTED."""
+    cluster = Cluster()
+    old = cluster.add_agent("h1", 5051)
+    fid = cluster.add_framework(partition_aware=True)
+    cluster.start_task(fid, old, "t1")
+    info = m.AgentInfo(hostname="h1", port=5051)
+    info.resources.extend(resource_protos(AGENT_RESOURCES))
+    register = command(register_agent=c.RegisterAgent(agent_info=info, stream_id="s1"))
+    events = cluster.apply(cluster.entry([register], schema_version=1))
+    gone = one(events, TaskStatusUpdated)
+    assert gone.state == m.TASK_GONE and gone.status.reason == Reason.REASON_AGENT_RESTARTED
+    assert gone.status.message == "Agent replaced by a new agent at the same address"
+    assert cluster.state.agents[old].status is AgentStatus.REMOVED
+    assert cluster.state.schema_version == 1
 
 
 def test_disconnect_loses_tasks_of_non_checkpointing_frameworks_only() -> None:
