@@ -125,7 +125,8 @@ class Agent:
         self.wakeup = asyncio.Event()
         self.shutdown_requested = asyncio.Event()
         self.terminating = False  # killing everything, to exit when done
-        self.unregistering = False  # SIGUSR1: leaving for good
+        self.leaving = False  # shutting executors down (SIGUSR1, the master's SHUTDOWN)
+        self.link: asyncio.Task[None] | None = None  # the subscription with the master
         self.background: list[asyncio.Task[None]] = []
         self.heartbeat_interval_s = 15.0
         self.recovered = False  # executor calls get 503 until the checkpoints are read back
@@ -155,10 +156,11 @@ class Agent:
     async def start(self) -> None:
         """Subscribe with the master and keep status updates and heartbeats flowing."""
         loop = asyncio.get_running_loop()
+        self.link = loop.create_task(
+            self.client.run(self._subscribe_call, self._on_event, self._on_disconnected)
+        )
         self.background = [
-            loop.create_task(
-                self.client.run(self._subscribe_call, self._on_event, self._on_disconnected)
-            ),
+            self.link,
             loop.create_task(self._send_updates()),
             loop.create_task(self._send_heartbeats()),
             loop.create_task(self.gc.run()),
@@ -267,17 +269,32 @@ class Agent:
 
     async def unregister(self, why: str) -> None:
         """Leave for good, as Mesos's agent on SIGUSR1: unregister from the master (which
-        removes this agent and reports its tasks lost), shut the executors down, then
-        terminate. An agent that is not registered, or whose master does not answer, does
-        the same without the master (which then finds it unreachable)."""
-        if self.unregistering or self.terminating:
+        removes this agent and reports its tasks lost), then shut down. An agent that is
+        not registered, or whose master does not answer, shuts down all the same (the
+        master then finds it unreachable)."""
+        if self.leaving or self.terminating:
             return
-        self.unregistering = True
+        self.leaving = True
         log.warning("%s; unregistering and shutting down", why)
         if self.info.HasField("id"):
             taken = await self.client.post(LinkCall(type=LinkCall.UNREGISTER))
             if not taken:
                 log.warning("the master did not take the unregistration")
+        await self._shut_executors_down()
+
+    async def shut_down(self, why: str) -> None:
+        """Mesos's agent shutdown (the master's ShutdownMessage): shut the executors down,
+        then terminate."""
+        if self.leaving or self.terminating:
+            return
+        self.leaving = True
+        log.warning("%s; shutting down", why)
+        await self._shut_executors_down()
+
+    async def _shut_executors_down(self) -> None:
+        # Leaving: a new subscription would only be refused (the master removed this agent).
+        if self.link is not None:
+            self.link.cancel()
         # As Mesos shuts its frameworks down: each executor gets SHUTDOWN and its grace
         # period before its container is destroyed.
         executors = [self.shutdown_executor(e) for e in self.core.executors()]
@@ -318,7 +335,7 @@ class Agent:
 
     async def _on_disconnected(self) -> None:
         self.counters.registered = False
-        if not (self.unregistering or self.terminating):  # else leaving: nothing to look for
+        if not (self.leaving or self.terminating):  # else leaving: nothing to look for
             log.info("lost the master; looking for the leader again")
 
     async def _on_event(self, event: LinkEvent) -> None:
@@ -357,11 +374,9 @@ class Agent:
                 out.message.data = message.data
                 stream.send(out)
         elif kind == LinkEvent.SHUTDOWN:
-            if self.unregistering:
-                return  # the master's answer to it: `unregister` terminates
+            # Leaving already: this is the master's answer to UNREGISTER.
             why = f" because '{event.error.message}'" if event.HasField("error") else ""
-            log.warning("the master asked this agent to shut down%s", why)
-            await self.terminate()
+            self._spawn(self.shut_down(f"the master asked this agent to shut down{why}"))
 
     def _subscribed(self, body: LinkEvent.Subscribed) -> None:
         if self.info.id.value != body.agent_id.value:

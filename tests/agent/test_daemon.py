@@ -348,6 +348,26 @@ async def test_marked_gone_the_agent_stops_and_forgets_its_id(
         assert agent.checkpoints.load().info is None
 
 
+async def test_shut_down_by_the_master_the_executors_get_their_grace_period(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """The master's SHUTDOWN (here: marked gone) shuts the frameworks down as Mesos's agent
+    does: the executor gets SHUTDOWN and kills its task with SIGTERM, before the container
+    is destroyed; the agent stops subscribing and exits."""
+    marker = tmp_path / "terminated"
+    command = f"trap 'echo term > {marker}; exit 0' TERM; while true; do sleep 0.1; done"
+    async with (
+        registered_agent(master, tmp_path / "agent") as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        await launch(scheduler, stream, ("graceful", command))
+        await states_until(scheduler, stream, "TASK_RUNNING")
+        await mark_gone(master, agent.agent_id)
+        await asyncio.wait_for(agent.shutdown_requested.wait(), 20)
+        assert marker.read_text() == "term\n"
+        assert agent.link is not None and agent.link.done()
+
+
 async def test_marked_gone_while_down_the_agent_stops_when_it_comes_back(
     master: MasterHandle, tmp_path: Path
 ) -> None:
