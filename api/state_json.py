@@ -237,7 +237,7 @@ def framework_summary(record: FrameworkRecord) -> dict[str, Json]:
         "webui_url": info.webui_url,
         "active": record.active,
         "connected": record.connected,
-        "recovered": False,
+        "recovered": record.recovered,
     }
 
 

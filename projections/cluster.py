@@ -244,6 +244,10 @@ class ClusterView:
             if agent.status in REGISTERED:
                 agent.status = RECOVERING
                 agent.changed()
+        # Subscribed with an old leader: recovered until they subscribe with this one.
+        for framework in self.frameworks.values():
+            framework.recovered = True
+            framework.changed()
 
     def _weights_updated(self, event: ev.WeightsUpdated, out: list[Event]) -> None:
         self.weights = dict(event.weights)
@@ -273,6 +277,7 @@ class ClusterView:
             self._message("reregister_framework")
         framework.offer_constraints = _copied(event.offer_constraints)
         framework.active = framework.connected = True
+        framework.recovered = False
         framework.changed()
         self._framework_event(kind, framework, out)
 

@@ -140,6 +140,7 @@ class FrameworkRecord(Record, Allocated):
         "offer_constraints",
         "offered",
         "offers",
+        "recovered",
         "registered_ns",
         "reregistered_ns",
         "roles",
@@ -157,6 +158,9 @@ class FrameworkRecord(Record, Allocated):
         self.roles = framework_roles(info)
         self.active = True
         self.connected = True
+        # Known from before a leader change, not subscribed with the new leader yet
+        # (Mesos's RECOVERED framework).
+        self.recovered = False
         self.registered_ns = now_ns
         self.reregistered_ns = 0
         self.unregistered_ns = 0
@@ -323,7 +327,7 @@ class FrameworkRecord(Record, Allocated):
             framework_info=self.info,
             active=self.active,
             connected=self.connected,
-            recovered=False,
+            recovered=self.recovered,
         )
         message.registered_time.nanoseconds = self.registered_ns
         if self.reregistered_ns:

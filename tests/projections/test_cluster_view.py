@@ -209,6 +209,32 @@ def test_agent_added_only_when_mesos_would_add_the_agent() -> None:
     assert kinds(events) == ["AGENT_ADDED"]
 
 
+def test_frameworks_are_recovered_after_a_leader_change_until_they_resubscribe() -> None:
+    """Mesos's RECOVERED framework: known from before the leader change, not subscribed
+    with the new leader yet (inactive, disconnected); subscribing ends it."""
+    fed = Fed()
+    framework_id, _ = fed.run("add_framework")
+    record = fed.view.frameworks[framework_id]
+
+    def flags() -> tuple[bool, bool, bool]:
+        proto = record.proto()
+        summary = sj.framework_summary(record)
+        assert (summary["active"], summary["connected"], summary["recovered"]) == (
+            proto.active, proto.connected, proto.recovered,
+        )  # fmt: skip
+        return proto.active, proto.connected, proto.recovered
+
+    assert flags() == (True, True, False)
+    fed.run("elect")
+    assert flags() == (False, False, True)
+    _, events = fed.run("resubscribe", framework_id)
+    assert kinds(events) == ["FRAMEWORK_UPDATED"]
+    assert events[0].framework_updated.framework.recovered is False
+    assert flags() == (True, True, False)
+    fed.run("disconnect_framework", framework_id)
+    assert flags() == (False, False, False)  # disconnected from this leader: not recovered
+
+
 def test_entries_at_or_below_the_applied_index_are_skipped() -> None:
     fed = Fed()
     launched(fed)
