@@ -64,6 +64,7 @@ Response_ = master_pb2.Response
 
 # Sub-messages Mesos requires for a call type (master/validation.cpp).
 REQUIRED_BODY = {
+    Call.GET_METRICS: "get_metrics",
     Call.SET_LOGGING_LEVEL: "set_logging_level",
     Call.LIST_FILES: "list_files",
     Call.READ_FILE: "read_file",

@@ -22,7 +22,7 @@ from pymesos import MesosOperatorMasterDriver
 from support.master_harness import MasterHandle, follower_master, running_master
 from support.read_cluster import Populated
 
-from meseta.api import mesos_json, operator_forms, read_cache
+from meseta.api import mesos_json, operator, operator_forms, read_cache
 from meseta.api.consistency import INDEX_HEADER
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -79,6 +79,9 @@ async def post(
 
 
 async def call_json(master: MasterHandle, kind: str, **body: Any) -> Json:
+    required = operator.REQUIRED_BODY.get(master_pb2.Call.Type.Value(kind))
+    if required is not None:
+        body.setdefault(required, {})
     status, headers, data = await post(master, {"type": kind, **body})
     assert status == 200, (kind, status, data)
     assert headers["Content-Type"] == JSON
@@ -89,6 +92,9 @@ async def call_json(master: MasterHandle, kind: str, **body: Any) -> Json:
 
 async def call_protobuf(master: MasterHandle, kind: str) -> master_pb2.Response:
     request = master_pb2.Call(type=master_pb2.Call.Type.Value(kind))
+    required = operator.REQUIRED_BODY.get(request.type)
+    if required is not None:
+        getattr(request, required).SetInParent()
     status, headers, data = await post(
         master, request.SerializeToString(), content_type=PROTOBUF, accept=PROTOBUF
     )
@@ -204,6 +210,7 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         (b"{}", {}, 400, "Expecting 'type' to be present"),
         (b'{"type": "UNKNOWN"}', {}, 501, ""),
         (b'{"type": "MARK_AGENT_GONE"}', {}, 400, "Expecting 'mark_agent_gone'"),
+        (b'{"type": "GET_METRICS"}', {}, 400, "Expecting 'get_metrics' to be present"),
         (
             b'{"type": "START_MAINTENANCE", "start_maintenance": {}}',
             {},
