@@ -46,6 +46,7 @@ COMPILED = [
     "master/reconciliation.py",
     "master/appliers/agents.py",
     "master/appliers/cluster.py",
+    "master/appliers/draining.py",
     "master/appliers/frameworks.py",
     "master/appliers/launches.py",
     "master/appliers/offers.py",

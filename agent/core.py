@@ -321,6 +321,35 @@ def agent_status(
     return status
 
 
+def drain_kill_policy(
+    config: mesos_pb2.DrainConfig, policy: mesos_pb2.KillPolicy | None
+) -> mesos_pb2.KillPolicy | None:
+    """The kill policy a drain kills a task with: its own, its grace period capped by the
+    drain's `max_grace_period` (a task without one gets the cap), as Mesos's agent."""
+    if not config.HasField("max_grace_period"):
+        return policy
+    cap = config.max_grace_period.nanoseconds
+    own = policy.grace_period if policy is not None and policy.HasField("grace_period") else None
+    if policy is not None and own is not None and own.nanoseconds <= cap:
+        return policy
+    capped = mesos_pb2.KillPolicy()
+    capped.grace_period.nanoseconds = cap
+    return capped
+
+
+def mark_drained(
+    status: mesos_pb2.TaskStatus, config: mesos_pb2.DrainConfig, partition_aware: bool
+) -> None:
+    """While the agent drains, a KILLING or KILLED update says so (REASON_AGENT_DRAINING,
+    over any other reason); with `mark_gone`, partition-aware frameworks hear
+    TASK_GONE_BY_OPERATOR (Mesos's Slave::statusUpdate)."""
+    if status.state not in (mesos_pb2.TASK_KILLING, mesos_pb2.TASK_KILLED):
+        return
+    status.reason = mesos_pb2.TaskStatus.REASON_AGENT_DRAINING
+    if config.mark_gone and partition_aware:
+        status.state = mesos_pb2.TASK_GONE_BY_OPERATOR
+
+
 def lost_state(framework: FrameworkRecord) -> int:
     """TASK_DROPPED for partition-aware frameworks, TASK_LOST otherwise (contract 5.4)."""
     return mesos_pb2.TASK_DROPPED if framework.partition_aware() else mesos_pb2.TASK_LOST

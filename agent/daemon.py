@@ -127,6 +127,9 @@ class Agent:
         self.terminating = False  # killing everything, to exit when done
         self.leaving = False  # shutting executors down (SIGUSR1, the master's SHUTDOWN)
         self.link: asyncio.Task[None] | None = None  # the subscription with the master
+        # An operator's drain, from the master, until no framework is left here.
+        self.drain_config: mesos_pb2.DrainConfig | None = None
+        self.drain_started_s = 0.0
         self.background: list[asyncio.Task[None]] = []
         self.heartbeat_interval_s = 15.0
         self.recovered = False  # executor calls get 503 until the checkpoints are read back
@@ -366,6 +369,8 @@ class Agent:
             self.shutdown_framework(event.shutdown_framework.framework_id.value)
         elif kind == LinkEvent.RECONCILE_TASKS:
             self.reconcile(event.reconcile_tasks)
+        elif kind == LinkEvent.DRAIN:
+            self.drain(event.drain.config)
         elif kind == LinkEvent.MESSAGE:
             message = event.message
             stream = self.streams.get((message.framework_id.value, message.executor_id.value))
@@ -429,6 +434,15 @@ class Agent:
             self.checkpoints.write_framework(framework_info)
         if framework.state is FrameworkState.TERMINATING:
             return  # Mesos drops tasks of a framework being shut down
+        if self.drain_config is not None:
+            why = "Task was received while agent was already draining"
+            for info in tasks:
+                record = TaskRecord(info, framework.framework_id, "")
+                dropped = agent_core.lost_state(framework)
+                self._agent_update(record, dropped, Reason.REASON_AGENT_DRAINING, why)
+            if not framework.executors:
+                self.core.remove_framework(framework)
+            return
         if executor_info is None and tasks[0].HasField("executor"):
             executor_info = tasks[0].executor
         kind = ExecutorKind.CUSTOM
@@ -588,6 +602,29 @@ class Agent:
             return
         stream.send(kill_event(task_id, policy))
 
+    def drain(self, config: mesos_pb2.DrainConfig) -> None:
+        """Mesos's Slave::drain: kill every task, each with its kill policy's grace period
+        capped by the drain's; tasks that arrive meanwhile are dropped. Draining ends when
+        no framework is left here (`_update_drain_status`)."""
+        if not self.core.frameworks:
+            log.info("asked to drain: nothing runs here, so the drain is already complete")
+            return
+        log.warning("draining: killing every task")
+        self.drain_config = config
+        self.drain_started_s = time.time()
+        for framework in list(self.core.frameworks.values()):
+            for executor in list(framework.executors.values()):
+                for record in executor.live_tasks():
+                    info = record.info
+                    own = info.kill_policy if info.HasField("kill_policy") else None
+                    policy = agent_core.drain_kill_policy(config, own)
+                    self._spawn(self.kill_task(framework.framework_id, record.task_id, policy))
+
+    def _update_drain_status(self) -> None:
+        if self.drain_config is not None and not self.core.frameworks:
+            log.info("finished draining")
+            self.drain_config, self.drain_started_s = None, 0.0
+
     async def shutdown_executor(self, executor: ExecutorRecord) -> None:
         """SHUTDOWN to the executor; destroy its container after the grace period."""
         if executor.state in (ExecutorState.TERMINATING, ExecutorState.TERMINATED):
@@ -693,6 +730,7 @@ class Agent:
         self.core.remove_executor(executor)
         if framework.framework_id not in self.core.frameworks and framework.checkpoint:
             self.checkpoints.remove_framework_info(framework.framework_id)
+        self._update_drain_status()
 
     async def _post_executor_exited(self, executor: ExecutorRecord) -> None:
         call = LinkCall(type=LinkCall.EXECUTOR_EXITED)
@@ -715,6 +753,10 @@ class Agent:
 
     def handle_status(self, framework_id: str, status: mesos_pb2.TaskStatus) -> Received:
         """Accept one status update: record, checkpoint, then queue it for the master."""
+        if self.drain_config is not None:
+            framework = self.core.frameworks.get(framework_id)
+            aware = framework is not None and framework.partition_aware()
+            agent_core.mark_drained(status, self.drain_config, aware)
         outcome = self.updates.receive(framework_id, status, time.time())
         if outcome is not Received.ACCEPTED:
             return outcome

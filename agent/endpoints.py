@@ -225,6 +225,9 @@ def state_json(agent: Agent) -> dict[str, Any]:
     out["capabilities"] = [mesos_pb2.AgentInfo.Capability.Type.Name(c) for c in CAPABILITIES]
     if info.HasField("domain"):
         out["domain"] = mesos_json.to_dict(info.domain)
+    if agent.drain_config is not None:
+        out["drain_config"] = mesos_json.to_dict(agent.drain_config)
+        out["estimated_drain_start_time_seconds"] = int(agent.drain_started_s)
     out["resources"] = resource_map(info.resources)
     out["reserved_resources"] = _reserved_maps(total)
     out["unreserved_resources"] = resource_map(total.get(None, []))

@@ -256,9 +256,11 @@ def handler_table(
         return respond(AgentResponse.GET_STATE, get_state=body)
 
     async def get_agent(call: agent_pb2.Call) -> Answer:
-        return respond(
-            AgentResponse.GET_AGENT, get_agent=AgentResponse.GetAgent(agent_info=agent.info)
-        )
+        body = AgentResponse.GetAgent(agent_info=agent.info)
+        if agent.drain_config is not None:
+            body.drain_config.CopyFrom(agent.drain_config)
+            body.estimated_drain_start_time.nanoseconds = int(agent.drain_started_s) * 10**9
+        return respond(AgentResponse.GET_AGENT, get_agent=body)
 
     async def kill(call: agent_pb2.Call) -> Answer:
         await kill_container(agent, call)

@@ -277,6 +277,15 @@ def _(event: ev.KillRequested, router: EventRouter) -> None:
 
 
 @route.register
+def _(event: ev.AgentDrainRequested, router: EventRouter) -> None:
+    stream = router.agent(event.agent_id)
+    if stream is not None:
+        message = AgentEvent(type=AgentEvent.DRAIN)
+        message.drain.config.CopyFrom(event.config)
+        stream.send(message)
+
+
+@route.register
 def _(event: ev.AcknowledgementForwarded, router: EventRouter) -> None:
     stream = router.agent(event.agent_id)
     if stream is not None:

@@ -44,6 +44,8 @@ def master_info(
     info.address.port = port
     # libprocess's pid of the master process, which Mesos puts in MasterInfo too.
     info.pid = f"master@{f'[{address}]' if ':' in address else address}:{port}"
+    # What tools check before DRAIN_AGENT (Mesos's AGENT_UPDATE and QUOTA_V2 are not built).
+    info.capabilities.add(type=mesos_pb2.MasterInfo.Capability.AGENT_DRAINING)
     return info
 
 

@@ -2,7 +2,8 @@
 
 Read calls are answered by every replica from its own cluster view, with the
 consistency headers and `?min_index=` handling of api/consistency.py; writes
-(MARK_AGENT_GONE, TEARDOWN) are proposed on the leader, and a standby answers
+(MARK_AGENT_GONE, TEARDOWN, UPDATE_WEIGHTS, DEACTIVATE_AGENT, REACTIVATE_AGENT,
+DRAIN_AGENT) are proposed on the leader, and a standby answers
 them as it answers scheduler calls (307 to the leader, or 503). Calls the
 system cannot serve yet answer 501, as Mesos answers UNKNOWN. SUBSCRIBE is
 the operator event stream of api/operator_stream.py.
@@ -275,6 +276,14 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
                 framework_id=call.teardown.framework_id.value
             )
         )
+    elif call.type == Call.DEACTIVATE_AGENT:
+        agent_id = call.deactivate_agent.agent_id.value
+        command = decide.command(deactivate_agent=commands.DeactivateAgent(agent_id=agent_id))
+    elif call.type == Call.REACTIVATE_AGENT:
+        agent_id = call.reactivate_agent.agent_id.value
+        command = decide.command(reactivate_agent=commands.ReactivateAgent(agent_id=agent_id))
+    elif call.type == Call.DRAIN_AGENT:
+        command = decide.command(drain_agent=drain_command(call.drain_agent))
     elif call.type == Call.UPDATE_WEIGHTS:
         infos = call.update_weights.weight_infos
         error = weights_error(infos)  # refused at once, before the leader check, as Mesos does
@@ -288,6 +297,15 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
         if isinstance(event, CommandRejected):
             raise HttpError(event.status, event.message)
     return Response(status_code=200)
+
+
+def drain_command(call: master_pb2.Call.DrainAgent) -> commands.DrainAgent:
+    """The call's google.protobuf.Duration becomes the DrainConfig's DurationInfo."""
+    config = mesos_pb2.DrainConfig(mark_gone=call.mark_gone)
+    if call.HasField("max_grace_period"):
+        period = call.max_grace_period
+        config.max_grace_period.nanoseconds = period.seconds * 1_000_000_000 + period.nanos
+    return commands.DrainAgent(agent_id=call.agent_id.value, config=config)
 
 
 async def call_endpoint(request: Request) -> Response | ASGIApp:

@@ -42,7 +42,6 @@ from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import (
-    ACTIVE,
     UNREACHABLE,
     AgentRecord,
     FrameworkRecord,
@@ -149,7 +148,7 @@ def state_header(context: MasterContext) -> dict[str, Json]:
     view = context.cluster
     own = context.leadership.config.master_info
     registered = view.registered_agents()
-    active = sum(1 for agent in registered if agent.status == ACTIVE)
+    active = sum(1 for agent in registered if agent.active)
     out = build_info()
     out["start_time"] = STARTED_S
     if view.elected_ns:

@@ -354,9 +354,13 @@ def agent_dict(record: AgentRecord) -> dict[str, Json]:
     out["reserved_resources"] = reserved_summaries(record.total)
     out["unreserved_resources"] = resources_summary(unreserved(record.total))
     out["active"] = record.active
-    out["deactivated"] = False
+    out["deactivated"] = record.deactivated
     out["version"] = record.version
     out["capabilities"] = [AgentCapability.Name(c) for c in record.capabilities]
+    if record.drain is not None:
+        out["drain_info"] = mesos_json.to_dict(record.drain)
+        if record.drain_started_ns:
+            out["estimated_drain_start_time_seconds"] = seconds(record.drain_started_ns)
     return out
 
 

@@ -264,6 +264,25 @@ class TasksReconcileRequested:
 
 
 @dataclass(slots=True)
+class AgentDrainRequested:
+    """Tell the agent to drain (Mesos's DrainSlaveMessage): kill every task."""
+
+    agent_id: str
+    config: mesos_pb2.DrainConfig
+
+
+@dataclass(slots=True)
+class AgentDeactivationChanged:
+    """The agent was deactivated or reactivated, or its drain moved on (operator
+    DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT; DRAINING -> DRAINED)."""
+
+    agent_id: str
+    deactivated: bool
+    drain: mesos_pb2.DrainInfo | None
+    drain_started_ns: int
+
+
+@dataclass(slots=True)
 class AgentLost:
     """Schedulers hear FAILURE{agent_id} (the agent is unreachable or gone)."""
 
@@ -298,6 +317,8 @@ DomainEvent = (
     | AgentDisconnected
     | AgentUnreachable
     | AgentGone
+    | AgentDrainRequested
+    | AgentDeactivationChanged
     | AgentRemoved
     | TasksReconcileRequested
     | AgentLost

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meseta.log.v1.entries_pb2 import Entry
-from meseta.master.appliers import agents, cluster, frameworks, offers, tasks
+from meseta.master.appliers import agents, cluster, draining, frameworks, offers, tasks
 from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.events import CommandRejected, DomainEvent
 from meseta.master.state import State
@@ -54,6 +54,9 @@ APPLIERS: dict[str, Applier] = {
     "mark_agent_unreachable": agents.mark_agent_unreachable,
     "mark_agent_gone": agents.mark_agent_gone,
     "unregister_agent": agents.unregister_agent,
+    "deactivate_agent": draining.deactivate_agent,
+    "reactivate_agent": draining.reactivate_agent,
+    "drain_agent": draining.drain_agent,
 }
 
 
@@ -106,6 +109,8 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
             apply_command(state, command, ignorable, index, out)
         else:
             applier(state, getattr(command, case), out)
+    if state.draining_agents:
+        draining.settle_drains(state, out)
     return out
 
 

@@ -12,10 +12,31 @@ from __future__ import annotations
 from meseta.master.ledger import scalars
 from meseta.master.resources import EMPTY, Resources
 from meseta.master.state import REACHABLE_AGENT, State, is_terminal
+from meseta.proto.mesos.v1.mesos_pb2 import DRAINING
 
 
 def check(state: State) -> list[str]:
-    return check_books(state) + check_references(state)
+    return check_books(state) + check_references(state) + check_drains(state)
+
+
+def check_drains(state: State) -> list[str]:
+    """Deactivated agents make no offers; exactly the DRAINING agents are being drained."""
+    errors = [
+        f"deactivated agent {a.id} has offers"
+        for a in state.agents.values()
+        if a.deactivated and a.offers
+    ]
+    draining = [
+        a.id for a in state.agents.values() if a.drain is not None and a.drain.state == DRAINING
+    ]
+    if sorted(draining) != sorted(state.draining_agents):
+        errors.append(f"draining agents {list(state.draining_agents)} != DRAINING {draining}")
+    errors += [
+        f"agent {a.id} drains but is not deactivated"
+        for a in state.agents.values()
+        if a.drain is not None and not a.deactivated
+    ]
+    return errors
 
 
 def add_to(books: dict[str, Resources], key: str, resources: Resources) -> None:

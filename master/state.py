@@ -158,6 +158,12 @@ class Agent:
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
     # (framework id, executor id) -> Executor.
     executors: dict[tuple[str, str], Executor] = field(default_factory=dict)
+    # An operator deactivated or drained it: no offers from it (it keeps its tasks).
+    deactivated: bool = False
+    # Its drain (DRAINING, then DRAINED) and when the master sent it; kept while the
+    # agent is unreachable, dropped when it is gone, removed or reactivated.
+    drain: mesos_pb2.DrainInfo | None = None
+    drain_started_ns: int = 0
 
     @property
     def available(self) -> Resources:
@@ -221,6 +227,8 @@ class State:
     cluster_total: Resources = EMPTY
     # Min-heap of (expires_ns, framework id, agent id, role) for offer filters.
     filter_expiries: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # Agents in DRAINING: each becomes DRAINED (or gone) once registered with no task left.
+    draining_agents: dict[str, None] = field(default_factory=dict)
     # Agents awaiting re-registration (DISCONNECTED or RECOVERING) -> since when.
     awaiting_agents: dict[str, int] = field(default_factory=dict)
     # Frameworks within their failover timeout -> when the timeout fires.

@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
+
+from google.protobuf.message import Message
 
 from meseta.master import events as ev
 from meseta.master.appliers.agents import allocation_role
@@ -58,7 +60,6 @@ from meseta.projections.records import (
 )
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
-from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 GetAgents = master_pb2.Response.GetAgents
 GetFrameworks = master_pb2.Response.GetFrameworks
@@ -618,9 +619,22 @@ class ClusterView:
         if agent is None:
             return None
         agent.status = status
+        if status != UNREACHABLE:  # gone for good: its deactivation and drain with it
+            agent.deactivated, agent.drain, agent.drain_started_ns = False, None, 0
         agent.changed()
         self._drop_agent_executors(agent)
         return agent
+
+    def _agent_deactivation_changed(
+        self, event: ev.AgentDeactivationChanged, out: list[Event]
+    ) -> None:
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            return
+        agent.deactivated = event.deactivated
+        agent.drain = _copied(event.drain)
+        agent.drain_started_ns = event.drain_started_ns
+        agent.changed()
 
     def _agent_unreachable(self, event: ev.AgentUnreachable, out: list[Event]) -> None:
         agent = self._agent_left(event.agent_id, UNREACHABLE)
@@ -762,14 +776,15 @@ def task_join(enc: Encoding, number: int) -> TaskRun:
     return join
 
 
-def _copied(
-    constraints: scheduler_pb2.OfferConstraints | None,
-) -> scheduler_pb2.OfferConstraints | None:
+M = TypeVar("M", bound=Message)
+
+
+def _copied(message: M | None) -> M | None:
     """The view's own copy (the event's belongs to the fold's state)."""
-    if constraints is None:
+    if message is None:
         return None
-    copy = scheduler_pb2.OfferConstraints()
-    copy.CopyFrom(constraints)
+    copy = type(message)()
+    copy.CopyFrom(message)
     return copy
 
 
@@ -801,6 +816,7 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.AgentUnreachable, ClusterView._agent_unreachable),
         (ev.AgentGone, ClusterView._agent_gone),
         (ev.AgentRemoved, ClusterView._agent_removed),
+        (ev.AgentDeactivationChanged, ClusterView._agent_deactivation_changed),
     )
 }
 

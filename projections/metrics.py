@@ -14,7 +14,7 @@ from collections.abc import Container, Mapping
 from meseta.master.resources import EMPTY, MILLI, Resources
 from meseta.master.state import is_terminal
 from meseta.projections.cluster import LAUNCH, LAUNCH_GROUP, TERMINAL_METRICS, ClusterView
-from meseta.projections.records import ACTIVE, DISCONNECTED, UNREACHABLE, FrameworkRecord
+from meseta.projections.records import DISCONNECTED, UNREACHABLE, FrameworkRecord
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
@@ -90,7 +90,7 @@ def snapshot(
     """Every master/* metric by name (Mesos's /metrics/snapshot keys)."""
     counters = view.counters
     registered = view.registered_agents()
-    active_agents = sum(1 for agent in registered if agent.status == ACTIVE)
+    active_agents = sum(1 for agent in registered if agent.active)
     out: dict[str, float] = {
         "master/elected": 1.0 if elected else 0.0,
         "master/uptime_secs": uptime_s,

@@ -345,6 +345,9 @@ class FrameworkRecord(Record, Allocated):
 class AgentRecord(Record, Allocated):
     __slots__ = (
         "capabilities",
+        "deactivated",
+        "drain",
+        "drain_started_ns",
         "executors",
         "info",
         "ip",
@@ -373,6 +376,9 @@ class AgentRecord(Record, Allocated):
         self.version = ""  # the agent's Mesos-compatible version, as it registered
         self.capabilities: tuple[int, ...] = ()  # AgentInfo.Capability.Type values
         self.ip = ""  # the address of its pid ("" before entries recorded it)
+        self.deactivated = False  # by an operator: no offers
+        self.drain: mesos_pb2.DrainInfo | None = None
+        self.drain_started_ns = 0  # when the master told it to drain (0: not yet)
 
     @property
     def id(self) -> str:
@@ -384,13 +390,18 @@ class AgentRecord(Record, Allocated):
 
     @property
     def active(self) -> bool:
-        return self.status == ACTIVE
+        """Connected and not deactivated (Mesos's `Slave::active`)."""
+        return self.status == ACTIVE and not self.deactivated
 
     def proto(self) -> GetAgents.Agent:
         message = GetAgents.Agent(agent_info=self.info, active=self.active, version=self.version)
         for capability in self.capabilities:
             message.capabilities.add().type = cast(mesos_pb2.AgentInfo.Capability.Type, capability)
-        message.deactivated = False
+        message.deactivated = self.deactivated
+        if self.drain is not None:
+            message.drain_info.CopyFrom(self.drain)
+            if self.drain_started_ns:
+                message.estimated_drain_start_time.nanoseconds = self.drain_started_ns
         message.pid = self.pid
         message.registered_time.nanoseconds = self.registered_ns
         if self.reregistered_ns:

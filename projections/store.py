@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 # task reasons, role weights. 4: per-framework counters. 5: an agent's used and offered
 # resources by allocation role. 6: a launch refused for a duplicate task id no longer
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
-# change.
+# change; agents' deactivation and drain.
 FORMAT = 7
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data

@@ -111,7 +111,7 @@ def allocate(
     ids = sorted(dict.fromkeys(agents if agent_ids is None else agent_ids))
     for agent_id in shuffled(ids, seed):
         agent = agents.get(agent_id)
-        if agent is not None and agent.status is AgentStatus.ACTIVE:
+        if agent is not None and agent.status is AgentStatus.ACTIVE and not agent.deactivated:
             offer_agent(cycle, agent, out)
     return out
 

@@ -21,6 +21,7 @@ from meseta.master.appliers.tasks import (
 )
 from meseta.master.events import (
     AgentDisconnected,
+    AgentDrainRequested,
     AgentGone,
     AgentLost,
     AgentRegistered,
@@ -138,6 +139,9 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     resend_kills(agent, out)
     ledger.mark_dirty(state, agent.id)
     out.append(registered(agent, True))
+    if agent.drain is not None:
+        # Sent whether DRAINING or DRAINED, as Mesos does: the agent handles either.
+        out.append(AgentDrainRequested(agent.id, agent.drain.config))
 
 
 def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | None:
@@ -391,6 +395,10 @@ def mark_agent_gone(state: State, command: commands_pb2.MarkAgentGone, out: Out)
         return
     if agent.status is AgentStatus.GONE:
         return
+    mark_gone(state, agent, out)
+
+
+def mark_gone(state: State, agent: Agent, out: Out) -> None:
     was_reachable = agent.status in REACHABLE_AGENT
     end_tasks(
         state,
@@ -485,6 +493,10 @@ def leave_cluster(state: State, agent: Agent, status: AgentStatus, out: Out) -> 
     agent.status = status
     state.awaiting_agents.pop(agent.id, None)
     state.dirty_agents.pop(agent.id, None)
+    if status is not AgentStatus.UNREACHABLE:
+        # Gone for good: its deactivation and drain go with it, as in Mesos.
+        agent.deactivated, agent.drain, agent.drain_started_ns = False, None, 0
+        state.draining_agents.pop(agent.id, None)
 
 
 def expire_awaiting_agents(state: State, out: Out) -> None:

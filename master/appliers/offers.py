@@ -88,7 +88,9 @@ def checked_offer(state: State, decision: commands_pb2.OfferDecision) -> Offer |
     role = decision.role
     if framework is None or agent is None or not framework.active:
         return None
-    if agent.status is not AgentStatus.ACTIVE or role not in framework.roles:
+    if agent.status is not AgentStatus.ACTIVE or agent.deactivated:
+        return None
+    if role not in framework.roles:
         return None
     if role in framework.suppressed_roles:
         return None

@@ -176,3 +176,61 @@ def test_restore_places_tasks_and_names_the_undelivered_ones() -> None:
     assert lost == [queued]
     assert agent.executors() == [ex]
     assert (list(ex.tasks), list(ex.queued), ex.completed) == (["a"], ["b"], [done])
+
+
+def grace(seconds: float | None) -> mesos_pb2.KillPolicy | None:
+    if seconds is None:
+        return None
+    policy = mesos_pb2.KillPolicy()
+    policy.grace_period.nanoseconds = int(seconds * 1e9)
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("cap_s", "own_s", "expected_s"),
+    [
+        (None, 30, 30),  # no cap: the task's own policy
+        (None, None, None),
+        (5, 30, 5),  # capped
+        (5, 2, 2),  # already within the cap
+        (5, None, 5),  # no policy of its own: the cap
+        (0, 30, 0),
+    ],
+)
+def test_a_drain_caps_each_kill_grace_period_as_mesos(
+    cap_s: float | None, own_s: float | None, expected_s: float | None
+) -> None:
+    config = mesos_pb2.DrainConfig()
+    if cap_s is not None:
+        config.max_grace_period.nanoseconds = int(cap_s * 1e9)
+    assert core.drain_kill_policy(config, grace(own_s)) == grace(expected_s)
+
+
+@pytest.mark.parametrize(
+    ("state", "mark_gone", "aware", "expected"),
+    [
+        (mesos_pb2.TASK_KILLED, False, True, (mesos_pb2.TASK_KILLED, "REASON_AGENT_DRAINING")),
+        (mesos_pb2.TASK_KILLING, False, False, (mesos_pb2.TASK_KILLING, "REASON_AGENT_DRAINING")),
+        (
+            mesos_pb2.TASK_KILLED,
+            True,
+            True,
+            (mesos_pb2.TASK_GONE_BY_OPERATOR, "REASON_AGENT_DRAINING"),
+        ),
+        (mesos_pb2.TASK_KILLED, True, False, (mesos_pb2.TASK_KILLED, "REASON_AGENT_DRAINING")),
+        (
+            mesos_pb2.TASK_FINISHED,
+            True,
+            True,
+            (mesos_pb2.TASK_FINISHED, "REASON_COMMAND_EXECUTOR_FAILED"),
+        ),
+    ],
+)
+def test_kill_updates_while_draining_say_so(
+    state: int, mark_gone: bool, aware: bool, expected: tuple[int, str]
+) -> None:
+    status = mesos_pb2.TaskStatus(
+        state=state, reason=mesos_pb2.TaskStatus.REASON_COMMAND_EXECUTOR_FAILED
+    )  # type: ignore[arg-type]
+    core.mark_drained(status, mesos_pb2.DrainConfig(mark_gone=mark_gone), aware)
+    assert (status.state, mesos_pb2.TaskStatus.Reason.Name(status.reason)) == expected

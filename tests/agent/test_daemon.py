@@ -348,6 +348,79 @@ async def test_marked_gone_the_agent_stops_and_forgets_its_id(
         assert agent.checkpoints.load().info is None
 
 
+async def operator_call(master: MasterHandle, body: dict[str, Any]) -> Any:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{master.url}/api/v1", data=orjson.dumps(body), headers=headers) as response,
+    ):
+        data = await response.read()
+        assert response.status == 200, data
+        return orjson.loads(data) if data else None
+
+
+async def test_drain_agent_kills_its_tasks_within_the_cap_and_drains_it(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """Mesos's DRAIN_AGENT: the agent kills every task, capping its kill grace period at
+    the drain's; the scheduler hears TASK_KILLED with REASON_AGENT_DRAINING; once that is
+    acknowledged the agent is DRAINED (and stays deactivated) until reactivated."""
+    command = "trap '' TERM; while true; do sleep 0.1; done"  # ignores SIGTERM
+    async with (
+        registered_agent(master, tmp_path) as agent,
+        subscribed_scheduler(master) as (scheduler, stream),
+    ):
+        policy = {"kill_policy": {"grace_period": {"nanoseconds": 30 * 10**9}}}
+        await launch(scheduler, stream, ("stubborn", command), extra=policy)
+        await states_until(scheduler, stream, "TASK_RUNNING")
+        drain = {"agent_id": {"value": agent.agent_id}, "max_grace_period": {"seconds": 1}}
+        started = time.monotonic()
+        await operator_call(master, {"type": "DRAIN_AGENT", "drain_agent": drain})
+        killed = await next_update(scheduler, stream, timeout_s=20)
+        assert (killed["state"], killed["reason"]) == ("TASK_KILLED", "REASON_AGENT_DRAINING")
+        assert time.monotonic() - started < 15  # the 1 s cap, not the task's 30 s
+
+        async def drain_info() -> Any:
+            got = await operator_call(master, {"type": "GET_AGENTS"})
+            (only,) = got["get_agents"]["agents"]
+            return only
+
+        for _ in range(100):
+            described = await drain_info()
+            if described.get("drain_info", {}).get("state") == "DRAINED":
+                break
+            await asyncio.sleep(0.1)
+        assert described["drain_info"] == {
+            "state": "DRAINED",
+            "config": {"max_grace_period": {"nanoseconds": 10**9}, "mark_gone": False},
+        }
+        assert described["deactivated"] is True and described["active"] is False
+        await until(lambda: agent.drain_config is None, "the agent to finish draining")
+        await operator_call(master, {"type": "REACTIVATE_AGENT", "reactivate_agent": {
+            "agent_id": {"value": agent.agent_id}}})  # fmt: skip
+        described = await drain_info()
+        assert "drain_info" not in described and described["active"] is True
+
+
+async def test_tasks_that_arrive_while_draining_are_dropped(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    async with registered_agent(master, tmp_path) as agent:
+        agent.drain_config = mesos_pb2.DrainConfig()
+        framework = mesos_pb2.FrameworkInfo(user="u", name="late")
+        framework.id.value = "F-late"
+        task = mesos_pb2.TaskInfo(name="late")
+        task.task_id.value = "late"
+        task.agent_id.value = agent.agent_id
+        task.command.value = "true"
+        await agent.run_tasks(framework, None, [task], group=False)
+        (status,) = agent.updates.unacknowledged("F-late", "late")
+        assert status.state == mesos_pb2.TASK_LOST  # TASK_DROPPED if partition-aware
+        assert status.reason == mesos_pb2.TaskStatus.REASON_AGENT_DRAINING
+        assert status.message == "Task was received while agent was already draining"
+        assert "F-late" not in agent.core.frameworks and not agent.containerizer.containers()
+
+
 async def test_shut_down_by_the_master_the_executors_get_their_grace_period(
     master: MasterHandle, tmp_path: Path
 ) -> None:

@@ -250,6 +250,47 @@ async def test_mark_agent_gone(cluster: tuple[MasterHandle, Populated]) -> None:
     )
 
 
+async def test_deactivate_reactivate_and_drain_agent(
+    cluster: tuple[MasterHandle, Populated],
+) -> None:
+    """Mesos 1.9's agent calls, with Mesos's answers; the fake agent cannot drain."""
+    master, populated = cluster
+    agent = {"agent_id": {"value": populated.agent_id}}
+    nope = {"agent_id": {"value": "nope"}}
+    for call, body, expected in [
+        ("DEACTIVATE_AGENT", nope, (400, b"Unknown agent")),
+        ("DRAIN_AGENT", nope, (400, b"Unknown agent")),
+        ("REACTIVATE_AGENT", agent, (400, b"Agent is not deactivated")),
+        (
+            "DRAIN_AGENT",
+            agent,
+            (400, f"Agent {populated.agent_id} is not capable of draining".encode()),
+        ),
+        ("DEACTIVATE_AGENT", agent, (200, b"")),
+    ]:
+        status, _, data = await post(master, {"type": call, call.lower(): body})
+        assert (status, data) == expected, call
+
+    async def described() -> tuple[Json, Json, Json]:
+        (got,) = (await call_json(master, "GET_AGENTS"))["get_agents"]["agents"]
+        status, _, data = await post(master, b"", method="GET", path="/state")
+        assert status == 200, data
+        state = orjson.loads(data)
+        (slave,) = state["slaves"]
+        return got, slave, state
+
+    got, slave, state = await described()
+    assert (got["active"], got["deactivated"]) == (False, True)
+    assert (slave["active"], slave["deactivated"]) == (False, True)
+    assert (state["activated_slaves"], state["deactivated_slaves"]) == (0, 1)
+    status, _, data = await post(master, {"type": "REACTIVATE_AGENT", "reactivate_agent": agent})
+    assert (status, data) == (200, b"")
+    got, slave, state = await described()
+    assert (got["active"], got["deactivated"], slave["deactivated"]) == (True, False, False)
+    master_info = (await call_json(master, "GET_MASTER"))["get_master"]["master_info"]
+    assert master_info["capabilities"] == [{"type": "AGENT_DRAINING"}]
+
+
 async def test_teardown(cluster: tuple[MasterHandle, Populated]) -> None:
     master, populated = cluster
     body = {"type": "TEARDOWN", "teardown": {"framework_id": {"value": populated.framework_id}}}

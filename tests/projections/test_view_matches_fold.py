@@ -64,6 +64,8 @@ def compare(state: State, view: ClusterView, seen: Seen) -> None:
     for agent_id, agent in state.agents.items():
         record = view.agents[agent_id]
         assert record.status == STATUS[agent.status], agent_id
+        assert (record.deactivated, record.drain) == (agent.deactivated, agent.drain), agent_id
+        assert record.drain_started_ns == agent.drain_started_ns, agent_id
         if agent.status is AgentStatus.ACTIVE and seen.announced(agent):
             # The fold books offers, tasks and executors together.
             assert record.used_total() + record.offered_total() == agent.allocated, agent_id

@@ -42,6 +42,14 @@ Operation = m.Offer.Operation
 E = TypeVar("E")
 
 
+# What the agents of these tests advertise (meseta's agent advertises every capability).
+AGENT_CAPABILITIES = (m.AgentInfo.Capability.AGENT_DRAINING,)
+
+
+def agent_capabilities(types: Sequence[int]) -> list[m.AgentInfo.Capability]:
+    return [m.AgentInfo.Capability(type=cast(m.AgentInfo.Capability.Type, t)) for t in types]
+
+
 def command(**body: Any) -> c.Command:
     return c.Command(**body)
 
@@ -242,12 +250,15 @@ class Cluster:
         port: int = 5051,
         resources: str = AGENT_RESOURCES,
         stream_id: str | None = None,
+        capabilities: Sequence[int] = AGENT_CAPABILITIES,
     ) -> list[DomainEvent]:
         info = m.AgentInfo(hostname=hostname, port=port)
         info.resources.extend(resource_protos(resources))
         return self.run(
             register_agent=c.RegisterAgent(
-                agent_info=info, stream_id=stream_id or self.stream("agent-stream-")
+                agent_info=info,
+                stream_id=stream_id or self.stream("agent-stream-"),
+                capabilities=agent_capabilities(capabilities),
             )
         )
 
@@ -263,6 +274,7 @@ class Cluster:
         info: m.AgentInfo | None = None,
         report_known_tasks: bool = False,
         stream_id: str | None = None,
+        capabilities: Sequence[int] = AGENT_CAPABILITIES,
     ) -> list[DomainEvent]:
         if info is None:
             info = m.AgentInfo()
@@ -276,6 +288,7 @@ class Cluster:
                 stream_id=stream_id or self.stream("agent-stream-"),
                 tasks=reported,
                 executors=list(executors),
+                capabilities=agent_capabilities(capabilities),
             )
         )
 
@@ -306,6 +319,20 @@ class Cluster:
 
     def unregister(self, agent_id: str) -> list[DomainEvent]:
         return self.run(unregister_agent=c.UnregisterAgent(agent_id=agent_id))
+
+    def deactivate(self, agent_id: str) -> list[DomainEvent]:
+        return self.run(deactivate_agent=c.DeactivateAgent(agent_id=agent_id))
+
+    def reactivate(self, agent_id: str) -> list[DomainEvent]:
+        return self.run(reactivate_agent=c.ReactivateAgent(agent_id=agent_id))
+
+    def drain(
+        self, agent_id: str, *, max_grace_ns: int | None = None, mark_gone: bool = False
+    ) -> list[DomainEvent]:
+        config = m.DrainConfig(mark_gone=mark_gone)
+        if max_grace_ns is not None:
+            config.max_grace_period.nanoseconds = max_grace_ns
+        return self.run(drain_agent=c.DrainAgent(agent_id=agent_id, config=config))
 
     # -- frameworks ----------------------------------------------------------------
 

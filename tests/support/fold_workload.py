@@ -20,8 +20,10 @@ from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as s
 from support.fold_cluster import (
+    AGENT_CAPABILITIES,
     NS_PER_S,
     Operation,
+    agent_capabilities,
     command,
     executor_info,
     framework_info,
@@ -59,6 +61,7 @@ WEIGHTS: dict[str, int] = {
     "mark_agent_unreachable": 1,
     "mark_agent_gone": 1,
     "unregister_agent": 1,
+    "deactivate_or_drain": 2,
     "subscribe_framework": 3,
     "resubscribe_framework": 2,
     "disconnect_framework": 2,
@@ -164,7 +167,15 @@ class Workload:
             return None
         info = m.AgentInfo(hostname=self.rng.choice(HOSTS), port=self.rng.choice((5051, 5052)))
         info.resources.extend(resource_protos(AGENT_RESOURCES))
-        return command(register_agent=c.RegisterAgent(agent_info=info, stream_id=self.fresh("as-")))
+        return command(
+            register_agent=c.RegisterAgent(
+                agent_info=info, stream_id=self.fresh("as-"), capabilities=self.capabilities()
+            )
+        )
+
+    def capabilities(self) -> list[m.AgentInfo.Capability]:
+        """Mostly meseta's agent (it can drain), sometimes one that cannot."""
+        return agent_capabilities(AGENT_CAPABILITIES if self.maybe(0.9) else ())
 
     def reregister_agent(self) -> c.Command | None:
         agents = self.agents()
@@ -195,7 +206,10 @@ class Workload:
             reports.append(report)
         return command(
             reregister_agent=c.ReregisterAgent(
-                agent_info=agent.info, stream_id=self.fresh("as-"), tasks=reports
+                agent_info=agent.info,
+                stream_id=self.fresh("as-"),
+                tasks=reports,
+                capabilities=self.capabilities(),
             )
         )
 
@@ -226,6 +240,22 @@ class Workload:
             return None
         agent_id = self.rng.choice(agents)
         return command(unregister_agent=c.UnregisterAgent(agent_id=agent_id))
+
+    def deactivate_or_drain(self) -> c.Command | None:
+        """An operator's DEACTIVATE_AGENT, REACTIVATE_AGENT or DRAIN_AGENT."""
+        agents = self.agents()
+        if not agents:
+            return None
+        agent_id = self.rng.choice(agents)
+        kind = self.rng.choice(("deactivate", "reactivate", "drain"))
+        if kind == "deactivate":
+            return command(deactivate_agent=c.DeactivateAgent(agent_id=agent_id))
+        if kind == "reactivate":
+            return command(reactivate_agent=c.ReactivateAgent(agent_id=agent_id))
+        config = m.DrainConfig(mark_gone=self.maybe(0.3))
+        if self.maybe(0.5):
+            config.max_grace_period.nanoseconds = self.rng.randint(0, 10) * NS_PER_S
+        return command(drain_agent=c.DrainAgent(agent_id=agent_id, config=config))
 
     # -- frameworks ----------------------------------------------------------------
 

@@ -89,7 +89,7 @@ class Call(_message.Message):
     def __init__(self, type: _Optional[_Union[Call.Type, str]] = ..., agent_id: _Optional[_Union[_mesos_pb2.AgentID, _Mapping]] = ..., subscribe: _Optional[_Union[Call.Subscribe, _Mapping]] = ..., update: _Optional[_Union[Call.Update, _Mapping]] = ..., executor_exited: _Optional[_Union[Call.ExecutorExited, _Mapping]] = ..., message: _Optional[_Union[Call.Message, _Mapping]] = ..., updates: _Optional[_Iterable[_Union[Call.Update, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "subscribed", "run_task", "run_task_group", "kill_task", "acknowledge", "shutdown_executor", "shutdown_framework", "reconcile_tasks", "message", "error")
+    __slots__ = ("type", "subscribed", "run_task", "run_task_group", "kill_task", "acknowledge", "shutdown_executor", "shutdown_framework", "reconcile_tasks", "message", "error", "drain")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[Event.Type]
@@ -105,6 +105,7 @@ class Event(_message.Message):
         HEARTBEAT: _ClassVar[Event.Type]
         ERROR: _ClassVar[Event.Type]
         SHUTDOWN: _ClassVar[Event.Type]
+        DRAIN: _ClassVar[Event.Type]
     UNKNOWN: Event.Type
     SUBSCRIBED: Event.Type
     RUN_TASK: Event.Type
@@ -118,6 +119,7 @@ class Event(_message.Message):
     HEARTBEAT: Event.Type
     ERROR: Event.Type
     SHUTDOWN: Event.Type
+    DRAIN: Event.Type
     class Subscribed(_message.Message):
         __slots__ = ("agent_id", "heartbeat_interval_seconds", "master_info")
         AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +198,11 @@ class Event(_message.Message):
         MESSAGE_FIELD_NUMBER: _ClassVar[int]
         message: str
         def __init__(self, message: _Optional[str] = ...) -> None: ...
+    class Drain(_message.Message):
+        __slots__ = ("config",)
+        CONFIG_FIELD_NUMBER: _ClassVar[int]
+        config: _mesos_pb2.DrainConfig
+        def __init__(self, config: _Optional[_Union[_mesos_pb2.DrainConfig, _Mapping]] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     RUN_TASK_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +214,7 @@ class Event(_message.Message):
     RECONCILE_TASKS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     type: Event.Type
     subscribed: Event.Subscribed
     run_task: Event.RunTask
@@ -218,4 +226,5 @@ class Event(_message.Message):
     reconcile_tasks: Event.ReconcileTasks
     message: Event.Message
     error: Event.Error
-    def __init__(self, type: _Optional[_Union[Event.Type, str]] = ..., subscribed: _Optional[_Union[Event.Subscribed, _Mapping]] = ..., run_task: _Optional[_Union[Event.RunTask, _Mapping]] = ..., run_task_group: _Optional[_Union[Event.RunTaskGroup, _Mapping]] = ..., kill_task: _Optional[_Union[Event.KillTask, _Mapping]] = ..., acknowledge: _Optional[_Union[Event.Acknowledge, _Mapping]] = ..., shutdown_executor: _Optional[_Union[Event.ShutdownExecutor, _Mapping]] = ..., shutdown_framework: _Optional[_Union[Event.ShutdownFramework, _Mapping]] = ..., reconcile_tasks: _Optional[_Union[Event.ReconcileTasks, _Mapping]] = ..., message: _Optional[_Union[Event.Message, _Mapping]] = ..., error: _Optional[_Union[Event.Error, _Mapping]] = ...) -> None: ...
+    drain: Event.Drain
+    def __init__(self, type: _Optional[_Union[Event.Type, str]] = ..., subscribed: _Optional[_Union[Event.Subscribed, _Mapping]] = ..., run_task: _Optional[_Union[Event.RunTask, _Mapping]] = ..., run_task_group: _Optional[_Union[Event.RunTaskGroup, _Mapping]] = ..., kill_task: _Optional[_Union[Event.KillTask, _Mapping]] = ..., acknowledge: _Optional[_Union[Event.Acknowledge, _Mapping]] = ..., shutdown_executor: _Optional[_Union[Event.ShutdownExecutor, _Mapping]] = ..., shutdown_framework: _Optional[_Union[Event.ShutdownFramework, _Mapping]] = ..., reconcile_tasks: _Optional[_Union[Event.ReconcileTasks, _Mapping]] = ..., message: _Optional[_Union[Event.Message, _Mapping]] = ..., error: _Optional[_Union[Event.Error, _Mapping]] = ..., drain: _Optional[_Union[Event.Drain, _Mapping]] = ...) -> None: ...
