@@ -2,8 +2,9 @@
 
 Read calls are answered by every replica from its own cluster view, with the
 consistency headers and `?min_index=` handling of api/consistency.py; writes
-(MARK_AGENT_GONE, TEARDOWN, UPDATE_WEIGHTS, DEACTIVATE_AGENT, REACTIVATE_AGENT,
-DRAIN_AGENT) are proposed on the leader, and a standby answers
+(MARK_AGENT_GONE, TEARDOWN, UPDATE_WEIGHTS, UPDATE_QUOTA and the deprecated SET_QUOTA
+and REMOVE_QUOTA, DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT) are proposed on the
+leader, and a standby answers
 them as it answers scheduler calls (307 to the leader, or 503). Calls the
 system cannot serve yet answer 501, as Mesos answers UNKNOWN. SUBSCRIBE is
 the operator event stream of api/operator_stream.py.
@@ -50,9 +51,10 @@ from meseta.api.streams import JSON
 from meseta.api.streams import PROTOBUF as PROTOBUF_TYPE
 from meseta.api.verbosity import VERBOSITY
 from meseta.master import decide
+from meseta.master import quota as quotas
 from meseta.master.events import CommandRejected
 from meseta.master.v1 import commands_pb2 as commands
-from meseta.master.validation import weights_error
+from meseta.master.validation import quota_configs_error, weights_error
 from meseta.projections.assembly import Encoding, Parts
 from meseta.projections.cluster import ClusterView
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -151,6 +153,61 @@ def master_message(context: MasterContext) -> Response_.GetMaster:
     return out
 
 
+def quota_status(view: ClusterView) -> quota_pb2.QuotaStatus:
+    """Every role's quota as configured, and (deprecated) its guarantees as QuotaInfo."""
+    status = quota_pb2.QuotaStatus()
+    for role, config in view.quotas.items():
+        info = status.infos.add(role=role)
+        for name in sorted(config.guarantees):
+            guarantee = info.guarantee.add(name=name, type=mesos_pb2.Value.SCALAR)
+            guarantee.scalar.value = config.guarantees[name].value
+        status.configs.add().CopyFrom(config)
+    return status
+
+
+def set_quota(request: quota_pb2.QuotaRequest, context: MasterContext) -> commands.UpdateQuota:
+    """The deprecated SET_QUOTA (and `POST /quota`): guarantees, which are also the limits,
+    for a role without quota; Mesos's checks and messages."""
+    refused = "Failed to validate set quota request"
+    role = request.role
+    config = quota_pb2.QuotaConfig(role=role)
+    for resource in request.guarantee:
+        if resource.type != mesos_pb2.Value.SCALAR or resource.HasField("reservation"):
+            detail = f"QuotaInfo with invalid resource: '{resource.name}' is not a plain scalar"
+            raise HttpError(400, f"{refused}: {detail}")
+        for field in (config.guarantees, config.limits):
+            field[resource.name].value += resource.scalar.value
+    if "/" in role:
+        raise HttpError(400, f"Setting quota on nested role '{role}' is not supported yet")
+    error = quota_configs_error([config])
+    if error is not None:
+        raise HttpError(400, f"{refused}: {error.removeprefix('Invalid QuotaConfig: ')}")
+    state = context.state
+    if role in state.quotas:
+        raise HttpError(
+            400, f"{refused}: Cannot set quota for role '{role}' which already has quota"
+        )
+    if not request.force:
+        updated = {**state.quotas, role: quotas.of_config(config)}
+        guarantees = quotas.total_guarantees(updated.values())
+        capacity = quotas.capacity(state)
+        if not quotas.contains(capacity, guarantees):
+            raise HttpError(
+                409,
+                "Quota guarantees overcommit the cluster (use 'force' to bypass this check):"
+                f" Total quota guarantees '{quotas.text(guarantees)}' exceed cluster capacity"
+                f" '{quotas.text(capacity)}'",
+            )
+    return commands.UpdateQuota(configs=[config], force=True)  # checked as SET_QUOTA is
+
+
+def remove_quota(role: str, context: MasterContext, refused: str) -> commands.UpdateQuota:
+    """The deprecated REMOVE_QUOTA (and `DELETE /quota/<role>`): the role's quota goes."""
+    if role not in context.state.quotas:
+        raise HttpError(400, f"{refused}: Role '{role}' has no quota set")
+    return commands.UpdateQuota(configs=[quota_pb2.QuotaConfig(role=role)], force=True)
+
+
 def weights_message(context: MasterContext) -> Response_.GetWeights:
     out = Response_.GetWeights()
     for role, milli in context.state.weights.items():
@@ -204,6 +261,9 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
         return answer_message(Response_.GET_WEIGHTS, weights_message(context), enc)
     if kind == Call.GET_MASTER:
         return answer_message(Response_.GET_MASTER, master_message(context), enc)
+    if kind == Call.GET_QUOTA:
+        status = Response_.GetQuota(status=quota_status(view))
+        return answer_message(Response_.GET_QUOTA, status, enc)
     if kind == Call.GET_OPERATIONS:
         # Only operations with an id are tracked; the fold supports none that would be.
         return answer_message(Response_.GET_OPERATIONS, Response_.GetOperations(), enc)
@@ -214,7 +274,7 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
 
 
 # Reads of what nothing can set yet (their writes answer 501): the truthful answer is
-# empty, and tools that poll them (maintenance and quota views) keep working.
+# empty, and tools that poll them (maintenance views) keep working.
 EMPTY_ANSWERS: dict[int, tuple[int, Message]] = {
     Call.GET_MAINTENANCE_STATUS: (
         Response_.GET_MAINTENANCE_STATUS,
@@ -223,10 +283,6 @@ EMPTY_ANSWERS: dict[int, tuple[int, Message]] = {
     Call.GET_MAINTENANCE_SCHEDULE: (
         Response_.GET_MAINTENANCE_SCHEDULE,
         Response_.GetMaintenanceSchedule(schedule=maintenance_pb2.Schedule()),
-    ),
-    Call.GET_QUOTA: (
-        Response_.GET_QUOTA,
-        Response_.GetQuota(status=quota_pb2.QuotaStatus()),
     ),
 }
 
@@ -284,6 +340,20 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
         command = decide.command(reactivate_agent=commands.ReactivateAgent(agent_id=agent_id))
     elif call.type == Call.DRAIN_AGENT:
         command = decide.command(drain_agent=drain_command(call.drain_agent))
+    elif call.type == Call.UPDATE_QUOTA:
+        body = call.update_quota
+        error = quota_configs_error(body.quota_configs)
+        if error is not None:
+            raise HttpError(400, error)
+        update = commands.UpdateQuota(configs=body.quota_configs, force=body.force)
+        command = decide.command(update_quota=update)
+    elif call.type == Call.SET_QUOTA:
+        context.check_leader(request)  # its checks read the leader's state
+        command = decide.command(update_quota=set_quota(call.set_quota.quota_request, context))
+    elif call.type == Call.REMOVE_QUOTA:
+        context.check_leader(request)
+        removed = remove_quota(call.remove_quota.role, context, "Failed to remove quota")
+        command = decide.command(update_quota=removed)
     elif call.type == Call.UPDATE_WEIGHTS:
         infos = call.update_weights.weight_infos
         error = weights_error(infos)  # refused at once, before the leader check, as Mesos does

@@ -1,10 +1,12 @@
 """The pre-v1 operator endpoints that are forms of v1 operator calls (contract 6.2).
 
 `POST /master/teardown` with the form `frameworkId=<id>` is the TEARDOWN call, and
-`GET /master/weights` answers what GET_WEIGHTS answers, as a JSON array of WeightInfo.
-Operator scripts and older tools still use both. They share the v1 calls' code. The
-others (reservations, volumes, quota, maintenance) answer 501 as their v1 calls do,
-rather than a 404 that would send an operator looking for a typo.
+`GET /master/weights` answers what GET_WEIGHTS answers, as a JSON array of WeightInfo;
+`/master/quota` is GET_QUOTA's status (GET), SET_QUOTA (POST, a QuotaRequest) and, as
+`DELETE /master/quota/<role>`, REMOVE_QUOTA. Operator scripts and older tools still use
+them. They share the v1 calls' code. The others (reservations, volumes, maintenance)
+answer 501 as their v1 calls do, rather than a 404 that would send an operator looking
+for a typo.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from meseta.api.state_endpoints import context_of, json_response
 from meseta.master.state import FrameworkStatus
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.quota import quota_pb2
 
 # Path (after `/master`) -> the v1 call each method stands for ("*": any method), for the
 # endpoints not served yet.
@@ -30,7 +33,6 @@ NOT_YET: dict[str, dict[str, str]] = {
     "/unreserve": {"*": "UNRESERVE_RESOURCES"},
     "/create-volumes": {"*": "CREATE_VOLUMES"},
     "/destroy-volumes": {"*": "DESTROY_VOLUMES"},
-    "/quota": {"GET": "GET_QUOTA", "POST": "SET_QUOTA", "*": "REMOVE_QUOTA"},
     "/maintenance/schedule": {
         "GET": "GET_MAINTENANCE_SCHEDULE",
         "*": "UPDATE_MAINTENANCE_SCHEDULE",
@@ -108,6 +110,43 @@ async def update_weights(request: Request) -> Response:
         return error.response()
     assert response is not None  # UPDATE_WEIGHTS is a write
     return response
+
+
+async def quota(request: Request) -> Response:
+    """GET: the quota status. POST: a QuotaRequest as SET_QUOTA. DELETE (with a role in
+    the path): REMOVE_QUOTA."""
+    context = context_of(request)
+    if request.method == "GET":
+        return json_response(request, mesos_json.to_json(operator.quota_status(context.cluster)))
+    try:
+        if request.method == "POST" and "role" not in request.path_params:
+            update = operator.set_quota(await quota_request(request), context)
+        elif request.method == "DELETE" and "role" in request.path_params:
+            context.check_leader(request)
+            path = request.url.path
+            refused = f"Failed to remove quota for path '{path}'"
+            update = operator.remove_quota(request.path_params["role"], context, refused)
+        else:
+            raise HttpError(405, "Expecting 'GET', 'POST' or 'DELETE'")
+        call = master_pb2.Call(type=master_pb2.Call.UPDATE_QUOTA)
+        call.update_quota.quota_configs.extend(update.configs)
+        call.update_quota.force = update.force
+        response = await operator.write(call, context, request)
+    except HttpError as error:
+        return error.response()
+    assert response is not None  # UPDATE_QUOTA is a write
+    return response
+
+
+async def quota_request(request: Request) -> quota_pb2.QuotaRequest:
+    context_of(request).check_leader(request)  # SET_QUOTA's checks read the leader's state
+    body = await request.body()
+    try:
+        data = orjson.loads(body)
+        return mesos_json.from_dict(data, quota_pb2.QuotaRequest)
+    except (orjson.JSONDecodeError, mesos_json.MesosJsonError) as error:
+        text = body.decode(errors="replace")
+        raise HttpError(400, f"Failed to parse set quota request JSON '{text}': {error}") from None
 
 
 def not_supported(call_type: str) -> Response:

@@ -17,7 +17,7 @@ joined into chunks, again in slices.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -38,7 +38,7 @@ from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.allocator.metrics import allocator_metrics
-from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources
+from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources, is_subrole
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView
 from meseta.projections.records import (
@@ -473,6 +473,10 @@ def role_documents(view: ClusterView) -> list[Json]:
             if key[1] != UNRESERVED:
                 reserved[key[1]] = reserved.get(key[1], EMPTY) + Resources({key: quantity})
     by_role = view.roles()
+    used: dict[str, Resources] = {}
+    for framework in view.frameworks.values():
+        for role, held in framework.used.items():
+            used[role] = used.get(role, EMPTY) + held
     out: list[Json] = []
     for name in sorted({*by_role, *reserved}):
         members = by_role.get(name, [])
@@ -480,15 +484,16 @@ def role_documents(view: ClusterView) -> list[Json]:
         for framework in members:
             allocated = allocated + framework.used.get(name, EMPTY)
             offered = offered + framework.offered.get(name, EMPTY)
+        config = view.quotas.get(name)
         out.append(
             {
                 "name": name,
                 "weight": view.weight(name),
                 "quota": {
                     "role": name,
-                    "guarantee": {},
-                    "limit": {},
-                    "consumed": quantities(allocated),
+                    "guarantee": scalar_map(config.guarantees) if config else {},
+                    "limit": scalar_map(config.limits) if config else {},
+                    "consumed": quantities(consumed_quota(name, used, reserved)),
                 },
                 "resources": quantities(allocated + offered),
                 "allocated": quantities(allocated),
@@ -498,6 +503,25 @@ def role_documents(view: ClusterView) -> list[Json]:
             }
         )
     return out
+
+
+def consumed_quota(
+    role: str, used: dict[str, Resources], reserved: dict[str, Resources]
+) -> Resources:
+    """Mesos's consumed quota of the role's subtree: what it uses unreserved, plus all
+    that is reserved to it, used or not."""
+    out = EMPTY
+    for holder, held in used.items():
+        if is_subrole(holder, role):
+            out = out + held.unreserved()
+    for holder, held in reserved.items():
+        if is_subrole(holder, role):
+            out = out + held
+    return out
+
+
+def scalar_map(scalars: Mapping[str, mesos_pb2.Value.Scalar]) -> Json:
+    return {name: scalars[name].value for name in sorted(scalars)}
 
 
 @read_endpoint

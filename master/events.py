@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from meseta.master.state import Offer, Task
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.quota import quota_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 
@@ -35,6 +36,13 @@ class WeightsUpdated:
     """Every configured role weight after an update, in milli (1000 = 1.0), by role."""
 
     weights: tuple[tuple[str, int], ...]
+
+
+@dataclass(slots=True)
+class QuotaUpdated:
+    """Every role's quota after an update (roles without quota are not listed)."""
+
+    configs: tuple[quota_pb2.QuotaConfig, ...]
 
 
 @dataclass(slots=True)
@@ -293,6 +301,7 @@ DomainEvent = (
     ClusterInitialized
     | LeaderElected
     | WeightsUpdated
+    | QuotaUpdated
     | CommandRejected
     | FrameworkSubscribed
     | SubscriptionRejected

@@ -33,6 +33,7 @@ APPLIERS: dict[str, Applier] = {
     "elect_leader": cluster.elect_leader,
     "tick": cluster.tick,
     "update_weights": cluster.update_weights,
+    "update_quota": cluster.update_quota,
     "subscribe_framework": frameworks.subscribe_framework,
     "disconnect_framework": frameworks.disconnect_framework,
     "teardown_framework": frameworks.teardown_framework,

@@ -16,7 +16,22 @@ from meseta.proto.mesos.v1.mesos_pb2 import DRAINING
 
 
 def check(state: State) -> list[str]:
-    return check_books(state) + check_references(state) + check_drains(state)
+    return check_books(state) + check_references(state) + check_drains(state) + check_quotas(state)
+
+
+def check_quotas(state: State) -> list[str]:
+    """Quota sits on top-level roles only, and no guarantee exceeds its limit."""
+    errors = []
+    for role, quota in state.quotas.items():
+        if "/" in role:
+            errors.append(f"quota on nested role {role}")
+        if not quota.guarantees and not quota.limits:
+            errors.append(f"empty quota kept for role {role}")
+        for name, amount in quota.guarantees.items():
+            limit = quota.limits.get(name)
+            if amount <= 0 or (limit is not None and amount > limit):
+                errors.append(f"role {role}: guarantee {name} {amount} against limit {limit}")
+    return errors
 
 
 def check_drains(state: State) -> list[str]:

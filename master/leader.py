@@ -213,7 +213,10 @@ class Leadership:
         if not changed:
             return
         started = time.perf_counter()
-        decisions = allocate(state, state.now_ns, self.config.allocator, changed, seed=base)
+        # With quota, a change anywhere moves the consumption and headroom that held
+        # resources back elsewhere: every agent is looked at, as Mesos's allocator does.
+        agent_ids = None if state.quotas else changed
+        decisions = allocate(state, state.now_ns, self.config.allocator, agent_ids, seed=base)
         self.allocation_runs += 1
         self.allocation_run_ms.append((time.perf_counter() - started) * 1000)
         self.allocation_run_latency_ms.append((started - triggered) * 1000)

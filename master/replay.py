@@ -181,13 +181,23 @@ def replay(
 # -- rendering -----------------------------------------------------------------------
 
 
+def sorted_keys(value: Any) -> Any:
+    """JSON with every object's keys sorted: protobuf maps iterate in an order that
+    depends on the process's hash seed."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
 def jsonable(value: object) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, Message):
-        return json_format.MessageToDict(value, preserving_proto_field_name=True)
+        return sorted_keys(json_format.MessageToDict(value, preserving_proto_field_name=True))
     if isinstance(value, Resources):
         return format_resources(value)
     if isinstance(value, Task):

@@ -56,6 +56,15 @@ REACHABLE_AGENT = (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED, AgentStatus.REC
 
 
 @dataclass(slots=True)
+class Quota:
+    """A top-level role's quota (Mesos 1.9+): scalar guarantees and limits, name -> milli.
+    A name without a limit is unlimited; one without a guarantee is guaranteed nothing."""
+
+    guarantees: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Filter:
     """A refusal: hide `resources` (or less) on an agent from a role of a framework."""
 
@@ -215,6 +224,8 @@ class State:
     offers: dict[str, Offer] = field(default_factory=dict)
     # Role weights in milli (1000 = weight 1.0); unlisted roles weigh 1.0.
     weights: dict[str, int] = field(default_factory=dict)
+    # Quotas of top-level roles (nested ones cannot have quota, as in Mesos).
+    quotas: dict[str, Quota] = field(default_factory=dict)
     # Agents the allocator should look at -> index at which they were marked.
     # An agent is marked whenever something could make new offers possible on
     # it (resources freed, agent added, filter expired, framework (re)joined).

@@ -8,10 +8,11 @@ because the state may have changed in between.
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 
 from meseta.master.ids import id_error, role_error
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.quota import quota_pb2
 
 MULTI_ROLE = mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
 MAX_FAILOVER_TIMEOUT_S = 100 * 365 * 24 * 3600  # what fits a Duration comfortably
@@ -243,3 +244,74 @@ def weights_error(infos: Iterable[mesos_pb2.WeightInfo]) -> str | None:
 def weight_milli(weight: float) -> int:
     """A positive weight in the fold's milli-units; the smallest is 0.001."""
     return max(1, round(weight * 1000))
+
+
+QUOTA_INVALID = "Invalid QuotaConfig"
+MIN_NORMAL_FLOAT = 2.2250738585072014e-308  # below it (but not zero) a double is subnormal
+EXABYTE_IN_MB = 1024**4
+TRILLION = 1000**4
+
+
+def quota_configs_error(configs: Iterable[quota_pb2.QuotaConfig]) -> str | None:
+    """Why an UPDATE_QUOTA is refused before looking at the cluster (Mesos's
+    quota::validate and its nested-role check, their messages)."""
+    for config in configs:
+        role = config.role
+        if "/" in role:
+            return f"Updating quota on nested role '{role}' is not supported yet"
+        error = _quota_config_error(config)
+        if error is not None:
+            return f"{QUOTA_INVALID}: {error}"
+    return None
+
+
+def _quota_config_error(config: quota_pb2.QuotaConfig) -> str | None:
+    if not config.HasField("role"):
+        return "'QuotaConfig.role' must be set"
+    error = role_error(config.role)
+    if error:
+        return f"Invalid 'QuotaConfig.role': {error}"
+    for field, scalars in (("guarantees", config.guarantees), ("limits", config.limits)):
+        for name in sorted(scalars):
+            value = scalars[name].value
+            bound, words = (
+                (EXABYTE_IN_MB, "1 exabyte")
+                if name in ("mem", "disk")
+                else (TRILLION, "1 trillion")
+            )
+            if value > bound:
+                return (
+                    f"Invalid 'QuotaConfig.{field}': {{'{name}': {value:g}}} is invalid:"
+                    f" values greater than {words} ({bound}) are not supported"
+                )
+    for field, scalars in (("guarantee", config.guarantees), ("limit", config.limits)):
+        for name in sorted(scalars):
+            value = scalars[name].value
+            problem = scalar_value_error(value)
+            if problem:
+                return f"Invalid {field} configuration {{'{name}': {value:g}}}: {problem}"
+    for name in sorted(config.guarantees):
+        limit = config.limits.get(name)
+        if limit is not None and config.guarantees[name].value > limit.value:
+            return (
+                f"'QuotaConfig.guarantees' {_scalar_map(config.guarantees)} is not contained"
+                f" within the 'QuotaConfig.limits' {_scalar_map(config.limits)}"
+            )
+    return None
+
+
+def scalar_value_error(value: float) -> str | None:
+    """Mesos's validateInputScalarValue."""
+    if math.isinf(value):
+        return "Infinite values not supported"
+    if math.isnan(value):
+        return "NaN not supported"
+    if value != 0 and abs(value) < MIN_NORMAL_FLOAT:
+        return "Subnormal values not supported"
+    if value < 0:
+        return "Negative values not supported"
+    return None
+
+
+def _scalar_map(scalars: Mapping[str, mesos_pb2.Value.Scalar]) -> str:
+    return "{ " + ", ".join(f"{name}: {scalars[name].value:g}" for name in sorted(scalars)) + " }"

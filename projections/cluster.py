@@ -60,6 +60,7 @@ from meseta.projections.records import (
 )
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
+from meseta.proto.mesos.v1.quota.quota_pb2 import QuotaConfig
 
 GetAgents = master_pb2.Response.GetAgents
 GetFrameworks = master_pb2.Response.GetFrameworks
@@ -163,6 +164,7 @@ class ClusterView:
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.elected_ns = 0
         self.weights: dict[str, int] = {}  # role -> configured weight, milli
+        self.quotas: dict[str, QuotaConfig] = {}  # role -> its quota, as configured
         self.completed_kept = max_completed_tasks_per_framework
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.completed_frameworks: deque[FrameworkRecord] = deque(maxlen=max_completed_frameworks)
@@ -252,6 +254,9 @@ class ClusterView:
 
     def _weights_updated(self, event: ev.WeightsUpdated, out: list[Event]) -> None:
         self.weights = dict(event.weights)
+
+    def _quota_updated(self, event: ev.QuotaUpdated, out: list[Event]) -> None:
+        self.quotas = {config.role: config for config in event.configs}
 
     def weight(self, role: str) -> float:
         return self.weights.get(role, DEFAULT_WEIGHT_MILLI) / 1000
@@ -682,8 +687,9 @@ class ClusterView:
 
     def roles(self) -> dict[str, list[FrameworkRecord]]:
         """Every role a framework is subscribed to or holds resources in, or with a configured
-        weight (as Mesos lists them) -> its frameworks."""
+        weight or quota (as Mesos lists them) -> its frameworks."""
         roles: dict[str, list[FrameworkRecord]] = {role: [] for role in self.weights}
+        roles.update((role, []) for role in self.quotas if role not in roles)
         for framework in self.frameworks.values():
             for role in dict.fromkeys([*framework.roles, *framework.used, *framework.offered]):
                 roles.setdefault(role, []).append(framework)
@@ -800,6 +806,7 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.ClusterInitialized, ClusterView._cluster_initialized),
         (ev.LeaderElected, ClusterView._leader_elected),
         (ev.WeightsUpdated, ClusterView._weights_updated),
+        (ev.QuotaUpdated, ClusterView._quota_updated),
         (ev.FrameworkSubscribed, ClusterView._framework_subscribed),
         (ev.FrameworkDisconnected, ClusterView._framework_disconnected),
         (ev.FrameworkUpdated, ClusterView._framework_updated),

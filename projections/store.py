@@ -41,6 +41,7 @@ from meseta.projections.records import (
     TaskRecord,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.quota.quota_pb2 import QuotaConfig
 from meseta.proto.mesos.v1.scheduler.scheduler_pb2 import OfferConstraints
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 # task reasons, role weights. 4: per-framework counters. 5: an agent's used and offered
 # resources by allocation role. 6: a launch refused for a duplicate task id no longer
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
-# change; agents' deactivation and drain.
+# change; agents' deactivation and drain; role quotas.
 FORMAT = 7
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
@@ -90,6 +91,7 @@ def dump(record: Record) -> bytes:
             None
             if record.offer_constraints is None
             else record.offer_constraints.SerializeToString(),
+            record.recovered,
         )
     elif isinstance(record, AgentRecord):
         values = (
@@ -103,6 +105,9 @@ def dump(record: Record) -> bytes:
             record.version,
             record.capabilities,
             record.ip,
+            record.deactivated,
+            None if record.drain is None else record.drain.SerializeToString(),
+            record.drain_started_ns,
         )
     elif isinstance(record, ExecutorRecord):
         values = (
@@ -145,6 +150,7 @@ def _meta(view: ClusterView) -> bytes:
                 counters.frameworks,
             ),
             view.weights,
+            [config.SerializeToString() for config in view.quotas.values()],
         )
     )
 
@@ -212,6 +218,8 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
         view.master_info = mesos_pb2.MasterInfo.FromString(info)
     view.elected_ns, view.serial, view.completed = values[7:10]
     view.weights = values[11]
+    configs = [QuotaConfig.FromString(data) for data in values[12]]
+    view.quotas = {config.role: config for config in configs}
     (terminal, registrations, reregistrations, removals, unreachable, updates, messages,
      reasons, frameworks) = values[10]  # fmt: skip
     view.counters = Counters(
@@ -264,7 +272,7 @@ class _Loader:
 
     def agent(self, key: bytes, values: tuple[Any, ...]) -> None:
         (info, status, registered, reregistered, unreachable, used, offered, version, caps,
-         ip) = values  # fmt: skip
+         ip, deactivated, drain, drain_started) = values  # fmt: skip
         agent = AgentRecord(mesos_pb2.AgentInfo.FromString(info), registered)
         agent.status, agent.reregistered_ns, agent.unreachable_ns = (
             status,
@@ -274,17 +282,20 @@ class _Loader:
         agent.used = {role: _resources(items) for role, items in used.items()}
         agent.offered = {role: _resources(items) for role, items in offered.items()}
         agent.version, agent.capabilities, agent.ip = version, tuple(caps), ip
+        agent.deactivated, agent.drain_started_ns = deactivated, drain_started
+        if drain is not None:
+            agent.drain = mesos_pb2.DrainInfo.FromString(drain)
         self.keep(agent, key)
         self.view.agents[agent.id] = agent
 
     def framework(self, key: bytes, values: tuple[Any, ...]) -> None:
         (info, active, connected, registered, reregistered, unregistered, used, offered, seq,
-         constraints) = values  # fmt: skip
+         constraints, recovered) = values  # fmt: skip
         framework = FrameworkRecord(
             mesos_pb2.FrameworkInfo.FromString(info), registered, self.view.completed_kept
         )
         framework.roles = framework_roles(framework.info)
-        framework.active, framework.connected = active, connected
+        framework.active, framework.connected, framework.recovered = active, connected, recovered
         framework.reregistered_ns, framework.unregistered_ns = reregistered, unregistered
         framework.used = {role: _resources(items) for role, items in used.items()}
         framework.offered = {role: _resources(items) for role, items in offered.items()}

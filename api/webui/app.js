@@ -273,12 +273,18 @@ if (typeof document !== "undefined") {
 
   function agents() {
     const rows = (state.slaves || []).map((a) => [
-      link(`#/agents/${encodeURIComponent(a.id)}`, a.id), a.hostname, a.active ? "active" : "inactive",
+      link(`#/agents/${encodeURIComponent(a.id)}`, a.id), a.hostname, agentStatus(a),
       usage(a.used_resources, a.resources, "cpus"), usage(a.used_resources, a.resources, "mem"),
       usage(a.used_resources, a.resources, "disk"), a.version, when(a.registered_time),
     ]);
     return [el("h1", {}, "Agents"),
       table(["ID", "Hostname", "Status", "CPUs", "Mem (MB)", "Disk (MB)", "Version", "Registered"], rows)];
+  }
+
+  function agentStatus(a) {
+    if (a.drain_info) return a.drain_info.state.toLowerCase(); // draining, drained
+    if (a.deactivated) return "deactivated";
+    return a.active ? "active" : "inactive";
   }
 
   function agent(id) {
@@ -376,11 +382,21 @@ if (typeof document !== "undefined") {
       role.name, String(role.weight), (role.frameworks || []).length,
       amount(role.allocated, "cpus"), amount(role.allocated, "gpus"),
       amount(role.allocated, "mem"), amount(role.allocated, "disk"),
-      amount(role.offered, "cpus"), amount(role.offered, "mem"),
+      amount(role.offered, "cpus"), amount(role.offered, "mem"), quotaText(role.quota),
     ]);
     return [el("h1", {}, `Roles (${rows.length})`),
-      rows.length ? table(["Role", "Weight", "Frameworks", "CPUs", "GPUs", "Mem (MB)", "Disk (MB)", "Offered CPUs", "Offered mem (MB)"], rows)
+      rows.length ? table(["Role", "Weight", "Frameworks", "CPUs", "GPUs", "Mem (MB)", "Disk (MB)", "Offered CPUs", "Offered mem (MB)", "Quota"], rows)
         : el("p", { class: "muted" }, "No roles have frameworks or reservations.")];
+  }
+
+  // "guarantee cpus 1; limit cpus 2, mem 1024", or "none".
+  function quotaText(quota) {
+    const parts = [];
+    for (const [label, amounts] of [["guarantee", quota && quota.guarantee], ["limit", quota && quota.limit]]) {
+      const items = Object.entries(amounts || {}).map(([name, value]) => `${name} ${value}`);
+      if (items.length) parts.push(`${label} ${items.join(", ")}`);
+    }
+    return parts.length ? parts.join("; ") : "none";
   }
 
   async function loadRoles() {

@@ -1,4 +1,4 @@
-"""One allocation cycle: Mesos's hierarchical DRF allocator, non-quota stage, as a pure function.
+"""One allocation cycle: Mesos's hierarchical DRF allocator, as a pure function.
 
 For each candidate agent (in a seeded shuffle, as Mesos shuffles agents
 every cycle), roles are visited in DRF order and, within a role, frameworks
@@ -16,11 +16,11 @@ one); the agent has no GPUs or the framework is GPU_RESOURCES capable (when
 filtering GPUs); its offer constraints for the role admit the agent; and no
 unexpired refusal filter for (agent, role) contains the chunk.
 
-Mesos gives reservations to their role ahead of other roles' unreserved
-offers only in its quota stage (roles with unsatisfied guarantees). Without
-quota, as here, a role's reservations go to it in plain DRF order: if
-another role comes first it takes the unreserved part, and the reserved
-role still gets its reservations on the same agent.
+Without quota, a role's reservations go to it in plain DRF order: if another
+role comes first it takes the unreserved part, and the reserved role still
+gets its reservations on the same agent. When some role has quota, a cycle
+takes Mesos's two quota stages instead (`allocate_with_quota`, and
+allocator/quota.py for the limits and the headroom).
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ from meseta.master.allocator.config import (
     satisfies,
 )
 from meseta.master.allocator.constraints import Expression, compile_constraints, excludes
+from meseta.master.allocator.quota import (
+    QuotaBooks,
+    shrink,
+    shrink_to_room,
+    unreserved_scalars,
+)
 from meseta.master.allocator.sorter import (
     RoleNode,
     RoleTree,
@@ -44,7 +50,8 @@ from meseta.master.allocator.sorter import (
     scalar_amounts,
     share_scale,
 )
-from meseta.master.resources import MILLI, UNRESERVED, Resources, count
+from meseta.master.quota import scalars_of as scalar_amounts_of
+from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources, count
 from meseta.master.state import Agent, AgentStatus, Filter, Framework, State
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -109,11 +116,102 @@ def allocate(
     agents = state.agents
     # Sorted first, so the shuffle depends on the set of agents, not the caller's order.
     ids = sorted(dict.fromkeys(agents if agent_ids is None else agent_ids))
+    if state.quotas:
+        allocate_with_quota(cycle, QuotaBooks(state), offerable(state, ids, seed), seed, out)
+        return out
     for agent_id in shuffled(ids, seed):
         agent = agents.get(agent_id)
         if agent is not None and agent.status is AgentStatus.ACTIVE and not agent.deactivated:
             offer_agent(cycle, agent, out)
     return out
+
+
+def offerable(state: State, ids: list[str], seed: int) -> list[Agent]:
+    """The agents among `ids` that may make offers, in the cycle's shuffled order."""
+    agents = state.agents
+    out = []
+    for agent_id in shuffled(ids, seed):
+        agent = agents.get(agent_id)
+        if agent is not None and agent.status is AgentStatus.ACTIVE and not agent.deactivated:
+            out.append(agent)
+    return out
+
+
+def allocate_with_quota(
+    cycle: Cycle, books: QuotaBooks, agents: list[Agent], seed: int, out: list[Allocation]
+) -> None:
+    """Mesos's two stages: first, roles with unsatisfied guarantees, in DRF order, get
+    what brings them towards their guarantees (and, within their limits and the
+    headroom, the rest of the agent); then every role, within its limits and leaving
+    the headroom the guarantees still need. The agents are shuffled again between the
+    stages, as Mesos does, to spread the first stage's effect."""
+    remaining = {agent.id: agent.total - agent.allocated for agent in agents}
+    if books.required:
+        for agent in agents:
+            offer_quota_agent(cycle, books, agent, remaining, out, guarantees=True)
+        order = shuffled([agent.id for agent in agents], seed + 1)
+        by_id = {agent.id: agent for agent in agents}
+        agents = [by_id[agent_id] for agent_id in order]
+    for agent in agents:
+        offer_quota_agent(cycle, books, agent, remaining, out, guarantees=False)
+
+
+def offer_quota_agent(
+    cycle: Cycle,
+    books: QuotaBooks,
+    agent: Agent,
+    remaining: dict[str, Resources],
+    out: list[Allocation],
+    *,
+    guarantees: bool,
+) -> None:
+    """One agent in one stage: each role in DRF order may take a chunk of what is left."""
+    available = remaining[agent.id]
+    gpu = cycle.gpu_blocking and has_gpus(agent.total)
+    picks: list[tuple[RoleNode[Candidate], int, Resources, dict[str, int]]] = []
+    for node in cycle.tree.walk():
+        if not available.items:
+            break
+        role = node.path
+        allocatable = available.allocatable_to(role)
+        scalars = unreserved_scalars(allocatable)
+        if guarantees:
+            unsatisfied = books.unsatisfied(role)
+            if not unsatisfied:
+                continue
+            guaranteed = shrink(scalars, unsatisfied)
+            if not guaranteed.items:
+                continue  # nothing here brings the role towards its guarantees
+            # Its own reservations and whatever is not a scalar go along.
+            rest = Resources(
+                None,
+                {k: q for k, q in allocatable.items.items() if k[1] == role or type(q) is not int},
+            )
+            taken = scalar_amounts_of(guaranteed)
+        else:
+            guaranteed = EMPTY
+            rest = allocatable - scalars
+            taken = {}
+        additional = shrink_to_room(scalars - guaranteed, books.room(role, taken))
+        if books.required and additional.items:
+            additional = shrink(additional, books.surplus())
+        chunk = guaranteed + rest + additional
+        if not chunk.items:
+            continue
+        counts = chunk_counts(chunk, cycle.counted)
+        index = pick(node, agent, chunk, counts, cycle, gpu)
+        if index < 0:
+            continue
+        picks.append((node, index, chunk, counts))
+        available = available - chunk
+        offered = dict(taken)
+        for name, amount in scalar_amounts_of(additional).items():
+            offered[name] = offered.get(name, 0) + amount
+        books.charge(role, offered, taken)
+    remaining[agent.id] = available
+    # The role order stays fixed for the agent (Mesos sorts once per agent).
+    for node, index, chunk, counts in picks:
+        take(cycle, agent, node, index, chunk, counts, out)
 
 
 class Cycle:

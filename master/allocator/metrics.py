@@ -63,4 +63,10 @@ def allocator_metrics(state: State) -> dict[str, float]:
         share = dominant_share(allocated, totals, weight)
         out[f"allocator/mesos/roles/{role}/shares/dominant"] = share
         out[f"allocator/mesos/offer_filters/roles/{role}/active"] = float(filters.get(role, 0))
+    for role, quota in state.quotas.items():
+        prefix = f"allocator/mesos/quota/roles/{role}/resources"
+        for name, amount in quota.guarantees.items():
+            out[f"{prefix}/{name}/guarantee"] = amount / MILLI
+        for name, amount in quota.limits.items():
+            out[f"{prefix}/{name}/limit"] = amount / MILLI
     return out

@@ -1,4 +1,5 @@
 from meseta.proto.mesos.v1 import mesos_pb2 as _mesos_pb2
+from meseta.proto.mesos.v1.quota import quota_pb2 as _quota_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as _scheduler_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -15,11 +16,12 @@ class CommandBatch(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent")
+    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "update_quota", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent")
     INIT_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ELECT_LEADER_FIELD_NUMBER: _ClassVar[int]
     TICK_FIELD_NUMBER: _ClassVar[int]
     UPDATE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_QUOTA_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     DISCONNECT_FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
     TEARDOWN_FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +50,7 @@ class Command(_message.Message):
     elect_leader: ElectLeader
     tick: Tick
     update_weights: UpdateWeights
+    update_quota: UpdateQuota
     subscribe_framework: SubscribeFramework
     disconnect_framework: DisconnectFramework
     teardown_framework: TeardownFramework
@@ -72,7 +75,7 @@ class Command(_message.Message):
     deactivate_agent: DeactivateAgent
     reactivate_agent: ReactivateAgent
     drain_agent: DrainAgent
-    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ...) -> None: ...
+    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., update_quota: _Optional[_Union[UpdateQuota, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ...) -> None: ...
 
 class InitCluster(_message.Message):
     __slots__ = ("cluster_id",)
@@ -95,6 +98,14 @@ class UpdateWeights(_message.Message):
     WEIGHT_INFOS_FIELD_NUMBER: _ClassVar[int]
     weight_infos: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.WeightInfo]
     def __init__(self, weight_infos: _Optional[_Iterable[_Union[_mesos_pb2.WeightInfo, _Mapping]]] = ...) -> None: ...
+
+class UpdateQuota(_message.Message):
+    __slots__ = ("configs", "force")
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    configs: _containers.RepeatedCompositeFieldContainer[_quota_pb2.QuotaConfig]
+    force: bool
+    def __init__(self, configs: _Optional[_Iterable[_Union[_quota_pb2.QuotaConfig, _Mapping]]] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class MasterConfig(_message.Message):
     __slots__ = ("offer_timeout_ns", "agent_reregister_timeout_ns", "max_completed_tasks_per_framework")

@@ -217,7 +217,18 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
             501,
             "not supported yet",
         ),
-        (b'{"type": "UPDATE_QUOTA", "update_quota": {}}', {}, 501, "not supported yet"),
+        (
+            b'{"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [{"role": "a/b"}]}}',
+            {},
+            400,
+            "Updating quota on nested role 'a/b' is not supported yet",
+        ),
+        (
+            b'{"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": "a"}}}',
+            {},
+            501,
+            "not supported yet",
+        ),
     ],
 )
 async def test_bad_calls(
@@ -289,6 +300,59 @@ async def test_deactivate_reactivate_and_drain_agent(
     assert (got["active"], got["deactivated"], slave["deactivated"]) == (True, False, False)
     master_info = (await call_json(master, "GET_MASTER"))["get_master"]["master_info"]
     assert master_info["capabilities"] == [{"type": "AGENT_DRAINING"}]
+
+
+async def test_quota_calls_and_reads(cluster: tuple[MasterHandle, Populated]) -> None:
+    """UPDATE_QUOTA, GET_QUOTA, the deprecated SET_QUOTA/REMOVE_QUOTA and `/quota`, and
+    the quota in `/roles` and the metrics, with Mesos's shapes and answers."""
+    master, _ = cluster  # one agent: cpus 4, mem 1024; the populated tasks run in role *
+    config = {"role": "dev", "guarantees": {"cpus": {"value": 1}}, "limits": {"cpus": {"value": 2}}}
+    update = {"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [config]}}
+    assert (await post(master, update))[:3:2] == (200, b"")
+    status = (await call_json(master, "GET_QUOTA"))["get_quota"]["status"]
+    assert status["configs"] == [config]
+    assert status["infos"] == [
+        {"role": "dev", "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]}
+    ]
+    code, _, data = await post(master, b"", method="GET", path="/master/quota")
+    assert code == 200 and orjson.loads(data) == status
+    code, _, data = await post(master, b"", method="GET", path="/roles")
+    (dev,) = [role for role in orjson.loads(data)["roles"] if role["name"] == "dev"]
+    assert dev["quota"] == {"role": "dev", "guarantee": {"cpus": 1.0}, "limit": {"cpus": 2.0},
+                            "consumed": {}}  # fmt: skip
+    code, _, data = await post(master, b"", method="GET", path="/metrics/snapshot")
+    metrics = orjson.loads(data)
+    assert metrics["allocator/mesos/quota/roles/dev/resources/cpus/guarantee"] == 1.0
+    assert metrics["allocator/mesos/quota/roles/dev/resources/cpus/limit"] == 2.0
+    # The deprecated calls, with their own answers.
+    request = {
+        "role": "dev",
+        "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}],
+    }
+    set_quota = {"type": "SET_QUOTA", "set_quota": {"quota_request": request}}
+    assert (await post(master, set_quota))[:3:2] == (
+        400,
+        b"Failed to validate set quota request: Cannot set quota for role 'dev' which already"
+        b" has quota",
+    )
+    big = {"role": "ops", "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 9}}]}
+    code, _, data = await post(master, big, path="/master/quota")
+    assert code == 409 and data.startswith(b"Quota guarantees overcommit the cluster")
+    assert (await post(master, {**big, "force": True}, path="/master/quota"))[0] == 200
+    remove = {"type": "REMOVE_QUOTA", "remove_quota": {"role": "ops"}}
+    assert (await post(master, remove))[:3:2] == (200, b"")
+    assert (await post(master, remove))[:3:2] == (
+        400,
+        b"Failed to remove quota: Role 'ops' has no quota set",
+    )
+    code, _, data = await post(master, b"", method="DELETE", path="/master/quota/dev")
+    assert (code, data) == (200, b"")
+    code, _, data = await post(master, b"", method="DELETE", path="/master/quota/dev")
+    assert (code, data) == (
+        400,
+        b"Failed to remove quota for path '/master/quota/dev': Role 'dev' has no quota set",
+    )
+    assert (await call_json(master, "GET_QUOTA"))["get_quota"] == {"status": {}}
 
 
 async def test_teardown(cluster: tuple[MasterHandle, Populated]) -> None:
@@ -444,8 +508,12 @@ async def test_follower_reads_and_redirects_writes() -> None:
         assert status == 307
         assert headers["Location"] == "//leader.example:5999/master/api/v1"
         # Calls not built yet too: the leader answers them (Mesos's masters redirect first).
-        status, headers, _ = await post(follower, {"type": "UPDATE_QUOTA", "update_quota": {}})
-        assert (status, headers["Location"]) == (307, "//leader.example:5999/master/api/v1")
+        unbuilt = {"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": "a"}}}
+        for call in ({"type": "UPDATE_QUOTA", "update_quota": {}}, unbuilt):
+            status, headers, _ = await post(follower, call)
+            assert (status, headers["Location"]) == (307, "//leader.example:5999/master/api/v1")
+        status, headers, _ = await post(follower, {"role": "r"}, path="/quota")
+        assert (status, headers["Location"]) == (307, "//leader.example:5999/master/quota")
         status, headers, _ = await post(follower, b"frameworkId=f", path="/teardown")
         assert (status, headers["Location"]) == (307, "//leader.example:5999/master/teardown")
         answer = await call_json(follower, "GET_STATE")

@@ -15,6 +15,7 @@ from support.fold_cluster import Cluster
 from support.fold_workload import Workload
 
 from meseta.master.events import DomainEvent, LaunchRequested, TaskAdded
+from meseta.master.quota import config_of
 from meseta.master.state import Agent, AgentStatus, FrameworkStatus, State
 from meseta.projections import records
 from meseta.projections.cluster import ClusterView
@@ -61,6 +62,7 @@ def compare(state: State, view: ClusterView, seen: Seen) -> None:
         assert list(framework.unreachable_tasks) == list(record.unreachable_tasks)
         assert list(framework.offers) == list(record.offers)
         assert record.active == framework.active
+    assert view.quotas == {role: config_of(role, q) for role, q in state.quotas.items()}
     for agent_id, agent in state.agents.items():
         record = view.agents[agent_id]
         assert record.status == STATUS[agent.status], agent_id

@@ -10,7 +10,7 @@ the entry's domain events; `add_*` helpers return the id of what they made.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from meseta.log.v1.entries_pb2 import Entry
@@ -26,6 +26,7 @@ from meseta.master.resources import UNRESERVED, Resources, parse, to_protos
 from meseta.master.state import State, Task, is_terminal
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
+from meseta.proto.mesos.v1.quota import quota_pb2 as q
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as s
 
 T0_NS = 1_700_000_000_000_000_000
@@ -40,6 +41,19 @@ MULTI_ROLE = m.FrameworkInfo.Capability.MULTI_ROLE
 Operation = m.Offer.Operation
 
 E = TypeVar("E")
+
+
+def quota_config(
+    role: str,
+    guarantees: Mapping[str, float] | None = None,
+    limits: Mapping[str, float] | None = None,
+) -> q.QuotaConfig:
+    config = q.QuotaConfig(role=role)
+    for name, value in (guarantees or {}).items():
+        config.guarantees[name].value = value
+    for name, value in (limits or {}).items():
+        config.limits[name].value = value
+    return config
 
 
 # What the agents of these tests advertise (meseta's agent advertises every capability).
@@ -319,6 +333,19 @@ class Cluster:
 
     def unregister(self, agent_id: str) -> list[DomainEvent]:
         return self.run(unregister_agent=c.UnregisterAgent(agent_id=agent_id))
+
+    def set_quota(
+        self,
+        role: str,
+        *,
+        guarantees: Mapping[str, float] | None = None,
+        limits: Mapping[str, float] | None = None,
+        force: bool = False,
+    ) -> list[DomainEvent]:
+        return self.quotas([quota_config(role, guarantees, limits)], force=force)
+
+    def quotas(self, configs: Sequence[q.QuotaConfig], force: bool = False) -> list[DomainEvent]:
+        return self.run(update_quota=c.UpdateQuota(configs=list(configs), force=force))
 
     def deactivate(self, agent_id: str) -> list[DomainEvent]:
         return self.run(deactivate_agent=c.DeactivateAgent(agent_id=agent_id))

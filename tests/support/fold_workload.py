@@ -18,6 +18,7 @@ from meseta.master.resources import parse
 from meseta.master.state import AgentStatus, FrameworkStatus, State, Task, is_terminal
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
+from meseta.proto.mesos.v1.quota import quota_pb2 as q
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as s
 from support.fold_cluster import (
     AGENT_CAPABILITIES,
@@ -62,6 +63,7 @@ WEIGHTS: dict[str, int] = {
     "mark_agent_gone": 1,
     "unregister_agent": 1,
     "deactivate_or_drain": 2,
+    "update_quota": 1,
     "subscribe_framework": 3,
     "resubscribe_framework": 2,
     "disconnect_framework": 2,
@@ -256,6 +258,25 @@ class Workload:
         if self.maybe(0.5):
             config.max_grace_period.nanoseconds = self.rng.randint(0, 10) * NS_PER_S
         return command(drain_agent=c.DrainAgent(agent_id=agent_id, config=config))
+
+    def update_quota(self) -> c.Command:
+        """An operator's UPDATE_QUOTA: often refused (beyond consumption or capacity, or
+        for a nested role) unless forced; sometimes a removal."""
+        configs = []
+        for _ in range(self.rng.randint(1, 2)):
+            config = q.QuotaConfig(role=self.rng.choice(("a", "b", "*", "c", "a/x")))
+            for name in ("cpus", "mem"):
+                scale = 4 if name == "cpus" else 2048
+                if self.maybe(0.4):
+                    config.guarantees[name].value = self.rng.randint(0, 4) * scale / 4
+                if self.maybe(0.5):
+                    config.limits[name].value = self.rng.randint(0, 8) * scale / 4
+            for name, guarantee in config.guarantees.items():
+                limit = config.limits.get(name)
+                if limit is not None and limit.value < guarantee.value:
+                    limit.value = guarantee.value
+            configs.append(config)
+        return command(update_quota=c.UpdateQuota(configs=configs, force=self.maybe(0.3)))
 
     # -- frameworks ----------------------------------------------------------------
 
