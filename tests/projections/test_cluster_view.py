@@ -400,3 +400,28 @@ def test_terminal_updates_count_by_state_source_and_reason_as_mesos_names_them()
     assert {k: v for k, v in again.items() if "task" in k} == {
         k: v for k, v in figures.items() if "task" in k
     }
+
+
+def test_drains_recovered_frameworks_and_quotas_survive_a_restart(tmp_path: Path) -> None:
+    fed = Fed()
+    fed.view.track()
+    draining, _ = fed.run("add_agent", "h1")
+    fed.run("add_agent", "h2")
+    framework_id, _ = fed.run("add_framework")
+    fed.run("start_task", framework_id, draining, "t1")
+    fed.run("drain", draining, max_grace_ns=10**9)
+    fed.run("set_quota", "dev", guarantees={"cpus": 1}, limits={"cpus": 2})
+    fed.run("elect")
+    store = ViewStore(tmp_path / "views")
+    try:
+        store.save(fed.view)
+        restarted = ClusterView()
+        assert store.load(restarted)
+    finally:
+        store.close()
+    agent = restarted.agents[draining]
+    assert agent.deactivated and agent.drain is not None and agent.drain.state == mesos_pb2.DRAINING
+    assert agent.drain_started_ns == fed.view.agents[draining].drain_started_ns > 0
+    assert restarted.frameworks[framework_id].recovered
+    assert restarted.quotas == fed.view.quotas and list(restarted.quotas) == ["dev"]
+    assert sj.agent_dict(agent) == sj.agent_dict(fed.view.agents[draining])
