@@ -101,32 +101,25 @@ def unreserved_scalars(resources: Resources) -> Resources:
 def shrink(resources: Resources, target: Amounts) -> Resources:
     """Mesos's shrinkResources to quantities: at most `target` of each name; a name
     `target` lacks is dropped."""
-    left = dict(target)
-    items: dict[Key, Quantity] = {}
-    for key, amount in resources.items.items():
-        room = left.get(key[0], 0)
-        if room <= 0 or type(amount) is not int:
-            continue
-        kept = min(amount, room)
-        items[key] = kept
-        left[key[0]] = room - kept
-    return Resources(None, items)
+    return _shrunk(resources, target, keep_absent=False)
 
 
 def shrink_to_room(resources: Resources, room: Amounts | None) -> Resources:
     """Mesos's shrinkResources to limits: a name without a limit is kept whole."""
-    if room is None:
-        return resources
-    left = dict(room)
+    return resources if room is None else _shrunk(resources, room, keep_absent=True)
+
+
+def _shrunk(resources: Resources, target: Amounts, *, keep_absent: bool) -> Resources:
+    left = dict(target)
     items: dict[Key, Quantity] = {}
     for key, amount in resources.items.items():
-        limit = left.get(key[0])
-        if limit is None:
+        room = left.get(key[0])
+        if room is None and keep_absent:
             items[key] = amount
             continue
-        if limit <= 0 or type(amount) is not int:
+        if not room or type(amount) is not int:  # nothing left of this name (or absent)
             continue
-        kept = min(amount, limit)
+        kept = min(amount, room)
         items[key] = kept
-        left[key[0]] = limit - kept
+        left[key[0]] = room - kept
     return Resources(None, items)

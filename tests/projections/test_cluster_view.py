@@ -312,13 +312,7 @@ def test_agent_version_capabilities_and_offer_constraints_reach_every_read(
     assert agent_doc["pid"] == "slave(1)@10.0.0.7:5051"
     assert agent_doc["capabilities"] == ["MULTI_ROLE", "AGENT_DRAINING"]
     assert framework_doc["offer_constraints"] == mesos_json.to_dict(constraints)
-    store = ViewStore(tmp_path / "views")
-    try:
-        store.save(fed.view)
-        restarted = ClusterView()
-        assert store.load(restarted)
-    finally:
-        store.close()
+    restarted = reloaded(fed.view, tmp_path)
     assert documents(restarted) == (agent_doc, framework_doc)
     assert restarted.weights == {"*": 2500}
 
@@ -412,16 +406,22 @@ def test_drains_recovered_frameworks_and_quotas_survive_a_restart(tmp_path: Path
     fed.run("drain", draining, max_grace_ns=10**9)
     fed.run("set_quota", "dev", guarantees={"cpus": 1}, limits={"cpus": 2})
     fed.run("elect")
-    store = ViewStore(tmp_path / "views")
-    try:
-        store.save(fed.view)
-        restarted = ClusterView()
-        assert store.load(restarted)
-    finally:
-        store.close()
+    restarted = reloaded(fed.view, tmp_path)
     agent = restarted.agents[draining]
     assert agent.deactivated and agent.drain is not None and agent.drain.state == mesos_pb2.DRAINING
     assert agent.drain_started_ns == fed.view.agents[draining].drain_started_ns > 0
     assert restarted.frameworks[framework_id].recovered
     assert restarted.quotas == fed.view.quotas and list(restarted.quotas) == ["dev"]
     assert sj.agent_dict(agent) == sj.agent_dict(fed.view.agents[draining])
+
+
+def reloaded(view: ClusterView, tmp_path: Path) -> ClusterView:
+    """`view` saved to a view store and loaded back into a new view."""
+    store = ViewStore(tmp_path / "views")
+    try:
+        store.save(view)
+        restarted = ClusterView()
+        assert store.load(restarted)
+    finally:
+        store.close()
+    return restarted
