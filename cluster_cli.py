@@ -82,7 +82,7 @@ def agent_rows(state: Json) -> list[dict[str, str]]:
             {
                 "ID": agent["id"],
                 "HOSTNAME": agent["hostname"],
-                "ACTIVE": "yes" if agent.get("active") else "no",
+                "ACTIVE": agent_activity(agent),
                 "CPUS": f"{amount(used, 'cpus')}/{amount(total, 'cpus')}",
                 "MEM (MB)": f"{amount(used, 'mem')}/{amount(total, 'mem')}",
                 "DISK (MB)": f"{amount(used, 'disk')}/{amount(total, 'disk')}",
@@ -90,6 +90,16 @@ def agent_rows(state: Json) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def agent_activity(agent: Json) -> str:
+    """yes, or no with why when an operator deactivated or drained it."""
+    if agent.get("active"):
+        return "yes"
+    drain = agent.get("drain_info")
+    if isinstance(drain, dict):
+        return f"no ({str(drain.get('state', 'draining')).lower()})"
+    return "no (deactivated)" if agent.get("deactivated") else "no"
 
 
 def frameworks_of(state: Json, everything: bool) -> list[Json]:

@@ -72,6 +72,16 @@ def test_agent_rows_show_use_against_totals() -> None:
     assert cluster_cli.agent_url(STATE["slaves"][0]) == "http://10.0.0.7:5051"
 
 
+def test_agents_deactivated_or_drained_by_an_operator_say_so() -> None:
+    agent = STATE["slaves"][0]
+    assert cluster_cli.agent_activity({**agent, "active": False}) == "no"
+    assert cluster_cli.agent_activity({**agent, "active": False, "deactivated": True}) == (
+        "no (deactivated)"
+    )
+    drained = {**agent, "active": False, "deactivated": True, "drain_info": {"state": "DRAINED"}}
+    assert cluster_cli.agent_activity(drained) == "no (drained)"
+
+
 def test_task_rows_running_by_default_everything_with_all() -> None:
     (running,) = cluster_cli.task_rows(STATE, False, None)
     assert running == {
