@@ -15,7 +15,9 @@ COMMANDS_FIELD = 1  # CommandBatch.commands
 #   2  a new agent at a reachable agent's address removes it as Mesos's removeSlave
 #      does: its tasks TASK_LOST / REASON_AGENT_REMOVED, "Agent <host> removed: a new
 #      agent registered at the same address" (in 1: TASK_GONE / REASON_AGENT_RESTARTED).
-SCHEMA_VERSION = 2
+#   3  a removed framework's tasks are killed with Mesos's message, "Framework <id>
+#      removed" (in 1 and 2: "Framework removed").
+SCHEMA_VERSION = 3
 
 
 def entry(*commands: commands_pb2.Command | bytes) -> Entry:

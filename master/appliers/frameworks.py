@@ -175,6 +175,9 @@ def remove_framework(state: State, framework: Framework, out: Out) -> None:
     """Kill its tasks (REASON_FRAMEWORK_REMOVED), shut its executors down, forget its offers."""
     remove_offers(state, list(framework.offers), "discarded", False, out)
     agents: dict[str, None] = {}
+    message = f"Framework {framework.id} removed"
+    if state.schema_version < 3:
+        message = "Framework removed"
     for task in [*framework.tasks.values(), *framework.unreachable_tasks.values()]:
         agents[task.agent_id] = None
         if not is_terminal(task.state):
@@ -182,7 +185,7 @@ def remove_framework(state: State, framework: Framework, out: Out) -> None:
                 task,
                 state=mesos_pb2.TASK_KILLED,
                 reason=mesos_pb2.TaskStatus.REASON_FRAMEWORK_REMOVED,
-                message="Framework removed",
+                message=message,
                 now_ns=state.now_ns,
             )
             master_transition(state, task, status, out, forward=False)

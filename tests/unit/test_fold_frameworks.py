@@ -168,6 +168,7 @@ def test_disconnect_starts_the_failover_timer_and_tick_removes_the_framework() -
     killed = one(events, TaskStatusUpdated)
     assert killed.state == m.TASK_KILLED
     assert killed.status.reason == m.TaskStatus.REASON_FRAMEWORK_REMOVED
+    assert killed.status.message == f"Framework {fid} removed"  # Mesos's words (schema 3)
     assert killed.status.source == m.TaskStatus.SOURCE_MASTER and not killed.status.uuid
     assert one(events, TaskCompleted).task.task_id == "t1"
     assert one(events, FrameworkShutdownRequested) == FrameworkShutdownRequested(agent, fid)
