@@ -26,8 +26,8 @@ import aiohttp
 import orjson
 
 from meseta.api import mesos_json, recordio
-from meseta.api.flags import parse_duration_ns
 from meseta.master import resources as resource_values
+from meseta.master.durations import parse_duration_ns
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 

@@ -41,6 +41,7 @@ COMPILED = [
     "master/resources.py",
     "master/ledger.py",
     "master/ids.py",
+    "master/quota.py",
     "master/statuses.py",
     "master/validation.py",
     "master/reconciliation.py",
@@ -54,6 +55,7 @@ COMPILED = [
     "master/allocator/config.py",
     "master/allocator/constraints.py",
     "master/allocator/cycle.py",
+    "master/allocator/quota.py",
     "master/allocator/sorter.py",
 ]
 

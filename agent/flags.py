@@ -14,13 +14,9 @@ from pathlib import Path
 
 import orjson
 
-from meseta.api.flags import (
-    UNSPECIFIED_ADDRESSES,
-    add_logging_arguments,
-    ip_flag,
-    parse_duration_ns,
-)
-from meseta.api.flags import format_duration as format_duration_ns
+from meseta.api.flags import UNSPECIFIED_ADDRESSES, add_logging_arguments, ip_flag
+from meseta.master.durations import format_duration as format_duration_ns
+from meseta.master.durations import parse_duration_ns
 
 RECOVER_MODES = ("reconnect", "cleanup")
 RECONFIGURATION_POLICIES = ("equal", "additive")

@@ -48,9 +48,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meseta.api.context import MasterContext
-from meseta.api.flags import parse_duration_ns
 from meseta.api.http import HttpError
 from meseta.log.errors import LogClosed, NotLeaderError, ProposalTimeout
+from meseta.master.durations import parse_duration_ns
 
 INDEX_HEADER = "X-Meseta-Index"
 KNOWN_LEADER_HEADER = "X-Meseta-Known-Leader"

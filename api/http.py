@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meseta.api import mesos_json
-from meseta.api.flags import parse_duration_ns
 from meseta.api.streams import JSON, PROTOBUF
+from meseta.master.durations import parse_duration_ns
 
 M = TypeVar("M", bound=Message)
 # Our servers keep idle connections open, in effect for good, as Mesos's libprocess does:

@@ -8,16 +8,12 @@ import logging
 import signal
 from pathlib import Path
 
-from meseta.api.flags import (
-    add_logging_arguments,
-    configure_logging,
-    ip_flag,
-    parse_duration_ns,
-)
+from meseta.api.flags import add_logging_arguments, configure_logging, ip_flag
 from meseta.api.master import MasterReplica, master_info
 from meseta.log.raft import RaftConfig, RaftLog
 from meseta.master import fold
 from meseta.master.allocator import AllocatorConfig, parse_min_allocatable
+from meseta.master.durations import parse_duration_ns
 from meseta.master.heap import tune_collector
 from meseta.master.leader import LeaderConfig
 from meseta.master.v1 import commands_pb2

@@ -32,12 +32,13 @@ from meseta.api import state_json as sj
 from meseta.api.compression import accepts_gzip
 from meseta.api.consistency import headers, live_leader, read_endpoint, read_index
 from meseta.api.context import VERSION, MasterContext
-from meseta.api.flags import format_duration, served_log
+from meseta.api.flags import served_log
 from meseta.api.host import system_metrics, timer_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
 from meseta.master.allocator.metrics import allocator_metrics
+from meseta.master.durations import format_duration
 from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources, is_subrole
 from meseta.projections import metrics
 from meseta.projections.cluster import ClusterView

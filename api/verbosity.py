@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from meseta.api.flags import parse_duration_ns
 from meseta.api.http import HttpError
+from meseta.master.durations import parse_duration_ns
 
 
 @dataclass(slots=True)

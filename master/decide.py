@@ -15,8 +15,11 @@ COMMANDS_FIELD = 1  # CommandBatch.commands
 #   2  a new agent at a reachable agent's address removes it as Mesos's removeSlave
 #      does: its tasks TASK_LOST / REASON_AGENT_REMOVED, "Agent <host> removed: a new
 #      agent registered at the same address" (in 1: TASK_GONE / REASON_AGENT_RESTARTED).
-#   3  a removed framework's tasks are killed with Mesos's message, "Framework <id>
-#      removed" (in 1 and 2: "Framework removed").
+#   3  Mesos's words in master-made task updates: a removed framework's tasks are
+#      killed with "Framework <id> removed" (in 1 and 2: "Framework removed"); an agent
+#      that did not re-register in time leaves its tasks unreachable with "agent did not
+#      reregister within <timeout> after disconnecting" (or "... after master failover";
+#      in 1 and 2: "Agent is unreachable").
 SCHEMA_VERSION = 3
 
 

@@ -251,6 +251,8 @@ class Leadership:
                     continue
                 seen = self.last_contact.setdefault(agent.id, now)
                 if now - seen > budget_s:
-                    mark = commands_pb2.MarkAgentUnreachable(agent_id=agent.id)
+                    mark = commands_pb2.MarkAgentUnreachable(
+                        agent_id=agent.id, message="health check timed out"
+                    )
                     with self.tolerating_timeouts("mark_agent_unreachable"):
                         await self.propose(decide.command(mark_agent_unreachable=mark))

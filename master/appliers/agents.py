@@ -19,6 +19,7 @@ from meseta.master.appliers.tasks import (
     release_task,
     remove_executor,
 )
+from meseta.master.durations import format_duration
 from meseta.master.events import (
     AgentDisconnected,
     AgentDrainRequested,
@@ -360,10 +361,14 @@ def mark_agent_unreachable(
     agent = state.agents.get(command.agent_id)
     if agent is None or agent.status not in REACHABLE_AGENT:
         return
-    mark_unreachable(state, agent, out)
+    mark_unreachable(state, agent, out, command.message or UNREACHABLE)
 
 
-def mark_unreachable(state: State, agent: Agent, out: Out) -> None:
+# What an unreachable agent's tasks said before entries named why (schema 1 and 2).
+UNREACHABLE = "Agent is unreachable"
+
+
+def mark_unreachable(state: State, agent: Agent, out: Out, message: str) -> None:
     leave_cluster(state, agent, AgentStatus.UNREACHABLE, out)
     agent.unreachable_ns = state.now_ns
     for task in list(agent.tasks.values()):
@@ -374,7 +379,7 @@ def mark_unreachable(state: State, agent: Agent, out: Out) -> None:
             task,
             state=visible_state(framework, mesos_pb2.TASK_UNREACHABLE),
             reason=Reason.REASON_AGENT_REMOVED,
-            message="Agent is unreachable",
+            message=message,
             now_ns=state.now_ns,
         )
         status.unreachable_time.nanoseconds = state.now_ns
@@ -502,8 +507,16 @@ def leave_cluster(state: State, agent: Agent, status: AgentStatus, out: Out) -> 
 def expire_awaiting_agents(state: State, out: Out) -> None:
     deadline = state.now_ns - state.config.agent_reregister_timeout_ns
     due = [agent_id for agent_id, since in state.awaiting_agents.items() if since <= deadline]
+    timeout = format_duration(state.config.agent_reregister_timeout_ns)
     for agent_id in due:
-        mark_unreachable(state, state.agents[agent_id], out)
+        agent = state.agents[agent_id]
+        if state.schema_version < 3:
+            message = UNREACHABLE
+        elif agent.status is AgentStatus.DISCONNECTED:
+            message = f"agent did not reregister within {timeout} after disconnecting"
+        else:  # awaited since a leader change
+            message = f"did not reregister within {timeout} after master failover"
+        mark_unreachable(state, agent, out, message)
 
 
 def await_reregistration(state: State) -> None:

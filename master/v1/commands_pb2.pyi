@@ -318,10 +318,12 @@ class DisconnectAgent(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., stream_id: _Optional[str] = ...) -> None: ...
 
 class MarkAgentUnreachable(_message.Message):
-    __slots__ = ("agent_id",)
+    __slots__ = ("agent_id", "message")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
-    def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+    message: str
+    def __init__(self, agent_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class MarkAgentGone(_message.Message):
     __slots__ = ("agent_id",)

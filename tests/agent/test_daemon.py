@@ -648,7 +648,7 @@ def test_executor_environment_follows_the_contract(tmp_path: Path) -> None:
     info.shutdown_grace_period.nanoseconds = 7_500_000_000
     framework.info.checkpoint = False
     env = launch_config.environment(flags, "S1", framework, executor)
-    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "7500ms"
+    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "7.5secs"  # as stout writes it
     assert env["MESOS_CHECKPOINT"] == "0" and "MESOS_RECOVERY_TIMEOUT" not in env
 
 

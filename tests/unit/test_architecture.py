@@ -51,6 +51,8 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.master.resources",
         # Identifier formats both sides print alike (an agent's pid).
         "meseta.master.ids",
+        # Durations as Mesos writes them (flags, the executor's environment).
+        "meseta.master.durations",
     ),
 }
 
@@ -63,6 +65,8 @@ PURE_MODULES = (
     "master/exact.py",
     "master/wire.py",
     "master/ids.py",
+    "master/durations.py",
+    "master/quota.py",
     "master/ledger.py",
     "master/statuses.py",
     "master/validation.py",

@@ -42,6 +42,7 @@ from meseta.proto.mesos.v1 import mesos_pb2 as m
 
 Reason = m.TaskStatus
 TIMEOUT_NS = 600 * NS_PER_S
+TIMEOUT = "10mins"  # TIMEOUT_NS as Mesos writes it
 
 
 def test_register_assigns_sequential_ids_and_counts_the_agent() -> None:
@@ -196,6 +197,7 @@ def test_reregistration_timeout_makes_the_agent_unreachable(
     assert update.state == visible
     assert update.status.state == visible
     assert update.status.reason == Reason.REASON_AGENT_REMOVED
+    assert update.status.message == f"agent did not reregister within {TIMEOUT} after disconnecting"
     assert update.status.unreachable_time.nanoseconds == cluster.now_ns
     assert names(events)[-2:] == ["AgentUnreachable", "AgentLost"]
     assert one(events, AgentUnreachable).agent_id == agent
@@ -466,7 +468,26 @@ def test_leader_change_puts_agents_into_recovery_until_they_reregister() -> None
     assert cluster.state.agents[a1].status is AgentStatus.ACTIVE
     events = cluster.tick(TIMEOUT_NS)
     assert one(events, AgentUnreachable).agent_id == a2
-    assert one(events, TaskStatusUpdated).state == m.TASK_UNREACHABLE
+    unreachable = one(events, TaskStatusUpdated)
+    assert unreachable.state == m.TASK_UNREACHABLE
+    assert (
+        unreachable.status.message == f"did not reregister within {TIMEOUT} after master failover"
+    )
+
+
+def test_the_ping_monitor_says_why_and_older_entries_say_unreachable() -> None:
+    cluster = Cluster()
+    agent = cluster.add_agent()
+    fid = cluster.add_framework(checkpoint=True)
+    cluster.start_task(fid, agent, "t1")
+    why = c.MarkAgentUnreachable(agent_id=agent, message="health check timed out")
+    assert one(cluster.run(mark_agent_unreachable=why), TaskStatusUpdated).status.message == (
+        "health check timed out"
+    )
+    other = cluster.add_agent("h2")
+    cluster.start_task(fid, other, "t2")
+    update = one(cluster.mark_unreachable(other), TaskStatusUpdated)  # no message: older entry
+    assert update.status.message == "Agent is unreachable"
 
 
 def test_stale_leader_term_is_rejected() -> None:
