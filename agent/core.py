@@ -328,7 +328,7 @@ def drain_kill_policy(
     drain's `max_grace_period` (a task without one gets the cap), as Mesos's agent."""
     if not config.HasField("max_grace_period"):
         return policy
-    cap = config.max_grace_period.nanoseconds
+    cap = max(config.max_grace_period.nanoseconds, 0)  # Mesos does not refuse a negative one
     own = policy.grace_period if policy is not None and policy.HasField("grace_period") else None
     if policy is not None and own is not None and own.nanoseconds <= cap:
         return policy

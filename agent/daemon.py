@@ -442,6 +442,7 @@ class Agent:
                 self._agent_update(record, dropped, Reason.REASON_AGENT_DRAINING, why)
             if not framework.executors:
                 self.core.remove_framework(framework)
+                self._update_drain_status()
             return
         if executor_info is None and tasks[0].HasField("executor"):
             executor_info = tasks[0].executor
