@@ -362,6 +362,13 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
         command = decide.command(update_weights=commands.UpdateWeights(weight_infos=infos))
     else:
         return None
+    return await propose_write(context, request, command)
+
+
+async def propose_write(
+    context: MasterContext, request: Request, command: commands.Command
+) -> Response:
+    """Propose a write on the leader: 200 once applied, or the fold's refusal."""
     context.check_leader(request)
     for event in await propose_and_wait(context, command):
         if isinstance(event, CommandRejected):

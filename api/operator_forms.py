@@ -21,6 +21,7 @@ from starlette.responses import Response
 from meseta.api import mesos_json, operator
 from meseta.api.http import HttpError, require_post
 from meseta.api.state_endpoints import context_of, json_response
+from meseta.master import decide
 from meseta.master.state import FrameworkStatus
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.master import master_pb2
@@ -128,14 +129,10 @@ async def quota(request: Request) -> Response:
             update = operator.remove_quota(request.path_params["role"], context, refused)
         else:
             raise HttpError(405, "Expecting 'GET', 'POST' or 'DELETE'")
-        call = master_pb2.Call(type=master_pb2.Call.UPDATE_QUOTA)
-        call.update_quota.quota_configs.extend(update.configs)
-        call.update_quota.force = update.force
-        response = await operator.write(call, context, request)
+        command = decide.command(update_quota=update)
+        return await operator.propose_write(context, request, command)
     except HttpError as error:
         return error.response()
-    assert response is not None  # UPDATE_QUOTA is a write
-    return response
 
 
 async def quota_request(request: Request) -> quota_pb2.QuotaRequest:

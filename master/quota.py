@@ -17,14 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from meseta.master.resources import UNRESERVED, Resources, is_subrole, to_milli
-from meseta.master.state import Agent, AgentStatus, Quota, State
+from meseta.master.state import REGISTERED_AGENT, Agent, Quota, State
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2
 
 Amounts = dict[str, int]
-
-# Agents whose resources count (Mesos's registered agents, connected or not).
-REGISTERED = (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED)
 
 
 def of_config(config: quota_pb2.QuotaConfig) -> Quota:
@@ -107,21 +104,21 @@ def is_reserved_to(reservation: str, role: str) -> bool:
     return reservation != UNRESERVED and is_subrole(reservation, role)
 
 
-def consumed(state: State, role: str, *, offered: bool = False) -> Amounts:
-    """The role's consumed quota: unreserved scalars its subtree uses (and, with
-    `offered`, is offered), plus the scalars reserved to its subtree on registered
-    agents (Mesos's RoleResourceBreakdown::consumedQuota)."""
+def consumed(state: State, role: str) -> Amounts:
+    """The role's consumed quota as the master counts it: unreserved scalars its subtree
+    uses (offers left out), plus the scalars reserved to its subtree on registered agents
+    (Mesos's RoleResourceBreakdown::consumedQuota). The allocator's count, offers
+    included, is allocator/quota.py's QuotaBooks."""
     out: Amounts = {}
     for holder, held in state.role_allocated.items():
         if is_subrole(holder, role):
             add_into(out, scalars_of(held))
-    if not offered:
-        for offer in state.offers.values():
-            if is_subrole(offer.role, role):
-                out = minus(out, scalars_of(offer.resources))
+    for offer in state.offers.values():
+        if is_subrole(offer.role, role):
+            out = minus(out, scalars_of(offer.resources))
     for agent in registered(state):
         add_into(out, scalars_of(agent.total, reserved_to=role))
-    return {name: amount for name, amount in out.items() if amount > 0}
+    return out
 
 
 def capacity(state: State) -> Amounts:
@@ -140,4 +137,5 @@ def total_guarantees(quotas: Iterable[Quota]) -> Amounts:
 
 
 def registered(state: State) -> list[Agent]:
-    return [agent for agent in state.agents.values() if agent.status in REGISTERED]
+    """The agents whose resources count (Mesos's registered agents)."""
+    return [agent for agent in state.agents.values() if agent.status in REGISTERED_AGENT]

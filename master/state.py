@@ -53,6 +53,8 @@ class AgentStatus(enum.Enum):
 
 
 REACHABLE_AGENT = (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED, AgentStatus.RECOVERING)
+# Registered with this leader, connected or not (Mesos's `slaves.registered`).
+REGISTERED_AGENT = (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED)
 
 
 @dataclass(slots=True)

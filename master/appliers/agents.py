@@ -40,6 +40,7 @@ from meseta.master.events import (
 from meseta.master.resources import ResourceError, Resources
 from meseta.master.state import (
     REACHABLE_AGENT,
+    REGISTERED_AGENT,
     Agent,
     AgentStatus,
     FrameworkStatus,
@@ -522,6 +523,6 @@ def expire_awaiting_agents(state: State, out: Out) -> None:
 def await_reregistration(state: State) -> None:
     """After a leader change every reachable agent must re-register (contract 7.9)."""
     for agent in state.agents.values():
-        if agent.status in (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED):
+        if agent.status in REGISTERED_AGENT:
             agent.status = AgentStatus.RECOVERING
             state.awaiting_agents[agent.id] = state.now_ns

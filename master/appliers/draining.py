@@ -18,7 +18,7 @@ from meseta.master.events import (
     CommandRejected,
     DomainEvent,
 )
-from meseta.master.state import Agent, AgentStatus, State
+from meseta.master.state import REGISTERED_AGENT, Agent, AgentStatus, State
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -31,8 +31,6 @@ KNOWN = (
     AgentStatus.RECOVERING,
     AgentStatus.UNREACHABLE,
 )
-# Registered with this leader (connected or not): told to drain, and checked for DRAINED.
-REGISTERED = (AgentStatus.ACTIVE, AgentStatus.DISCONNECTED)
 DRAINING_CAPABILITY = mesos_pb2.AgentInfo.Capability.AGENT_DRAINING
 
 
@@ -62,14 +60,14 @@ def drain_agent(state: State, command: commands_pb2.DrainAgent, out: Out) -> Non
     agent = known_agent(state, command.agent_id, "drain_agent", out)
     if agent is None:
         return
-    if agent.status in REGISTERED and DRAINING_CAPABILITY not in agent.capabilities:
+    if agent.status in REGISTERED_AGENT and DRAINING_CAPABILITY not in agent.capabilities:
         why = f"Agent {agent.id} is not capable of draining"
         out.append(CommandRejected("drain_agent", why, 400))
         return
     agent.drain = mesos_pb2.DrainInfo(state=mesos_pb2.DRAINING, config=command.config)
     state.draining_agents[agent.id] = None
     deactivate(state, agent, out)
-    if agent.status in REGISTERED:
+    if agent.status in REGISTERED_AGENT:
         # An agent the master does not reach now is told when it re-registers.
         agent.drain_started_ns = state.now_ns
         out.append(AgentDrainRequested(agent.id, agent.drain.config))
@@ -82,7 +80,7 @@ def settle_drains(state: State, out: Out) -> None:
     for agent_id in list(state.draining_agents):
         agent = state.agents[agent_id]
         drain = agent.drain
-        if drain is None or agent.status not in REGISTERED or agent.tasks:
+        if drain is None or agent.status not in REGISTERED_AGENT or agent.tasks:
             continue
         del state.draining_agents[agent_id]
         if drain.config.mark_gone:
