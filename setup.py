@@ -48,6 +48,8 @@ COMPILED = [
     "master/appliers/agents.py",
     "master/appliers/cluster.py",
     "master/appliers/draining.py",
+    "master/appliers/reservations.py",
+    "master/operations.py",
     "master/appliers/frameworks.py",
     "master/appliers/launches.py",
     "master/appliers/offers.py",

@@ -1,14 +1,16 @@
 """The agent's checkpoints in one LMDB environment under `<work_dir>/meta/checkpoint`.
 
 What a restarted agent needs to recover (contract 7.8): its AgentInfo (and so
-its id) and boot id; the frameworks that checkpoint, their executors (with
-container id, sandbox and root pid), tasks with their statuses, and each
-task's status update stream (pending updates and acked uuids). Every write is
-one fsynced transaction, done before the agent acknowledges what it records.
+its id) and boot id; its total as the master last checkpointed it here
+(reservations and persistent volumes included); the frameworks that
+checkpoint, their executors (with container id, sandbox and root pid), tasks
+with their statuses, and each task's status update stream (pending updates
+and acked uuids). Every write is one fsynced transaction, done before the
+agent acknowledges what it records.
 
 | database | key | value |
 |---|---|---|
-| `agent` | `info`, `boot_id` | AgentInfo bytes, text |
+| `agent` | `info`, `boot_id`, `resources` | AgentInfo bytes, text, CheckpointResources bytes |
 | `frameworks` | framework id | FrameworkInfo bytes |
 | `executors` | framework id NUL executor id | JSON record |
 | `tasks` | framework id NUL task id | JSON record (TaskInfo, executor id, statuses) |
@@ -27,7 +29,10 @@ import orjson
 
 from meseta.agent.core import ExecutorKind, ExecutorRecord, TaskRecord
 from meseta.agent.status_updates import UpdateStream
+from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
+
+CheckpointedResources = agent_link_pb2.Event.CheckpointResources
 
 MAP_SIZE = 1 << 30
 _DATABASES = (b"agent", b"frameworks", b"executors", b"tasks", b"updates")
@@ -51,6 +56,7 @@ class Recovered:
 
     info: mesos_pb2.AgentInfo | None = None
     boot_id: str | None = None
+    resources: list[mesos_pb2.Resource] | None = None  # None: the master never sent any
     frameworks: dict[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
     executors: list[ExecutorRecord] = field(default_factory=list)
     tasks: list[tuple[TaskRecord, bool]] = field(default_factory=list)  # (task, still queued)
@@ -84,6 +90,11 @@ class Checkpoints:
         with self.env.begin(write=True, db=self.dbs["agent"]) as txn:
             txn.put(b"info", info.SerializeToString())
             txn.put(b"boot_id", boot_id.encode())
+
+    def write_resources(self, resources: list[mesos_pb2.Resource]) -> None:
+        """The agent's total as its master checkpointed it (Mesos's resources.info)."""
+        message = CheckpointedResources(resources=resources)
+        self._put("agent", b"resources", message.SerializeToString())
 
     def write_framework(self, info: mesos_pb2.FrameworkInfo) -> None:
         self._put("frameworks", info.id.value.encode(), info.SerializeToString())
@@ -157,6 +168,9 @@ class Checkpoints:
                 out.info = mesos_pb2.AgentInfo.FromString(raw_info)
             raw_boot = txn.get(b"boot_id", db=self.dbs["agent"])
             out.boot_id = raw_boot.decode() if raw_boot is not None else None
+            raw_resources = txn.get(b"resources", db=self.dbs["agent"])
+            if raw_resources is not None:
+                out.resources = list(CheckpointedResources.FromString(raw_resources).resources)
             for key, value in txn.cursor(db=self.dbs["frameworks"]):
                 out.frameworks[key.decode()] = mesos_pb2.FrameworkInfo.FromString(value)
             for key, value in txn.cursor(db=self.dbs["executors"]):

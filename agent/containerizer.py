@@ -112,7 +112,7 @@ class Containerizer:
         runtime.mkdir(parents=True)
         config.sandbox.mkdir(parents=True, exist_ok=True)
         try:
-            owner = _owner(user)
+            ids = owner(user)
             await self.fetcher.fetch(config.command.uris, config.sandbox, user)
             join_files: list[str] = []
             for isolator in self.isolators:
@@ -120,8 +120,8 @@ class Containerizer:
                 if info is not None:
                     environment.update(info.environment)
                     join_files.extend(info.join_files)
-            if owner is not None and os.geteuid() == 0:
-                await asyncio.to_thread(_chown_tree, config.sandbox, owner)
+            if ids is not None and os.geteuid() == 0:
+                await asyncio.to_thread(_chown_tree, config.sandbox, ids)
             spec = launcher.LaunchSpec(
                 path=argv[0] if config.command.shell else config.command.value,
                 argv=tuple(argv),
@@ -368,7 +368,8 @@ def _environment(config: ContainerConfig) -> dict[str, str]:
     return environment
 
 
-def _owner(user: str | None) -> tuple[int, int] | None:
+def owner(user: str | None) -> tuple[int, int] | None:
+    """The (uid, gid) to give a container's files to; ContainerError for an unknown user."""
     if user is None:
         return None
     try:
@@ -378,11 +379,11 @@ def _owner(user: str | None) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _chown_tree(root: Path, owner: tuple[int, int]) -> None:
-    os.chown(root, *owner)
+def _chown_tree(root: Path, ids: tuple[int, int]) -> None:
+    os.chown(root, *ids)
     for directory, subdirectories, files in os.walk(root):
         for name in (*subdirectories, *files):
-            os.chown(os.path.join(directory, name), *owner, follow_symlinks=False)
+            os.chown(os.path.join(directory, name), *ids, follow_symlinks=False)
 
 
 def _spawn(spec_file: Path, sandbox: Path) -> int:

@@ -11,6 +11,7 @@ its /state endpoint.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -121,6 +122,14 @@ class ExecutorRecord:
 
     def find(self, task_id: str) -> TaskRecord | None:
         return self.tasks.get(task_id) or self.queued.get(task_id)
+
+    def resources(self) -> list[mesos_pb2.Resource]:
+        """What it holds: its own resources and its queued and live tasks' (Mesos's
+        Executor::allocatedResources)."""
+        held = list(self.info.resources)
+        for task in self.live_tasks():
+            held.extend(task.info.resources)
+        return held
 
 
 @dataclass(slots=True)
@@ -398,6 +407,82 @@ def command_executor_info(
         grace_ns = task.kill_policy.grace_period.nanoseconds + 2_000_000_000
         info.shutdown_grace_period.nanoseconds = grace_ns
     return info
+
+
+# -- persistent volumes (Mesos's volume directories and filesystem/posix isolator) -------
+
+# Where volumes live, under the work dir (Mesos's getPersistentVolumePath).
+VOLUMES_ROOT = ("volumes", "roles")
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    role: str  # the role it is reserved for (the last refinement)
+    persistence_id: str
+    container_path: str  # where the executor's sandbox shows it
+
+    @property
+    def directory(self) -> tuple[str, ...]:
+        """Its directory's path under the work dir. A hierarchical role's '/' is written as
+        a space, as Mesos does: one directory per role, whatever its depth."""
+        return (*VOLUMES_ROOT, self.role.replace("/", " "), self.persistence_id)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeChanges:
+    """What a new checkpointed total means for the volume directories."""
+
+    create: list[tuple[str, ...]]  # every listed volume's (kept if it exists)
+    remove: list[tuple[str, ...]]  # volumes no longer listed
+    busy: list[tuple[str, ...]]  # no longer listed, but an executor still uses them: kept
+
+
+def persistent_volumes(resources: Iterable[mesos_pb2.Resource]) -> list[Volume]:
+    """The persistent volumes among `resources`, in either reservation format."""
+    out = []
+    for resource in resources:
+        if resource.HasField("disk") and resource.disk.HasField("persistence"):
+            role = resource.reservations[-1].role if resource.reservations else resource.role
+            disk = resource.disk
+            out.append(Volume(role, disk.persistence.id, disk.volume.container_path))
+    return out
+
+
+def volume_changes(
+    old: Iterable[mesos_pb2.Resource],
+    new: Iterable[mesos_pb2.Resource],
+    executors: Iterable[ExecutorRecord],
+) -> VolumeChanges:
+    """Mesos's syncCheckpointedResources: the directories of the volumes in `new` exist,
+    those of volumes only in `old` go, unless a live executor or task still uses one."""
+    listed = _directories(new)
+    gone = [directory for directory in _directories(old) if directory not in listed]
+    in_use = {d for executor in executors for d in _directories(executor.resources())}
+    return VolumeChanges(
+        create=listed,
+        remove=[d for d in gone if d not in in_use],
+        busy=[d for d in gone if d in in_use],
+    )
+
+
+def _directories(resources: Iterable[mesos_pb2.Resource]) -> list[tuple[str, ...]]:
+    return list(dict.fromkeys(volume.directory for volume in persistent_volumes(resources)))
+
+
+def volume_link_error(volume: Volume) -> str | None:
+    """Why the volume cannot be shown in a sandbox at its container path, or None. Without
+    a mount namespace it is a symlink in the sandbox (Mesos's filesystem/posix isolator),
+    which cannot be at an absolute path nor may leave the sandbox."""
+    path = volume.container_path
+    if path.startswith("/"):
+        return f"Absolute container path '{path}' is not supported without filesystem isolation"
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        return (
+            f"Container path '{path}' of persistent volume '{volume.persistence_id}'"
+            " is not a path inside the sandbox"
+        )
+    return None
 
 
 # -- --reconfiguration_policy (contract 7.5) --------------------------------------------

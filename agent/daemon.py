@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from meseta.agent import core as agent_core
-from meseta.agent import launch_config
+from meseta.agent import launch_config, volumes
 from meseta.agent.checkpoint import Checkpoints
 from meseta.agent.containerizer import ContainerError, Containerizer, Launched
 from meseta.agent.core import (
@@ -127,6 +127,9 @@ class Agent:
         self.terminating = False  # killing everything, to exit when done
         self.leaving = False  # shutting executors down (SIGUSR1, the master's SHUTDOWN)
         self.link: asyncio.Task[None] | None = None  # the subscription with the master
+        # The agent's total as the master last checkpointed it here (reservations and
+        # persistent volumes included); None until it sends one (then the declared total).
+        self.checkpointed_resources: res.Resources | None = None
         # An operator's drain, from the master, until no framework is left here.
         self.drain_config: mesos_pb2.DrainConfig | None = None
         self.drain_started_s = 0.0
@@ -218,6 +221,8 @@ class Agent:
                 self.recovered = True
                 return True
             self.info.id.CopyFrom(recovered.info.id)
+        if recovered.resources is not None:
+            self.checkpointed_resources = res.from_protos(recovered.resources)
         lost = self.core.restore(recovered.frameworks, recovered.executors, recovered.tasks)
         now_s = time.time()
         for stream in recovered.streams:
@@ -371,6 +376,8 @@ class Agent:
             self.reconcile(event.reconcile_tasks)
         elif kind == LinkEvent.DRAIN:
             self.drain(event.drain.config)
+        elif kind == LinkEvent.CHECKPOINT_RESOURCES:
+            await self.checkpoint_resources(list(event.checkpoint_resources.resources))
         elif kind == LinkEvent.MESSAGE:
             message = event.message
             stream = self.streams.get((message.framework_id.value, message.executor_id.value))
@@ -395,6 +402,40 @@ class Agent:
         log.info("registered with master %s as agent %s", self.client.leader, self.agent_id)
         self.updates.resend_all(time.time())
         self.wakeup.set()
+
+    async def checkpoint_resources(self, resources: list[mesos_pb2.Resource]) -> None:
+        """Mesos's CheckpointResourcesMessage: the agent's whole total, with the reservations
+        and persistent volumes its master made. The volume directories are made to match
+        first, then the total is checkpointed: an agent that dies in between does it again
+        when its master sends the total on re-registration."""
+        try:
+            total = res.from_protos(resources)
+        except res.ResourceError as error:
+            log.error("ignoring the resources the master asked to checkpoint: %s", error)
+            return
+        old = res.to_protos(self.checkpointed_resources or res.EMPTY)
+        await self._sync_volumes(agent_core.volume_changes(old, resources, self.core.executors()))
+        self.checkpoints.write_resources(resources)
+        self.checkpointed_resources = total
+        log.info("checkpointed resources %s", res.format_resources(total))
+
+    async def _sync_volumes(self, changes: agent_core.VolumeChanges) -> None:
+        work_dir = self.flags_.work_dir
+        for relative in changes.create:
+            try:
+                volumes.create(work_dir, relative)
+            except (OSError, volumes.VolumeError) as error:
+                log.error("cannot create the directory of a persistent volume: %s", error)
+        for relative in changes.busy:
+            log.warning(
+                "persistent volume %s was destroyed but is still in use: its directory stays",
+                work_dir.joinpath(*relative),
+            )
+        for relative in changes.remove:
+            try:
+                await asyncio.to_thread(volumes.remove, work_dir, relative)
+            except (OSError, volumes.VolumeError) as error:
+                log.error("cannot delete the directory of a destroyed persistent volume: %s", error)
 
     async def _send_updates(self) -> None:
         """Post due status updates to the master; wake on new ones, acks and registration."""
@@ -470,6 +511,8 @@ class Agent:
         new = executor is None
         if executor is None:
             executor = self._new_executor(framework, executor_info, kind)
+        elif not self._link_task_volumes(framework, executor, tasks):
+            return
         records = self.core.queue_tasks(executor, tasks, group=group)
         if framework.checkpoint:
             for record in records:
@@ -503,12 +546,39 @@ class Agent:
         self.core.add_executor(framework.framework_id, executor)
         return executor
 
+    def _link_volumes(self, executor: ExecutorRecord, resources: list[mesos_pb2.Resource]) -> None:
+        """Show the persistent volumes among `resources` in the executor's sandbox, owned by
+        its user; ContainerError when one cannot be."""
+        found = agent_core.persistent_volumes(resources)
+        if found:
+            command = executor.info.command
+            user = command.user if command.HasField("user") else None
+            volumes.link(self.flags_.work_dir, Path(executor.directory), found, user)
+
+    def _link_task_volumes(
+        self, framework: FrameworkRecord, executor: ExecutorRecord, tasks: list[mesos_pb2.TaskInfo]
+    ) -> bool:
+        """Tasks for an executor that exists already (launched or launching): their volumes
+        are linked first, as Mesos updates the container before it sends them; if that
+        fails, they fail."""
+        try:
+            self._link_volumes(executor, [r for info in tasks for r in info.resources])
+        except ContainerError as error:
+            why = f"Failed to update resources for container: {error}"
+            for info in tasks:
+                record = TaskRecord(info, framework.framework_id, executor.executor_id)
+                failed, reason = mesos_pb2.TASK_FAILED, Reason.REASON_CONTAINER_UPDATE_FAILED
+                self._agent_update(record, failed, reason, why)
+            return False
+        return True
+
     async def _launch(self, framework: FrameworkRecord, executor: ExecutorRecord) -> None:
         config = launch_config.container_config(self.flags_, self.agent_id, framework, executor)
         try:
             unsupported = launch_config.unsupported_container(executor)
             if unsupported is not None:
                 raise ContainerError(unsupported)
+            self._link_volumes(executor, list(config.resources))
             launched = await self.containerizer.launch(config)
         except ContainerError as error:
             log.warning("launching executor %s failed: %s", executor.executor_id, error)

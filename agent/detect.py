@@ -36,7 +36,12 @@ def parse_resources(text: str, default_role: str = res.UNRESERVED) -> res.Resour
     """`--resources` in text or JSON form; ResourceFlagError says what is wrong."""
     try:
         if text.lstrip().startswith("["):
-            return res.from_protos(_json_resources(text, default_role))
+            given = res.from_protos(_json_resources(text, default_role))
+            if given.shaped():  # Mesos's agent refuses them in its flag too
+                raise res.ResourceError(
+                    "dynamic reservations and persistent volumes cannot be declared"
+                )
+            return given
         return res.parse(text, default_role=default_role)
     except (res.ResourceError, mesos_json.MesosJsonError, orjson.JSONDecodeError) as error:
         raise ResourceFlagError(f"Failed to parse --resources '{text}': {error}") from None
@@ -86,7 +91,7 @@ def parse_attributes(text: str) -> list[mesos_pb2.Attribute]:
 def detect(work_dir: Path, given: res.Resources, default_role: str = res.UNRESERVED,
            dev: Path = Path("/dev")) -> res.Resources:  # fmt: skip
     """`given` plus the detected standard resources it does not name."""
-    named = {name for (name, _role) in given.items}
+    named = {name for (name, _role, _shape) in given.items}
     detected: list[str] = []
     if "cpus" not in named:
         detected.append(f"cpus:{os.cpu_count() or 1}")

@@ -29,6 +29,7 @@ from meseta.api.flags import served_log
 from meseta.api.host import system_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.resource_json import attributes, ranges_text, set_text
+from meseta.master import resources as res
 from meseta.master.ids import agent_pid
 from meseta.master.resources import merge_ranges
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -135,7 +136,7 @@ def executor_json(executor: ExecutorRecord, agent_id: str) -> dict[str, Any]:
         "container": executor.container_id,
         "directory": executor.directory,
         # As Mesos's Executor::allocatedResources: its own and its queued and live tasks'.
-        "resources": resource_map(executor_resources(executor)),
+        "resources": resource_map(executor.resources()),
     }
     _add_allocation_role(out, info.resources)
     if info.HasField("labels"):
@@ -170,17 +171,18 @@ def framework_json(framework: FrameworkRecord, agent_id: str) -> dict[str, Any]:
     return out
 
 
-def executor_resources(executor: ExecutorRecord) -> list[mesos_pb2.Resource]:
-    """What an executor holds: its own resources and its queued and live tasks'."""
-    held = list(executor.info.resources)
-    for task in executor.live_tasks():
-        held.extend(task.info.resources)
-    return held
+def total_resources(agent: Agent) -> list[mesos_pb2.Resource]:
+    """The agent's total in Mesos's endpoint format: as its master last checkpointed it here
+    (dynamic reservations and persistent volumes included), else what it declared."""
+    total = agent.checkpointed_resources
+    if total is None:
+        total = res.from_protos(agent.info.resources)
+    return res.to_protos(total, endpoint=True)
 
 
 def allocated_resources(agent: Agent) -> list[mesos_pb2.Resource]:
     """What the live executors and their tasks hold."""
-    return [r for executor in agent.core.executors() for r in executor_resources(executor)]
+    return [r for executor in agent.core.executors() for r in executor.resources()]
 
 
 def _by_role(resources: Iterable[mesos_pb2.Resource]) -> dict[str | None, list[mesos_pb2.Resource]]:
@@ -214,7 +216,8 @@ def version_fields() -> dict[str, Any]:
 def state_json(agent: Agent) -> dict[str, Any]:
     info = agent.info
     agent_id = info.id.value
-    total = _by_role(info.resources)
+    resources = total_resources(agent)
+    total = _by_role(resources)
     allocated = _by_role(allocated_resources(agent))
     out: dict[str, Any] = version_fields()
     del out["git_tag"]  # /state omits git fields it does not know; version stays first
@@ -228,7 +231,7 @@ def state_json(agent: Agent) -> dict[str, Any]:
     if agent.drain_config is not None:
         out["drain_config"] = mesos_json.to_dict(agent.drain_config)
         out["estimated_drain_start_time_seconds"] = int(agent.drain_started_s)
-    out["resources"] = resource_map(info.resources)
+    out["resources"] = resource_map(resources)
     out["reserved_resources"] = _reserved_maps(total)
     out["unreserved_resources"] = resource_map(total.get(None, []))
     out["reserved_resources_full"] = {
@@ -274,7 +277,7 @@ def _scalar(resources: Iterable[mesos_pb2.Resource], name: str, revocable: bool)
 def metrics(agent: Agent) -> dict[str, float]:
     """The slave/* gauges and counters (contract 6.5); values are doubles, booleans 0/1."""
     counters = agent.counters
-    total = list(agent.info.resources)
+    total = total_resources(agent)
     used = allocated_resources(agent)
     out: dict[str, float] = {
         "slave/registered": float(counters.registered),

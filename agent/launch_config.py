@@ -113,14 +113,11 @@ def container_config(
     if executor.kind is ExecutorKind.DEFAULT and not command.value:
         command = mesos_pb2.CommandInfo(shell=False, value=DEFAULT_EXECUTOR[0])
         command.arguments.extend(DEFAULT_EXECUTOR)
-    resources = [*executor.info.resources]
-    for task in executor.live_tasks():
-        resources.extend(task.info.resources)
     return ContainerConfig(
         container_id=executor.container_id,
         sandbox=Path(executor.directory),
         command=command,
         environment=environment(flags, agent_id, framework, executor),
-        resources=tuple(resources),
+        resources=tuple(executor.resources()),
         user=command.user if command.HasField("user") else None,
     )

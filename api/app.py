@@ -107,6 +107,8 @@ def create_app(context: MasterContext) -> WritePaths:
         routes.append(Route(f"{prefix}/weights", operator_forms.weights, methods=["GET", "PUT"]))
         routes.append(Route(f"{prefix}/quota", operator_forms.quota, methods=ANY_METHOD))
         routes.append(Route(f"{prefix}/quota/{{role}}", operator_forms.quota, methods=ANY_METHOD))
+        for path in operator_forms.RESOURCE_FORMS:
+            routes.append(Route(prefix + path, operator_forms.resource_form, methods=ANY_METHOD))
         for path in operator_forms.NOT_YET:
             routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY_METHOD))
     routes += state_endpoints.routes()

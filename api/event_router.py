@@ -286,6 +286,15 @@ def _(event: ev.AgentDrainRequested, router: EventRouter) -> None:
 
 
 @route.register
+def _(event: ev.AgentResourcesChanged, router: EventRouter) -> None:
+    stream = router.agent(event.agent_id)
+    if stream is not None:
+        message = AgentEvent(type=AgentEvent.CHECKPOINT_RESOURCES)
+        message.checkpoint_resources.resources.extend(to_protos(event.total))
+        stream.send(message)
+
+
+@route.register
 def _(event: ev.AcknowledgementForwarded, router: EventRouter) -> None:
     stream = router.agent(event.agent_id)
     if stream is not None:

@@ -354,6 +354,11 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
         context.check_leader(request)
         removed = remove_quota(call.remove_quota.role, context, "Failed to remove quota")
         command = decide.command(update_quota=removed)
+    elif call.type in RESOURCE_CALLS:
+        agent_id, operation = resource_operation(call)
+        apply = commands.ApplyResourceOperation(agent_id=agent_id, operation=operation)
+        command = decide.command(apply_resource_operation=apply)
+        return await propose_write(context, request, command, accepted=202)
     elif call.type == Call.UPDATE_WEIGHTS:
         infos = call.update_weights.weight_infos
         error = weights_error(infos)  # refused at once, before the leader check, as Mesos does
@@ -366,14 +371,46 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
 
 
 async def propose_write(
-    context: MasterContext, request: Request, command: commands.Command
+    context: MasterContext, request: Request, command: commands.Command, accepted: int = 200
 ) -> Response:
-    """Propose a write on the leader: 200 once applied, or the fold's refusal."""
+    """Propose a write on the leader: `accepted` once applied, or the fold's refusal."""
     context.check_leader(request)
     for event in await propose_and_wait(context, command):
         if isinstance(event, CommandRejected):
             raise HttpError(event.status, event.message)
-    return Response(status_code=200)
+    return Response(status_code=accepted)
+
+
+# The operator's resource calls, each an offer operation on the agent's unallocated
+# resources (202 once applied, as Mesos's answer once its master has applied it).
+RESOURCE_CALLS = (
+    Call.RESERVE_RESOURCES,
+    Call.UNRESERVE_RESOURCES,
+    Call.CREATE_VOLUMES,
+    Call.DESTROY_VOLUMES,
+)
+
+
+def resource_operation(call: master_pb2.Call) -> tuple[str, mesos_pb2.Offer.Operation]:
+    """(agent id, the offer operation) a RESOURCE_CALLS call stands for."""
+    operation = mesos_pb2.Offer.Operation()
+    if call.type == Call.RESERVE_RESOURCES:
+        body = call.reserve_resources
+        operation.type = operation.RESERVE
+        operation.reserve.source.extend(body.source)
+        operation.reserve.resources.extend(body.resources)
+        return body.agent_id.value, operation
+    if call.type == Call.UNRESERVE_RESOURCES:
+        operation.type = operation.UNRESERVE
+        operation.unreserve.resources.extend(call.unreserve_resources.resources)
+        return call.unreserve_resources.agent_id.value, operation
+    if call.type == Call.CREATE_VOLUMES:
+        operation.type = operation.CREATE
+        operation.create.volumes.extend(call.create_volumes.volumes)
+        return call.create_volumes.agent_id.value, operation
+    operation.type = operation.DESTROY
+    operation.destroy.volumes.extend(call.destroy_volumes.volumes)
+    return call.destroy_volumes.agent_id.value, operation
 
 
 def drain_command(call: master_pb2.Call.DrainAgent) -> commands.DrainAgent:

@@ -3,10 +3,11 @@
 `POST /master/teardown` with the form `frameworkId=<id>` is the TEARDOWN call, and
 `GET /master/weights` answers what GET_WEIGHTS answers, as a JSON array of WeightInfo;
 `/master/quota` is GET_QUOTA's status (GET), SET_QUOTA (POST, a QuotaRequest) and, as
-`DELETE /master/quota/<role>`, REMOVE_QUOTA. Operator scripts and older tools still use
-them. They share the v1 calls' code. The others (reservations, volumes, maintenance)
-answer 501 as their v1 calls do, rather than a 404 that would send an operator looking
-for a typo.
+`DELETE /master/quota/<role>`, REMOVE_QUOTA; `/master/reserve`, `/master/unreserve`,
+`/master/create-volumes` and `/master/destroy-volumes` (forms of `slaveId` and a JSON
+array of resources) are the resource calls. Operator scripts and older tools still use
+them. They share the v1 calls' code. The maintenance ones answer 501 as their v1 calls
+do, rather than a 404 that would send an operator looking for a typo.
 """
 
 from __future__ import annotations
@@ -30,10 +31,6 @@ from meseta.proto.mesos.v1.quota import quota_pb2
 # Path (after `/master`) -> the v1 call each method stands for ("*": any method), for the
 # endpoints not served yet.
 NOT_YET: dict[str, dict[str, str]] = {
-    "/reserve": {"*": "RESERVE_RESOURCES"},
-    "/unreserve": {"*": "UNRESERVE_RESOURCES"},
-    "/create-volumes": {"*": "CREATE_VOLUMES"},
-    "/destroy-volumes": {"*": "DESTROY_VOLUMES"},
     "/maintenance/schedule": {
         "GET": "GET_MAINTENANCE_SCHEDULE",
         "*": "UPDATE_MAINTENANCE_SCHEDULE",
@@ -77,6 +74,51 @@ async def teardown(request: Request) -> Response:
         return response
     except HttpError as error:
         return error.response()
+
+
+# Path (after `/master`) -> (the v1 call, its body's field, the form field of resources).
+RESOURCE_FORMS: dict[str, tuple[master_pb2.Call.Type, str, str]] = {
+    "/reserve": (master_pb2.Call.RESERVE_RESOURCES, "reserve_resources", "resources"),
+    "/unreserve": (master_pb2.Call.UNRESERVE_RESOURCES, "unreserve_resources", "resources"),
+    "/create-volumes": (master_pb2.Call.CREATE_VOLUMES, "create_volumes", "volumes"),
+    "/destroy-volumes": (master_pb2.Call.DESTROY_VOLUMES, "destroy_volumes", "volumes"),
+}
+
+
+async def resource_form(request: Request) -> Response:
+    """A form of `slaveId` and a JSON array of resources (or volumes): the v1 call."""
+    call_type, body_field, form_field = RESOURCE_FORMS[request.url.path.removeprefix("/master")]
+    context = context_of(request)
+    try:
+        context.check_leader(request)
+        require_post(request)
+        form = decode_form(await request.body())
+        agent_id = form.get("slaveId")
+        if agent_id is None:
+            raise HttpError(400, "Missing 'slaveId' query parameter in the request body")
+        given = form.get(form_field)
+        if given is None:
+            raise HttpError(400, f"Missing '{form_field}' query parameter in the request body")
+        call = master_pb2.Call(type=call_type)
+        body = getattr(call, body_field)
+        body.agent_id.value = agent_id
+        getattr(body, form_field).extend(form_resources(given, form_field))
+        response = await operator.write(call, context, request)
+        assert response is not None  # the resource calls are writes
+        return response
+    except HttpError as error:
+        return error.response()
+
+
+def form_resources(text: str, field: str) -> list[mesos_pb2.Resource]:
+    refused = f"Error in parsing '{field}' query parameter in the request body"
+    try:
+        items = orjson.loads(text)
+        if not isinstance(items, list):
+            raise mesos_json.MesosJsonError("Expecting a JSON array")
+        return [mesos_json.from_dict(item, mesos_pb2.Resource) for item in items]
+    except (orjson.JSONDecodeError, mesos_json.MesosJsonError) as error:
+        raise HttpError(400, f"{refused}: {error}") from None
 
 
 async def weights(request: Request) -> Response:

@@ -456,7 +456,7 @@ def quantities(resources: Resources) -> dict[str, Json]:
     """Quantities by name, only names present (Mesos's ResourceQuantities): a scalar's
     value, the number of values in ranges (ports) or in a set."""
     sums: dict[str, float] = {}
-    for (name, _role), quantity in resources:
+    for (name, _role, _), quantity in resources:
         if isinstance(quantity, int):
             amount = quantity / MILLI
         elif quantity and isinstance(quantity[0], str):
@@ -479,8 +479,7 @@ def role_documents(view: ClusterView) -> list[Json]:
         for role, held in framework.used.items():
             used[role] = used.get(role, EMPTY) + held
     out: list[Json] = []
-    for name in sorted({*by_role, *reserved}):
-        members = by_role.get(name, [])
+    for name, members in by_role.items():
         allocated, offered = EMPTY, EMPTY
         for framework in members:
             allocated = allocated + framework.used.get(name, EMPTY)

@@ -22,6 +22,7 @@ from meseta.api.resource_json import attributes, ranges_text, set_text
 from meseta.master.resources import (
     MILLI,
     UNRESERVED,
+    Key,
     Quantity,
     Ranges,
     Resources,
@@ -56,7 +57,7 @@ def seconds(ns: int) -> float:
 def resources_summary(resources: Resources) -> dict[str, Json]:
     """Mesos's model(Resources): one entry per name over all reservation roles."""
     merged: dict[str, Quantity] = {}
-    for (name, _role), quantity in resources:
+    for (name, _role, _), quantity in resources:
         known = merged.get(name)
         if isinstance(quantity, int):
             merged[name] = quantity + (known if isinstance(known, int) else 0)
@@ -77,7 +78,7 @@ def resources_summary(resources: Resources) -> dict[str, Json]:
 
 
 def reserved_summaries(resources: Resources) -> dict[str, Json]:
-    by_role: dict[str, dict[tuple[str, str], Quantity]] = {}
+    by_role: dict[str, dict[Key, Quantity]] = {}
     for key, quantity in resources:
         if key[1] != UNRESERVED:
             by_role.setdefault(key[1], {})[key] = quantity

@@ -84,7 +84,7 @@ def fragment(begin: int, end: int, count: int) -> tuple[tuple[int, int], ...]:
 def build_state(agent_count: int, framework_count: int) -> State:
     state = State()
     total = parse(AGENT_TOTAL)
-    used = parse(AGENT_USED) + Resources({("ports", ROLE): fragment(31000, 32000, 16)})
+    used = parse(AGENT_USED) + Resources({("ports", ROLE, ""): fragment(31000, 32000, 16)})
     frameworks = []
     for index in range(framework_count):
         framework_id = f"fw-{index:05d}"
@@ -302,7 +302,7 @@ def naive_allocate(
 
 def scalar_totals(resources: Resources) -> dict[str, int]:
     totals: dict[str, int] = {}
-    for (name, _), quantity in resources:
+    for (name, _, _), quantity in resources:
         if isinstance(quantity, int) and quantity > 0:
             totals[name] = totals.get(name, 0) + quantity
     return totals

@@ -33,7 +33,9 @@ def feed(hasher: Any, value: object) -> None:
         data = value.SerializeToString(deterministic=True)
         hasher.update(b"m%d:" % len(data) + data)
     elif isinstance(value, Resources):
-        feed(hasher, value.items)
+        # Plain keys digest as (name, role), as before keys had a shape: the digests of
+        # logs without reservations or volumes stayed the same.
+        feed(hasher, {key if key[2] else key[:2]: q for key, q in value.items.items()})
     elif isinstance(value, enum.Enum):
         hasher.update(value.value.encode() if isinstance(value.value, str) else b"e")
     elif isinstance(value, dict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meseta.master.resources import Resources
 from meseta.master.state import Offer, Task
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2
@@ -291,6 +292,15 @@ class AgentDeactivationChanged:
 
 
 @dataclass(slots=True)
+class AgentResourcesChanged:
+    """Reservations or persistent volumes changed the agent's total (an operation, or
+    its re-registration with the ones it had): the agent checkpoints them."""
+
+    agent_id: str
+    total: Resources
+
+
+@dataclass(slots=True)
 class AgentLost:
     """Schedulers hear FAILURE{agent_id} (the agent is unreachable or gone)."""
 
@@ -328,6 +338,7 @@ DomainEvent = (
     | AgentGone
     | AgentDrainRequested
     | AgentDeactivationChanged
+    | AgentResourcesChanged
     | AgentRemoved
     | TasksReconcileRequested
     | AgentLost

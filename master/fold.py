@@ -12,7 +12,15 @@ from collections.abc import Callable
 from typing import Any
 
 from meseta.log.v1.entries_pb2 import Entry
-from meseta.master.appliers import agents, cluster, draining, frameworks, offers, tasks
+from meseta.master.appliers import (
+    agents,
+    cluster,
+    draining,
+    frameworks,
+    offers,
+    reservations,
+    tasks,
+)
 from meseta.master.decide import SCHEMA_VERSION
 from meseta.master.events import CommandRejected, DomainEvent
 from meseta.master.state import State
@@ -58,6 +66,7 @@ APPLIERS: dict[str, Applier] = {
     "deactivate_agent": draining.deactivate_agent,
     "reactivate_agent": draining.reactivate_agent,
     "drain_agent": draining.drain_agent,
+    "apply_resource_operation": reservations.apply_resource_operation,
 }
 
 

@@ -83,7 +83,7 @@ def scalars_of(resources: Resources, *, reserved_to: str | None = None) -> Amoun
     """The unreserved scalars of `resources`; with `reserved_to`, those reserved to that
     role or a subrole of it instead."""
     out: Amounts = {}
-    for (name, role), quantity in resources.items.items():
+    for (name, role, _), quantity in resources.items.items():
         if type(quantity) is not int:
             continue
         if (role == UNRESERVED) if reserved_to is None else is_reserved_to(role, reserved_to):
@@ -94,7 +94,7 @@ def scalars_of(resources: Resources, *, reserved_to: str | None = None) -> Amoun
 def all_scalars(resources: Resources) -> Amounts:
     """Every scalar of `resources`, reserved or not."""
     out: Amounts = {}
-    for (name, _), quantity in resources.items.items():
+    for (name, _, _), quantity in resources.items.items():
         if type(quantity) is int:
             out[name] = out.get(name, 0) + quantity
     return out

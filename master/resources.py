@@ -1,21 +1,29 @@
-"""Resource arithmetic in exact integers, keyed by (name, reservation role).
+"""Resource arithmetic in exact integers, keyed by (name, reservation role, shape).
 
 Scalars are milli-units (Mesos rounds to 3 decimals), ranges are sorted,
 merged, inclusive (begin, end) tuples, and sets are sorted tuples, so equal
 resources compare equal and iterate identically on every replica. The
-unreserved role is "*". Dynamic reservations, persistent volumes, revocable
-and shared resources arrive with the resource-management issue; until then
-`from_protos` rejects them with `ResourceError`.
+unreserved role is "*".
+
+The shape is "" for plain resources (unreserved, or statically reserved to
+the role); otherwise it is the deterministic encoding of what else tells the
+resource apart (`shape_of`): its reservation stack (dynamic reservations with
+principal and labels, refinements) and its disk info (a persistent volume).
+So a dynamic reservation never merges with a static one or with another
+principal's, as in Mesos. Revocable, shared and resource-provider resources
+and disk sources are refused with `ResourceError`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import pairwise
 from typing import cast
 
 from meseta.master.exact import ratio
+from meseta.master.ids import id_error, role_error
 from meseta.proto.mesos.v1 import mesos_pb2
 
 UNRESERVED = "*"
@@ -24,7 +32,11 @@ MILLI = 1000
 Ranges = tuple[tuple[int, int], ...]
 Items = tuple[str, ...]
 Quantity = int | Ranges | Items
-Key = tuple[str, str]  # (name, reservation role)
+Key = tuple[str, str, str]  # (name, reservation role, shape)
+
+Reservation = mesos_pb2.Resource.ReservationInfo
+STATIC = Reservation.STATIC
+DYNAMIC = Reservation.DYNAMIC
 
 _SCALAR = mesos_pb2.Value.SCALAR
 _RANGES = mesos_pb2.Value.RANGES
@@ -203,6 +215,8 @@ class Resources:
             if isinstance(quantity, int):
                 if not isinstance(have, int) or have < quantity:
                     return False
+                if have != quantity and key[2] and is_volume(key):
+                    return False  # a persistent volume is used whole, as in Mesos
             elif quantity and isinstance(quantity[0], str):
                 if not set(quantity).issubset(have):  # type: ignore[arg-type]
                     return False
@@ -212,19 +226,19 @@ class Resources:
 
     def scalar(self, name: str) -> int:
         """Milli-units of `name` over all roles."""
-        return sum(q for (n, _), q in self.items.items() if n == name and isinstance(q, int))
+        return sum(q for (n, _, _), q in self.items.items() if n == name and isinstance(q, int))
 
     def quantities(self) -> dict[str, int]:
         """Name -> amount over all roles: milli-units, or element counts for ranges/sets."""
         out: dict[str, int] = {}
-        for (name, _), quantity in self.items.items():
+        for (name, _, _), quantity in self.items.items():
             out[name] = out.get(name, 0) + count(quantity)
         return out
 
     def allocatable_to(self, role: str) -> Resources:
         """Unreserved resources plus those reserved for `role` or one of its ancestors."""
         items = self.items
-        for _, reserved in items:
+        for _, reserved, _ in items:
             if reserved != UNRESERVED:
                 break
         else:
@@ -235,6 +249,17 @@ class Resources:
 
     def unreserved(self) -> Resources:
         return _canonical({k: q for k, q in self.items.items() if k[1] == UNRESERVED})
+
+    def shaped(self) -> Resources:
+        """What operations made: dynamic reservations and persistent volumes."""
+        return _canonical({k: q for k, q in self.items.items() if k[2]})
+
+    def convert(self, convert_key: Callable[[Key], Key]) -> Resources:
+        """Every item re-keyed (quantities of keys that meet add up)."""
+        out = EMPTY
+        for key, quantity in self.items.items():
+            out = out + Resources({convert_key(key): quantity})
+        return out
 
 
 def _canonical(items: dict[Key, Quantity]) -> Resources:
@@ -260,20 +285,12 @@ EMPTY = Resources()
 # -- protobuf conversion ---------------------------------------------------------
 
 
-def reservation_role(resource: mesos_pb2.Resource) -> str:
-    if resource.reservations:
-        return resource.reservations[-1].role
-    if resource.HasField("role") and resource.role:
-        return resource.role
-    return UNRESERVED
-
-
 def from_protos(resources: Iterable[mesos_pb2.Resource]) -> Resources:
-    """Our form of Mesos resources; ResourceError for malformed or unsupported ones."""
+    """Our form of Mesos resources, in either reservation format; ResourceError for
+    malformed or unsupported ones (Mesos's messages where it has one)."""
     items: dict[Key, Quantity] = {}
     for resource in resources:
-        check_supported(resource)
-        key = (resource.name, reservation_role(resource))
+        key = resource_key(resource)
         quantity = proto_quantity(resource)
         if key in items and type(items[key]) is not type(quantity):
             raise ResourceError(f"resource '{resource.name}' has mixed types")
@@ -281,22 +298,181 @@ def from_protos(resources: Iterable[mesos_pb2.Resource]) -> Resources:
     return Resources(items)
 
 
-def check_supported(resource: mesos_pb2.Resource) -> None:
+def resource_key(resource: mesos_pb2.Resource) -> Key:
     if not resource.name:
-        raise ResourceError("resource without a name")
-    for unsupported in ("disk", "revocable", "shared", "provider_id"):
-        if resource.HasField(unsupported) and not (
-            unsupported == "disk" and resource.disk.ByteSize() == 0
-        ):
+        raise ResourceError("Empty resource name")
+    for unsupported in ("revocable", "shared", "provider_id"):
+        if resource.HasField(unsupported):
             raise ResourceError(
                 f"resource '{resource.name}' uses '{unsupported}': not supported yet"
             )
-    if resource.HasField("reservation") or any(
-        r.type == mesos_pb2.Resource.ReservationInfo.DYNAMIC for r in resource.reservations
-    ):
+    disk = None
+    if resource.HasField("disk") and resource.disk.ByteSize():
+        disk = resource.disk
+        if resource.name != "disk":
+            raise ResourceError(f"DiskInfo should not be set for {resource.name} resource")
+        if disk.HasField("source"):
+            raise ResourceError(f"resource '{resource.name}' has a disk source: not supported yet")
+        if not disk.HasField("persistence"):
+            raise ResourceError("Non-persistent volume not supported")
+    stack = reservation_stack(resource)
+    if disk is not None:
+        volume_shape_error(disk, stack)
+    return make_key(resource.name, stack, disk)
+
+
+def volume_shape_error(disk: mesos_pb2.Resource.DiskInfo, stack: list[Reservation]) -> None:
+    """Mesos's validateDiskInfo for a persistent volume."""
+    if not stack:
+        raise ResourceError("Persistent volumes cannot be created from unreserved resources")
+    if not disk.HasField("volume"):
+        raise ResourceError("Expecting 'volume' to be set for persistent volume")
+    if disk.volume.HasField("host_path"):
+        raise ResourceError("Expecting 'host_path' to be unset for persistent volume")
+    error = id_error(disk.persistence.id, "ID")
+    if error is not None:
+        raise ResourceError(f"Invalid persistence ID for persistent volume: {error}")
+
+
+def reservation_stack(resource: mesos_pb2.Resource) -> list[Reservation]:
+    """The post-refinement reservations of a resource in either format, checked as
+    Mesos's Resources::validate checks them."""
+    if not resource.reservations:
+        role = resource.role  # "*" when unset
+        error = role_error(role)
+        if error is not None:
+            raise ResourceError(error)
+        if resource.HasField("reservation"):
+            given = resource.reservation
+            if given.HasField("type"):
+                raise ResourceError(
+                    "'Resource.ReservationInfo.type' must not be set for"
+                    " the 'Resource.reservation' field"
+                )
+            if given.HasField("role"):
+                raise ResourceError(
+                    "'Resource.ReservationInfo.role' must not be set for"
+                    " the 'Resource.reservation' field"
+                )
+            if role == UNRESERVED:
+                raise ResourceError('Invalid reservation: role "*" cannot be dynamically reserved')
+            dynamic = Reservation(type=DYNAMIC, role=role)
+            if given.HasField("principal"):
+                dynamic.principal = given.principal
+            if given.HasField("labels"):
+                dynamic.labels.CopyFrom(given.labels)
+            return [dynamic]
+        return [] if role == UNRESERVED else [Reservation(type=STATIC, role=role)]
+    stack = list(resource.reservations)
+    for reservation in stack:
+        if not reservation.HasField("type"):
+            raise ResourceError(
+                "Invalid reservation: 'Resource.ReservationInfo.type' field must be set."
+            )
+        if not reservation.HasField("role"):
+            raise ResourceError(
+                "Invalid reservation: 'Resource.ReservationInfo.role' field must be set."
+            )
+        error = role_error(reservation.role)
+        if error is not None:
+            raise ResourceError(error)
+        if reservation.role == UNRESERVED:
+            raise ResourceError('Invalid reservation: role "*" cannot be reserved')
+    for parent, child in pairwise(stack):
+        if child.type == STATIC:
+            raise ResourceError(
+                "Invalid refined reservation: A refined reservation cannot be STATIC"
+            )
+        if not child.role.startswith(parent.role + "/"):
+            raise ResourceError(
+                f"Invalid refined reservation: role '{child.role}'"
+                f" is not a refinement of '{parent.role}'"
+            )
+    if resource.HasField("role") and len(stack) == 1 and resource.role != stack[0].role:
         raise ResourceError(
-            f"resource '{resource.name}' is dynamically reserved: not supported yet"
+            f"Invalid resource format: 'Resource.role' field with '{resource.role}' does not"
+            f" match the role '{stack[0].role}' in 'Resource.reservations'"
         )
+    return stack
+
+
+def make_key(
+    name: str, stack: list[Reservation], disk: mesos_pb2.Resource.DiskInfo | None = None
+) -> Key:
+    role = stack[-1].role if stack else UNRESERVED
+    if disk is None and (not stack or (len(stack) == 1 and stack[0].type == STATIC)):
+        return (name, role, "")
+    shape = mesos_pb2.Resource(name="", type=_SCALAR)  # required fields, fixed values
+    for reservation in stack:
+        shape.reservations.append(canonical_reservation(reservation))
+    if disk is not None:
+        shape.disk.CopyFrom(disk)
+    return (name, role, shape.SerializeToString(deterministic=True).decode("latin-1"))
+
+
+def canonical_reservation(reservation: Reservation) -> Reservation:
+    """The fields that tell reservations apart (a static one has only its role)."""
+    out = Reservation(type=reservation.type, role=reservation.role)
+    if reservation.type == DYNAMIC:
+        if reservation.HasField("principal"):
+            out.principal = reservation.principal
+        if reservation.HasField("labels"):
+            out.labels.CopyFrom(reservation.labels)
+    return out
+
+
+_SHAPES: dict[str, mesos_pb2.Resource] = {}
+
+
+def shape_of(key: Key) -> mesos_pb2.Resource:
+    """A key's reservations and disk info as a Resource (shared: never mutate it)."""
+    shape = _SHAPES.get(key[2])
+    if shape is None:
+        shape = mesos_pb2.Resource(name="", type=_SCALAR)
+        if key[2]:
+            shape.ParseFromString(key[2].encode("latin-1"))
+        elif key[1] != UNRESERVED:
+            shape.reservations.add(type=STATIC, role=key[1])
+        _SHAPES[key[2]] = shape
+    return shape
+
+
+def key_stack(key: Key) -> list[Reservation]:
+    if not key[2]:
+        return [] if key[1] == UNRESERVED else [Reservation(type=STATIC, role=key[1])]
+    return list(shape_of(key).reservations)
+
+
+def key_disk(key: Key) -> mesos_pb2.Resource.DiskInfo | None:
+    if not key[2]:
+        return None
+    shape = shape_of(key)
+    return shape.disk if shape.HasField("disk") else None
+
+
+def is_volume(key: Key) -> bool:
+    return bool(key[2]) and shape_of(key).HasField("disk")
+
+
+def is_dynamic(key: Key) -> bool:
+    return bool(key[2]) and any(r.type == DYNAMIC for r in shape_of(key).reservations)
+
+
+def popped(key: Key) -> Key:
+    """The key with its last (dynamic) reservation taken off."""
+    return make_key(key[0], key_stack(key)[:-1], key_disk(key))
+
+
+def unvolumed(key: Key) -> Key:
+    """The key without its persistent volume: the disk it was made of."""
+    return make_key(key[0], key_stack(key))
+
+
+def declared(key: Key) -> Key:
+    """What an agent declared for this key: no volume, static reservations only."""
+    if not key[2]:
+        return key
+    return make_key(key[0], [r for r in key_stack(key) if r.type == STATIC])
 
 
 def proto_quantity(resource: mesos_pb2.Resource) -> Quantity:
@@ -318,11 +494,13 @@ def to_protos(
     refined: bool = True,
     endpoint: bool = False,
 ) -> list[mesos_pb2.Resource]:
-    """Mesos resources; `refined=False` gives the pre-refinement format (`role` set), and
-    `endpoint=True` the operator endpoints' hybrid (Mesos's ENDPOINT format): the
-    reservations and the deprecated `role` both, "*" when unreserved."""
+    """Mesos resources; `refined=False` gives the pre-refinement format (`role` and a
+    dynamic reservation's `reservation`), and `endpoint=True` the operator endpoints'
+    hybrid (Mesos's ENDPOINT format): the reservations, and the pre-refinement fields
+    too when there is at most one reservation ("*" when unreserved)."""
     out: list[mesos_pb2.Resource] = []
-    for (name, role), quantity in resources.items.items():
+    for key, quantity in resources.items.items():
+        name, role, shape = key
         resource = mesos_pb2.Resource(name=name)
         if isinstance(quantity, int):
             resource.type = _SCALAR
@@ -334,14 +512,40 @@ def to_protos(
             resource.type = _RANGES
             for begin, end in cast(Ranges, quantity):
                 resource.ranges.range.add(begin=begin, end=end)
-        if refined and role != UNRESERVED:
-            resource.reservations.add(type=mesos_pb2.Resource.ReservationInfo.STATIC, role=role)
-        if endpoint or not refined:
-            resource.role = role
+        if not shape:
+            if refined and role != UNRESERVED:
+                resource.reservations.add(type=STATIC, role=role)
+            if endpoint or not refined:
+                resource.role = role
+        else:
+            add_shape(resource, shape_of(key), refined, endpoint)
         if allocation_role is not None:
             resource.allocation_info.role = allocation_role
         out.append(resource)
     return out
+
+
+def add_shape(
+    resource: mesos_pb2.Resource, shape: mesos_pb2.Resource, refined: bool, endpoint: bool
+) -> None:
+    stack = shape.reservations
+    if refined:
+        resource.reservations.extend(stack)
+    if (endpoint or not refined) and len(stack) <= 1:
+        if stack:
+            resource.role = stack[0].role
+            if stack[0].type == DYNAMIC:
+                resource.reservation.SetInParent()
+                if stack[0].HasField("principal"):
+                    resource.reservation.principal = stack[0].principal
+                if stack[0].HasField("labels"):
+                    resource.reservation.labels.CopyFrom(stack[0].labels)
+        else:
+            resource.role = UNRESERVED
+    elif not refined:
+        resource.role = stack[-1].role  # refined reservations have no older form
+    if shape.HasField("disk"):
+        resource.disk.CopyFrom(shape.disk)
 
 
 # -- the flag syntax: "cpus:4;mem(role):1024;ports:[31000-32000];zones:{a,b}" -----------
@@ -357,8 +561,11 @@ def parse(text: str, *, default_role: str = UNRESERVED) -> Resources:
         if not match:
             raise ResourceError(f"cannot parse resource '{part}': expected name[(role)]:value")
         name, role, value = match.group(1), match.group(2) or default_role, match.group(3)
+        error = role_error(role)
+        if error is not None:
+            raise ResourceError(error)
         quantity = parse_value(name, value)
-        key = (name, role)
+        key = (name, role, "")
         if key in items and type(items[key]) is not type(quantity):
             raise ResourceError(f"resource '{name}' has mixed types")
         items[key] = add_quantity(items[key], quantity) if key in items else quantity
@@ -390,8 +597,8 @@ def parse_value(name: str, value: str) -> Quantity:
 
 def format_resources(resources: Resources) -> str:
     parts = []
-    for (name, role), quantity in resources.items.items():
-        label = name if role == UNRESERVED else f"{name}({role})"
+    for key, quantity in resources.items.items():
+        label = key_label(key)
         if isinstance(quantity, int):
             text = f"{ratio(quantity, MILLI):g}"
         elif quantity and isinstance(quantity[0], str):
@@ -400,3 +607,27 @@ def format_resources(resources: Resources) -> str:
             text = "[" + ",".join(f"{b}-{e}" for b, e in cast(Ranges, quantity)) + "]"
         parts.append(f"{label}:{text}")
     return ";".join(parts)
+
+
+def key_label(key: Key) -> str:
+    """A resource's name as Mesos writes it: "disk(role, principal)[id:path]"."""
+    name, role, _ = key
+    label = name if role == UNRESERVED else f"{name}({role}{reservation_label(key)})"
+    return label + volume_label(key)
+
+
+def reservation_label(key: Key) -> str:
+    """Mesos's text for what sets a dynamic reservation apart: ", principal, {labels}"."""
+    if not key[2]:
+        return ""
+    top = shape_of(key).reservations[-1]
+    text = f", {top.principal}" if top.type == DYNAMIC and top.HasField("principal") else ""
+    if top.labels.labels:
+        pairs = ", ".join(f"{label.key}: {label.value}" for label in top.labels.labels)
+        text += f", {{{pairs}}}"
+    return text
+
+
+def volume_label(key: Key) -> str:
+    disk = key_disk(key)
+    return "" if disk is None else f"[{disk.persistence.id}:{disk.volume.container_path}]"

@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 from meseta.master import events as ev
 from meseta.master.appliers.agents import allocation_role
 from meseta.master.exact import ratio
-from meseta.master.resources import EMPTY, MILLI, Resources
+from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources
 from meseta.master.state import is_terminal
 from meseta.master.validation import framework_roles
 from meseta.projections.assembly import PROTOBUF, Chunks, Encoding, Parts
@@ -641,6 +641,13 @@ class ClusterView:
         agent.drain_started_ns = event.drain_started_ns
         agent.changed()
 
+    def _agent_resources_changed(self, event: ev.AgentResourcesChanged, out: list[Event]) -> None:
+        agent = self.agents.get(event.agent_id)
+        if agent is None:
+            return
+        agent.total = event.total
+        agent.changed()
+
     def _agent_unreachable(self, event: ev.AgentUnreachable, out: list[Event]) -> None:
         agent = self._agent_left(event.agent_id, UNREACHABLE)
         if agent is not None:
@@ -686,13 +693,22 @@ class ClusterView:
             yield from framework.executors.values()
 
     def roles(self) -> dict[str, list[FrameworkRecord]]:
-        """Every role a framework is subscribed to or holds resources in, or with a configured
-        weight or quota (as Mesos lists them) -> its frameworks."""
+        """Every role a framework is subscribed to or holds resources in, with reservations
+        on a registered agent, or with a configured weight or quota, and their ancestors
+        (Mesos's knownRoles) -> its frameworks."""
         roles: dict[str, list[FrameworkRecord]] = {role: [] for role in self.weights}
         roles.update((role, []) for role in self.quotas if role not in roles)
+        for agent in self.registered_agents():
+            for _, role, _ in agent.total.items:
+                if role != UNRESERVED:
+                    roles.setdefault(role, [])
         for framework in self.frameworks.values():
             for role in dict.fromkeys([*framework.roles, *framework.used, *framework.offered]):
                 roles.setdefault(role, []).append(framework)
+        for role in list(roles):
+            while "/" in role:
+                role = role.rsplit("/", 1)[0]
+                roles.setdefault(role, [])
         return dict(sorted(roles.items()))
 
     def role_protos(self) -> list[mesos_pb2.Role]:
@@ -824,6 +840,7 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.AgentGone, ClusterView._agent_gone),
         (ev.AgentRemoved, ClusterView._agent_removed),
         (ev.AgentDeactivationChanged, ClusterView._agent_deactivation_changed),
+        (ev.AgentResourcesChanged, ClusterView._agent_resources_changed),
     )
 }
 
@@ -836,7 +853,7 @@ def role_quantities(resources: Resources) -> list[mesos_pb2.Resource]:
     """`resources` summed by name across reservations, bare (no role or allocation), by
     name: Mesos's Role.resources."""
     sums: dict[str, int] = {}
-    for (name, _reservation), quantity in resources.items.items():
+    for (name, _reservation, _), quantity in resources.items.items():
         if name in ROLE_SCALARS and isinstance(quantity, int):
             sums[name] = sums.get(name, 0) + quantity
     out = []

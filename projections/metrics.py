@@ -59,7 +59,7 @@ def reason_metric(state: int, source: int, reason: int) -> str:
 
 
 def _scalar(resources: Resources, name: str) -> float:
-    return sum(q for (n, _role), q in resources if n == name and isinstance(q, int)) / MILLI
+    return sum(q for (n, _role, _), q in resources if n == name and isinstance(q, int)) / MILLI
 
 
 def resource_metrics(view: ClusterView) -> dict[str, float]:

@@ -406,7 +406,7 @@ class AgentRecord(Record, Allocated):
         message.registered_time.nanoseconds = self.registered_ns
         if self.reregistered_ns:
             message.reregistered_time.nanoseconds = self.reregistered_ns
-        message.total_resources.extend(self.info.resources)
+        message.total_resources.extend(to_protos(self.total, endpoint=True))
         message.allocated_resources.extend(endpoint_protos(self.used))
         message.offered_resources.extend(endpoint_protos(self.offered))
         return message

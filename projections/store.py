@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 # task reasons, role weights. 4: per-framework counters. 5: an agent's used and offered
 # resources by allocation role. 6: a launch refused for a duplicate task id no longer
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
-# change; agents' deactivation and drain; role quotas.
-FORMAT = 7
+# change; agents' deactivation and drain; role quotas. 8: resource keys carry a shape
+# (dynamic reservations, persistent volumes).
+FORMAT = 8
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 

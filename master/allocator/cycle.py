@@ -51,11 +51,12 @@ from meseta.master.allocator.sorter import (
     share_scale,
 )
 from meseta.master.quota import scalars_of as scalar_amounts_of
-from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Resources, count
+from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Key, Resources, count, shape_of
 from meseta.master.state import Agent, AgentStatus, Filter, Framework, State
 from meseta.proto.mesos.v1 import mesos_pb2
 
 GPU_RESOURCES = mesos_pb2.FrameworkInfo.Capability.GPU_RESOURCES
+REFINEMENT = mesos_pb2.FrameworkInfo.Capability.RESERVATION_REFINEMENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class Candidate:
     """A (framework, role) that may receive offers this cycle, with its scratch share."""
 
     __slots__ = (
-        "amounts", "expression", "filters", "framework_id", "gpu_blocked", "key", "minimum", "plain"
+        "amounts", "expression", "filters", "framework_id", "gpu_blocked", "key", "minimum",
+        "plain", "refinement",
     )  # fmt: skip
 
     def __init__(
@@ -91,6 +93,9 @@ class Candidate:
         self.minimum = minimum  # None: the global minimum
         self.gpu_blocked = gpu_blocked
         self.expression = expression
+        # Refined reservations have no pre-refinement form: Mesos withholds them from
+        # frameworks without RESERVATION_REFINEMENT.
+        self.refinement = REFINEMENT in framework.capabilities
         # Besides GPUs, only the refusal filter and the global minimum to check: the fast path.
         self.plain = minimum is None and expression is None
 
@@ -198,8 +203,7 @@ def offer_quota_agent(
         chunk = guaranteed + rest + additional
         if not chunk.items:
             continue
-        counts = chunk_counts(chunk, cycle.counted)
-        index = pick(node, agent, chunk, counts, cycle, gpu)
+        index, chunk, counts = pick_shaped(node, agent, chunk, cycle, gpu)
         if index < 0:
             continue
         picks.append((node, index, chunk, counts))
@@ -306,8 +310,7 @@ def offer_split(
         chunk = remaining.allocatable_to(node.path)
         if not chunk.items:
             continue
-        counts = chunk_counts(chunk, cycle.counted)
-        index = pick(node, agent, chunk, counts, cycle, gpu)
+        index, chunk, counts = pick_shaped(node, agent, chunk, cycle, gpu)
         if index >= 0:
             picks.append((node, index, chunk, counts))
             remaining = remaining - chunk
@@ -318,6 +321,23 @@ def offer_split(
         take(cycle, agent, node, index, chunk, counts, out)
 
 
+def pick_shaped(
+    node: RoleNode[Candidate], agent: Agent, chunk: Resources, cycle: Cycle, gpu: bool
+) -> tuple[int, Resources, dict[str, int]]:
+    """`pick` for a chunk with reservations: (index, the chunk it takes, its counts).
+    Refined reservations have no pre-refinement form, so frameworks without
+    RESERVATION_REFINEMENT are offered the chunk without them, as Mesos withholds them."""
+    counts = chunk_counts(chunk, cycle.counted)
+    refined = has_refined(chunk)
+    index = pick(node, agent, chunk, counts, cycle, gpu, refined)
+    if index < 0 and refined:
+        chunk = Resources(None, {k: q for k, q in chunk.items.items() if not is_refined(k)})
+        counts = chunk_counts(chunk, cycle.counted)
+        if chunk.items:
+            index = pick(node, agent, chunk, counts, cycle, gpu)
+    return index, chunk, counts
+
+
 def pick(
     node: RoleNode[Candidate],
     agent: Agent,
@@ -325,8 +345,10 @@ def pick(
     counts: Mapping[str, int],
     cycle: Cycle,
     gpu: bool,
+    refined: bool = False,
 ) -> int:
-    """The index of the role's first framework, in DRF order, that may take `chunk`; or -1."""
+    """The index of the role's first framework, in DRF order, that may take `chunk`; or -1.
+    A chunk with `refined` reservations goes only to frameworks that can read them."""
     fits = satisfies(counts, cycle.minimum)
     if not fits and node.path not in cycle.overriding:
         return -1
@@ -336,6 +358,8 @@ def pick(
     covering = None  # a refused Resources already found to contain the chunk
     for index, (_, _, candidate) in enumerate(node.frameworks.entries):
         if gpu and candidate.gpu_blocked:
+            continue
+        if refined and not candidate.refinement:
             continue
         if candidate.plain:
             if not fits:
@@ -383,14 +407,24 @@ def take(
 
 
 def has_gpus(total: Resources) -> bool:
-    for name, _ in total.items:  # noqa: SIM110 - a loop beats any(<genexpr>) here
+    for name, _, _ in total.items:  # noqa: SIM110 - a loop beats any(<genexpr>) here
         if name == "gpus":  # canonical Resources hold no zero quantities
             return True
     return False
 
 
+def has_refined(resources: Resources) -> bool:
+    """Whether a reservation in `resources` refines another (a role's child reserving
+    within its parent's reservation)."""
+    return any(is_refined(key) for key in resources.items)
+
+
+def is_refined(key: Key) -> bool:
+    return bool(key[2]) and len(shape_of(key).reservations) > 1
+
+
 def has_reservations(resources: Resources) -> bool:
-    for _, role in resources.items:  # noqa: SIM110 - a loop beats any(<genexpr>) here
+    for _, role, _ in resources.items:  # noqa: SIM110 - a loop beats any(<genexpr>) here
         if role != UNRESERVED:
             return True
     return False
@@ -402,7 +436,7 @@ def chunk_counts(chunk: Resources, counted: frozenset[str]) -> dict[str, int]:
     Non-scalars are counted only for the names a minimum mentions; DRF ignores them.
     """
     counts: dict[str, int] = {}
-    for (name, _), quantity in chunk.items.items():
+    for (name, _, _), quantity in chunk.items.items():
         if isinstance(quantity, int):
             counts[name] = counts.get(name, 0) + quantity
         elif name in counted:

@@ -17,7 +17,7 @@ STANDARD_SCALARS = ("cpus", "mem", "disk")
 def scalar_totals(resources: Resources) -> dict[str, int]:
     """Name -> milli-units over every reservation role."""
     totals: dict[str, int] = {}
-    for (name, _), quantity in resources.items.items():
+    for (name, _, _), quantity in resources.items.items():
         if type(quantity) is int:
             totals[name] = totals.get(name, 0) + quantity
     return totals

@@ -41,7 +41,7 @@ class QuotaBooks:
                 quota.add_into(mine, quota.scalars_of(held))
         available: Amounts = {}
         for agent in quota.registered(state):
-            for (name, reservation), amount in agent.total.items.items():
+            for (name, reservation, _), amount in agent.total.items.items():
                 if type(amount) is not int:
                     continue
                 if reservation == UNRESERVED:

@@ -41,7 +41,7 @@ _ITEM = itemgetter(2)
 
 def share_scale(cluster_total: Resources) -> Scale:
     totals: dict[str, int] = {}
-    for (name, _), quantity in cluster_total.items.items():
+    for (name, _, _), quantity in cluster_total.items.items():
         if isinstance(quantity, int):
             totals[name] = totals.get(name, 0) + quantity
     positive = {name: total for name, total in sorted(totals.items()) if total > 0}
@@ -75,7 +75,7 @@ def scalar_amounts(resources: Resources | None, scale: Scale) -> dict[str, int]:
     """The amounts of the scaled (scalar) names, over all reservation roles."""
     amounts = dict.fromkeys((name for name, _ in scale), 0)
     if resources is not None:
-        for (name, _), quantity in resources.items.items():
+        for (name, _, _), quantity in resources.items.items():
             if name in amounts and isinstance(quantity, int):
                 amounts[name] += quantity
     return amounts

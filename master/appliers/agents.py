@@ -28,6 +28,7 @@ from meseta.master.events import (
     AgentRegistered,
     AgentRegistrationRejected,
     AgentRemoved,
+    AgentResourcesChanged,
     AgentUnreachable,
     CommandRejected,
     DomainEvent,
@@ -37,7 +38,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
-from meseta.master.resources import ResourceError, Resources
+from meseta.master.resources import ResourceError, Resources, declared
 from meseta.master.state import (
     REACHABLE_AGENT,
     REGISTERED_AGENT,
@@ -61,7 +62,7 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     info = mesos_pb2.AgentInfo()
     info.CopyFrom(command.agent_info)
     try:
-        total = parsed(info.resources)
+        total = declared_resources(info.resources)
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
@@ -118,13 +119,14 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
         out.append(AgentRegistrationRejected(command.stream_id, error, shutdown=True))
         return
     try:
-        total = parsed(info.resources)  # an agent comes back with the resources it had
+        total = declared_resources(info.resources)  # it comes back with what it had
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
     if agent is None:
         agent = Agent(info.id.value, info, AgentStatus.UNREACHABLE, total, state.now_ns)
         add_agent(state, agent)
+    total = with_operations(total, agent.total.shaped())
     if agent.status in REACHABLE_AGENT:
         state.cluster_total = state.cluster_total - ledger.scalars(agent.total)
     agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE
@@ -141,9 +143,33 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     resend_kills(agent, out)
     ledger.mark_dirty(state, agent.id)
     out.append(registered(agent, True))
+    if agent.total.shaped():
+        out.append(AgentResourcesChanged(agent.id, agent.total))
     if agent.drain is not None:
         # Sent whether DRAINING or DRAINED, as Mesos does: the agent handles either.
         out.append(AgentDrainRequested(agent.id, agent.drain.config))
+
+
+def declared_resources(given: Iterable[mesos_pb2.Resource]) -> Resources:
+    """What an agent declares: no dynamic reservation or volume (operations make those)."""
+    total = parsed(given)
+    if total.shaped():
+        raise ResourceError(
+            "An agent cannot declare dynamically reserved resources or persistent volumes"
+        )
+    return total
+
+
+def with_operations(base: Resources, shaped: Resources) -> Resources:
+    """A returning agent's total: what it declares with the reservations and volumes the
+    master made on it (Mesos's agent checkpoints them; here the log keeps them). Should
+    its declared resources no longer hold what they were made of, they are dropped."""
+    if not shaped:
+        return base
+    made_of = shaped.convert(declared)
+    if not base.contains(made_of):
+        return base
+    return base - made_of + shaped
 
 
 def reregister_error(agent: Agent | None, info: mesos_pb2.AgentInfo) -> str | None:

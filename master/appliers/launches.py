@@ -1,20 +1,21 @@
-"""Offer operations inside ACCEPT: LAUNCH and LAUNCH_GROUP.
+"""Offer operations inside ACCEPT: LAUNCH and LAUNCH_GROUP, and the dispatch of the
+others (reservations and volumes: `appliers.reservations`).
 
 Each operation draws from the pool of the accepted offers. Invalid tasks get
 TASK_ERROR from the master; valid ones join the books as STAGING and the
-agent is asked to run them. Reservation and volume operations come with the
-resource-management issue and are refused with OPERATION_ERROR for now.
+agent is asked to run them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meseta.master import ledger
+from meseta.master import ledger, operations
+from meseta.master.appliers import reservations
+from meseta.master.appliers.reservations import operation_error
 from meseta.master.events import (
     DomainEvent,
     LaunchRequested,
-    OperationStatusUpdated,
     TaskAdded,
     TaskStatusUpdated,
 )
@@ -93,14 +94,6 @@ def refuse_operations(
             operation_error(framework, operation, error, out)
 
 
-def operation_error(framework: Framework, operation: Operation, message: str, out: Out) -> None:
-    if not operation.HasField("id"):
-        return
-    status = mesos_pb2.OperationStatus(state=mesos_pb2.OPERATION_ERROR, message=message)
-    status.operation_id.CopyFrom(operation.id)
-    out.append(OperationStatusUpdated(framework.id, status))
-
-
 def apply_operation(
     state: State,
     framework: Framework,
@@ -132,6 +125,8 @@ def apply_operation(
         # The books take the whole operation at once: sums do not depend on the order.
         ledger.hold(state, agent, framework, role, held)
         return pool
+    if kind in operations.KINDS:
+        return reservations.accept_operation(state, framework, agent, role, operation, pool, out)
     if kind != Operation.UNKNOWN:
         name = Operation.Type.Name(kind)
         operation_error(framework, operation, f"Operation {name} is not supported yet", out)

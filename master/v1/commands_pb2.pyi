@@ -16,7 +16,7 @@ class CommandBatch(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "update_quota", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent")
+    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "update_quota", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent", "apply_resource_operation")
     INIT_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ELECT_LEADER_FIELD_NUMBER: _ClassVar[int]
     TICK_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class Command(_message.Message):
     DEACTIVATE_AGENT_FIELD_NUMBER: _ClassVar[int]
     REACTIVATE_AGENT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_AGENT_FIELD_NUMBER: _ClassVar[int]
+    APPLY_RESOURCE_OPERATION_FIELD_NUMBER: _ClassVar[int]
     init_cluster: InitCluster
     elect_leader: ElectLeader
     tick: Tick
@@ -75,7 +76,8 @@ class Command(_message.Message):
     deactivate_agent: DeactivateAgent
     reactivate_agent: ReactivateAgent
     drain_agent: DrainAgent
-    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., update_quota: _Optional[_Union[UpdateQuota, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ...) -> None: ...
+    apply_resource_operation: ApplyResourceOperation
+    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., update_quota: _Optional[_Union[UpdateQuota, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ..., apply_resource_operation: _Optional[_Union[ApplyResourceOperation, _Mapping]] = ...) -> None: ...
 
 class InitCluster(_message.Message):
     __slots__ = ("cluster_id",)
@@ -356,3 +358,11 @@ class DrainAgent(_message.Message):
     agent_id: str
     config: _mesos_pb2.DrainConfig
     def __init__(self, agent_id: _Optional[str] = ..., config: _Optional[_Union[_mesos_pb2.DrainConfig, _Mapping]] = ...) -> None: ...
+
+class ApplyResourceOperation(_message.Message):
+    __slots__ = ("agent_id", "operation")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    operation: _mesos_pb2.Offer.Operation
+    def __init__(self, agent_id: _Optional[str] = ..., operation: _Optional[_Union[_mesos_pb2.Offer.Operation, _Mapping]] = ...) -> None: ...

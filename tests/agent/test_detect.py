@@ -66,10 +66,10 @@ def test_detection_fills_what_the_flag_leaves_out(tmp_path: Path) -> None:
     dev.mkdir()
     given = detect.parse_resources("cpus:3")
     found = detect.detect(tmp_path, given, dev=dev)
-    names = [name for name, _role in found.items]
+    names = [name for name, _role, _shape in found.items]
     assert names == ["cpus", "disk", "mem", "ports"]
     assert found.scalar("cpus") == 3000  # the flag wins
-    assert found.items[("ports", "*")] == ((31000, 32000),)
+    assert found.items[("ports", "*", "")] == ((31000, 32000),)
     assert found.scalar("mem") > 0 and found.scalar("disk") > 0
 
 

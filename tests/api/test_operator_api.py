@@ -226,9 +226,10 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         (
             b'{"type": "RESERVE_RESOURCES", "reserve_resources": {"agent_id": {"value": "a"}}}',
             {},
-            501,
-            "not supported yet",
+            400,
+            "No agent found with specified ID",
         ),
+        (b'{"type": "CREATE_VOLUMES", "create_volumes": {}}', {}, 400, "agent_id"),
     ],
 )
 async def test_bad_calls(
@@ -300,6 +301,87 @@ async def test_deactivate_reactivate_and_drain_agent(
     assert (got["active"], got["deactivated"], slave["deactivated"]) == (True, False, False)
     master_info = (await call_json(master, "GET_MASTER"))["get_master"]["master_info"]
     assert master_info["capabilities"] == [{"type": "AGENT_DRAINING"}]
+
+
+def dynamic(name: str, value: float, role: str = "ops", **reservation: Any) -> Json:
+    return {
+        "name": name,
+        "type": "SCALAR",
+        "scalar": {"value": value},
+        "reservations": [{"type": "DYNAMIC", "role": role, **reservation}],
+    }
+
+
+async def test_reserve_and_unreserve_resources(cluster: tuple[MasterHandle, Populated]) -> None:
+    """RESERVE_RESOURCES and its `/master/reserve` form: offers are rescinded to make room,
+    the agent checkpoints, and the reads show the reservation; UNRESERVE gives it back."""
+    master, populated = cluster
+    agent_id = {"value": populated.agent_id}
+    labels = {"labels": [{"key": "owner", "value": "dba"}]}
+    wanted = [dynamic("cpus", 1, principal="admin", labels=labels), dynamic("mem", 64)]
+    body = {"agent_id": agent_id, "resources": wanted}
+    status, _, data = await post(master, {"type": "RESERVE_RESOURCES", "reserve_resources": body})
+    assert (status, data) == (202, b"")
+    # The framework's outstanding offer held all that was free: it was rescinded.
+    await populated.stream.expect("RESCIND")
+    checkpoint = await populated.agent.expect("CHECKPOINT_RESOURCES")
+    listed = checkpoint["checkpoint_resources"]["resources"]
+    assert {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}, **{
+        "reservations": [{"type": "DYNAMIC", "role": "ops", "principal": "admin", "labels": labels}]
+    }} in listed  # fmt: skip
+    (got,) = (await call_json(master, "GET_AGENTS"))["get_agents"]["agents"]
+    reserved = [r for r in got["total_resources"] if r.get("reservations")]
+    assert {r["name"]: r["reservations"][0].get("principal") for r in reserved} == {
+        "cpus": "admin",
+        "mem": None,
+    }
+    status, _, data = await post(master, b"", method="GET", path="/master/slaves")
+    (slave,) = orjson.loads(data)["slaves"]
+    assert slave["reserved_resources"]["ops"]["cpus"] == 1.0
+    (full_cpus,) = [r for r in slave["reserved_resources_full"]["ops"] if r["name"] == "cpus"]
+    assert full_cpus["role"] == "ops" and full_cpus["reservation"]["principal"] == "admin"
+    assert slave["unreserved_resources"]["cpus"] == 3.0
+    roles = (await call_json(master, "GET_ROLES"))["get_roles"]["roles"]
+    assert "ops" in [role["name"] for role in roles]  # a role with reservations is known
+    status, _, data = await post(master, b"", method="GET", path="/roles")
+    (ops,) = [role for role in orjson.loads(data)["roles"] if role["name"] == "ops"]
+    assert ops["reserved"] == {"cpus": 1.0, "mem": 64.0}
+    # More than the agent has: 409 with what is there; a bad resource: 400.
+    too_much = {"agent_id": agent_id, "resources": [dynamic("cpus", 9)]}
+    status, _, data = await post(
+        master, {"type": "RESERVE_RESOURCES", "reserve_resources": too_much}
+    )
+    assert status == 409 and data.endswith(b" does not contain cpus:9"), data
+    # The form: slaveId and a JSON array; UNRESERVE pops the reservation.
+    form = f"slaveId={populated.agent_id}&resources=".encode()
+    for body_, expected in [
+        (b"resources=[]", (400, b"Missing 'slaveId' query parameter in the request body")),
+        (
+            f"slaveId={populated.agent_id}".encode(),
+            (400, b"Missing 'resources' query parameter in the request body"),
+        ),
+        (form + b"%5B1", None),
+    ]:
+        status, _, data = await post(master, body_, content_type=FORM, path="/master/unreserve")
+        if expected is None:
+            assert status == 400 and data.startswith(b"Error in parsing 'resources'"), data
+        else:
+            assert (status, data) == expected
+    encoded = orjson.dumps(wanted).decode().replace("%", "%25").replace("&", "%26")
+    status, _, data = await post(
+        master, form + encoded.encode(), content_type=FORM, path="/master/unreserve"
+    )
+    assert (status, data) == (202, b"")
+    await populated.agent.expect("CHECKPOINT_RESOURCES")
+    (got,) = (await call_json(master, "GET_AGENTS"))["get_agents"]["agents"]
+    assert not [r for r in got["total_resources"] if r.get("reservations")]
+    volume = dynamic("disk", 8)
+    volume["disk"] = {"persistence": {"id": "v1"}, "volume": {"container_path": "d", "mode": "RW"}}
+    status, _, data = await post(
+        master,
+        {"type": "DESTROY_VOLUMES", "destroy_volumes": {"agent_id": agent_id, "volumes": [volume]}},
+    )
+    assert (status, data) == (400, b"Invalid DESTROY operation: Persistent volumes not found")
 
 
 async def test_quota_calls_and_reads(cluster: tuple[MasterHandle, Populated]) -> None:

@@ -761,3 +761,63 @@ async def test_leadership_change_closes_streams_and_keeps_tasks(
     assert (await scheduler.call("KILL", kill={"task_id": {"value": "survivor"}})).status == 202
     kill = await agent.expect("KILL_TASK")
     assert kill["kill_task"]["task_id"]["value"] == "survivor"
+
+
+async def test_reserve_in_the_pre_refinement_format_and_launch_on_it(
+    master: MasterHandle, agent: FakeAgent, scheduler: FakeScheduler
+) -> None:
+    """A framework without RESERVATION_REFINEMENT (pymesos's default) reserves with `role`
+    and `reservation`, launches on the reservation, and is offered it back in that form."""
+    info = framework_info(role="db", principal="dba")
+    stream, first = await scheduler.subscribe(info)
+    assert first["type"] == "SUBSCRIBED", first
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    assert all(r["role"] == "*" and "reservations" not in r for r in offer["resources"])
+    labels = {"labels": [{"key": "app", "value": "pg"}]}
+    reservation = {"principal": "dba", "labels": labels}
+    mine = [
+        {
+            "name": "cpus",
+            "type": "SCALAR",
+            "scalar": {"value": 1},
+            "role": "db",
+            "reservation": reservation,
+        },
+        {
+            "name": "mem",
+            "type": "SCALAR",
+            "scalar": {"value": 128},
+            "role": "db",
+            "reservation": reservation,
+        },
+    ]
+    task = {
+        "name": "pg",
+        "task_id": {"value": "pg-1"},
+        "agent_id": offer["agent_id"],
+        "resources": [dict(mine[0], scalar={"value": 0.5})],
+        "command": {"value": "sleep 100"},
+    }
+    reply = await scheduler.call(
+        "ACCEPT",
+        accept={
+            "offer_ids": [offer["id"]],
+            "operations": [
+                {"type": "RESERVE", "reserve": {"resources": mine}},
+                {"type": "LAUNCH", "launch": {"task_infos": [task]}},
+            ],
+            "filters": {"refuse_seconds": 0},
+        },
+    )
+    assert reply.status == 202, reply.text
+    checkpoint = await agent.expect("CHECKPOINT_RESOURCES")
+    assert any(r.get("reservations") for r in checkpoint["checkpoint_resources"]["resources"])
+    run = await agent.expect("RUN_TASK")
+    (used,) = run["run_task"]["task"]["resources"]
+    assert used["role"] == "db" and used["reservation"]["principal"] == "dba"
+    await scheduler.call("REVIVE")
+    offer = (await stream.expect("OFFERS"))["offers"]["offers"][0]
+    reserved = {r["name"]: r for r in offer["resources"] if r["role"] == "db"}
+    assert reserved["cpus"]["scalar"]["value"] == 0.5  # the task holds the other half
+    assert reserved["mem"]["reservation"] == reservation
+    assert all("reservations" not in r for r in offer["resources"])

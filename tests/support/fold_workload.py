@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
-from meseta.master.resources import parse
+from meseta.master.resources import DYNAMIC, UNRESERVED, Resources, is_volume, parse, to_protos
 from meseta.master.state import AgentStatus, FrameworkStatus, State, Task, is_terminal
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
@@ -36,7 +36,7 @@ from support.fold_cluster import (
 T = TypeVar("T")
 
 HOSTS = ("h0", "h1", "h2", "h3", "h4")
-AGENT_RESOURCES = "cpus:4;mem:2048;ports:[31000-31009]"
+AGENT_RESOURCES = "cpus:4;mem:2048;disk:1024;ports:[31000-31009]"
 TASK_SHAPES = ("cpus:1;mem:256", "cpus:0.5;mem:128", "cpus:2;mem:512", "cpus:1;ports:[31000-31001]")
 UPDATE_STATES = (
     m.TASK_STARTING,
@@ -64,6 +64,7 @@ WEIGHTS: dict[str, int] = {
     "unregister_agent": 1,
     "deactivate_or_drain": 2,
     "update_quota": 1,
+    "resource_operation": 2,
     "subscribe_framework": 3,
     "resubscribe_framework": 2,
     "disconnect_framework": 2,
@@ -377,15 +378,72 @@ class Workload:
         accept = s.Call.Accept()
         for offer_id in offer_ids:
             accept.offer_ids.add(value=offer_id)
+        if self.maybe(0.25):
+            operation = self.reservation_operation(offer.resources, offer.role)
+            if self.maybe(0.1):
+                operation.id.value = self.fresh("op-")  # feedback: refused
+            accept.operations.append(operation)
         if self.maybe(0.8):
-            accept.operations.append(self.launch_operation(offer.framework_id, offer.agent_id))
-        else:
-            unsupported = Operation(type=Operation.RESERVE)
-            if self.maybe(0.5):
-                unsupported.id.value = self.fresh("op-")
-            accept.operations.append(unsupported)
+            launch = self.launch_operation(offer.framework_id, offer.agent_id)
+            shaped = offer.resources.shaped()
+            if shaped and self.maybe(0.5):
+                # A task on a reservation or a volume the offer carries.
+                key = self.rng.choice(list(shaped.items))
+                quantity = shaped.items[key]
+                if isinstance(quantity, int) and not is_volume(key) and self.maybe(0.5):
+                    quantity = min(quantity, 500)
+                task = task_info(self.task_id(offer.framework_id), offer.agent_id, "cpus:0.1")
+                task.ClearField("resources")
+                task.resources.extend(to_protos(Resources({key: quantity})))
+                launch.launch.task_infos.append(task)
+            accept.operations.append(launch)
         accept.filters.refuse_seconds = self.rng.choice((0.0, 5.0, 60.0))
         return command(accept_offers=c.AcceptOffers(framework_id=offer.framework_id, accept=accept))
+
+    def resource_operation(self) -> c.Command | None:
+        """An operator's RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES or
+        DESTROY_VOLUMES on an agent's unallocated resources (sometimes too much)."""
+        agents = self.agents(AgentStatus.ACTIVE)
+        if not agents:
+            return None
+        agent = self.state.agents[self.rng.choice(agents)]
+        role = self.rng.choice(("a", "b", "a/x"))
+        operation = self.reservation_operation(agent.available, role)
+        apply = c.ApplyResourceOperation(agent_id=agent.id, operation=operation)
+        return command(apply_resource_operation=apply)
+
+    def reservation_operation(self, pool: Resources, role: str) -> m.Offer.Operation:
+        """RESERVE, UNRESERVE, CREATE or DESTROY of part of `pool`, for `role`."""
+        shaped = pool.shaped()
+        volumes = [key for key in shaped.items if is_volume(key)]
+        reservations = [key for key in shaped.items if not is_volume(key)]
+        kind = self.rng.choice(("reserve", "reserve", "unreserve", "create", "destroy"))
+        if kind == "unreserve" and reservations:
+            key = self.rng.choice(reservations)
+            operation = Operation(type=Operation.UNRESERVE)
+            operation.unreserve.resources.extend(to_protos(Resources({key: pool.items[key]})))
+            return operation
+        if kind == "destroy" and volumes:
+            key = self.rng.choice(volumes)
+            operation = Operation(type=Operation.DESTROY)
+            operation.destroy.volumes.extend(to_protos(Resources({key: pool.items[key]})))
+            return operation
+        if kind == "create" and role != UNRESERVED:
+            disk = to_protos(parse(f"disk:{self.rng.choice((64, 128, 2048))}"))[0]
+            disk.reservations.add(type=DYNAMIC, role=role)
+            disk.disk.persistence.id = self.fresh("vol-")
+            disk.disk.volume.container_path = "data"
+            disk.disk.volume.mode = m.Volume.RW
+            operation = Operation(type=Operation.CREATE)
+            operation.create.volumes.append(disk)
+            return operation
+        operation = Operation(type=Operation.RESERVE)
+        for resource in to_protos(parse(self.rng.choice(("cpus:1", "mem:256;disk:256", "cpus:9")))):
+            resource.reservations.add(type=DYNAMIC, role=role)
+            if self.maybe(0.5):
+                resource.reservations[-1].principal = "p"
+            operation.reserve.resources.append(resource)
+        return operation
 
     def task_id(self, framework_id: str) -> str:
         framework = self.state.frameworks.get(framework_id)

@@ -649,13 +649,13 @@ def reference(
 ) -> list[Allocation]:
     """Hierarchical DRF the slow, obvious way: exact fractions, full re-sort per agent."""
     totals: dict[str, int] = {}
-    for (name, _), quantity in state.cluster_total:
+    for (name, _, _), quantity in state.cluster_total:
         if isinstance(quantity, int):
             totals[name] = totals.get(name, 0) + quantity
 
     def scalars(resources: Resources) -> dict[str, int]:
         out: dict[str, int] = {}
-        for (name, _), quantity in resources:
+        for (name, _, _), quantity in resources:
             if isinstance(quantity, int):
                 out[name] = out.get(name, 0) + quantity
         return out
@@ -711,7 +711,7 @@ def reference(
 
     def counts(chunk: Resources) -> dict[str, int]:
         out: dict[str, int] = {}
-        for (name, _), quantity in chunk:
+        for (name, _, _), quantity in chunk:
             out[name] = out.get(name, 0) + (
                 quantity if isinstance(quantity, int) else count(quantity) * MILLI
             )

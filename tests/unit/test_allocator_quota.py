@@ -94,7 +94,7 @@ def test_reservations_count_as_consumption_and_go_with_offers() -> None:
     out = offers(built)
     # The reservation always goes along; only 1 unreserved cpu more fits the limit.
     assert total(out, "dev") == 3 * MILLI
-    reserved = Resources({("cpus", "dev"): 2 * MILLI})
+    reserved = Resources({("cpus", "dev", ""): 2 * MILLI})
     assert any(a.resources.contains(reserved) for a in out)
 
 

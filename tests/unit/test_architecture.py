@@ -67,6 +67,7 @@ PURE_MODULES = (
     "master/ids.py",
     "master/durations.py",
     "master/quota.py",
+    "master/operations.py",
     "master/ledger.py",
     "master/statuses.py",
     "master/validation.py",

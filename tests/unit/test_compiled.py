@@ -33,7 +33,7 @@ def test_master_status_timestamps_are_exact() -> None:
 def test_huge_scalars_convert_exactly() -> None:
     milli = 3_717_808_958_748_060_383  # its quotient by 1000 differs when taken as doubles
     assert float(milli) / 1000 != milli / 1000
-    resources = Resources({("mem", UNRESERVED): milli})
+    resources = Resources({("mem", UNRESERVED, ""): milli})
     (proto,) = to_protos(resources)
     assert proto.scalar.value == milli / 1000
     assert format_resources(resources) == f"mem:{milli / 1000:g}"

@@ -315,7 +315,7 @@ def test_custom_executor_task_holds_executor_resources_once() -> None:
     assert cluster.state.agents[agent].allocated == parse("cpus:2.5;mem:64")
 
 
-def test_unsupported_operations_with_an_id_get_operation_error() -> None:
+def test_resource_operations_asking_for_feedback_get_operation_error() -> None:
     cluster, agent, fid = setup()
     offer_id = cluster.add_offer(fid, agent)
     with_id = Operation(type=Operation.CREATE)
@@ -324,8 +324,19 @@ def test_unsupported_operations_with_an_id_get_operation_error() -> None:
     events = cluster.accept(fid, [offer_id], [with_id, without_id])
     status = one(events, OperationStatusUpdated).status
     assert status.state == m.OPERATION_ERROR and status.operation_id.value == "op-7"
-    assert "CREATE is not supported" in status.message
+    assert "does not have the required RESOURCE_PROVIDER capability" in status.message
     assert not cluster.state.offers  # the offer was still used up
+
+
+def test_unsupported_operations_with_an_id_get_operation_error() -> None:
+    cluster, agent, fid = setup()
+    offer_id = cluster.add_offer(fid, agent)
+    with_id = Operation(type=Operation.GROW_VOLUME)
+    with_id.id.value = "op-8"
+    events = cluster.accept(fid, [offer_id], [with_id])
+    status = one(events, OperationStatusUpdated).status
+    assert status.operation_id.value == "op-8"
+    assert "GROW_VOLUME is not supported" in status.message
 
 
 def test_decline_installs_a_filter_and_frees_the_resources() -> None:

@@ -89,7 +89,7 @@ class Call(_message.Message):
     def __init__(self, type: _Optional[_Union[Call.Type, str]] = ..., agent_id: _Optional[_Union[_mesos_pb2.AgentID, _Mapping]] = ..., subscribe: _Optional[_Union[Call.Subscribe, _Mapping]] = ..., update: _Optional[_Union[Call.Update, _Mapping]] = ..., executor_exited: _Optional[_Union[Call.ExecutorExited, _Mapping]] = ..., message: _Optional[_Union[Call.Message, _Mapping]] = ..., updates: _Optional[_Iterable[_Union[Call.Update, _Mapping]]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("type", "subscribed", "run_task", "run_task_group", "kill_task", "acknowledge", "shutdown_executor", "shutdown_framework", "reconcile_tasks", "message", "error", "drain")
+    __slots__ = ("type", "subscribed", "run_task", "run_task_group", "kill_task", "acknowledge", "shutdown_executor", "shutdown_framework", "reconcile_tasks", "message", "error", "drain", "checkpoint_resources")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[Event.Type]
@@ -106,6 +106,7 @@ class Event(_message.Message):
         ERROR: _ClassVar[Event.Type]
         SHUTDOWN: _ClassVar[Event.Type]
         DRAIN: _ClassVar[Event.Type]
+        CHECKPOINT_RESOURCES: _ClassVar[Event.Type]
     UNKNOWN: Event.Type
     SUBSCRIBED: Event.Type
     RUN_TASK: Event.Type
@@ -120,6 +121,7 @@ class Event(_message.Message):
     ERROR: Event.Type
     SHUTDOWN: Event.Type
     DRAIN: Event.Type
+    CHECKPOINT_RESOURCES: Event.Type
     class Subscribed(_message.Message):
         __slots__ = ("agent_id", "heartbeat_interval_seconds", "master_info")
         AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +205,11 @@ class Event(_message.Message):
         CONFIG_FIELD_NUMBER: _ClassVar[int]
         config: _mesos_pb2.DrainConfig
         def __init__(self, config: _Optional[_Union[_mesos_pb2.DrainConfig, _Mapping]] = ...) -> None: ...
+    class CheckpointResources(_message.Message):
+        __slots__ = ("resources",)
+        RESOURCES_FIELD_NUMBER: _ClassVar[int]
+        resources: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.Resource]
+        def __init__(self, resources: _Optional[_Iterable[_Union[_mesos_pb2.Resource, _Mapping]]] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     RUN_TASK_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +222,7 @@ class Event(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     type: Event.Type
     subscribed: Event.Subscribed
     run_task: Event.RunTask
@@ -227,4 +235,5 @@ class Event(_message.Message):
     message: Event.Message
     error: Event.Error
     drain: Event.Drain
-    def __init__(self, type: _Optional[_Union[Event.Type, str]] = ..., subscribed: _Optional[_Union[Event.Subscribed, _Mapping]] = ..., run_task: _Optional[_Union[Event.RunTask, _Mapping]] = ..., run_task_group: _Optional[_Union[Event.RunTaskGroup, _Mapping]] = ..., kill_task: _Optional[_Union[Event.KillTask, _Mapping]] = ..., acknowledge: _Optional[_Union[Event.Acknowledge, _Mapping]] = ..., shutdown_executor: _Optional[_Union[Event.ShutdownExecutor, _Mapping]] = ..., shutdown_framework: _Optional[_Union[Event.ShutdownFramework, _Mapping]] = ..., reconcile_tasks: _Optional[_Union[Event.ReconcileTasks, _Mapping]] = ..., message: _Optional[_Union[Event.Message, _Mapping]] = ..., error: _Optional[_Union[Event.Error, _Mapping]] = ..., drain: _Optional[_Union[Event.Drain, _Mapping]] = ...) -> None: ...
+    checkpoint_resources: Event.CheckpointResources
+    def __init__(self, type: _Optional[_Union[Event.Type, str]] = ..., subscribed: _Optional[_Union[Event.Subscribed, _Mapping]] = ..., run_task: _Optional[_Union[Event.RunTask, _Mapping]] = ..., run_task_group: _Optional[_Union[Event.RunTaskGroup, _Mapping]] = ..., kill_task: _Optional[_Union[Event.KillTask, _Mapping]] = ..., acknowledge: _Optional[_Union[Event.Acknowledge, _Mapping]] = ..., shutdown_executor: _Optional[_Union[Event.ShutdownExecutor, _Mapping]] = ..., shutdown_framework: _Optional[_Union[Event.ShutdownFramework, _Mapping]] = ..., reconcile_tasks: _Optional[_Union[Event.ReconcileTasks, _Mapping]] = ..., message: _Optional[_Union[Event.Message, _Mapping]] = ..., error: _Optional[_Union[Event.Error, _Mapping]] = ..., drain: _Optional[_Union[Event.Drain, _Mapping]] = ..., checkpoint_resources: _Optional[_Union[Event.CheckpointResources, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,221 @@
+"""Resource operations: RESERVE, UNRESERVE, CREATE and DESTROY, Mesos's speculative
+offer operations, from a scheduler's ACCEPT or an operator's call.
+
+Each is checked as Mesos's master checks it (master/validation.cpp, with its
+messages) and turned into a conversion: what it consumes and what it makes in
+its place (Mesos's getResourceConversions). Applying one swaps the two in the
+agent's total, and in an ACCEPT in the pool of offered resources too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from meseta.master.ids import agent_pid
+from meseta.master.resources import (
+    DYNAMIC,
+    UNRESERVED,
+    Key,
+    ResourceError,
+    Resources,
+    format_resources,
+    from_protos,
+    is_volume,
+    key_disk,
+    key_label,
+    key_stack,
+    popped,
+    unvolumed,
+)
+from meseta.master.state import Agent, Framework
+from meseta.proto.mesos.v1 import mesos_pb2
+
+Operation = mesos_pb2.Offer.Operation
+KINDS = (Operation.RESERVE, Operation.UNRESERVE, Operation.CREATE, Operation.DESTROY)
+
+
+class OperationError(ValueError):
+    """An operation Mesos would refuse; the message is Mesos's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    consumed: Resources
+    converted: Resources
+
+
+def conversion(
+    operation: Operation, agent: Agent, framework: Framework | None = None, role: str = ""
+) -> Conversion:
+    """The checked operation's conversion; OperationError says why it is refused.
+    `framework` and its offers' allocation `role` are None and "" for an operator's call."""
+    kind = operation.type
+    if kind == Operation.RESERVE:
+        return reserve(operation.reserve, framework, role)
+    if kind == Operation.UNRESERVE:
+        return unreserve(operation.unreserve.resources)
+    if kind == Operation.CREATE:
+        return create(operation.create.volumes, agent, framework)
+    if kind == Operation.DESTROY:
+        return destroy(operation.destroy.volumes, agent)
+    raise OperationError(f"Operation {Operation.Type.Name(kind)} is not supported yet")
+
+
+def reserve(body: Operation.Reserve, framework: Framework | None, role: str) -> Conversion:
+    resources = parsed(body.resources, "Invalid resources")
+    if body.source:
+        source = parsed(body.source, "Invalid source")
+        for given, what in ((body.source, "Invalid source"), (body.resources, "Invalid resources")):
+            if len({(key[1], key[2]) for key in from_protos(given).items}) > 1:
+                raise OperationError(f"{what}: Mixed reservations are not supported")
+        if to_unreserved(source) != to_unreserved(resources):
+            raise OperationError(
+                "Source and target resources should refer to identical resource quantities: "
+                f"{format_resources(to_unreserved(source))} vs."
+                f" {format_resources(to_unreserved(resources))}"
+            )
+    for key in resources.items:
+        stack = key_stack(key)
+        if not stack or stack[-1].type != DYNAMIC:
+            raise OperationError(f"Resource {label(key)} is not dynamically reserved")
+    if framework is None:
+        if any(resource.HasField("allocation_info") for resource in body.resources):
+            raise OperationError(
+                "A reserve operation was attempted with an allocated resource, but the operator"
+                " API only allows reservations to be made to unallocated resources"
+            )
+    else:
+        principal_error(framework, resources)
+        for key in resources.items:
+            if key[1] != role:
+                raise OperationError(
+                    f"A reserve operation was attempted for a resource with role '{key[1]}',"
+                    f" but the resource was allocated to role '{role}'"
+                )
+    consumed = source if body.source else resources.convert(popped)
+    return Conversion(consumed, resources)
+
+
+def principal_error(framework: Framework, resources: Resources) -> None:
+    """A framework with a principal reserves in its own name only (Mesos's check)."""
+    if not framework.info.HasField("principal"):
+        return
+    principal = framework.info.principal
+    for key in resources.items:
+        top = key_stack(key)[-1]
+        if not top.HasField("principal"):
+            raise OperationError(
+                f"A reserve operation was attempted by principal '{principal}', but there is a"
+                " reserved resource in the request with no principal set"
+            )
+        if top.principal != principal:
+            raise OperationError(
+                f"A reserve operation was attempted by authenticated principal '{principal}',"
+                " which does not match a reserved resource in the request with principal"
+                f" '{top.principal}'"
+            )
+
+
+def unreserve(given: Sequence[mesos_pb2.Resource]) -> Conversion:
+    resources = parsed(given, "Invalid resources")
+    for key in resources.items:
+        stack = key_stack(key)
+        if not stack or stack[-1].type != DYNAMIC:
+            raise OperationError(f"Resource {label(key)} is not dynamically reserved")
+        if is_volume(key):
+            raise OperationError(
+                f"A dynamically reserved persistent volume {label(key)} cannot be unreserved"
+                " directly. Please destroy the persistent volume first then unreserve the"
+                " resource"
+            )
+    return Conversion(resources, resources.convert(popped))
+
+
+def create(
+    given: Sequence[mesos_pb2.Resource], agent: Agent, framework: Framework | None
+) -> Conversion:
+    volumes = parsed(given, "Invalid resources")
+    volume_error(given)
+    taken = persistence_ids(agent.total)
+    for key in volumes.items:
+        disk = key_disk(key)
+        assert disk is not None  # volume_error checked
+        if (key[1], disk.persistence.id) in taken:
+            raise OperationError(f"Persistence ID '{disk.persistence.id}' is not unique")
+        taken[(key[1], disk.persistence.id)] = None
+    if framework is not None and framework.info.HasField("principal"):
+        principal = framework.info.principal
+        for resource in given:
+            persistence = resource.disk.persistence
+            if not persistence.HasField("principal"):
+                raise OperationError(
+                    f"Create volume operation attempted by principal '{principal}', but there"
+                    " is a volume in the operation with no principal set in 'disk.persistence'"
+                )
+            if persistence.principal != principal:
+                raise OperationError(
+                    f"Create volume operation attempted by authenticated principal"
+                    f" '{principal}', which does not match a volume in the operation with"
+                    f" principal '{persistence.principal}' set in 'disk.persistence'"
+                )
+    return Conversion(volumes.convert(unvolumed), volumes)
+
+
+def destroy(given: Sequence[mesos_pb2.Resource], agent: Agent) -> Conversion:
+    volumes = parsed(given, "Invalid resources")
+    volume_error(given)
+    if not agent.total.contains(volumes):
+        raise OperationError("Persistent volumes not found")
+    held = [task.resources for task in agent.tasks.values() if task.holds_resources]
+    held += [executor.resources for executor in agent.executors.values()]
+    if any(key in resources.items for resources in held for key in volumes.items):
+        raise OperationError("Persistent volumes in use")
+    return Conversion(volumes, volumes.convert(unvolumed))
+
+
+def volume_error(volumes: Iterable[mesos_pb2.Resource]) -> None:
+    """Mesos's validatePersistentVolume."""
+    for volume in volumes:
+        if not volume.HasField("disk"):
+            error = f"Resource {volume.name} does not have DiskInfo"
+        elif not volume.disk.HasField("persistence"):
+            error = "'persistence' is not set in DiskInfo"
+        elif not volume.disk.HasField("volume"):
+            error = "Expecting 'volume' to be set for persistent volume"
+        elif volume.disk.volume.mode == mesos_pb2.Volume.RO:
+            error = "Read-only persistent volume not supported"
+        else:
+            continue
+        raise OperationError(f"Not a persistent volume: {error}")
+
+
+def persistence_ids(resources: Resources) -> dict[tuple[str, str], None]:
+    """(role, persistence id) of every persistent volume in `resources`."""
+    out: dict[tuple[str, str], None] = {}
+    for key in resources.items:
+        disk = key_disk(key)
+        if disk is not None:
+            out[(key[1], disk.persistence.id)] = None
+    return out
+
+
+def parsed(given: Sequence[mesos_pb2.Resource], what: str) -> Resources:
+    try:
+        return from_protos(given)
+    except ResourceError as exc:
+        raise OperationError(f"{what}: {exc}") from None
+
+
+def to_unreserved(resources: Resources) -> Resources:
+    return resources.convert(lambda key: (key[0], UNRESERVED, ""))
+
+
+def label(key: Key) -> str:
+    return key_label(key)
+
+
+def agent_label(agent: Agent) -> str:
+    """Mesos's stringify(Slave): "<id> at <pid> (<hostname>)"."""
+    pid = agent_pid(agent.info.hostname, agent.ip, agent.info.port)
+    return f"{agent.id} at {pid} ({agent.info.hostname})"
