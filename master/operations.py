@@ -101,20 +101,32 @@ def principal_error(framework: Framework, resources: Resources) -> None:
     """A framework with a principal reserves in its own name only (Mesos's check)."""
     if not framework.info.HasField("principal"):
         return
-    principal = framework.info.principal
     for key in resources.items:
         top = key_stack(key)[-1]
-        if not top.HasField("principal"):
-            raise OperationError(
-                f"A reserve operation was attempted by principal '{principal}', but there is a"
-                " reserved resource in the request with no principal set"
-            )
-        if top.principal != principal:
-            raise OperationError(
-                f"A reserve operation was attempted by authenticated principal '{principal}',"
-                " which does not match a reserved resource in the request with principal"
-                f" '{top.principal}'"
-            )
+        check_principal(
+            framework.info.principal,
+            top.principal if top.HasField("principal") else None,
+            "A reserve operation was attempted",
+            "a reserved resource in the request",
+        )
+
+
+def check_principal(
+    principal: str, found: str | None, attempt: str, holder: str, place: str = ""
+) -> None:
+    """Mesos's words when what an operation makes names no principal, or another one."""
+    if found is None:
+        where = f" in {place}" if place else ""
+        raise OperationError(
+            f"{attempt} by principal '{principal}', but there is {holder} with no principal"
+            f" set{where}"
+        )
+    if found != principal:
+        where = f" set in {place}" if place else ""
+        raise OperationError(
+            f"{attempt} by authenticated principal '{principal}', which does not match"
+            f" {holder} with principal '{found}'{where}"
+        )
 
 
 def unreserve(given: Sequence[mesos_pb2.Resource]) -> Conversion:
@@ -145,20 +157,15 @@ def create(
             raise OperationError(f"Persistence ID '{disk.persistence.id}' is not unique")
         taken[(key[1], disk.persistence.id)] = None
     if framework is not None and framework.info.HasField("principal"):
-        principal = framework.info.principal
         for resource in given:
             persistence = resource.disk.persistence
-            if not persistence.HasField("principal"):
-                raise OperationError(
-                    f"Create volume operation attempted by principal '{principal}', but there"
-                    " is a volume in the operation with no principal set in 'disk.persistence'"
-                )
-            if persistence.principal != principal:
-                raise OperationError(
-                    f"Create volume operation attempted by authenticated principal"
-                    f" '{principal}', which does not match a volume in the operation with"
-                    f" principal '{persistence.principal}' set in 'disk.persistence'"
-                )
+            check_principal(
+                framework.info.principal,
+                persistence.principal if persistence.HasField("principal") else None,
+                "Create volume operation attempted",
+                "a volume in the operation",
+                "'disk.persistence'",
+            )
     return Conversion(volumes.convert(unvolumed), volumes)
 
 

@@ -303,9 +303,25 @@ if (typeof document !== "undefined") {
         el("dt", {}, "Attributes"), el("dd", {}, attributes || "none"),
         el("dt", {}, "Registered"), el("dd", {}, when(found.registered_time)),
         el("dt", {}, "Log"), el("dd", {}, link(`#/agents/${encodeURIComponent(id)}/log`, "agent log"))),
+      el("h2", {}, "Reservations"),
+      reservations(found),
       el("h2", {}, `Tasks (${entries.length})`),
       table(TASK_HEADERS, taskRows(entries)),
     ];
+  }
+
+  // Reserved resources by role, static and dynamic, with the persistent volumes made of them.
+  function reservations(found) {
+    const roles = Object.entries(found.reserved_resources || {});
+    if (!roles.length) return el("p", {}, "none");
+    const full = found.reserved_resources_full || {};
+    const volumes = (role) => (full[role] || [])
+      .filter((r) => r.disk && r.disk.persistence)
+      .map((r) => `${r.disk.persistence.id} (${Number(r.scalar.value)} MB at ${r.disk.volume.container_path})`)
+      .join(", ") || "none";
+    return table(["Role", "CPUs", "Mem (MB)", "Disk (MB)", "Persistent volumes"], roles.map(([role, r]) => [
+      role, amount(r, "cpus"), amount(r, "mem"), amount(r, "disk"), volumes(role),
+    ]));
   }
 
   function tasks() {

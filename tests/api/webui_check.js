@@ -134,7 +134,11 @@ function show(hash) {
 
   const agentList = show("#/agents");
   for (const agent of agents) assert.ok(agentList.includes(agent.hostname));
-  if (agents.length) assert.match(show(`#/agents/${encodeURIComponent(agents[0].id)}`), /Attributes/);
+  if (agents.length) {
+    const page = show(`#/agents/${encodeURIComponent(agents[0].id)}`);
+    assert.match(page, /Attributes/);
+    assert.match(page, /Reservations/);
+  }
 
   const frameworkList = show("#/frameworks");
   for (const framework of frameworks) assert.ok(frameworkList.includes(framework.id));

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from support.fold_cluster import Cluster, Operation, of_type, one, task_info
 
 from meseta.master.allocator import AllocatorConfig, allocate
@@ -18,6 +19,7 @@ from meseta.master.events import (
     TaskAdded,
     TaskStatusUpdated,
 )
+from meseta.master.operations import OperationError, conversion
 from meseta.master.resources import format_resources, from_protos, parse, to_protos
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
@@ -311,3 +313,39 @@ def test_refined_reservations_go_only_to_frameworks_that_can_read_them() -> None
     (got,) = [a for a in offers if a.role == "web/api"]
     assert got.framework_id == new
     assert got.resources.contains(from_protos(refined))
+
+
+def test_operation_checks_speak_mesos() -> None:
+    """The pure checks (master/operations.py) with Mesos's messages."""
+    cluster, agent, fid = setup(principal="ops")
+    framework, state_agent = cluster.state.frameworks[fid], cluster.state.agents[agent]
+    cases = [
+        (
+            create_op(volume(64, "web", "v", principal="eve")),
+            "Create volume operation attempted by authenticated principal 'ops', which does not"
+            " match a volume in the operation with principal 'eve' set in 'disk.persistence'",
+        ),
+        (
+            reserve_op(reserved("cpus:1", "web", principal=None)),
+            "A reserve operation was attempted by principal 'ops', but there is a reserved"
+            " resource in the request with no principal set",
+        ),
+        (
+            unreserve_op(volume(64, "web", "v")),
+            "A dynamically reserved persistent volume disk(web, ops)[v:data] cannot be"
+            " unreserved directly. Please destroy the persistent volume first then unreserve"
+            " the resource",
+        ),
+    ]
+    for operation, message in cases:
+        with pytest.raises(OperationError) as refused:
+            conversion(operation, state_agent, framework, "web")
+        assert str(refused.value) == message
+    ro = volume(64, "web", "v")
+    ro[0].disk.volume.mode = m.Volume.RO
+    with pytest.raises(OperationError, match="Read-only persistent volume not supported"):
+        conversion(create_op(ro), state_agent)
+    unreserved_volume = volume(64, "web", "v")
+    unreserved_volume[0].ClearField("reservations")
+    with pytest.raises(OperationError, match="cannot be created from unreserved resources"):
+        conversion(create_op(unreserved_volume), state_agent)
