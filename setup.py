@@ -49,6 +49,8 @@ COMPILED = [
     "master/appliers/cluster.py",
     "master/appliers/draining.py",
     "master/appliers/reservations.py",
+    "master/appliers/maintenance.py",
+    "master/maintenance.py",
     "master/operations.py",
     "master/appliers/frameworks.py",
     "master/appliers/launches.py",

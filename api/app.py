@@ -109,8 +109,12 @@ def create_app(context: MasterContext) -> WritePaths:
         routes.append(Route(f"{prefix}/quota/{{role}}", operator_forms.quota, methods=ANY_METHOD))
         for path in operator_forms.RESOURCE_FORMS:
             routes.append(Route(prefix + path, operator_forms.resource_form, methods=ANY_METHOD))
-        for path in operator_forms.NOT_YET:
-            routes.append(Route(prefix + path, operator_forms.not_yet, methods=ANY_METHOD))
+        schedule = operator_forms.maintenance_schedule
+        routes.append(Route(f"{prefix}/maintenance/schedule", schedule, methods=ANY_METHOD))
+        status = operator_forms.maintenance_status
+        routes.append(Route(f"{prefix}/maintenance/status", status, methods=ANY_METHOD))
+        for path in operator_forms.MACHINE_FORMS:
+            routes.append(Route(prefix + path, operator_forms.machines, methods=ANY_METHOD))
     routes += state_endpoints.routes()
     routes += files.routes(lambda: state_endpoints.attachments(context))
     routes.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))

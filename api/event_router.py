@@ -12,8 +12,9 @@ from meseta.api.context import MasterContext
 from meseta.api.streams import Stream
 from meseta.master import decide
 from meseta.master import events as ev
+from meseta.master.appliers.agents import REMOVAL_CAUSES
 from meseta.master.resources import to_protos
-from meseta.master.state import Offer, State
+from meseta.master.state import Agent, InverseOffer, Offer, State
 from meseta.master.v1 import commands_pb2 as commands
 from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -128,6 +129,27 @@ def _(event: ev.OfferRemoved, router: EventRouter) -> None:
 
 
 @route.register
+def _(event: ev.InverseOffersCreated, router: EventRouter) -> None:
+    stream = router.framework(event.framework_id)
+    if stream is None:
+        return
+    message = Event(type=Event.INVERSE_OFFERS)
+    message.inverse_offers.inverse_offers.extend(
+        inverse_offer_message(router.state, inverse) for inverse in event.inverse_offers
+    )
+    stream.send(message)
+
+
+@route.register
+def _(event: ev.InverseOfferRemoved, router: EventRouter) -> None:
+    stream = router.framework(event.framework_id)
+    if stream is not None and event.rescind:
+        message = Event(type=Event.RESCIND_INVERSE_OFFER)
+        message.rescind_inverse_offer.inverse_offer_id.value = event.inverse_offer_id
+        stream.send(message)
+
+
+@route.register
 def _(event: ev.TaskStatusUpdated, router: EventRouter) -> None:
     stream = router.framework(event.framework_id)
     if stream is not None and event.forward:
@@ -171,6 +193,15 @@ def error_event(text: str) -> Event:
     return message
 
 
+def agent_url(agent: Agent) -> mesos_pb2.URL:
+    url = mesos_pb2.URL(scheme="http", path="/slave(1)")
+    url.address.hostname = agent.hostname
+    if agent.ip:
+        url.address.ip = agent.ip
+    url.address.port = agent.info.port
+    return url
+
+
 def offer_message(state: State, offer: Offer) -> mesos_pb2.Offer:
     framework = state.frameworks[offer.framework_id]
     agent = state.agents[offer.agent_id]
@@ -180,12 +211,7 @@ def offer_message(state: State, offer: Offer) -> mesos_pb2.Offer:
     message.id.value = offer.id
     message.framework_id.value = offer.framework_id
     message.agent_id.value = offer.agent_id
-    message.url.scheme = "http"
-    message.url.address.hostname = agent.hostname
-    if agent.ip:
-        message.url.address.ip = agent.ip
-    message.url.address.port = agent.info.port
-    message.url.path = "/slave(1)"
+    message.url.CopyFrom(agent_url(agent))
     message.resources.extend(
         to_protos(
             offer.resources, allocation_role=offer.role if multi_role else None, refined=refined
@@ -199,6 +225,19 @@ def offer_message(state: State, offer: Offer) -> mesos_pb2.Offer:
             message.executor_ids.add(value=executor_id)
     if multi_role:
         message.allocation_info.role = offer.role
+    if offer.unavailability is not None:
+        message.unavailability.CopyFrom(offer.unavailability)
+    return message
+
+
+def inverse_offer_message(state: State, inverse: InverseOffer) -> mesos_pb2.InverseOffer:
+    """Mesos's InverseOffer: the whole agent (no resources), until its unavailability."""
+    agent = state.agents[inverse.agent_id]
+    message = mesos_pb2.InverseOffer(unavailability=inverse.unavailability)
+    message.id.value = inverse.id
+    message.framework_id.value = inverse.framework_id
+    message.agent_id.value = inverse.agent_id
+    message.url.CopyFrom(agent_url(agent))
     return message
 
 
@@ -338,7 +377,10 @@ def _(event: ev.TasksReconcileRequested, router: EventRouter) -> None:
 def shut_agent_down(event: ev.AgentGone | ev.AgentRemoved, router: EventRouter) -> None:
     stream = router.context.agents.pop(event.agent_id, None)
     if stream is not None:
-        stream.send(AgentEvent(type=AgentEvent.SHUTDOWN))
+        message = AgentEvent(type=AgentEvent.SHUTDOWN)
+        if isinstance(event, ev.AgentRemoved):  # says why, as Mesos's ShutdownMessage
+            message.error.message = REMOVAL_CAUSES[event.cause]
+        stream.send(message)
         stream.close()
 
 

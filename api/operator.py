@@ -58,7 +58,6 @@ from meseta.master.validation import quota_configs_error, weights_error
 from meseta.projections.assembly import Encoding, Parts
 from meseta.projections.cluster import ClusterView
 from meseta.proto.mesos.v1 import mesos_pb2
-from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2
 
@@ -267,24 +266,13 @@ def read(call: master_pb2.Call, context: MasterContext, enc: Encoding) -> Respon
     if kind == Call.GET_OPERATIONS:
         # Only operations with an id are tracked; the fold supports none that would be.
         return answer_message(Response_.GET_OPERATIONS, Response_.GetOperations(), enc)
-    empty = EMPTY_ANSWERS.get(kind)
-    if empty is not None:
-        return answer_message(empty[0], empty[1], enc)
+    if kind == Call.GET_MAINTENANCE_STATUS:
+        statuses = Response_.GetMaintenanceStatus(status=view.maintenance_status)
+        return answer_message(Response_.GET_MAINTENANCE_STATUS, statuses, enc)
+    if kind == Call.GET_MAINTENANCE_SCHEDULE:
+        schedule = Response_.GetMaintenanceSchedule(schedule=view.maintenance_schedule)
+        return answer_message(Response_.GET_MAINTENANCE_SCHEDULE, schedule, enc)
     return None
-
-
-# Reads of what nothing can set yet (their writes answer 501): the truthful answer is
-# empty, and tools that poll them (maintenance views) keep working.
-EMPTY_ANSWERS: dict[int, tuple[int, Message]] = {
-    Call.GET_MAINTENANCE_STATUS: (
-        Response_.GET_MAINTENANCE_STATUS,
-        Response_.GetMaintenanceStatus(status=maintenance_pb2.ClusterStatus()),
-    ),
-    Call.GET_MAINTENANCE_SCHEDULE: (
-        Response_.GET_MAINTENANCE_SCHEDULE,
-        Response_.GetMaintenanceSchedule(schedule=maintenance_pb2.Schedule()),
-    ),
-}
 
 
 # Reads joined from the view's cached encodings: shared by concurrent identical calls.
@@ -359,6 +347,17 @@ async def write(call: master_pb2.Call, context: MasterContext, request: Request)
         apply = commands.ApplyResourceOperation(agent_id=agent_id, operation=operation)
         command = decide.command(apply_resource_operation=apply)
         return await propose_write(context, request, command, accepted=202)
+    elif call.type == Call.UPDATE_MAINTENANCE_SCHEDULE:
+        schedule = call.update_maintenance_schedule.schedule
+        command = decide.command(
+            update_maintenance_schedule=commands.UpdateMaintenanceSchedule(schedule=schedule)
+        )
+    elif call.type == Call.START_MAINTENANCE:
+        machines = call.start_maintenance.machines
+        command = decide.command(start_maintenance=commands.StartMaintenance(machines=machines))
+    elif call.type == Call.STOP_MAINTENANCE:
+        machines = call.stop_maintenance.machines
+        command = decide.command(stop_maintenance=commands.StopMaintenance(machines=machines))
     elif call.type == Call.UPDATE_WEIGHTS:
         infos = call.update_weights.weight_infos
         error = weights_error(infos)  # refused at once, before the leader check, as Mesos does

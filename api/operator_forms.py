@@ -5,9 +5,10 @@
 `/master/quota` is GET_QUOTA's status (GET), SET_QUOTA (POST, a QuotaRequest) and, as
 `DELETE /master/quota/<role>`, REMOVE_QUOTA; `/master/reserve`, `/master/unreserve`,
 `/master/create-volumes` and `/master/destroy-volumes` (forms of `slaveId` and a JSON
-array of resources) are the resource calls. Operator scripts and older tools still use
-them. They share the v1 calls' code. The maintenance ones answer 501 as their v1 calls
-do, rather than a 404 that would send an operator looking for a typo.
+array of resources) are the resource calls; `/master/maintenance/schedule` (GET, or POST
+a Schedule), `/master/maintenance/status` and `/master/machine/down|up` (POST a JSON
+array of MachineIDs) are the maintenance calls. Operator scripts and older tools still
+use them. They share the v1 calls' code.
 """
 
 from __future__ import annotations
@@ -20,25 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meseta.api import mesos_json, operator
+from meseta.api.context import MasterContext
 from meseta.api.http import HttpError, require_post
 from meseta.api.state_endpoints import context_of, json_response
 from meseta.master import decide
 from meseta.master.state import FrameworkStatus
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2
-
-# Path (after `/master`) -> the v1 call each method stands for ("*": any method), for the
-# endpoints not served yet.
-NOT_YET: dict[str, dict[str, str]] = {
-    "/maintenance/schedule": {
-        "GET": "GET_MAINTENANCE_SCHEDULE",
-        "*": "UPDATE_MAINTENANCE_SCHEDULE",
-    },
-    "/maintenance/status": {"*": "GET_MAINTENANCE_STATUS"},
-    "/machine/down": {"*": "START_MAINTENANCE"},
-    "/machine/up": {"*": "STOP_MAINTENANCE"},
-}
 
 # A `%` not followed by two hex digits: libprocess's form decoder refuses it.
 MALFORMED_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -69,9 +60,7 @@ async def teardown(request: Request) -> Response:
             raise HttpError(400, "No framework found with specified ID")
         call = master_pb2.Call(type=master_pb2.Call.TEARDOWN)
         call.teardown.framework_id.value = framework_id
-        response = await operator.write(call, context, request)
-        assert response is not None  # TEARDOWN is a write
-        return response
+        return await written(call, context, request)
     except HttpError as error:
         return error.response()
 
@@ -103,9 +92,7 @@ async def resource_form(request: Request) -> Response:
         body = getattr(call, body_field)
         body.agent_id.value = agent_id
         getattr(body, form_field).extend(form_resources(given, form_field))
-        response = await operator.write(call, context, request)
-        assert response is not None  # the resource calls are writes
-        return response
+        return await written(call, context, request)
     except HttpError as error:
         return error.response()
 
@@ -148,11 +135,9 @@ async def update_weights(request: Request) -> Response:
         return HttpError(400, message).response()
     call.update_weights.weight_infos.extend(infos)
     try:
-        response = await operator.write(call, context_of(request), request)
+        return await written(call, context_of(request), request)
     except HttpError as error:
         return error.response()
-    assert response is not None  # UPDATE_WEIGHTS is a write
-    return response
 
 
 async def quota(request: Request) -> Response:
@@ -188,16 +173,69 @@ async def quota_request(request: Request) -> quota_pb2.QuotaRequest:
         raise HttpError(400, f"Failed to parse set quota request JSON '{text}': {error}") from None
 
 
-def not_supported(call_type: str) -> Response:
-    return HttpError(501, f"Call type {call_type} is not supported yet").response()
+async def maintenance_schedule(request: Request) -> Response:
+    """GET: the schedule. POST: a Schedule, as UPDATE_MAINTENANCE_SCHEDULE."""
+    context = context_of(request)
+    if request.method == "GET":
+        return json_response(request, mesos_json.to_json(context.cluster.maintenance_schedule))
+    try:
+        context.check_leader(request)
+        if request.method != "POST":
+            raise HttpError(405, f"Expecting 'GET' or 'POST', received '{request.method}'",
+                            {"Allow": "GET, POST"})  # fmt: skip
+        try:
+            schedule = mesos_json.from_dict(
+                orjson.loads(await request.body()), maintenance_pb2.Schedule
+            )
+        except (orjson.JSONDecodeError, mesos_json.MesosJsonError) as error:
+            raise HttpError(400, str(error)) from None
+        call = master_pb2.Call(type=master_pb2.Call.UPDATE_MAINTENANCE_SCHEDULE)
+        call.update_maintenance_schedule.schedule.CopyFrom(schedule)
+        return await written(call, context, request)
+    except HttpError as error:
+        return error.response()
 
 
-async def not_yet(request: Request) -> Response:
-    calls = NOT_YET[request.url.path.removeprefix("/master")]
-    call_type = calls.get(request.method, calls["*"])
-    empty = operator.EMPTY_ANSWERS.get(master_pb2.Call.Type.Value(call_type))
-    if request.method == "GET" and empty is not None:
-        # The read's one body (an empty schedule, status or quota), as Mesos's JSON.
-        ((_, body),) = empty[1].ListFields()
-        return json_response(request, mesos_json.to_json(body))
-    return not_supported(call_type)
+async def maintenance_status(request: Request) -> Response:
+    if request.method != "GET":
+        message = f"Expecting 'GET', received '{request.method}'"
+        return HttpError(405, message, {"Allow": "GET"}).response()
+    status = context_of(request).cluster.maintenance_status
+    return json_response(request, mesos_json.to_json(status))
+
+
+# Path (after `/master`) -> the v1 call that POSTing a JSON array of machines stands for.
+MACHINE_FORMS = {
+    "/machine/down": master_pb2.Call.START_MAINTENANCE,
+    "/machine/up": master_pb2.Call.STOP_MAINTENANCE,
+}
+
+
+async def machines(request: Request) -> Response:
+    """A JSON array of MachineIDs: START_MAINTENANCE (down) or STOP_MAINTENANCE (up)."""
+    call_type = MACHINE_FORMS[request.url.path.removeprefix("/master")]
+    context = context_of(request)
+    try:
+        context.check_leader(request)
+        require_post(request)
+        try:
+            items = orjson.loads(await request.body())
+            if not isinstance(items, list):
+                raise mesos_json.MesosJsonError("Expecting a JSON array")
+            ids = [mesos_json.from_dict(item, mesos_pb2.MachineID) for item in items]
+        except (orjson.JSONDecodeError, mesos_json.MesosJsonError) as error:
+            raise HttpError(400, str(error)) from None
+        call = master_pb2.Call(type=call_type)
+        body = (
+            call.start_maintenance if call_type == call.START_MAINTENANCE else call.stop_maintenance
+        )
+        body.machines.extend(ids)
+        return await written(call, context, request)
+    except HttpError as error:
+        return error.response()
+
+
+async def written(call: master_pb2.Call, context: MasterContext, request: Request) -> Response:
+    response = await operator.write(call, context, request)
+    assert response is not None  # a write call
+    return response

@@ -169,6 +169,8 @@ async def handle(context: MasterContext, framework: Framework, call: Call) -> Re
         if call.decline.HasField("filters"):
             decline.filters.CopyFrom(call.decline.filters)
         command = decide.command(decline_offers=decline)
+    elif call.type in (Call.ACCEPT_INVERSE_OFFERS, Call.DECLINE_INVERSE_OFFERS):
+        command = inverse_offers_command(fid, call)
     elif call.type in (Call.REVIVE, Call.SUPPRESS):
         command = role_command(framework, call)
     elif call.type == Call.KILL:
@@ -194,10 +196,23 @@ async def handle(context: MasterContext, framework: Framework, call: Call) -> Re
         answer_reconcile_operations(context, framework, call.reconcile_operations)
     elif call.type == Call.MESSAGE:
         forward_message(context, fid, call.message)
-    # REQUEST, inverse offers and operation acknowledgements change nothing yet.
+    # REQUEST and operation acknowledgements change nothing (no operation has feedback).
     if command is not None:
         await propose_and_wait(context, command)
     return Response(status_code=202)
+
+
+def inverse_offers_command(framework_id: str, call: Call) -> commands.Command:
+    accept = call.type == Call.ACCEPT_INVERSE_OFFERS
+    body = call.accept_inverse_offers if accept else call.decline_inverse_offers
+    respond = commands.RespondToInverseOffers(
+        framework_id=framework_id,
+        inverse_offer_ids=[offer_id.value for offer_id in body.inverse_offer_ids],
+        accept=accept,
+    )
+    if body.HasField("filters"):
+        respond.filters.CopyFrom(body.filters)
+    return decide.command(respond_to_inverse_offers=respond)
 
 
 def role_command(framework: Framework, call: Call) -> commands.Command:

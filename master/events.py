@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meseta.master.resources import Resources
-from meseta.master.state import Offer, Task
+from meseta.master.state import InverseOffer, Offer, Task
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
@@ -121,6 +122,30 @@ class OfferRemoved:
     offer_id: str
     reason: str  # accepted | declined | rescinded | expired | discarded
     rescind: bool
+
+
+@dataclass(slots=True)
+class InverseOffersCreated:
+    framework_id: str
+    inverse_offers: tuple[InverseOffer, ...]
+
+
+@dataclass(slots=True)
+class InverseOfferRemoved:
+    """An inverse offer left the books: answered, or `rescind`ed (RESCIND_INVERSE_OFFER)."""
+
+    framework_id: str
+    inverse_offer_id: str
+    rescind: bool
+
+
+@dataclass(slots=True)
+class MaintenanceChanged:
+    """The schedule, or a machine's mode or its frameworks' answers, changed: the view
+    serves both (GET_MAINTENANCE_SCHEDULE, GET_MAINTENANCE_STATUS)."""
+
+    schedule: maintenance_pb2.Schedule
+    status: maintenance_pb2.ClusterStatus
 
 
 # -- tasks and executors -----------------------------------------------------------
@@ -339,6 +364,9 @@ DomainEvent = (
     | AgentDrainRequested
     | AgentDeactivationChanged
     | AgentResourcesChanged
+    | InverseOffersCreated
+    | InverseOfferRemoved
+    | MaintenanceChanged
     | AgentRemoved
     | TasksReconcileRequested
     | AgentLost

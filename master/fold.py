@@ -17,6 +17,7 @@ from meseta.master.appliers import (
     cluster,
     draining,
     frameworks,
+    maintenance,
     offers,
     reservations,
     tasks,
@@ -67,6 +68,10 @@ APPLIERS: dict[str, Applier] = {
     "reactivate_agent": draining.reactivate_agent,
     "drain_agent": draining.drain_agent,
     "apply_resource_operation": reservations.apply_resource_operation,
+    "update_maintenance_schedule": maintenance.update_maintenance_schedule,
+    "start_maintenance": maintenance.start_maintenance,
+    "stop_maintenance": maintenance.stop_maintenance,
+    "respond_to_inverse_offers": maintenance.respond_to_inverse_offers,
 }
 
 
@@ -121,6 +126,8 @@ def apply(state: State, entry: Entry, index: int) -> list[DomainEvent]:
             applier(state, getattr(command, case), out)
     if state.draining_agents:
         draining.settle_drains(state, out)
+    if state.machines or state.inverse_offers:
+        maintenance.settle_inverse_offers(state, out)
     return out
 
 

@@ -39,7 +39,7 @@ from meseta.master.digest import digest
 from meseta.master.events import DomainEvent
 from meseta.master.heap import tune_collector
 from meseta.master.resources import Resources, format_resources
-from meseta.master.state import Offer, State, Task
+from meseta.master.state import InverseOffer, Offer, State, Task
 from meseta.proto.mesos.v1 import mesos_pb2
 
 ENTRY_LENGTH = struct.Struct(">I")
@@ -211,12 +211,22 @@ def jsonable(value: object) -> Any:
             "resources": format_resources(value.resources),
         }
     if isinstance(value, Offer):
-        return {
+        offer = {
             "id": value.id,
             "framework_id": value.framework_id,
             "agent_id": value.agent_id,
             "role": value.role,
             "resources": format_resources(value.resources),
+        }
+        if value.unavailability is not None:
+            offer["unavailability"] = jsonable(value.unavailability)
+        return offer
+    if isinstance(value, InverseOffer):
+        return {
+            "id": value.id,
+            "framework_id": value.framework_id,
+            "agent_id": value.agent_id,
+            "unavailability": jsonable(value.unavailability),
         }
     if isinstance(value, (list, tuple)):
         return [jsonable(item) for item in value]

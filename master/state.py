@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from meseta.master.resources import EMPTY, Resources
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.allocator import allocator_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 TaskState = int  # mesos_pb2.TaskState value
@@ -92,6 +94,9 @@ class Framework:
     # (agent id, role) -> active refusal.
     filters: dict[tuple[str, str], Filter] = field(default_factory=dict)
     offers: dict[str, None] = field(default_factory=dict)
+    inverse_offers: dict[str, None] = field(default_factory=dict)
+    # Agent id -> when its refusal of inverse offers from that agent ends.
+    inverse_filters: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)  # active, incl. unacked terminal
     unreachable_tasks: dict[str, Task] = field(default_factory=dict)
     # Scalar resources held per role (offered + used by tasks and executors), for DRF.
@@ -165,6 +170,7 @@ class Agent:
     # Everything handed out on this agent: offers plus tasks plus executors.
     allocated: Resources = EMPTY
     offers: dict[str, None] = field(default_factory=dict)
+    inverse_offers: dict[str, None] = field(default_factory=dict)
     # (framework id, task id) -> Task, for active tasks on this agent.
     tasks: dict[tuple[str, str], Task] = field(default_factory=dict)
     # (framework id, executor id) -> Executor.
@@ -184,6 +190,29 @@ class Agent:
     def hostname(self) -> str:
         return self.info.hostname
 
+    @property
+    def machine(self) -> MachineKey:
+        """The machine it runs on, as maintenance names machines (Mesos's MachineID)."""
+        return (self.info.hostname.lower(), self.ip)
+
+
+# A machine's (hostname, lowercased, as Mesos compares them; ip).
+MachineKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class Machine:
+    """A machine in the maintenance schedule: DRAINING until an operator brings it DOWN
+    (UP machines are not kept), with its agents and frameworks' answers to the inverse
+    offers made for it."""
+
+    id: mesos_pb2.MachineID  # as the schedule names it
+    mode: int  # mesos_pb2.MachineInfo.Mode: DRAINING or DOWN
+    unavailability: mesos_pb2.Unavailability
+    agents: dict[str, None] = field(default_factory=dict)  # every agent seen on it
+    # Framework id -> its latest answer to an inverse offer for this machine.
+    statuses: dict[str, allocator_pb2.InverseOfferStatus] = field(default_factory=dict)
+
 
 @dataclass(slots=True)
 class Offer:
@@ -192,6 +221,19 @@ class Offer:
     agent_id: str
     role: str
     resources: Resources
+    created_ns: int
+    # The agent's machine is scheduled for maintenance (Mesos's Offer.unavailability).
+    unavailability: mesos_pb2.Unavailability | None = None
+
+
+@dataclass(slots=True)
+class InverseOffer:
+    """The master asks a framework for an agent back before its machine's maintenance."""
+
+    id: str
+    framework_id: str
+    agent_id: str
+    unavailability: mesos_pb2.Unavailability
     created_ns: int
 
 
@@ -228,6 +270,10 @@ class State:
     weights: dict[str, int] = field(default_factory=dict)
     # Quotas of top-level roles (nested ones cannot have quota, as in Mesos).
     quotas: dict[str, Quota] = field(default_factory=dict)
+    # The maintenance schedule, its machines not UP, and the inverse offers out.
+    schedule: maintenance_pb2.Schedule = field(default_factory=maintenance_pb2.Schedule)
+    machines: dict[MachineKey, Machine] = field(default_factory=dict)
+    inverse_offers: dict[str, InverseOffer] = field(default_factory=dict)
     # Agents the allocator should look at -> index at which they were marked.
     # An agent is marked whenever something could make new offers possible on
     # it (resources freed, agent added, filter expired, framework (re)joined).

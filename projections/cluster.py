@@ -59,6 +59,7 @@ from meseta.projections.records import (
     task_proto,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.master import master_pb2
 from meseta.proto.mesos.v1.quota.quota_pb2 import QuotaConfig
 
@@ -165,6 +166,8 @@ class ClusterView:
         self.elected_ns = 0
         self.weights: dict[str, int] = {}  # role -> configured weight, milli
         self.quotas: dict[str, QuotaConfig] = {}  # role -> its quota, as configured
+        self.maintenance_schedule = maintenance_pb2.Schedule()
+        self.maintenance_status = maintenance_pb2.ClusterStatus()
         self.completed_kept = max_completed_tasks_per_framework
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.completed_frameworks: deque[FrameworkRecord] = deque(maxlen=max_completed_frameworks)
@@ -254,6 +257,10 @@ class ClusterView:
 
     def _weights_updated(self, event: ev.WeightsUpdated, out: list[Event]) -> None:
         self.weights = dict(event.weights)
+
+    def _maintenance_changed(self, event: ev.MaintenanceChanged, out: list[Event]) -> None:
+        self.maintenance_schedule = event.schedule
+        self.maintenance_status = event.status
 
     def _quota_updated(self, event: ev.QuotaUpdated, out: list[Event]) -> None:
         self.quotas = {config.role: config for config in event.configs}
@@ -823,6 +830,7 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.LeaderElected, ClusterView._leader_elected),
         (ev.WeightsUpdated, ClusterView._weights_updated),
         (ev.QuotaUpdated, ClusterView._quota_updated),
+        (ev.MaintenanceChanged, ClusterView._maintenance_changed),
         (ev.FrameworkSubscribed, ClusterView._framework_subscribed),
         (ev.FrameworkDisconnected, ClusterView._framework_disconnected),
         (ev.FrameworkUpdated, ClusterView._framework_updated),

@@ -481,6 +481,8 @@ def offer_proto(offer: Offer, agent: AgentRecord | None) -> mesos_pb2.Offer:
     message.allocation_info.role = offer.role
     if agent is not None:
         message.attributes.extend(agent.info.attributes)
+    if offer.unavailability is not None:
+        message.unavailability.CopyFrom(offer.unavailability)
     return message
 
 

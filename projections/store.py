@@ -41,6 +41,7 @@ from meseta.projections.records import (
     TaskRecord,
 )
 from meseta.proto.mesos.v1 import mesos_pb2
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2
 from meseta.proto.mesos.v1.quota.quota_pb2 import QuotaConfig
 from meseta.proto.mesos.v1.scheduler.scheduler_pb2 import OfferConstraints
 
@@ -53,8 +54,8 @@ log = logging.getLogger(__name__)
 # resources by allocation role. 6: a launch refused for a duplicate task id no longer
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
 # change; agents' deactivation and drain; role quotas. 8: resource keys carry a shape
-# (dynamic reservations, persistent volumes).
-FORMAT = 8
+# (dynamic reservations, persistent volumes). 9: the maintenance schedule and status.
+FORMAT = 9
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
 
@@ -152,6 +153,8 @@ def _meta(view: ClusterView) -> bytes:
             ),
             view.weights,
             [config.SerializeToString() for config in view.quotas.values()],
+            view.maintenance_schedule.SerializeToString(),
+            view.maintenance_status.SerializeToString(),
         )
     )
 
@@ -221,6 +224,8 @@ def _restore_meta(view: ClusterView, values: tuple[Any, ...]) -> None:
     view.weights = values[11]
     configs = [QuotaConfig.FromString(data) for data in values[12]]
     view.quotas = {config.role: config for config in configs}
+    view.maintenance_schedule = maintenance_pb2.Schedule.FromString(values[13])
+    view.maintenance_status = maintenance_pb2.ClusterStatus.FromString(values[14])
     (terminal, registrations, reregistrations, removals, unreachable, updates, messages,
      reasons, frameworks) = values[10]  # fmt: skip
     view.counters = Counters(

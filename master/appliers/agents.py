@@ -38,6 +38,7 @@ from meseta.master.events import (
     TasksReconcileRequested,
     TaskStatusUpdated,
 )
+from meseta.master.maintenance import DOWN
 from meseta.master.resources import ResourceError, Resources, declared
 from meseta.master.state import (
     REACHABLE_AGENT,
@@ -66,6 +67,9 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     except ResourceError as exc:
         out.append(AgentRegistrationRejected(command.stream_id, str(exc)))
         return
+    if machine_down(state, info, command.ip):
+        out.append(AgentRegistrationRejected(command.stream_id, MACHINE_DOWN, shutdown=True))
+        return
     for other_id in state.agents_at.get((info.hostname, info.port), []):
         other = state.agents[other_id]
         if other.status in REACHABLE_AGENT:
@@ -79,6 +83,7 @@ def register_agent(state: State, command: commands_pb2.RegisterAgent, out: Out) 
     agent = Agent(info.id.value, info, AgentStatus.ACTIVE, total, state.now_ns)
     set_connection(agent, command)
     add_agent(state, agent)
+    on_machine(state, agent)
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     ledger.mark_dirty(state, agent.id)
     out.append(registered(agent, False))
@@ -115,6 +120,8 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     info.CopyFrom(command.agent_info)
     agent = state.agents.get(info.id.value)
     error = reregister_error(agent, info)
+    if error is None and machine_down(state, info, command.ip):
+        error = MACHINE_DOWN
     if error is not None:
         out.append(AgentRegistrationRejected(command.stream_id, error, shutdown=True))
         return
@@ -132,6 +139,7 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     agent.info, agent.total, agent.status = info, total, AgentStatus.ACTIVE
     agent.reregistered_ns, agent.unreachable_ns = state.now_ns, 0
     set_connection(agent, command)
+    on_machine(state, agent)
     state.cluster_total = state.cluster_total + ledger.scalars(total)
     state.awaiting_agents.pop(agent.id, None)
     reported = adopt_reported(state, agent, command, out)
@@ -148,6 +156,25 @@ def reregister_agent(state: State, command: commands_pb2.ReregisterAgent, out: O
     if agent.drain is not None:
         # Sent whether DRAINING or DRAINED, as Mesos does: the agent handles either.
         out.append(AgentDrainRequested(agent.id, agent.drain.config))
+
+
+MACHINE_DOWN = "Machine is `DOWN`"
+
+
+def machine_down(state: State, info: mesos_pb2.AgentInfo, ip: str) -> bool:
+    """Agents of a machine in maintenance (DOWN) may not register (Mesos shuts them down)."""
+    if not state.machines:
+        return False
+    machine = state.machines.get((info.hostname.lower(), ip))
+    return machine is not None and machine.mode == DOWN
+
+
+def on_machine(state: State, agent: Agent) -> None:
+    """Count the agent among its machine's, if the machine is scheduled for maintenance."""
+    if state.machines:
+        machine = state.machines.get(agent.machine)
+        if machine is not None:
+            machine.agents[agent.id] = None
 
 
 def declared_resources(given: Iterable[mesos_pb2.Resource]) -> Resources:
@@ -463,6 +490,7 @@ def unregister_agent(state: State, command: commands_pb2.UnregisterAgent, out: O
 REMOVAL_CAUSES = {
     "registered": "a new agent registered at the same address",
     "unregistered": "the agent unregistered",
+    "maintenance": "Operator initiated 'Machine DOWN'",
 }
 
 

@@ -109,6 +109,10 @@ def checked_offer(state: State, decision: commands_pb2.OfferDecision) -> Offer |
         resources,
         state.now_ns,
     )
+    if state.machines:
+        machine = state.machines.get(agent.machine)
+        if machine is not None:  # DRAINING: a DOWN machine has no registered agent
+            offer.unavailability = machine.unavailability
     state.offers[offer.id] = offer
     framework.offers[offer.id] = None
     agent.offers[offer.id] = None

@@ -22,84 +22,93 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2 as meseta_dot_proto_dot_mesos_dot_v1_dot_maintenance_dot_maintenance__pb2
 from meseta.proto.mesos.v1 import mesos_pb2 as meseta_dot_proto_dot_mesos_dot_v1_dot_mesos__pb2
 from meseta.proto.mesos.v1.quota import quota_pb2 as meseta_dot_proto_dot_mesos_dot_v1_dot_quota_dot_quota__pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as meseta_dot_proto_dot_mesos_dot_v1_dot_scheduler_dot_scheduler__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmeseta/master/v1/commands.proto\x12\x10meseta.master.v1\x1a!meseta/proto/mesos/v1/mesos.proto\x1a\'meseta/proto/mesos/v1/quota/quota.proto\x1a/meseta/proto/mesos/v1/scheduler/scheduler.proto\";\n\x0c\x43ommandBatch\x12+\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x19.meseta.master.v1.Command\"\xbd\x0e\n\x07\x43ommand\x12\x35\n\x0cinit_cluster\x18\x01 \x01(\x0b\x32\x1d.meseta.master.v1.InitClusterH\x00\x12\x35\n\x0c\x65lect_leader\x18\x02 \x01(\x0b\x32\x1d.meseta.master.v1.ElectLeaderH\x00\x12&\n\x04tick\x18\x03 \x01(\x0b\x32\x16.meseta.master.v1.TickH\x00\x12\x39\n\x0eupdate_weights\x18\x04 \x01(\x0b\x32\x1f.meseta.master.v1.UpdateWeightsH\x00\x12\x35\n\x0cupdate_quota\x18\x05 \x01(\x0b\x32\x1d.meseta.master.v1.UpdateQuotaH\x00\x12\x43\n\x13subscribe_framework\x18\n \x01(\x0b\x32$.meseta.master.v1.SubscribeFrameworkH\x00\x12\x45\n\x14\x64isconnect_framework\x18\x0b \x01(\x0b\x32%.meseta.master.v1.DisconnectFrameworkH\x00\x12\x41\n\x12teardown_framework\x18\x0c \x01(\x0b\x32#.meseta.master.v1.TeardownFrameworkH\x00\x12=\n\x10update_framework\x18\r \x01(\x0b\x32!.meseta.master.v1.UpdateFrameworkH\x00\x12\x37\n\rrevive_offers\x18\x0e \x01(\x0b\x32\x1e.meseta.master.v1.ReviveOffersH\x00\x12;\n\x0fsuppress_offers\x18\x0f \x01(\x0b\x32 .meseta.master.v1.SuppressOffersH\x00\x12\x37\n\rcreate_offers\x18\x14 \x01(\x0b\x32\x1e.meseta.master.v1.CreateOffersH\x00\x12\x37\n\raccept_offers\x18\x15 \x01(\x0b\x32\x1e.meseta.master.v1.AcceptOffersH\x00\x12\x39\n\x0e\x64\x65\x63line_offers\x18\x16 \x01(\x0b\x32\x1f.meseta.master.v1.DeclineOffersH\x00\x12\x39\n\x0erescind_offers\x18\x17 \x01(\x0b\x32\x1f.meseta.master.v1.RescindOffersH\x00\x12/\n\tkill_task\x18\x1e \x01(\x0b\x32\x1a.meseta.master.v1.KillTaskH\x00\x12@\n\x12update_task_status\x18\x1f \x01(\x0b\x32\".meseta.master.v1.UpdateTaskStatusH\x00\x12J\n\x17\x61\x63knowledge_task_status\x18  \x01(\x0b\x32\'.meseta.master.v1.AcknowledgeTaskStatusH\x00\x12?\n\x11shutdown_executor\x18! \x01(\x0b\x32\".meseta.master.v1.ShutdownExecutorH\x00\x12\x37\n\rexit_executor\x18\" \x01(\x0b\x32\x1e.meseta.master.v1.ExitExecutorH\x00\x12\x39\n\x0eregister_agent\x18( \x01(\x0b\x32\x1f.meseta.master.v1.RegisterAgentH\x00\x12=\n\x10reregister_agent\x18) \x01(\x0b\x32!.meseta.master.v1.ReregisterAgentH\x00\x12=\n\x10\x64isconnect_agent\x18* \x01(\x0b\x32!.meseta.master.v1.DisconnectAgentH\x00\x12H\n\x16mark_agent_unreachable\x18+ \x01(\x0b\x32&.meseta.master.v1.MarkAgentUnreachableH\x00\x12:\n\x0fmark_agent_gone\x18, \x01(\x0b\x32\x1f.meseta.master.v1.MarkAgentGoneH\x00\x12=\n\x10unregister_agent\x18- \x01(\x0b\x32!.meseta.master.v1.UnregisterAgentH\x00\x12=\n\x10\x64\x65\x61\x63tivate_agent\x18. \x01(\x0b\x32!.meseta.master.v1.DeactivateAgentH\x00\x12=\n\x10reactivate_agent\x18/ \x01(\x0b\x32!.meseta.master.v1.ReactivateAgentH\x00\x12\x33\n\x0b\x64rain_agent\x18\x30 \x01(\x0b\x32\x1c.meseta.master.v1.DrainAgentH\x00\x12L\n\x18\x61pply_resource_operation\x18\x31 \x01(\x0b\x32(.meseta.master.v1.ApplyResourceOperationH\x00\x42\x06\n\x04\x62ody\"!\n\x0bInitCluster\x12\x12\n\ncluster_id\x18\x01 \x02(\t\"v\n\x0b\x45lectLeader\x12\x0c\n\x04term\x18\x01 \x02(\x04\x12)\n\x0bmaster_info\x18\x02 \x02(\x0b\x32\x14.mesos.v1.MasterInfo\x12.\n\x06\x63onfig\x18\x03 \x02(\x0b\x32\x1e.meseta.master.v1.MasterConfig\";\n\rUpdateWeights\x12*\n\x0cweight_infos\x18\x01 \x03(\x0b\x32\x14.mesos.v1.WeightInfo\"Q\n\x0bUpdateQuota\x12,\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32\x1b.mesos.v1.quota.QuotaConfig\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08:\x05\x66\x61lse\"\x8f\x01\n\x0cMasterConfig\x12\x1b\n\x10offer_timeout_ns\x18\x01 \x01(\x03:\x01\x30\x12\x31\n\x1b\x61gent_reregister_timeout_ns\x18\x02 \x01(\x03:\x0c\x36\x30\x30\x30\x30\x30\x30\x30\x30\x30\x30\x30\x12/\n!max_completed_tasks_per_framework\x18\x03 \x01(\r:\x04\x31\x30\x30\x30\"\x06\n\x04Tick\"\xb3\x01\n\x12SubscribeFramework\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\x18\n\x10suppressed_roles\x18\x02 \x03(\t\x12?\n\x11offer_constraints\x18\x03 \x01(\x0b\x32$.mesos.v1.scheduler.OfferConstraints\x12\x11\n\tstream_id\x18\x04 \x02(\t\">\n\x13\x44isconnectFramework\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x11\n\tstream_id\x18\x02 \x02(\t\")\n\x11TeardownFramework\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\"\x9d\x01\n\x0fUpdateFramework\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\x18\n\x10suppressed_roles\x18\x02 \x03(\t\x12?\n\x11offer_constraints\x18\x03 \x01(\x0b\x32$.mesos.v1.scheduler.OfferConstraints\"3\n\x0cReviveOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"5\n\x0eSuppressOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"S\n\x0c\x43reateOffers\x12/\n\x06offers\x18\x01 \x03(\x0b\x32\x1f.meseta.master.v1.OfferDecision\x12\x12\n\nbase_index\x18\x02 \x01(\x04\"l\n\rOfferDecision\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x0c\n\x04role\x18\x03 \x02(\t\x12%\n\tresources\x18\x04 \x03(\x0b\x32\x12.mesos.v1.Resource\"U\n\x0c\x41\x63\x63\x65ptOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12/\n\x06\x61\x63\x63\x65pt\x18\x02 \x02(\x0b\x32\x1f.mesos.v1.scheduler.Call.Accept\"o\n\rDeclineOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12$\n\toffer_ids\x18\x02 \x03(\x0b\x32\x11.mesos.v1.OfferID\x12\"\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x11.mesos.v1.Filters\"\"\n\rRescindOffers\x12\x11\n\toffer_ids\x18\x01 \x03(\t\"n\n\x08KillTask\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x0f\n\x07task_id\x18\x02 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12)\n\x0bkill_policy\x18\x04 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\"\x8b\x01\n\x10UpdateTaskStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x14\n\x0c\x66ramework_id\x18\x02 \x02(\t\x12$\n\x06status\x18\x03 \x02(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x04 \x01(\x0e\x32\x13.mesos.v1.TaskState\"^\n\x15\x41\x63knowledgeTaskStatus\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x0f\n\x07task_id\x18\x03 \x02(\t\x12\x0c\n\x04uuid\x18\x04 \x02(\x0c\"O\n\x10ShutdownExecutor\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x02(\t\"[\n\x0c\x45xitExecutor\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x14\n\x0c\x66ramework_id\x18\x02 \x02(\t\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x02(\t\x12\x0e\n\x06status\x18\x04 \x01(\x05\"\x9e\x01\n\rRegisterAgent\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tstream_id\x18\x04 \x02(\t\x12\n\n\x02ip\x18\x05 \x01(\t\"\x97\x02\n\x0fReregisterAgent\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tstream_id\x18\x04 \x02(\t\x12\x1d\n\x05tasks\x18\x05 \x03(\x0b\x32\x0e.mesos.v1.Task\x12)\n\texecutors\x18\x06 \x03(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\nframeworks\x18\x07 \x03(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\n\n\x02ip\x18\x08 \x01(\t\"6\n\x0f\x44isconnectAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x11\n\tstream_id\x18\x02 \x02(\t\"9\n\x14MarkAgentUnreachable\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"!\n\rMarkAgentGone\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0fUnregisterAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0f\x44\x65\x61\x63tivateAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0fReactivateAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"E\n\nDrainAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12%\n\x06\x63onfig\x18\x02 \x02(\x0b\x32\x15.mesos.v1.DrainConfig\"X\n\x16\x41pplyResourceOperation\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12,\n\toperation\x18\x02 \x02(\x0b\x32\x19.mesos.v1.Offer.Operation')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmeseta/master/v1/commands.proto\x12\x10meseta.master.v1\x1a\x33meseta/proto/mesos/v1/maintenance/maintenance.proto\x1a!meseta/proto/mesos/v1/mesos.proto\x1a\'meseta/proto/mesos/v1/quota/quota.proto\x1a/meseta/proto/mesos/v1/scheduler/scheduler.proto\";\n\x0c\x43ommandBatch\x12+\n\x08\x63ommands\x18\x01 \x03(\x0b\x32\x19.meseta.master.v1.Command\"\xe0\x10\n\x07\x43ommand\x12\x35\n\x0cinit_cluster\x18\x01 \x01(\x0b\x32\x1d.meseta.master.v1.InitClusterH\x00\x12\x35\n\x0c\x65lect_leader\x18\x02 \x01(\x0b\x32\x1d.meseta.master.v1.ElectLeaderH\x00\x12&\n\x04tick\x18\x03 \x01(\x0b\x32\x16.meseta.master.v1.TickH\x00\x12\x39\n\x0eupdate_weights\x18\x04 \x01(\x0b\x32\x1f.meseta.master.v1.UpdateWeightsH\x00\x12\x35\n\x0cupdate_quota\x18\x05 \x01(\x0b\x32\x1d.meseta.master.v1.UpdateQuotaH\x00\x12\x43\n\x13subscribe_framework\x18\n \x01(\x0b\x32$.meseta.master.v1.SubscribeFrameworkH\x00\x12\x45\n\x14\x64isconnect_framework\x18\x0b \x01(\x0b\x32%.meseta.master.v1.DisconnectFrameworkH\x00\x12\x41\n\x12teardown_framework\x18\x0c \x01(\x0b\x32#.meseta.master.v1.TeardownFrameworkH\x00\x12=\n\x10update_framework\x18\r \x01(\x0b\x32!.meseta.master.v1.UpdateFrameworkH\x00\x12\x37\n\rrevive_offers\x18\x0e \x01(\x0b\x32\x1e.meseta.master.v1.ReviveOffersH\x00\x12;\n\x0fsuppress_offers\x18\x0f \x01(\x0b\x32 .meseta.master.v1.SuppressOffersH\x00\x12\x37\n\rcreate_offers\x18\x14 \x01(\x0b\x32\x1e.meseta.master.v1.CreateOffersH\x00\x12\x37\n\raccept_offers\x18\x15 \x01(\x0b\x32\x1e.meseta.master.v1.AcceptOffersH\x00\x12\x39\n\x0e\x64\x65\x63line_offers\x18\x16 \x01(\x0b\x32\x1f.meseta.master.v1.DeclineOffersH\x00\x12\x39\n\x0erescind_offers\x18\x17 \x01(\x0b\x32\x1f.meseta.master.v1.RescindOffersH\x00\x12/\n\tkill_task\x18\x1e \x01(\x0b\x32\x1a.meseta.master.v1.KillTaskH\x00\x12@\n\x12update_task_status\x18\x1f \x01(\x0b\x32\".meseta.master.v1.UpdateTaskStatusH\x00\x12J\n\x17\x61\x63knowledge_task_status\x18  \x01(\x0b\x32\'.meseta.master.v1.AcknowledgeTaskStatusH\x00\x12?\n\x11shutdown_executor\x18! \x01(\x0b\x32\".meseta.master.v1.ShutdownExecutorH\x00\x12\x37\n\rexit_executor\x18\" \x01(\x0b\x32\x1e.meseta.master.v1.ExitExecutorH\x00\x12\x39\n\x0eregister_agent\x18( \x01(\x0b\x32\x1f.meseta.master.v1.RegisterAgentH\x00\x12=\n\x10reregister_agent\x18) \x01(\x0b\x32!.meseta.master.v1.ReregisterAgentH\x00\x12=\n\x10\x64isconnect_agent\x18* \x01(\x0b\x32!.meseta.master.v1.DisconnectAgentH\x00\x12H\n\x16mark_agent_unreachable\x18+ \x01(\x0b\x32&.meseta.master.v1.MarkAgentUnreachableH\x00\x12:\n\x0fmark_agent_gone\x18, \x01(\x0b\x32\x1f.meseta.master.v1.MarkAgentGoneH\x00\x12=\n\x10unregister_agent\x18- \x01(\x0b\x32!.meseta.master.v1.UnregisterAgentH\x00\x12=\n\x10\x64\x65\x61\x63tivate_agent\x18. \x01(\x0b\x32!.meseta.master.v1.DeactivateAgentH\x00\x12=\n\x10reactivate_agent\x18/ \x01(\x0b\x32!.meseta.master.v1.ReactivateAgentH\x00\x12\x33\n\x0b\x64rain_agent\x18\x30 \x01(\x0b\x32\x1c.meseta.master.v1.DrainAgentH\x00\x12L\n\x18\x61pply_resource_operation\x18\x31 \x01(\x0b\x32(.meseta.master.v1.ApplyResourceOperationH\x00\x12R\n\x1bupdate_maintenance_schedule\x18< \x01(\x0b\x32+.meseta.master.v1.UpdateMaintenanceScheduleH\x00\x12?\n\x11start_maintenance\x18= \x01(\x0b\x32\".meseta.master.v1.StartMaintenanceH\x00\x12=\n\x10stop_maintenance\x18> \x01(\x0b\x32!.meseta.master.v1.StopMaintenanceH\x00\x12M\n\x19respond_to_inverse_offers\x18? \x01(\x0b\x32(.meseta.master.v1.RespondToInverseOffersH\x00\x42\x06\n\x04\x62ody\"!\n\x0bInitCluster\x12\x12\n\ncluster_id\x18\x01 \x02(\t\"v\n\x0b\x45lectLeader\x12\x0c\n\x04term\x18\x01 \x02(\x04\x12)\n\x0bmaster_info\x18\x02 \x02(\x0b\x32\x14.mesos.v1.MasterInfo\x12.\n\x06\x63onfig\x18\x03 \x02(\x0b\x32\x1e.meseta.master.v1.MasterConfig\";\n\rUpdateWeights\x12*\n\x0cweight_infos\x18\x01 \x03(\x0b\x32\x14.mesos.v1.WeightInfo\"Q\n\x0bUpdateQuota\x12,\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32\x1b.mesos.v1.quota.QuotaConfig\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08:\x05\x66\x61lse\"\x8f\x01\n\x0cMasterConfig\x12\x1b\n\x10offer_timeout_ns\x18\x01 \x01(\x03:\x01\x30\x12\x31\n\x1b\x61gent_reregister_timeout_ns\x18\x02 \x01(\x03:\x0c\x36\x30\x30\x30\x30\x30\x30\x30\x30\x30\x30\x30\x12/\n!max_completed_tasks_per_framework\x18\x03 \x01(\r:\x04\x31\x30\x30\x30\"\x06\n\x04Tick\"\xb3\x01\n\x12SubscribeFramework\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\x18\n\x10suppressed_roles\x18\x02 \x03(\t\x12?\n\x11offer_constraints\x18\x03 \x01(\x0b\x32$.mesos.v1.scheduler.OfferConstraints\x12\x11\n\tstream_id\x18\x04 \x02(\t\">\n\x13\x44isconnectFramework\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x11\n\tstream_id\x18\x02 \x02(\t\")\n\x11TeardownFramework\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\"\x9d\x01\n\x0fUpdateFramework\x12/\n\x0e\x66ramework_info\x18\x01 \x02(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\x18\n\x10suppressed_roles\x18\x02 \x03(\t\x12?\n\x11offer_constraints\x18\x03 \x01(\x0b\x32$.mesos.v1.scheduler.OfferConstraints\"3\n\x0cReviveOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"5\n\x0eSuppressOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"S\n\x0c\x43reateOffers\x12/\n\x06offers\x18\x01 \x03(\x0b\x32\x1f.meseta.master.v1.OfferDecision\x12\x12\n\nbase_index\x18\x02 \x01(\x04\"l\n\rOfferDecision\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x0c\n\x04role\x18\x03 \x02(\t\x12%\n\tresources\x18\x04 \x03(\x0b\x32\x12.mesos.v1.Resource\"U\n\x0c\x41\x63\x63\x65ptOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12/\n\x06\x61\x63\x63\x65pt\x18\x02 \x02(\x0b\x32\x1f.mesos.v1.scheduler.Call.Accept\"o\n\rDeclineOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12$\n\toffer_ids\x18\x02 \x03(\x0b\x32\x11.mesos.v1.OfferID\x12\"\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x11.mesos.v1.Filters\"\"\n\rRescindOffers\x12\x11\n\toffer_ids\x18\x01 \x03(\t\"n\n\x08KillTask\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x0f\n\x07task_id\x18\x02 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12)\n\x0bkill_policy\x18\x04 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\"\x8b\x01\n\x10UpdateTaskStatus\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x14\n\x0c\x66ramework_id\x18\x02 \x02(\t\x12$\n\x06status\x18\x03 \x02(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x04 \x01(\x0e\x32\x13.mesos.v1.TaskState\"^\n\x15\x41\x63knowledgeTaskStatus\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x0f\n\x07task_id\x18\x03 \x02(\t\x12\x0c\n\x04uuid\x18\x04 \x02(\x0c\"O\n\x10ShutdownExecutor\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x02(\t\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x02(\t\"[\n\x0c\x45xitExecutor\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x14\n\x0c\x66ramework_id\x18\x02 \x02(\t\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x02(\t\x12\x0e\n\x06status\x18\x04 \x01(\x05\"\x9e\x01\n\rRegisterAgent\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tstream_id\x18\x04 \x02(\t\x12\n\n\x02ip\x18\x05 \x01(\t\"\x97\x02\n\x0fReregisterAgent\x12\'\n\nagent_info\x18\x01 \x02(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tstream_id\x18\x04 \x02(\t\x12\x1d\n\x05tasks\x18\x05 \x03(\x0b\x32\x0e.mesos.v1.Task\x12)\n\texecutors\x18\x06 \x03(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12+\n\nframeworks\x18\x07 \x03(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12\n\n\x02ip\x18\x08 \x01(\t\"6\n\x0f\x44isconnectAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x11\n\tstream_id\x18\x02 \x02(\t\"9\n\x14MarkAgentUnreachable\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"!\n\rMarkAgentGone\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0fUnregisterAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0f\x44\x65\x61\x63tivateAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"#\n\x0fReactivateAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\"E\n\nDrainAgent\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12%\n\x06\x63onfig\x18\x02 \x02(\x0b\x32\x15.mesos.v1.DrainConfig\"X\n\x16\x41pplyResourceOperation\x12\x10\n\x08\x61gent_id\x18\x01 \x02(\t\x12,\n\toperation\x18\x02 \x02(\x0b\x32\x19.mesos.v1.Offer.Operation\"M\n\x19UpdateMaintenanceSchedule\x12\x30\n\x08schedule\x18\x01 \x02(\x0b\x32\x1e.mesos.v1.maintenance.Schedule\"9\n\x10StartMaintenance\x12%\n\x08machines\x18\x01 \x03(\x0b\x32\x13.mesos.v1.MachineID\"8\n\x0fStopMaintenance\x12%\n\x08machines\x18\x01 \x03(\x0b\x32\x13.mesos.v1.MachineID\"}\n\x16RespondToInverseOffers\x12\x14\n\x0c\x66ramework_id\x18\x01 \x02(\t\x12\x19\n\x11inverse_offer_ids\x18\x02 \x03(\t\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x03 \x02(\x08\x12\"\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x11.mesos.v1.Filters')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meseta.master.v1.commands_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMANDBATCH']._serialized_start=178
-  _globals['_COMMANDBATCH']._serialized_end=237
-  _globals['_COMMAND']._serialized_start=240
-  _globals['_COMMAND']._serialized_end=2093
-  _globals['_INITCLUSTER']._serialized_start=2095
-  _globals['_INITCLUSTER']._serialized_end=2128
-  _globals['_ELECTLEADER']._serialized_start=2130
-  _globals['_ELECTLEADER']._serialized_end=2248
-  _globals['_UPDATEWEIGHTS']._serialized_start=2250
-  _globals['_UPDATEWEIGHTS']._serialized_end=2309
-  _globals['_UPDATEQUOTA']._serialized_start=2311
-  _globals['_UPDATEQUOTA']._serialized_end=2392
-  _globals['_MASTERCONFIG']._serialized_start=2395
-  _globals['_MASTERCONFIG']._serialized_end=2538
-  _globals['_TICK']._serialized_start=2540
-  _globals['_TICK']._serialized_end=2546
-  _globals['_SUBSCRIBEFRAMEWORK']._serialized_start=2549
-  _globals['_SUBSCRIBEFRAMEWORK']._serialized_end=2728
-  _globals['_DISCONNECTFRAMEWORK']._serialized_start=2730
-  _globals['_DISCONNECTFRAMEWORK']._serialized_end=2792
-  _globals['_TEARDOWNFRAMEWORK']._serialized_start=2794
-  _globals['_TEARDOWNFRAMEWORK']._serialized_end=2835
-  _globals['_UPDATEFRAMEWORK']._serialized_start=2838
-  _globals['_UPDATEFRAMEWORK']._serialized_end=2995
-  _globals['_REVIVEOFFERS']._serialized_start=2997
-  _globals['_REVIVEOFFERS']._serialized_end=3048
-  _globals['_SUPPRESSOFFERS']._serialized_start=3050
-  _globals['_SUPPRESSOFFERS']._serialized_end=3103
-  _globals['_CREATEOFFERS']._serialized_start=3105
-  _globals['_CREATEOFFERS']._serialized_end=3188
-  _globals['_OFFERDECISION']._serialized_start=3190
-  _globals['_OFFERDECISION']._serialized_end=3298
-  _globals['_ACCEPTOFFERS']._serialized_start=3300
-  _globals['_ACCEPTOFFERS']._serialized_end=3385
-  _globals['_DECLINEOFFERS']._serialized_start=3387
-  _globals['_DECLINEOFFERS']._serialized_end=3498
-  _globals['_RESCINDOFFERS']._serialized_start=3500
-  _globals['_RESCINDOFFERS']._serialized_end=3534
-  _globals['_KILLTASK']._serialized_start=3536
-  _globals['_KILLTASK']._serialized_end=3646
-  _globals['_UPDATETASKSTATUS']._serialized_start=3649
-  _globals['_UPDATETASKSTATUS']._serialized_end=3788
-  _globals['_ACKNOWLEDGETASKSTATUS']._serialized_start=3790
-  _globals['_ACKNOWLEDGETASKSTATUS']._serialized_end=3884
-  _globals['_SHUTDOWNEXECUTOR']._serialized_start=3886
-  _globals['_SHUTDOWNEXECUTOR']._serialized_end=3965
-  _globals['_EXITEXECUTOR']._serialized_start=3967
-  _globals['_EXITEXECUTOR']._serialized_end=4058
-  _globals['_REGISTERAGENT']._serialized_start=4061
-  _globals['_REGISTERAGENT']._serialized_end=4219
-  _globals['_REREGISTERAGENT']._serialized_start=4222
-  _globals['_REREGISTERAGENT']._serialized_end=4501
-  _globals['_DISCONNECTAGENT']._serialized_start=4503
-  _globals['_DISCONNECTAGENT']._serialized_end=4557
-  _globals['_MARKAGENTUNREACHABLE']._serialized_start=4559
-  _globals['_MARKAGENTUNREACHABLE']._serialized_end=4616
-  _globals['_MARKAGENTGONE']._serialized_start=4618
-  _globals['_MARKAGENTGONE']._serialized_end=4651
-  _globals['_UNREGISTERAGENT']._serialized_start=4653
-  _globals['_UNREGISTERAGENT']._serialized_end=4688
-  _globals['_DEACTIVATEAGENT']._serialized_start=4690
-  _globals['_DEACTIVATEAGENT']._serialized_end=4725
-  _globals['_REACTIVATEAGENT']._serialized_start=4727
-  _globals['_REACTIVATEAGENT']._serialized_end=4762
-  _globals['_DRAINAGENT']._serialized_start=4764
-  _globals['_DRAINAGENT']._serialized_end=4833
-  _globals['_APPLYRESOURCEOPERATION']._serialized_start=4835
-  _globals['_APPLYRESOURCEOPERATION']._serialized_end=4923
+  _globals['_COMMANDBATCH']._serialized_start=231
+  _globals['_COMMANDBATCH']._serialized_end=290
+  _globals['_COMMAND']._serialized_start=293
+  _globals['_COMMAND']._serialized_end=2437
+  _globals['_INITCLUSTER']._serialized_start=2439
+  _globals['_INITCLUSTER']._serialized_end=2472
+  _globals['_ELECTLEADER']._serialized_start=2474
+  _globals['_ELECTLEADER']._serialized_end=2592
+  _globals['_UPDATEWEIGHTS']._serialized_start=2594
+  _globals['_UPDATEWEIGHTS']._serialized_end=2653
+  _globals['_UPDATEQUOTA']._serialized_start=2655
+  _globals['_UPDATEQUOTA']._serialized_end=2736
+  _globals['_MASTERCONFIG']._serialized_start=2739
+  _globals['_MASTERCONFIG']._serialized_end=2882
+  _globals['_TICK']._serialized_start=2884
+  _globals['_TICK']._serialized_end=2890
+  _globals['_SUBSCRIBEFRAMEWORK']._serialized_start=2893
+  _globals['_SUBSCRIBEFRAMEWORK']._serialized_end=3072
+  _globals['_DISCONNECTFRAMEWORK']._serialized_start=3074
+  _globals['_DISCONNECTFRAMEWORK']._serialized_end=3136
+  _globals['_TEARDOWNFRAMEWORK']._serialized_start=3138
+  _globals['_TEARDOWNFRAMEWORK']._serialized_end=3179
+  _globals['_UPDATEFRAMEWORK']._serialized_start=3182
+  _globals['_UPDATEFRAMEWORK']._serialized_end=3339
+  _globals['_REVIVEOFFERS']._serialized_start=3341
+  _globals['_REVIVEOFFERS']._serialized_end=3392
+  _globals['_SUPPRESSOFFERS']._serialized_start=3394
+  _globals['_SUPPRESSOFFERS']._serialized_end=3447
+  _globals['_CREATEOFFERS']._serialized_start=3449
+  _globals['_CREATEOFFERS']._serialized_end=3532
+  _globals['_OFFERDECISION']._serialized_start=3534
+  _globals['_OFFERDECISION']._serialized_end=3642
+  _globals['_ACCEPTOFFERS']._serialized_start=3644
+  _globals['_ACCEPTOFFERS']._serialized_end=3729
+  _globals['_DECLINEOFFERS']._serialized_start=3731
+  _globals['_DECLINEOFFERS']._serialized_end=3842
+  _globals['_RESCINDOFFERS']._serialized_start=3844
+  _globals['_RESCINDOFFERS']._serialized_end=3878
+  _globals['_KILLTASK']._serialized_start=3880
+  _globals['_KILLTASK']._serialized_end=3990
+  _globals['_UPDATETASKSTATUS']._serialized_start=3993
+  _globals['_UPDATETASKSTATUS']._serialized_end=4132
+  _globals['_ACKNOWLEDGETASKSTATUS']._serialized_start=4134
+  _globals['_ACKNOWLEDGETASKSTATUS']._serialized_end=4228
+  _globals['_SHUTDOWNEXECUTOR']._serialized_start=4230
+  _globals['_SHUTDOWNEXECUTOR']._serialized_end=4309
+  _globals['_EXITEXECUTOR']._serialized_start=4311
+  _globals['_EXITEXECUTOR']._serialized_end=4402
+  _globals['_REGISTERAGENT']._serialized_start=4405
+  _globals['_REGISTERAGENT']._serialized_end=4563
+  _globals['_REREGISTERAGENT']._serialized_start=4566
+  _globals['_REREGISTERAGENT']._serialized_end=4845
+  _globals['_DISCONNECTAGENT']._serialized_start=4847
+  _globals['_DISCONNECTAGENT']._serialized_end=4901
+  _globals['_MARKAGENTUNREACHABLE']._serialized_start=4903
+  _globals['_MARKAGENTUNREACHABLE']._serialized_end=4960
+  _globals['_MARKAGENTGONE']._serialized_start=4962
+  _globals['_MARKAGENTGONE']._serialized_end=4995
+  _globals['_UNREGISTERAGENT']._serialized_start=4997
+  _globals['_UNREGISTERAGENT']._serialized_end=5032
+  _globals['_DEACTIVATEAGENT']._serialized_start=5034
+  _globals['_DEACTIVATEAGENT']._serialized_end=5069
+  _globals['_REACTIVATEAGENT']._serialized_start=5071
+  _globals['_REACTIVATEAGENT']._serialized_end=5106
+  _globals['_DRAINAGENT']._serialized_start=5108
+  _globals['_DRAINAGENT']._serialized_end=5177
+  _globals['_APPLYRESOURCEOPERATION']._serialized_start=5179
+  _globals['_APPLYRESOURCEOPERATION']._serialized_end=5267
+  _globals['_UPDATEMAINTENANCESCHEDULE']._serialized_start=5269
+  _globals['_UPDATEMAINTENANCESCHEDULE']._serialized_end=5346
+  _globals['_STARTMAINTENANCE']._serialized_start=5348
+  _globals['_STARTMAINTENANCE']._serialized_end=5405
+  _globals['_STOPMAINTENANCE']._serialized_start=5407
+  _globals['_STOPMAINTENANCE']._serialized_end=5463
+  _globals['_RESPONDTOINVERSEOFFERS']._serialized_start=5465
+  _globals['_RESPONDTOINVERSEOFFERS']._serialized_end=5590
 # @@protoc_insertion_point(module_scope)

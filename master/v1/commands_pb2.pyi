@@ -1,3 +1,4 @@
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2 as _maintenance_pb2
 from meseta.proto.mesos.v1 import mesos_pb2 as _mesos_pb2
 from meseta.proto.mesos.v1.quota import quota_pb2 as _quota_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as _scheduler_pb2
@@ -16,7 +17,7 @@ class CommandBatch(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "update_quota", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent", "apply_resource_operation")
+    __slots__ = ("init_cluster", "elect_leader", "tick", "update_weights", "update_quota", "subscribe_framework", "disconnect_framework", "teardown_framework", "update_framework", "revive_offers", "suppress_offers", "create_offers", "accept_offers", "decline_offers", "rescind_offers", "kill_task", "update_task_status", "acknowledge_task_status", "shutdown_executor", "exit_executor", "register_agent", "reregister_agent", "disconnect_agent", "mark_agent_unreachable", "mark_agent_gone", "unregister_agent", "deactivate_agent", "reactivate_agent", "drain_agent", "apply_resource_operation", "update_maintenance_schedule", "start_maintenance", "stop_maintenance", "respond_to_inverse_offers")
     INIT_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     ELECT_LEADER_FIELD_NUMBER: _ClassVar[int]
     TICK_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +48,10 @@ class Command(_message.Message):
     REACTIVATE_AGENT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_AGENT_FIELD_NUMBER: _ClassVar[int]
     APPLY_RESOURCE_OPERATION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MAINTENANCE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    START_MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    STOP_MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    RESPOND_TO_INVERSE_OFFERS_FIELD_NUMBER: _ClassVar[int]
     init_cluster: InitCluster
     elect_leader: ElectLeader
     tick: Tick
@@ -77,7 +82,11 @@ class Command(_message.Message):
     reactivate_agent: ReactivateAgent
     drain_agent: DrainAgent
     apply_resource_operation: ApplyResourceOperation
-    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., update_quota: _Optional[_Union[UpdateQuota, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ..., apply_resource_operation: _Optional[_Union[ApplyResourceOperation, _Mapping]] = ...) -> None: ...
+    update_maintenance_schedule: UpdateMaintenanceSchedule
+    start_maintenance: StartMaintenance
+    stop_maintenance: StopMaintenance
+    respond_to_inverse_offers: RespondToInverseOffers
+    def __init__(self, init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., elect_leader: _Optional[_Union[ElectLeader, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., update_weights: _Optional[_Union[UpdateWeights, _Mapping]] = ..., update_quota: _Optional[_Union[UpdateQuota, _Mapping]] = ..., subscribe_framework: _Optional[_Union[SubscribeFramework, _Mapping]] = ..., disconnect_framework: _Optional[_Union[DisconnectFramework, _Mapping]] = ..., teardown_framework: _Optional[_Union[TeardownFramework, _Mapping]] = ..., update_framework: _Optional[_Union[UpdateFramework, _Mapping]] = ..., revive_offers: _Optional[_Union[ReviveOffers, _Mapping]] = ..., suppress_offers: _Optional[_Union[SuppressOffers, _Mapping]] = ..., create_offers: _Optional[_Union[CreateOffers, _Mapping]] = ..., accept_offers: _Optional[_Union[AcceptOffers, _Mapping]] = ..., decline_offers: _Optional[_Union[DeclineOffers, _Mapping]] = ..., rescind_offers: _Optional[_Union[RescindOffers, _Mapping]] = ..., kill_task: _Optional[_Union[KillTask, _Mapping]] = ..., update_task_status: _Optional[_Union[UpdateTaskStatus, _Mapping]] = ..., acknowledge_task_status: _Optional[_Union[AcknowledgeTaskStatus, _Mapping]] = ..., shutdown_executor: _Optional[_Union[ShutdownExecutor, _Mapping]] = ..., exit_executor: _Optional[_Union[ExitExecutor, _Mapping]] = ..., register_agent: _Optional[_Union[RegisterAgent, _Mapping]] = ..., reregister_agent: _Optional[_Union[ReregisterAgent, _Mapping]] = ..., disconnect_agent: _Optional[_Union[DisconnectAgent, _Mapping]] = ..., mark_agent_unreachable: _Optional[_Union[MarkAgentUnreachable, _Mapping]] = ..., mark_agent_gone: _Optional[_Union[MarkAgentGone, _Mapping]] = ..., unregister_agent: _Optional[_Union[UnregisterAgent, _Mapping]] = ..., deactivate_agent: _Optional[_Union[DeactivateAgent, _Mapping]] = ..., reactivate_agent: _Optional[_Union[ReactivateAgent, _Mapping]] = ..., drain_agent: _Optional[_Union[DrainAgent, _Mapping]] = ..., apply_resource_operation: _Optional[_Union[ApplyResourceOperation, _Mapping]] = ..., update_maintenance_schedule: _Optional[_Union[UpdateMaintenanceSchedule, _Mapping]] = ..., start_maintenance: _Optional[_Union[StartMaintenance, _Mapping]] = ..., stop_maintenance: _Optional[_Union[StopMaintenance, _Mapping]] = ..., respond_to_inverse_offers: _Optional[_Union[RespondToInverseOffers, _Mapping]] = ...) -> None: ...
 
 class InitCluster(_message.Message):
     __slots__ = ("cluster_id",)
@@ -366,3 +375,33 @@ class ApplyResourceOperation(_message.Message):
     agent_id: str
     operation: _mesos_pb2.Offer.Operation
     def __init__(self, agent_id: _Optional[str] = ..., operation: _Optional[_Union[_mesos_pb2.Offer.Operation, _Mapping]] = ...) -> None: ...
+
+class UpdateMaintenanceSchedule(_message.Message):
+    __slots__ = ("schedule",)
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    schedule: _maintenance_pb2.Schedule
+    def __init__(self, schedule: _Optional[_Union[_maintenance_pb2.Schedule, _Mapping]] = ...) -> None: ...
+
+class StartMaintenance(_message.Message):
+    __slots__ = ("machines",)
+    MACHINES_FIELD_NUMBER: _ClassVar[int]
+    machines: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.MachineID]
+    def __init__(self, machines: _Optional[_Iterable[_Union[_mesos_pb2.MachineID, _Mapping]]] = ...) -> None: ...
+
+class StopMaintenance(_message.Message):
+    __slots__ = ("machines",)
+    MACHINES_FIELD_NUMBER: _ClassVar[int]
+    machines: _containers.RepeatedCompositeFieldContainer[_mesos_pb2.MachineID]
+    def __init__(self, machines: _Optional[_Iterable[_Union[_mesos_pb2.MachineID, _Mapping]]] = ...) -> None: ...
+
+class RespondToInverseOffers(_message.Message):
+    __slots__ = ("framework_id", "inverse_offer_ids", "accept", "filters")
+    FRAMEWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    INVERSE_OFFER_IDS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    framework_id: str
+    inverse_offer_ids: _containers.RepeatedScalarFieldContainer[str]
+    accept: bool
+    filters: _mesos_pb2.Filters
+    def __init__(self, framework_id: _Optional[str] = ..., inverse_offer_ids: _Optional[_Iterable[str]] = ..., accept: _Optional[bool] = ..., filters: _Optional[_Union[_mesos_pb2.Filters, _Mapping]] = ...) -> None: ...

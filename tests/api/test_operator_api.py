@@ -22,7 +22,7 @@ from pymesos import MesosOperatorMasterDriver
 from support.master_harness import MasterHandle, follower_master, running_master
 from support.read_cluster import Populated
 
-from meseta.api import mesos_json, operator, operator_forms, read_cache
+from meseta.api import mesos_json, operator, read_cache
 from meseta.api.consistency import INDEX_HEADER
 from meseta.proto.mesos.v1.master import master_pb2
 
@@ -214,9 +214,10 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         (
             b'{"type": "START_MAINTENANCE", "start_maintenance": {}}',
             {},
-            501,
-            "not supported yet",
+            400,
+            "List of machines is empty",
         ),
+        (b'{"type": "GROW_VOLUME", "grow_volume": {}}', {}, 400, "Failed to parse"),
         (
             b'{"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [{"role": "a/b"}]}}',
             {},
@@ -549,21 +550,84 @@ async def test_weights_are_updated_by_the_v1_call_and_the_put(
     assert {role["name"]: role["weight"] for role in got} == listed
 
 
-@pytest.mark.parametrize("path", sorted(operator_forms.NOT_YET))
-async def test_legacy_endpoints_not_served_yet(
-    cluster: tuple[MasterHandle, Populated], path: str
+async def test_maintenance_schedule_inverse_offers_and_machines(
+    cluster: tuple[MasterHandle, Populated],
 ) -> None:
-    """As their v1 calls answer (a 404 would send the operator looking for a typo)."""
-    master, _ = cluster
-    for method in ("GET", "POST"):
-        status, _, data = await post(master, b"", path="/master" + path, method=method)
-        calls = operator_forms.NOT_YET[path]
-        call = calls.get(method, calls["*"])
-        master_pb2.Call.Type.Value(call)  # a real v1 call type
-        if method == "GET" and call.startswith("GET_"):
-            assert (status, data) == (200, b"{}")  # nothing is scheduled or set: empty
-        else:
-            assert (status, data) == (501, f"Call type {call} is not supported yet".encode())
+    """The pre-v1 maintenance endpoints and their v1 reads: a scheduled machine's agent
+    makes offers with its unavailability and its framework an inverse offer, whose answer
+    shows in the status; DOWN removes the agent, UP takes the machine off the schedule."""
+    master, populated = cluster
+    view_agent = master.context.cluster.agents[populated.agent_id]
+    hostname, ip = view_agent.info.hostname, view_agent.pid.split("@")[1].rsplit(":", 1)[0]
+    machine = {"hostname": hostname, "ip": ip}
+    window = {
+        "machine_ids": [machine],
+        "unavailability": {"start": {"nanoseconds": 4102444800000000000}},
+    }
+    schedule = {"windows": [window]}
+    for body, expected in [
+        (b'{"windows": [{"machine_ids": [], "unavailability": {"start": {"nanoseconds": 1}}}]}',
+         b"List of machines in the maintenance window is empty"),
+        (orjson.dumps({"windows": [dict(window, machine_ids=[{"ip": "10.0.0.300"}])]}),
+         b"Failed to parse IPv4: 10.0.0.300"),
+    ]:  # fmt: skip
+        status, _, data = await post(master, body, path="/master/maintenance/schedule")
+        assert (status, data) == (400, expected)
+    status, _, data = await post(master, schedule, path="/master/maintenance/schedule")
+    assert (status, data) == (200, b"")
+    stream = populated.stream
+    await stream.expect("RESCIND")  # its outstanding offer, made again with the window
+    inverse = (await stream.expect("INVERSE_OFFERS"))["inverse_offers"]["inverse_offers"][0]
+    assert inverse["agent_id"] == {"value": populated.agent_id}
+    assert inverse["unavailability"] == window["unavailability"]
+    status, _, data = await post(master, b"", method="GET", path="/master/maintenance/schedule")
+    assert orjson.loads(data) == schedule
+    answer = await call_json(master, "GET_MAINTENANCE_SCHEDULE")
+    assert answer["get_maintenance_schedule"]["schedule"] == schedule
+    reply = await populated.scheduler.call(
+        "DECLINE_INVERSE_OFFERS",
+        decline_inverse_offers={
+            "inverse_offer_ids": [inverse["id"]],
+            "filters": {"refuse_seconds": 3600},
+        },
+    )
+    assert reply.status == 202, reply.text
+    status, _, data = await post(master, b"", method="GET", path="/maintenance/status")
+    (draining,) = orjson.loads(data)["draining_machines"]
+    assert draining["id"] == machine
+    (answered,) = draining["statuses"]
+    assert (answered["status"], answered["framework_id"]) == (
+        "DECLINE", {"value": populated.framework_id},
+    )  # fmt: skip
+    # Bringing machines down: only scheduled, DRAINING ones; the agent is removed.
+    elsewhere = [{"hostname": "elsewhere", "ip": "10.0.0.9"}]
+    status, _, data = await post(master, elsewhere, path="/master/machine/down")
+    assert status == 400 and data.endswith(b"is not part of a maintenance schedule"), data
+    for body, method, code in [(b"[1", "POST", 400), (b"[]", "GET", 405), (b"[]", "POST", 400)]:
+        status, _, _ = await post(master, body, path="/machine/down", method=method)
+        assert status == code
+    status, _, data = await post(master, [machine], path="/master/machine/down")
+    assert (status, data) == (200, b"")
+    shutdown = await populated.agent.expect("SHUTDOWN")
+    assert shutdown["error"]["message"] == "Operator initiated 'Machine DOWN'"
+    lost = await stream.expect("UPDATE")
+    while lost["update"]["status"]["state"] != "TASK_LOST":  # earlier updates come first
+        lost = await stream.expect("UPDATE")
+    assert lost["update"]["status"]["message"].endswith(
+        "removed: Operator initiated 'Machine DOWN'"
+    )
+    status = (await call_json(master, "GET_MAINTENANCE_STATUS"))["get_maintenance_status"]
+    assert status["status"] == {"down_machines": [machine]}
+    status_, _, data = await post(master, {"windows": []}, path="/master/maintenance/schedule")
+    assert status_ == 400 and data.endswith(
+        b"is deactivated and cannot be removed from the schedule"
+    )
+    status_, _, data = await post(master, [machine], path="/master/machine/up")
+    assert (status_, data) == (200, b"")
+    status = (await call_json(master, "GET_MAINTENANCE_STATUS"))["get_maintenance_status"]
+    assert status == {"status": {}}
+    schedule_now = await call_json(master, "GET_MAINTENANCE_SCHEDULE")
+    assert schedule_now["get_maintenance_schedule"] == {"schedule": {}}
 
 
 @pytest.mark.parametrize(
@@ -574,7 +638,7 @@ async def test_legacy_endpoints_not_served_yet(
         ("GET_QUOTA", {"status": {}}),
     ],
 )
-async def test_reads_of_what_cannot_be_set_yet_answer_empty(
+async def test_reads_of_nothing_set_answer_empty(
     master: MasterHandle, call: str, answer: dict[str, Any]
 ) -> None:
     assert (await call_json(master, call))[call.lower()] == answer

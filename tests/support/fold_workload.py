@@ -18,6 +18,7 @@ from meseta.master.resources import DYNAMIC, UNRESERVED, Resources, is_volume, p
 from meseta.master.state import AgentStatus, FrameworkStatus, State, Task, is_terminal
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
+from meseta.proto.mesos.v1.maintenance import maintenance_pb2 as mt
 from meseta.proto.mesos.v1.quota import quota_pb2 as q
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2 as s
 from support.fold_cluster import (
@@ -65,6 +66,8 @@ WEIGHTS: dict[str, int] = {
     "deactivate_or_drain": 2,
     "update_quota": 1,
     "resource_operation": 2,
+    "maintenance": 1,
+    "respond_to_inverse_offers": 2,
     "subscribe_framework": 3,
     "resubscribe_framework": 2,
     "disconnect_framework": 2,
@@ -411,6 +414,39 @@ class Workload:
         operation = self.reservation_operation(agent.available, role)
         apply = c.ApplyResourceOperation(agent_id=agent.id, operation=operation)
         return command(apply_resource_operation=apply)
+
+    def maintenance(self) -> c.Command:
+        """An operator's schedule (sometimes dropping a DOWN machine: refused), or a
+        scheduled machine brought DOWN, or a DOWN one UP."""
+        kind = self.rng.choice(("schedule", "schedule", "down", "up"))
+        machines = list(self.state.machines.values())
+        if kind == "down" and machines:
+            machine = self.rng.choice(machines).id
+            return command(start_maintenance=c.StartMaintenance(machines=[machine]))
+        if kind == "up" and machines:
+            machine = self.rng.choice(machines).id
+            return command(stop_maintenance=c.StopMaintenance(machines=[machine]))
+        schedule = mt.Schedule()
+        hosts = [host for host in HOSTS if self.maybe(0.3)]
+        if hosts:
+            window = schedule.windows.add()
+            window.machine_ids.extend(m.MachineID(hostname=host) for host in hosts)
+            window.unavailability.start.nanoseconds = self.rng.choice((1, 2)) * NS_PER_S
+        return command(update_maintenance_schedule=c.UpdateMaintenanceSchedule(schedule=schedule))
+
+    def respond_to_inverse_offers(self) -> c.Command | None:
+        inverse_offers = list(self.state.inverse_offers.values())
+        if not inverse_offers:
+            return None
+        inverse = self.rng.choice(inverse_offers)
+        respond = c.RespondToInverseOffers(
+            framework_id=inverse.framework_id,
+            inverse_offer_ids=[inverse.id],
+            accept=self.maybe(0.5),
+        )
+        if self.maybe(0.5):
+            respond.filters.refuse_seconds = self.rng.choice((0.0, 5.0, 60.0))
+        return command(respond_to_inverse_offers=respond)
 
     def reservation_operation(self, pool: Resources, role: str) -> m.Offer.Operation:
         """RESERVE, UNRESERVE, CREATE or DESTROY of part of `pool`, for `role`."""

@@ -68,6 +68,7 @@ PURE_MODULES = (
     "master/durations.py",
     "master/quota.py",
     "master/operations.py",
+    "master/maintenance.py",
     "master/ledger.py",
     "master/statuses.py",
     "master/validation.py",
