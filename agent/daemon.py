@@ -55,8 +55,12 @@ ExecutorCall = executor_pb2.Call
 ExecutorEvent = executor_pb2.Event
 Reason = mesos_pb2.TaskStatus.Reason
 VERSION = "1.11.0"
+# Every capability but those of what the agent lacks: resource providers, and the
+# operation feedback that comes with them.
 CAPABILITIES = tuple(
-    value for name, value in mesos_pb2.AgentInfo.Capability.Type.items() if name != "UNKNOWN"
+    value
+    for name, value in mesos_pb2.AgentInfo.Capability.Type.items()
+    if name not in ("UNKNOWN", "RESOURCE_PROVIDER", "AGENT_OPERATION_FEEDBACK")
 )
 
 log = logging.getLogger(__name__)

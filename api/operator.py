@@ -93,6 +93,16 @@ REQUIRED_BODY = {
 
 def validate(call: master_pb2.Call) -> None:
     validate_call(call, "master", REQUIRED_BODY)
+    for kind, body in (
+        (Call.GROW_VOLUME, call.grow_volume),
+        (Call.SHRINK_VOLUME, call.shrink_volume),
+    ):
+        if call.type == kind and not body.HasField("agent_id"):
+            raise HttpError(
+                400,
+                "Expecting 'agent_id' to be present; only agent default resources are"
+                " supported right now",
+            )
 
 
 # -- responses ------------------------------------------------------------------------------
@@ -387,6 +397,8 @@ RESOURCE_CALLS = (
     Call.UNRESERVE_RESOURCES,
     Call.CREATE_VOLUMES,
     Call.DESTROY_VOLUMES,
+    Call.GROW_VOLUME,
+    Call.SHRINK_VOLUME,
 )
 
 
@@ -407,9 +419,19 @@ def resource_operation(call: master_pb2.Call) -> tuple[str, mesos_pb2.Offer.Oper
         operation.type = operation.CREATE
         operation.create.volumes.extend(call.create_volumes.volumes)
         return call.create_volumes.agent_id.value, operation
-    operation.type = operation.DESTROY
-    operation.destroy.volumes.extend(call.destroy_volumes.volumes)
-    return call.destroy_volumes.agent_id.value, operation
+    if call.type == Call.DESTROY_VOLUMES:
+        operation.type = operation.DESTROY
+        operation.destroy.volumes.extend(call.destroy_volumes.volumes)
+        return call.destroy_volumes.agent_id.value, operation
+    if call.type == Call.GROW_VOLUME:
+        operation.type = operation.GROW_VOLUME
+        operation.grow_volume.volume.CopyFrom(call.grow_volume.volume)
+        operation.grow_volume.addition.CopyFrom(call.grow_volume.addition)
+        return call.grow_volume.agent_id.value, operation
+    operation.type = operation.SHRINK_VOLUME
+    operation.shrink_volume.volume.CopyFrom(call.shrink_volume.volume)
+    operation.shrink_volume.subtract.CopyFrom(call.shrink_volume.subtract)
+    return call.shrink_volume.agent_id.value, operation
 
 
 def drain_command(call: master_pb2.Call.DrainAgent) -> commands.DrainAgent:

@@ -26,13 +26,25 @@ from meseta.master.resources import (
     key_label,
     key_stack,
     popped,
+    to_milli,
     unvolumed,
 )
 from meseta.master.state import Agent, Framework
 from meseta.proto.mesos.v1 import mesos_pb2
 
 Operation = mesos_pb2.Offer.Operation
-KINDS = (Operation.RESERVE, Operation.UNRESERVE, Operation.CREATE, Operation.DESTROY)
+KINDS = (
+    Operation.RESERVE,
+    Operation.UNRESERVE,
+    Operation.CREATE,
+    Operation.DESTROY,
+    Operation.GROW_VOLUME,
+    Operation.SHRINK_VOLUME,
+)
+# Their results are not in the pool for later operations of the same ACCEPT (Mesos
+# calls them speculative for now, but means them not to be).
+RESIZES = (Operation.GROW_VOLUME, Operation.SHRINK_VOLUME)
+RESIZE_VOLUME = mesos_pb2.AgentInfo.Capability.RESIZE_VOLUME
 
 
 class OperationError(ValueError):
@@ -59,6 +71,10 @@ def conversion(
         return create(operation.create.volumes, agent, framework)
     if kind == Operation.DESTROY:
         return destroy(operation.destroy.volumes, agent)
+    if kind == Operation.GROW_VOLUME:
+        return grow(operation.grow_volume, agent)
+    if kind == Operation.SHRINK_VOLUME:
+        return shrink(operation.shrink_volume, agent)
     raise OperationError(f"Operation {Operation.Type.Name(kind)} is not supported yet")
 
 
@@ -181,7 +197,59 @@ def destroy(given: Sequence[mesos_pb2.Resource], agent: Agent) -> Conversion:
     return Conversion(volumes, volumes.convert(unvolumed))
 
 
-def volume_error(volumes: Iterable[mesos_pb2.Resource]) -> None:
+def grow(body: Operation.GrowVolume, agent: Agent) -> Conversion:
+    """The volume and the addition become one bigger volume."""
+    volume = one_resource(body.volume, "Invalid resource in the 'GrowVolume.volume' field")
+    addition = one_resource(body.addition, "Invalid resource in the 'GrowVolume.addition' field")
+    if not body.addition.scalar.value > 0:
+        raise OperationError("The size of 'GrowVolume.addition' field must be greater than zero")
+    volume_error([body.volume], "Invalid persistent volume in the 'GrowVolume.volume' field")
+    ((key, size),) = volume.items.items()
+    ((added_key, added),) = addition.items.items()
+    if unvolumed(key) != added_key:
+        raise OperationError(
+            "Incompatible resources in the 'GrowVolume.volume' and 'GrowVolume.addition' fields"
+        )
+    resize_error(agent, key, "grown")
+    assert isinstance(size, int) and isinstance(added, int)  # disk: volume_error checked
+    return Conversion(volume + addition, Resources({key: size + added}))
+
+
+def shrink(body: Operation.ShrinkVolume, agent: Agent) -> Conversion:
+    """The volume gives `subtract` back as the disk it was made of."""
+    volume = one_resource(body.volume, "Invalid resource in the 'ShrinkVolume.volume' field")
+    if not body.subtract.value > 0:
+        raise OperationError("Value of 'ShrinkVolume.subtract' must be greater than zero")
+    ((key, size),) = volume.items.items()
+    subtract = to_milli(body.subtract.value)
+    if not isinstance(size, int) or size <= subtract:
+        raise OperationError(
+            "Value of 'ShrinkVolume.subtract' must be smaller than the size of"
+            " 'ShrinkVolume.volume'"
+        )
+    volume_error([body.volume], "Invalid persistent volume in the 'ShrinkVolume.volume' field")
+    resize_error(agent, key, "shrunk")
+    freed = Resources({unvolumed(key): subtract})
+    return Conversion(volume, Resources({key: size - subtract}) + freed)
+
+
+def one_resource(given: mesos_pb2.Resource, what: str) -> Resources:
+    resources = parsed([given], what)
+    if len(resources.items) != 1:
+        raise OperationError(f"{what}: Resource must not be empty")
+    return resources
+
+
+def resize_error(agent: Agent, key: Key, done: str) -> None:
+    if RESIZE_VOLUME not in agent.capabilities:
+        raise OperationError(
+            f"Volume {label(key)} cannot be {done} on an agent without RESIZE_VOLUME capability"
+        )
+
+
+def volume_error(
+    volumes: Iterable[mesos_pb2.Resource], what: str = "Not a persistent volume"
+) -> None:
     """Mesos's validatePersistentVolume."""
     for volume in volumes:
         if not volume.HasField("disk"):
@@ -194,7 +262,7 @@ def volume_error(volumes: Iterable[mesos_pb2.Resource]) -> None:
             error = "Read-only persistent volume not supported"
         else:
             continue
-        raise OperationError(f"Not a persistent volume: {error}")
+        raise OperationError(f"{what}: {error}")
 
 
 def persistence_ids(resources: Resources) -> dict[tuple[str, str], None]:

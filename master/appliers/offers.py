@@ -148,16 +148,20 @@ def accept_offers(state: State, command: commands_pb2.AcceptOffers, out: Out) ->
         remove_offers(state, list(dict.fromkeys(mine)), "discarded", False, out)
         launches.refuse_operations(state, framework, accept.operations, error, out)
         return
-    pool = EMPTY
+    offered = EMPTY
     for offer in offers:
-        pool = pool + offer.resources
+        offered = offered + offer.resources
         remove_offer(state, offer, "accepted", False, out)
     agent = state.agents[offers[0].agent_id]
     role = offers[0].role
+    pool = offered
     for operation in accept.operations:
         pool = launches.apply_operation(state, framework, agent, role, operation, pool, out)
+    # Only what was offered and is left is declined: what operations made (reservations,
+    # volumes) is offered again without the filter, as Mesos recovers it.
+    declined = pool - (pool - offered)
     filters = accept.filters if accept.HasField("filters") else None
-    install_filter(state, framework, agent.id, role, pool, refuse_ns(filters))
+    install_filter(state, framework, agent.id, role, declined, refuse_ns(filters))
 
 
 def pooled_offers(

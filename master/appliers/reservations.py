@@ -1,7 +1,8 @@
-"""Reservations and persistent volumes on agents: RESERVE, UNRESERVE, CREATE and
-DESTROY inside a scheduler's ACCEPT, and the operator's RESERVE_RESOURCES,
-UNRESERVE_RESOURCES, CREATE_VOLUMES and DESTROY_VOLUMES (Mesos's master.cpp
-_accept and http.cpp _operation).
+"""Reservations and persistent volumes on agents: RESERVE, UNRESERVE, CREATE,
+DESTROY, GROW_VOLUME and SHRINK_VOLUME inside a scheduler's ACCEPT, and the
+operator's RESERVE_RESOURCES, UNRESERVE_RESOURCES, CREATE_VOLUMES,
+DESTROY_VOLUMES, GROW_VOLUME and SHRINK_VOLUME (Mesos's master.cpp _accept and
+http.cpp _operation).
 
 An operation converts part of the agent's total (`master.operations`). The
 master keeps the agent's reservations and volumes: they survive the agent's
@@ -19,7 +20,13 @@ from meseta.master.events import (
     DomainEvent,
     OperationStatusUpdated,
 )
-from meseta.master.operations import Conversion, OperationError, agent_label, conversion
+from meseta.master.operations import (
+    RESIZES,
+    Conversion,
+    OperationError,
+    agent_label,
+    conversion,
+)
 from meseta.master.resources import EMPTY, Resources, format_resources, is_volume
 from meseta.master.state import REACHABLE_AGENT, REGISTERED_AGENT, Agent, Framework, State
 from meseta.master.v1 import commands_pb2
@@ -47,6 +54,10 @@ def operation_resources(operation: Operation) -> list[mesos_pb2.Resource]:
         return list(operation.unreserve.resources)
     if kind == Operation.CREATE:
         return list(operation.create.volumes)
+    if kind == Operation.GROW_VOLUME:
+        return [operation.grow_volume.volume, operation.grow_volume.addition]
+    if kind == Operation.SHRINK_VOLUME:
+        return [operation.shrink_volume.volume]
     return list(operation.destroy.volumes)
 
 
@@ -79,11 +90,15 @@ def accept_operation(
         return pool
     if not pool.contains(change.consumed):
         why = f"{format_resources(pool)} does not contain {format_resources(change.consumed)}"
+        if operation.type in RESIZES:
+            why = f"Invalid {Operation.Type.Name(operation.type)} operation: {why}"
         operation_error(framework, operation, why, out)
         return pool
     if operation.type == Operation.DESTROY:
         rescind_holding(state, agent, change.consumed, out)
     convert(state, agent, change, out)
+    if operation.type in RESIZES:
+        return pool - change.consumed  # the resized volume is offered again, not pooled
     return pool - change.consumed + change.converted
 
 
@@ -124,9 +139,9 @@ def apply_resource_operation(
 def refusal_prefix(operation: Operation, agent: Agent) -> str:
     """Mesos's words before a refused operator operation's reason."""
     name = Operation.Type.Name(operation.type)
-    if operation.type in (Operation.RESERVE, Operation.CREATE):
-        return f"Invalid {name} operation on agent {agent_label(agent)}"
-    return f"Invalid {name} operation"
+    if operation.type in (Operation.UNRESERVE, Operation.DESTROY):
+        return f"Invalid {name} operation"
+    return f"Invalid {name} operation on agent {agent_label(agent)}"
 
 
 def rescind_for(state: State, agent: Agent, consumed: Resources, out: Out) -> None:

@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
-from meseta.master.resources import DYNAMIC, UNRESERVED, Resources, is_volume, parse, to_protos
+from meseta.master.resources import (
+    DYNAMIC,
+    MILLI,
+    UNRESERVED,
+    Resources,
+    is_volume,
+    parse,
+    to_protos,
+    unvolumed,
+)
 from meseta.master.state import AgentStatus, FrameworkStatus, State, Task, is_terminal
 from meseta.master.v1 import commands_pb2 as c
 from meseta.proto.mesos.v1 import mesos_pb2 as m
@@ -180,8 +189,10 @@ class Workload:
         )
 
     def capabilities(self) -> list[m.AgentInfo.Capability]:
-        """Mostly meseta's agent (it can drain), sometimes one that cannot."""
-        return agent_capabilities(AGENT_CAPABILITIES if self.maybe(0.9) else ())
+        """Mostly meseta's agent (it can drain and resize volumes), sometimes one that
+        cannot."""
+        resize = (m.AgentInfo.Capability.RESIZE_VOLUME,)
+        return agent_capabilities((*AGENT_CAPABILITIES, *resize) if self.maybe(0.9) else ())
 
     def reregister_agent(self) -> c.Command | None:
         agents = self.agents()
@@ -453,7 +464,22 @@ class Workload:
         shaped = pool.shaped()
         volumes = [key for key in shaped.items if is_volume(key)]
         reservations = [key for key in shaped.items if not is_volume(key)]
-        kind = self.rng.choice(("reserve", "reserve", "unreserve", "create", "destroy"))
+        kind = self.rng.choice(
+            ("reserve", "reserve", "unreserve", "create", "destroy", "grow", "shrink")
+        )
+        if kind in ("grow", "shrink") and volumes:
+            key = self.rng.choice(volumes)
+            (given,) = to_protos(Resources({key: pool.items[key]}))
+            operation = Operation(type=Operation.GROW_VOLUME)
+            if kind == "grow":
+                operation.grow_volume.volume.CopyFrom(given)
+                (addition,) = to_protos(Resources({unvolumed(key): 64 * MILLI}))
+                operation.grow_volume.addition.CopyFrom(addition)
+            else:
+                operation.type = Operation.SHRINK_VOLUME
+                operation.shrink_volume.volume.CopyFrom(given)
+                operation.shrink_volume.subtract.value = self.rng.choice((1, 32, 4096))
+            return operation
         if kind == "unreserve" and reservations:
             key = self.rng.choice(reservations)
             operation = Operation(type=Operation.UNRESERVE)

@@ -331,12 +331,12 @@ def test_resource_operations_asking_for_feedback_get_operation_error() -> None:
 def test_unsupported_operations_with_an_id_get_operation_error() -> None:
     cluster, agent, fid = setup()
     offer_id = cluster.add_offer(fid, agent)
-    with_id = Operation(type=Operation.GROW_VOLUME)
+    with_id = Operation(type=Operation.CREATE_DISK)
     with_id.id.value = "op-8"
     events = cluster.accept(fid, [offer_id], [with_id])
     status = one(events, OperationStatusUpdated).status
     assert status.operation_id.value == "op-8"
-    assert "GROW_VOLUME is not supported" in status.message
+    assert "CREATE_DISK is not supported" in status.message
 
 
 def test_decline_installs_a_filter_and_frees_the_resources() -> None:

@@ -349,3 +349,71 @@ def test_operation_checks_speak_mesos() -> None:
     unreserved_volume[0].ClearField("reservations")
     with pytest.raises(OperationError, match="cannot be created from unreserved resources"):
         conversion(create_op(unreserved_volume), state_agent)
+
+
+def grow_op(volume_: list[m.Resource], addition: list[m.Resource]) -> m.Offer.Operation:
+    operation = Operation(type=Operation.GROW_VOLUME)
+    operation.grow_volume.volume.CopyFrom(volume_[0])
+    operation.grow_volume.addition.CopyFrom(addition[0])
+    return operation
+
+
+def shrink_op(volume_: list[m.Resource], subtract: float) -> m.Offer.Operation:
+    operation = Operation(type=Operation.SHRINK_VOLUME)
+    operation.shrink_volume.volume.CopyFrom(volume_[0])
+    operation.shrink_volume.subtract.value = subtract
+    return operation
+
+
+def test_volumes_grow_and_shrink_within_their_reservation() -> None:
+    cluster = Cluster()
+    capabilities = (m.AgentInfo.Capability.RESIZE_VOLUME,)
+    plain = cluster.add_agent("h0", resources="disk:64")
+    agent = cluster.add_agent(resources="cpus:4;mem:1024;disk:2048", capabilities=capabilities)
+    fid = cluster.add_framework(role="web", principal="ops")
+    operate(cluster, plain, reserve_op(reserved("disk:64", "web")))
+    operate(cluster, plain, create_op(volume(32, "web", "v")))
+    rejected = one(operate(cluster, plain, shrink_op(volume(32, "web", "v"), 8)), CommandRejected)
+    assert rejected.message.endswith(
+        "Volume disk(web, ops)[v:data] cannot be shrunk on an agent without RESIZE_VOLUME"
+        " capability"
+    )
+    operate(cluster, agent, reserve_op(reserved("disk:1024", "web")))
+    operate(cluster, agent, create_op(volume(256, "web", "v")))
+    events = operate(cluster, agent, grow_op(volume(256, "web", "v"), reserved("disk:256", "web")))
+    assert not of_type(events, CommandRejected)
+    assert total(cluster, agent) == (
+        "cpus:4;disk:1024;disk(web, ops)[v:data]:512;disk(web, ops):512;mem:1024"
+    )
+    operate(cluster, agent, shrink_op(volume(512, "web", "v"), 384))
+    assert total(cluster, agent) == (
+        "cpus:4;disk:1024;disk(web, ops)[v:data]:128;disk(web, ops):896;mem:1024"
+    )
+    for operation, message in [
+        (grow_op(volume(128, "web", "v"), to_protos(parse("disk:8"))), "Incompatible resources"),
+        (shrink_op(volume(128, "web", "v"), 128), "must be smaller than the size"),
+        (shrink_op(volume(128, "web", "v"), 0), "must be greater than zero"),
+        (grow_op(volume(64, "web", "v"), reserved("disk:8", "web")), "does not contain"),
+    ]:
+        rejected = one(operate(cluster, agent, operation), CommandRejected)
+        assert message in rejected.message, rejected.message
+    # Inside an ACCEPT: the resized volume is not in the pool, and is offered again.
+    offer_id = cluster.add_offer(fid, agent, role="web")
+    events = cluster.accept(
+        fid, [offer_id], [grow_op(volume(128, "web", "v"), reserved("disk:128", "web"))]
+    )
+    assert from_protos(volume(256, "web", "v")).items.keys() <= (
+        one(events, AgentResourcesChanged).total.items.keys()
+    )
+    offered = one(cluster.offer(fid, agent, role="web"), OffersCreated).offers[0].resources
+    assert offered.contains(from_protos(volume(256, "web", "v")))
+
+
+def test_what_an_accept_makes_is_offered_again_without_its_filter() -> None:
+    cluster, agent, fid = setup()
+    offer_id = cluster.add_offer(fid, agent, role="web")
+    cluster.accept(fid, [offer_id], [reserve_op(reserved("cpus:1", "web"))])  # 5 s filter
+    refusal = cluster.state.frameworks[fid].filters[(agent, "web")]
+    assert refusal.resources == parse("cpus:3;mem:1024;disk:2048")
+    offered = one(cluster.offer(fid, agent, role="web"), OffersCreated).offers[0].resources
+    assert offered.contains(from_protos(reserved("cpus:1", "web")))
