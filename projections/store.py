@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 # resources by allocation role. 6: a launch refused for a duplicate task id no longer
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
 # change; agents' deactivation and drain; role quotas. 8: resource keys carry a shape
-# (dynamic reservations, persistent volumes). 9: the maintenance schedule and status.
+# (dynamic reservations, persistent volumes). 9: the maintenance schedule and status;
+# agents' totals (reservations and volumes).
 FORMAT = 9
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
@@ -110,6 +111,7 @@ def dump(record: Record) -> bytes:
             record.deactivated,
             None if record.drain is None else record.drain.SerializeToString(),
             record.drain_started_ns,
+            _items(record.total),
         )
     elif isinstance(record, ExecutorRecord):
         values = (
@@ -278,7 +280,7 @@ class _Loader:
 
     def agent(self, key: bytes, values: tuple[Any, ...]) -> None:
         (info, status, registered, reregistered, unreachable, used, offered, version, caps,
-         ip, deactivated, drain, drain_started) = values  # fmt: skip
+         ip, deactivated, drain, drain_started, total) = values  # fmt: skip
         agent = AgentRecord(mesos_pb2.AgentInfo.FromString(info), registered)
         agent.status, agent.reregistered_ns, agent.unreachable_ns = (
             status,
@@ -288,6 +290,7 @@ class _Loader:
         agent.used = {role: _resources(items) for role, items in used.items()}
         agent.offered = {role: _resources(items) for role, items in offered.items()}
         agent.version, agent.capabilities, agent.ip = version, tuple(caps), ip
+        agent.total = _resources(total)  # with its reservations and volumes
         agent.deactivated, agent.drain_started_ns = deactivated, drain_started
         if drain is not None:
             agent.drain = mesos_pb2.DrainInfo.FromString(drain)

@@ -42,6 +42,7 @@ def agent(record: AgentRecord) -> dict[str, Any]:
     return {
         "info": record.info.SerializeToString(deterministic=True),
         "status": record.status,
+        "total": record.total,
         "times": (record.registered_ns, record.reregistered_ns, record.unreachable_ns),
         "used": dict(sorted(record.used.items())),
         "offered": dict(sorted(record.offered.items())),
@@ -60,4 +61,8 @@ def describe(view: ClusterView) -> dict[str, Any]:
         "offers": sorted(view.offers),
         "counters": view.counters,
         "task_states": dict(sorted(view.task_states.items())),
+        "maintenance": (
+            view.maintenance_schedule.SerializeToString(deterministic=True),
+            view.maintenance_status.SerializeToString(deterministic=True),
+        ),
     }
