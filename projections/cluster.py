@@ -369,6 +369,24 @@ class ClusterView:
                 agent.changed()
         framework.changed()
 
+    def _inverse_offers_created(self, event: ev.InverseOffersCreated, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return
+        for inverse in event.inverse_offers:
+            message = mesos_pb2.InverseOffer(unavailability=inverse.unavailability)
+            message.id.value = inverse.id
+            message.framework_id.value = inverse.framework_id
+            message.agent_id.value = inverse.agent_id
+            framework.inverse_offers[inverse.id] = message
+        framework.changed()
+
+    def _inverse_offer_removed(self, event: ev.InverseOfferRemoved, out: list[Event]) -> None:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is not None and event.inverse_offer_id in framework.inverse_offers:
+            del framework.inverse_offers[event.inverse_offer_id]
+            framework.changed()
+
     def _offer_removed(self, event: ev.OfferRemoved, out: list[Event]) -> None:
         # Mesos counts offers a DECLINE or ACCEPT names while still valid, and every RESCIND
         # it sends (expired and withdrawn offers alike).
@@ -831,6 +849,8 @@ _HANDLERS: dict[type, Callable[[ClusterView, object, list[Event]], None]] = {
         (ev.WeightsUpdated, ClusterView._weights_updated),
         (ev.QuotaUpdated, ClusterView._quota_updated),
         (ev.MaintenanceChanged, ClusterView._maintenance_changed),
+        (ev.InverseOffersCreated, ClusterView._inverse_offers_created),
+        (ev.InverseOfferRemoved, ClusterView._inverse_offer_removed),
         (ev.FrameworkSubscribed, ClusterView._framework_subscribed),
         (ev.FrameworkDisconnected, ClusterView._framework_disconnected),
         (ev.FrameworkUpdated, ClusterView._framework_updated),

@@ -137,6 +137,7 @@ class FrameworkRecord(Record, Allocated):
         "counts_shared",
         "executors",
         "info",
+        "inverse_offers",
         "offer_constraints",
         "offered",
         "offers",
@@ -168,6 +169,7 @@ class FrameworkRecord(Record, Allocated):
         self.unreachable_tasks: dict[str, TaskRecord] = {}
         self.completed_tasks: deque[TaskRecord] = deque(maxlen=completed_kept)
         self.offers: dict[str, OfferRecord] = {}
+        self.inverse_offers: dict[str, mesos_pb2.InverseOffer] = {}
         # (agent id, executor id) -> executor.
         self.executors: dict[tuple[str, str], ExecutorRecord] = {}
         # Resources by allocation role: used by tasks and executors, and offered.
@@ -337,6 +339,7 @@ class FrameworkRecord(Record, Allocated):
         if self.offer_constraints is not None:
             message.offer_constraints.CopyFrom(self.offer_constraints)
         message.offers.extend(offer.proto for offer in self.offers.values())
+        message.inverse_offers.extend(self.inverse_offers.values())
         message.allocated_resources.extend(endpoint_protos(self.used))
         message.offered_resources.extend(endpoint_protos(self.offered))
         return message

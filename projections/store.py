@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 # marks the booked task with that id TASK_ERROR. 7: frameworks recovered after a leader
 # change; agents' deactivation and drain; role quotas. 8: resource keys carry a shape
 # (dynamic reservations, persistent volumes). 9: the maintenance schedule and status;
-# agents' totals (reservations and volumes).
+# agents' totals (reservations and volumes); frameworks' inverse offers.
 FORMAT = 9
 META = b"meta"
 MAP_SIZE = 8 << 30  # address space only; the file grows with the data
@@ -95,6 +95,7 @@ def dump(record: Record) -> bytes:
             if record.offer_constraints is None
             else record.offer_constraints.SerializeToString(),
             record.recovered,
+            [inverse.SerializeToString() for inverse in record.inverse_offers.values()],
         )
     elif isinstance(record, AgentRecord):
         values = (
@@ -299,7 +300,7 @@ class _Loader:
 
     def framework(self, key: bytes, values: tuple[Any, ...]) -> None:
         (info, active, connected, registered, reregistered, unregistered, used, offered, seq,
-         constraints, recovered) = values  # fmt: skip
+         constraints, recovered, inverse_offers) = values  # fmt: skip
         framework = FrameworkRecord(
             mesos_pb2.FrameworkInfo.FromString(info), registered, self.view.completed_kept
         )
@@ -309,6 +310,9 @@ class _Loader:
         framework.used = {role: _resources(items) for role, items in used.items()}
         framework.offered = {role: _resources(items) for role, items in offered.items()}
         framework.completed_seq = seq
+        for data in inverse_offers:
+            inverse = mesos_pb2.InverseOffer.FromString(data)
+            framework.inverse_offers[inverse.id.value] = inverse
         if constraints is not None:
             framework.offer_constraints = OfferConstraints.FromString(constraints)
         self.keep(framework, key)

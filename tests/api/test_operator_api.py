@@ -580,6 +580,8 @@ async def test_maintenance_schedule_inverse_offers_and_machines(
     inverse = (await stream.expect("INVERSE_OFFERS"))["inverse_offers"]["inverse_offers"][0]
     assert inverse["agent_id"] == {"value": populated.agent_id}
     assert inverse["unavailability"] == window["unavailability"]
+    frameworks = (await call_json(master, "GET_FRAMEWORKS"))["get_frameworks"]["frameworks"]
+    assert [i["id"] for i in frameworks[0]["inverse_offers"]] == [inverse["id"]]
     status, _, data = await post(master, b"", method="GET", path="/master/maintenance/schedule")
     assert orjson.loads(data) == schedule
     answer = await call_json(master, "GET_MAINTENANCE_SCHEDULE")

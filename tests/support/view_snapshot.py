@@ -32,6 +32,7 @@ def framework(record: FrameworkRecord) -> dict[str, Any]:
         "unreachable": sorted(task(t) for t in record.unreachable_tasks.values()),
         "completed": [task(t) for t in record.completed_tasks],
         "offers": sorted(record.offers),
+        "inverse_offers": [i.SerializeToString() for i in record.inverse_offers.values()],
         "executors": sorted(record.executors),
         "used": dict(sorted(record.used.items())),
         "offered": dict(sorted(record.offered.items())),
