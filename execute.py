@@ -442,12 +442,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="task name (also its id)")
     parser.add_argument("--command", default=None, help="shell command to run")
     parser.add_argument(
-        "--task", default=None, help="a TaskInfo in JSON, or the path of a file holding one"
+        "--task",
+        default=None,
+        help="a TaskInfo in JSON, or a file holding one: /path or file:///path",
     )
     parser.add_argument(
         "--task_group",
         default=None,
-        help="a TaskGroupInfo in JSON (or a file path): its tasks run on the default executor",
+        help="a TaskGroupInfo in JSON (or /path, file:///path): its tasks run on the default"
+        " executor",
     )
     parser.add_argument("--resources", default="cpus:1;mem:128", help="Mesos resource syntax")
     parser.add_argument("--role", default="*", help="role the framework subscribes with")
