@@ -2,7 +2,8 @@
 
 What a restarted agent needs to recover (contract 7.8): its AgentInfo (and so
 its id) and boot id; its total as the master last checkpointed it here
-(reservations and persistent volumes included); the frameworks that
+(reservations and persistent volumes included); the drain it was told to do and
+has not finished; the frameworks that
 checkpoint, their executors (with container id, sandbox and root pid), tasks
 with their statuses, and each task's status update stream (pending updates
 and acked uuids). Every write is one fsynced transaction, done before the
@@ -10,7 +11,8 @@ agent acknowledges what it records.
 
 | database | key | value |
 |---|---|---|
-| `agent` | `info`, `boot_id`, `resources` | AgentInfo bytes, text, CheckpointResources bytes |
+| `agent` | `info`, `boot_id` | AgentInfo bytes, text |
+| `agent` | `resources`, `drain` | CheckpointResources bytes, DrainConfig bytes |
 | `frameworks` | framework id | FrameworkInfo bytes |
 | `executors` | framework id NUL executor id | JSON record |
 | `tasks` | framework id NUL task id | JSON record (TaskInfo, executor id, statuses) |
@@ -57,6 +59,7 @@ class Recovered:
     info: mesos_pb2.AgentInfo | None = None
     boot_id: str | None = None
     resources: list[mesos_pb2.Resource] | None = None  # None: the master never sent any
+    drain: mesos_pb2.DrainConfig | None = None  # an unfinished drain
     frameworks: dict[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
     executors: list[ExecutorRecord] = field(default_factory=list)
     tasks: list[tuple[TaskRecord, bool]] = field(default_factory=list)  # (task, still queued)
@@ -95,6 +98,14 @@ class Checkpoints:
         """The agent's total as its master checkpointed it (Mesos's resources.info)."""
         message = CheckpointedResources(resources=resources)
         self._put("agent", b"resources", message.SerializeToString())
+
+    def write_drain(self, config: mesos_pb2.DrainConfig | None) -> None:
+        """The drain being done (Mesos's drain.config), or None once it is over."""
+        with self.env.begin(write=True, db=self.dbs["agent"]) as txn:
+            if config is None:
+                txn.delete(b"drain")
+            else:
+                txn.put(b"drain", config.SerializeToString())
 
     def write_framework(self, info: mesos_pb2.FrameworkInfo) -> None:
         self._put("frameworks", info.id.value.encode(), info.SerializeToString())
@@ -171,6 +182,9 @@ class Checkpoints:
             raw_resources = txn.get(b"resources", db=self.dbs["agent"])
             if raw_resources is not None:
                 out.resources = list(CheckpointedResources.FromString(raw_resources).resources)
+            raw_drain = txn.get(b"drain", db=self.dbs["agent"])
+            if raw_drain is not None:
+                out.drain = mesos_pb2.DrainConfig.FromString(raw_drain)
             for key, value in txn.cursor(db=self.dbs["frameworks"]):
                 out.frameworks[key.decode()] = mesos_pb2.FrameworkInfo.FromString(value)
             for key, value in txn.cursor(db=self.dbs["executors"]):

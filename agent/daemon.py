@@ -258,6 +258,9 @@ class Agent:
         # Only now may executors subscribe: one accepted while the containerizer was still
         # re-attaching (an await above) was set back to REGISTERING here and timed out.
         self.recovered = True
+        if recovered.drain is not None:
+            log.info("recovered a drain that had not finished: draining on")
+            self.drain(recovered.drain)  # kills wait for the executors to re-subscribe
         if self.core.executors():
             log.info(
                 "recovered %d executors; waiting up to %s for them to re-subscribe",
@@ -683,10 +686,14 @@ class Agent:
         no framework is left here (`_update_drain_status`)."""
         if not self.core.frameworks:
             log.info("asked to drain: nothing runs here, so the drain is already complete")
+            self.checkpoints.write_drain(None)
             return
         log.warning("draining: killing every task")
+        if self.drain_config is None:
+            self.drain_started_s = time.time()
         self.drain_config = config
-        self.drain_started_s = time.time()
+        # Checkpointed, as Mesos does: restarted meanwhile, the agent drains on at once.
+        self.checkpoints.write_drain(config)
         for framework in list(self.core.frameworks.values()):
             for executor in list(framework.executors.values()):
                 for record in executor.live_tasks():
@@ -699,6 +706,7 @@ class Agent:
         if self.drain_config is not None and not self.core.frameworks:
             log.info("finished draining")
             self.drain_config, self.drain_started_s = None, 0.0
+            self.checkpoints.write_drain(None)
 
     async def shutdown_executor(self, executor: ExecutorRecord) -> None:
         """SHUTDOWN to the executor; destroy its container after the grace period."""

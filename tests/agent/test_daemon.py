@@ -789,3 +789,25 @@ async def test_the_advertised_ip_names_the_agent_everywhere(
     assert everywhere.advertised_host == socket.gethostname()  # not "0.0.0.0"
     with pytest.raises(FlagError, match="'advertise_ip': 'a1' is not an IP address"):
         options(tmp_path, ["127.0.0.1:5050"], 5051, "--advertise_ip=a1")
+
+
+async def test_a_drain_survives_an_agent_restart(master: MasterHandle, tmp_path: Path) -> None:
+    """Checkpointed, as Mesos checkpoints it: an agent restarted in the middle of a drain
+    drains on at once, and forgets the drain once nothing runs."""
+    info = framework_info(checkpoint=True)
+    port = free_port()
+    async with FakeScheduler(master.url) as scheduler:
+        stream, _ = await scheduler.subscribe(info)
+        first = running_agent(tmp_path, [master.address], port=port, keep_executors=True)
+        async with first as agent:
+            await until(lambda: agent.counters.registered, "registration")
+            await launch(scheduler, stream, ("long", "sleep 60"))
+            await states_until(scheduler, stream, "TASK_RUNNING")
+            await until(lambda: not agent.updates.pending(), "acknowledgements")
+            # As if it died right after the master's DRAIN, before killing anything.
+            agent.checkpoints.write_drain(mesos_pb2.DrainConfig())
+        async with running_agent(tmp_path, [master.address], port=port) as again:
+            killed = await states_until(scheduler, stream, "TASK_KILLED")
+            assert killed[-1]["reason"] == "REASON_AGENT_DRAINING"
+            await until(lambda: again.drain_config is None, "the drain to finish")
+            assert again.checkpoints.load().drain is None
