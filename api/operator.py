@@ -391,47 +391,34 @@ async def propose_write(
 
 
 # The operator's resource calls, each an offer operation on the agent's unallocated
-# resources (202 once applied, as Mesos's answer once its master has applied it).
-RESOURCE_CALLS = (
-    Call.RESERVE_RESOURCES,
-    Call.UNRESERVE_RESOURCES,
-    Call.CREATE_VOLUMES,
-    Call.DESTROY_VOLUMES,
-    Call.GROW_VOLUME,
-    Call.SHRINK_VOLUME,
-)
+# resources (202 once applied, as Mesos's answer once its master has applied it):
+# call type -> (its body's field, the operation's type, the operation's body field).
+# Each body is its operation's body plus the agent id, field names alike.
+Operation = mesos_pb2.Offer.Operation
+RESOURCE_CALLS: dict[int, tuple[str, int, str]] = {
+    Call.RESERVE_RESOURCES: ("reserve_resources", Operation.RESERVE, "reserve"),
+    Call.UNRESERVE_RESOURCES: ("unreserve_resources", Operation.UNRESERVE, "unreserve"),
+    Call.CREATE_VOLUMES: ("create_volumes", Operation.CREATE, "create"),
+    Call.DESTROY_VOLUMES: ("destroy_volumes", Operation.DESTROY, "destroy"),
+    Call.GROW_VOLUME: ("grow_volume", Operation.GROW_VOLUME, "grow_volume"),
+    Call.SHRINK_VOLUME: ("shrink_volume", Operation.SHRINK_VOLUME, "shrink_volume"),
+}
 
 
 def resource_operation(call: master_pb2.Call) -> tuple[str, mesos_pb2.Offer.Operation]:
     """(agent id, the offer operation) a RESOURCE_CALLS call stands for."""
-    operation = mesos_pb2.Offer.Operation()
-    if call.type == Call.RESERVE_RESOURCES:
-        body = call.reserve_resources
-        operation.type = operation.RESERVE
-        operation.reserve.source.extend(body.source)
-        operation.reserve.resources.extend(body.resources)
-        return body.agent_id.value, operation
-    if call.type == Call.UNRESERVE_RESOURCES:
-        operation.type = operation.UNRESERVE
-        operation.unreserve.resources.extend(call.unreserve_resources.resources)
-        return call.unreserve_resources.agent_id.value, operation
-    if call.type == Call.CREATE_VOLUMES:
-        operation.type = operation.CREATE
-        operation.create.volumes.extend(call.create_volumes.volumes)
-        return call.create_volumes.agent_id.value, operation
-    if call.type == Call.DESTROY_VOLUMES:
-        operation.type = operation.DESTROY
-        operation.destroy.volumes.extend(call.destroy_volumes.volumes)
-        return call.destroy_volumes.agent_id.value, operation
-    if call.type == Call.GROW_VOLUME:
-        operation.type = operation.GROW_VOLUME
-        operation.grow_volume.volume.CopyFrom(call.grow_volume.volume)
-        operation.grow_volume.addition.CopyFrom(call.grow_volume.addition)
-        return call.grow_volume.agent_id.value, operation
-    operation.type = operation.SHRINK_VOLUME
-    operation.shrink_volume.volume.CopyFrom(call.shrink_volume.volume)
-    operation.shrink_volume.subtract.CopyFrom(call.shrink_volume.subtract)
-    return call.shrink_volume.agent_id.value, operation
+    body_field, kind, operation_field = RESOURCE_CALLS[call.type]
+    body = getattr(call, body_field)
+    operation = Operation(type=kind)  # type: ignore[arg-type]
+    target = getattr(operation, operation_field)
+    for field, value in body.ListFields():
+        if field.name == "agent_id":
+            continue
+        if isinstance(value, Message):
+            getattr(target, field.name).CopyFrom(value)
+        else:  # a repeated field
+            getattr(target, field.name).extend(value)
+    return body.agent_id.value, operation
 
 
 def drain_command(call: master_pb2.Call.DrainAgent) -> commands.DrainAgent:

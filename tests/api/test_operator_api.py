@@ -806,3 +806,26 @@ async def test_the_master_serves_its_log_and_its_verbosity(tmp_path: Path) -> No
         assert (await call_json(master, "GET_LOGGING_LEVEL"))["get_logging_level"] == {"level": 0}
         status, _, data = await post(master, b"", path="/logging/toggle", method="GET")
         assert (status, data) == (400, b"Expecting 'level' and 'duration' in query")
+
+
+def test_each_resource_call_is_its_offer_operation() -> None:
+    """The v1 bodies are their operations' bodies plus the agent id."""
+    disk = {"name": "disk", "type": "SCALAR", "scalar": {"value": 8}}
+    bodies = {
+        "RESERVE_RESOURCES": {"source": [disk], "resources": [disk]},
+        "UNRESERVE_RESOURCES": {"resources": [disk]},
+        "CREATE_VOLUMES": {"volumes": [disk]},
+        "DESTROY_VOLUMES": {"volumes": [disk]},
+        "GROW_VOLUME": {"volume": disk, "addition": disk},
+        "SHRINK_VOLUME": {"volume": disk, "subtract": {"value": 2}},
+    }
+    for kind, body in bodies.items():
+        field = operator.RESOURCE_CALLS[master_pb2.Call.Type.Value(kind)][0]
+        call = mesos_json.from_dict(
+            {"type": kind, field: {"agent_id": {"value": "a1"}, **body}}, master_pb2.Call
+        )
+        agent_id, operation = operator.resource_operation(call)
+        as_json = orjson.loads(mesos_json.to_json(operation))
+        ((name, given),) = [(k, v) for k, v in as_json.items() if k != "type"]
+        assert (agent_id, given) == ("a1", orjson.loads(orjson.dumps(body))), kind
+        assert name == operator.RESOURCE_CALLS[call.type][2]
