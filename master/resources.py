@@ -252,7 +252,10 @@ class Resources:
 
     def shaped(self) -> Resources:
         """What operations made: dynamic reservations and persistent volumes."""
-        return _canonical({k: q for k, q in self.items.items() if k[2]})
+        for _, _, shape in self.items:
+            if shape:
+                return _canonical({k: q for k, q in self.items.items() if k[2]})
+        return EMPTY  # the common case: nothing to copy
 
     def convert(self, convert_key: Callable[[Key], Key]) -> Resources:
         """Every item re-keyed (quantities of keys that meet add up)."""
