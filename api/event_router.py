@@ -16,6 +16,7 @@ from meseta.master.appliers.agents import REMOVAL_CAUSES
 from meseta.master.resources import to_protos
 from meseta.master.state import Agent, InverseOffer, Offer, State
 from meseta.master.v1 import commands_pb2 as commands
+from meseta.projections.records import inverse_offer_proto
 from meseta.proto.agent_link.v1 import agent_link_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.scheduler import scheduler_pb2
@@ -231,13 +232,9 @@ def offer_message(state: State, offer: Offer) -> mesos_pb2.Offer:
 
 
 def inverse_offer_message(state: State, inverse: InverseOffer) -> mesos_pb2.InverseOffer:
-    """Mesos's InverseOffer: the whole agent (no resources), until its unavailability."""
-    agent = state.agents[inverse.agent_id]
-    message = mesos_pb2.InverseOffer(unavailability=inverse.unavailability)
-    message.id.value = inverse.id
-    message.framework_id.value = inverse.framework_id
-    message.agent_id.value = inverse.agent_id
-    message.url.CopyFrom(agent_url(agent))
+    """As the view keeps it, with the agent's URL."""
+    message = inverse_offer_proto(inverse)
+    message.url.CopyFrom(agent_url(state.agents[inverse.agent_id]))
     return message
 
 

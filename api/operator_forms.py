@@ -65,18 +65,18 @@ async def teardown(request: Request) -> Response:
         return error.response()
 
 
-# Path (after `/master`) -> (the v1 call, its body's field, the form field of resources).
-RESOURCE_FORMS: dict[str, tuple[master_pb2.Call.Type, str, str]] = {
-    "/reserve": (master_pb2.Call.RESERVE_RESOURCES, "reserve_resources", "resources"),
-    "/unreserve": (master_pb2.Call.UNRESERVE_RESOURCES, "unreserve_resources", "resources"),
-    "/create-volumes": (master_pb2.Call.CREATE_VOLUMES, "create_volumes", "volumes"),
-    "/destroy-volumes": (master_pb2.Call.DESTROY_VOLUMES, "destroy_volumes", "volumes"),
+# Path (after `/master`) -> (the v1 call, the form field of its resources).
+RESOURCE_FORMS: dict[str, tuple[master_pb2.Call.Type, str]] = {
+    "/reserve": (master_pb2.Call.RESERVE_RESOURCES, "resources"),
+    "/unreserve": (master_pb2.Call.UNRESERVE_RESOURCES, "resources"),
+    "/create-volumes": (master_pb2.Call.CREATE_VOLUMES, "volumes"),
+    "/destroy-volumes": (master_pb2.Call.DESTROY_VOLUMES, "volumes"),
 }
 
 
 async def resource_form(request: Request) -> Response:
     """A form of `slaveId` and a JSON array of resources (or volumes): the v1 call."""
-    call_type, body_field, form_field = RESOURCE_FORMS[request.url.path.removeprefix("/master")]
+    call_type, form_field = RESOURCE_FORMS[request.url.path.removeprefix("/master")]
     context = context_of(request)
     try:
         context.check_leader(request)
@@ -89,7 +89,7 @@ async def resource_form(request: Request) -> Response:
         if given is None:
             raise HttpError(400, f"Missing '{form_field}' query parameter in the request body")
         call = master_pb2.Call(type=call_type)
-        body = getattr(call, body_field)
+        body = getattr(call, operator.RESOURCE_CALLS[call_type][0])
         body.agent_id.value = agent_id
         getattr(body, form_field).extend(form_resources(given, form_field))
         return await written(call, context, request)

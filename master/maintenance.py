@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
+from meseta.master import state
 from meseta.master.state import Machine, MachineKey
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.maintenance import maintenance_pb2
@@ -17,7 +18,7 @@ DOWN = mesos_pb2.MachineInfo.DOWN
 
 def machine_key(machine: mesos_pb2.MachineID) -> MachineKey:
     """Machines are the same when their hostnames match but for case and their IPs match."""
-    return (machine.hostname.lower(), machine.ip)
+    return state.machine_key(machine.hostname, machine.ip)
 
 
 def machine_text(machine: mesos_pb2.MachineID) -> str:

@@ -1,5 +1,6 @@
-"""Resource operations: RESERVE, UNRESERVE, CREATE and DESTROY, Mesos's speculative
-offer operations, from a scheduler's ACCEPT or an operator's call.
+"""Resource operations: RESERVE, UNRESERVE, CREATE, DESTROY, GROW_VOLUME and
+SHRINK_VOLUME, Mesos's speculative offer operations, from a scheduler's ACCEPT or an
+operator's call.
 
 Each is checked as Mesos's master checks it (master/validation.cpp, with its
 messages) and turned into a conversion: what it consumes and what it makes in
@@ -92,9 +93,7 @@ def reserve(body: Operation.Reserve, framework: Framework | None, role: str) -> 
                 f" {format_resources(to_unreserved(resources))}"
             )
     for key in resources.items:
-        stack = key_stack(key)
-        if not stack or stack[-1].type != DYNAMIC:
-            raise OperationError(f"Resource {label(key)} is not dynamically reserved")
+        require_dynamic(key)
     if framework is None:
         if any(resource.HasField("allocation_info") for resource in body.resources):
             raise OperationError(
@@ -111,6 +110,13 @@ def reserve(body: Operation.Reserve, framework: Framework | None, role: str) -> 
                 )
     consumed = source if body.source else resources.convert(popped)
     return Conversion(consumed, resources)
+
+
+def require_dynamic(key: Key) -> None:
+    """Only dynamic reservations are made or undone: the key's last one must be."""
+    stack = key_stack(key)
+    if not stack or stack[-1].type != DYNAMIC:
+        raise OperationError(f"Resource {key_label(key)} is not dynamically reserved")
 
 
 def principal_error(framework: Framework, resources: Resources) -> None:
@@ -148,12 +154,10 @@ def check_principal(
 def unreserve(given: Sequence[mesos_pb2.Resource]) -> Conversion:
     resources = parsed(given, "Invalid resources")
     for key in resources.items:
-        stack = key_stack(key)
-        if not stack or stack[-1].type != DYNAMIC:
-            raise OperationError(f"Resource {label(key)} is not dynamically reserved")
+        require_dynamic(key)
         if is_volume(key):
             raise OperationError(
-                f"A dynamically reserved persistent volume {label(key)} cannot be unreserved"
+                f"A dynamically reserved persistent volume {key_label(key)} cannot be unreserved"
                 " directly. Please destroy the persistent volume first then unreserve the"
                 " resource"
             )
@@ -243,7 +247,7 @@ def one_resource(given: mesos_pb2.Resource, what: str) -> Resources:
 def resize_error(agent: Agent, key: Key, done: str) -> None:
     if RESIZE_VOLUME not in agent.capabilities:
         raise OperationError(
-            f"Volume {label(key)} cannot be {done} on an agent without RESIZE_VOLUME capability"
+            f"Volume {key_label(key)} cannot be {done} on an agent without RESIZE_VOLUME capability"
         )
 
 
@@ -284,10 +288,6 @@ def parsed(given: Sequence[mesos_pb2.Resource], what: str) -> Resources:
 
 def to_unreserved(resources: Resources) -> Resources:
     return resources.convert(lambda key: (key[0], UNRESERVED, ""))
-
-
-def label(key: Key) -> str:
-    return key_label(key)
 
 
 def agent_label(agent: Agent) -> str:

@@ -428,14 +428,12 @@ _SHAPES: dict[str, mesos_pb2.Resource] = {}
 
 
 def shape_of(key: Key) -> mesos_pb2.Resource:
-    """A key's reservations and disk info as a Resource (shared: never mutate it)."""
+    """A shaped key's reservations and disk info as a Resource (cached per shape and
+    shared: never mutate it)."""
+    assert key[2], "plain keys have no shape"
     shape = _SHAPES.get(key[2])
     if shape is None:
-        shape = mesos_pb2.Resource(name="", type=_SCALAR)
-        if key[2]:
-            shape.ParseFromString(key[2].encode("latin-1"))
-        elif key[1] != UNRESERVED:
-            shape.reservations.add(type=STATIC, role=key[1])
+        shape = mesos_pb2.Resource.FromString(key[2].encode("latin-1"))
         _SHAPES[key[2]] = shape
     return shape
 
@@ -455,10 +453,6 @@ def key_disk(key: Key) -> mesos_pb2.Resource.DiskInfo | None:
 
 def is_volume(key: Key) -> bool:
     return bool(key[2]) and shape_of(key).HasField("disk")
-
-
-def is_dynamic(key: Key) -> bool:
-    return bool(key[2]) and any(r.type == DYNAMIC for r in shape_of(key).reservations)
 
 
 def popped(key: Key) -> Key:

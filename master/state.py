@@ -193,11 +193,15 @@ class Agent:
     @property
     def machine(self) -> MachineKey:
         """The machine it runs on, as maintenance names machines (Mesos's MachineID)."""
-        return (self.info.hostname.lower(), self.ip)
+        return machine_key(self.info.hostname, self.ip)
 
 
 # A machine's (hostname, lowercased, as Mesos compares them; ip).
 MachineKey = tuple[str, str]
+
+
+def machine_key(hostname: str, ip: str) -> MachineKey:
+    return (hostname.lower(), ip)
 
 
 @dataclass(slots=True)

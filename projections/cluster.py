@@ -53,6 +53,7 @@ from meseta.projections.records import (
     TaskRun,
     book_add,
     book_subtract,
+    inverse_offer_proto,
     offer_proto,
     record_status,
     resources_of,
@@ -374,11 +375,7 @@ class ClusterView:
         if framework is None:
             return
         for inverse in event.inverse_offers:
-            message = mesos_pb2.InverseOffer(unavailability=inverse.unavailability)
-            message.id.value = inverse.id
-            message.framework_id.value = inverse.framework_id
-            message.agent_id.value = inverse.agent_id
-            framework.inverse_offers[inverse.id] = message
+            framework.inverse_offers[inverse.id] = inverse_offer_proto(inverse)
         framework.changed()
 
     def _inverse_offer_removed(self, event: ev.InverseOfferRemoved, out: list[Event]) -> None:

@@ -13,7 +13,7 @@ from typing import cast
 
 from meseta.master.ids import agent_pid
 from meseta.master.resources import EMPTY, ResourceError, Resources, from_protos, to_protos
-from meseta.master.state import Offer, Task
+from meseta.master.state import InverseOffer, Offer, Task
 from meseta.master.validation import framework_roles
 from meseta.projections.assembly import Blocks, Cached
 from meseta.proto.mesos.v1 import mesos_pb2
@@ -486,6 +486,15 @@ def offer_proto(offer: Offer, agent: AgentRecord | None) -> mesos_pb2.Offer:
         message.attributes.extend(agent.info.attributes)
     if offer.unavailability is not None:
         message.unavailability.CopyFrom(offer.unavailability)
+    return message
+
+
+def inverse_offer_proto(inverse: InverseOffer) -> mesos_pb2.InverseOffer:
+    """Mesos's InverseOffer: the whole agent (no resources), until its unavailability."""
+    message = mesos_pb2.InverseOffer(unavailability=inverse.unavailability)
+    message.id.value = inverse.id
+    message.framework_id.value = inverse.framework_id
+    message.agent_id.value = inverse.agent_id
     return message
 
 

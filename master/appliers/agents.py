@@ -49,6 +49,7 @@ from meseta.master.state import (
     State,
     Task,
     is_terminal,
+    machine_key,
 )
 from meseta.master.statuses import task_status_copy, visible_state
 from meseta.master.v1 import commands_pb2
@@ -165,7 +166,7 @@ def machine_down(state: State, info: mesos_pb2.AgentInfo, ip: str) -> bool:
     """Agents of a machine in maintenance (DOWN) may not register (Mesos shuts them down)."""
     if not state.machines:
         return False
-    machine = state.machines.get((info.hostname.lower(), ip))
+    machine = state.machines.get(machine_key(info.hostname, ip))
     return machine is not None and machine.mode == DOWN
 
 
