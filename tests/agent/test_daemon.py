@@ -437,7 +437,8 @@ async def test_shut_down_by_the_master_the_executors_get_their_grace_period(
         await states_until(scheduler, stream, "TASK_RUNNING")
         await mark_gone(master, agent.agent_id)
         await asyncio.wait_for(agent.shutdown_requested.wait(), 20)
-        assert marker.read_text() == "term\n"
+        # The trap's `echo` may still be writing when the executor's exit is seen.
+        await until(lambda: marker.exists() and marker.read_text() == "term\n", "the trap")
         assert agent.link is not None and agent.link.done()
 
 
