@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from meseta.agent import launcher
 from meseta.agent.fetcher import Fetcher, FetchError
@@ -73,6 +74,15 @@ class _Container:
     destroying: asyncio.Task[Termination] | None = None
 
 
+class Nested(Protocol):
+    """The containers nested in this containerizer's (agent/nested.py): they end with their
+    root, and what an earlier agent left of them goes at recovery."""
+
+    async def destroy_under(self, root: str) -> None: ...
+
+    async def recover(self) -> None: ...
+
+
 class Containerizer:
     def __init__(
         self, work_dir: Path, isolators: Sequence[Isolator] = (), fetcher: Fetcher | None = None
@@ -87,6 +97,7 @@ class Containerizer:
         self._launching: dict[str, None] = {}
         self._background: set[asyncio.Task[None]] = set()  # strong references until done
         self.destroy_errors = 0  # containerizer/mesos/container_destroy_errors
+        self.nested: Nested | None = None  # set by agent/nested.py's NestedContainers
 
     # -- launch ---------------------------------------------------------------------------------
 
@@ -105,8 +116,8 @@ class Containerizer:
     async def _launch(self, config: ContainerConfig) -> Launched:
         cid = config.container_id
         user = config.user or (config.command.user if config.command.HasField("user") else None)
-        argv = _argv(config.command)
-        environment = _environment(config)
+        argv = command_argv(config.command)
+        environment = container_environment(config)
         runtime = self.runtime_dir / cid
         shutil.rmtree(runtime, ignore_errors=True)
         runtime.mkdir(parents=True)
@@ -121,7 +132,7 @@ class Containerizer:
                     environment.update(info.environment)
                     join_files.extend(info.join_files)
             if ids is not None and os.geteuid() == 0:
-                await asyncio.to_thread(_chown_tree, config.sandbox, ids)
+                await asyncio.to_thread(chown_tree, config.sandbox, ids)
             spec = launcher.LaunchSpec(
                 path=argv[0] if config.command.shell else config.command.value,
                 argv=tuple(argv),
@@ -132,7 +143,7 @@ class Containerizer:
                 join_files=tuple(join_files),
             )
             (runtime / "launch.json").write_text(spec.to_json())
-            pid = _spawn(runtime / "launch.json", config.sandbox)
+            pid = spawn_launcher(runtime / "launch.json", sandbox_stdio(config.sandbox))
         except ContainerError:
             await self._abort(cid)
             raise
@@ -201,30 +212,30 @@ class Containerizer:
 
     async def _destroy(self, container: _Container, grace_s: float) -> Termination:
         pid, started = container.launched.pid, container.launched.start_time
+        await self._destroy_nested(container.launched.container_id)
         if grace_s > 0 and launcher.is_alive(pid, started):
             # The launcher forwards SIGTERM to every process of its tree.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(container.termination), grace_s)
-        below = await asyncio.to_thread(launcher.tree, pid, started, include_root=False)
-        if below and not container.termination.done():
-            # Kill the tree below the launcher first, so that it reaps and records the status.
-            await asyncio.to_thread(launcher.kill_tree, pid, started, include_root=False)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(container.termination), LAUNCHER_REAP_S)
-        if not container.termination.done():
-            await asyncio.to_thread(launcher.kill_tree, pid, started)
+        await kill_launched(pid, started, container.termination)
         return await asyncio.shield(container.termination)
 
     async def _supervise(self, container: _Container) -> None:
         launched = container.launched
-        status = await _wait_exit(launched.pid, launched.start_time)
-        # Whatever escaped the launcher's own clean-up (it was killed, say) goes now.
+        status = await wait_exit(launched.pid, launched.start_time)
+        # Whatever escaped the launcher's own clean-up (it was killed, say) goes now, and
+        # so do the containers nested in it.
         await asyncio.to_thread(launcher.kill_tree, launched.pid, launched.start_time)
+        await self._destroy_nested(launched.container_id)
         runtime = self.runtime_dir / launched.container_id
         recorded = launcher.read_termination(runtime / launcher.TERMINATION_FILE)
         self._finish(container, recorded if recorded is not None else status)
+
+    async def _destroy_nested(self, container_id: str) -> None:
+        if self.nested is not None:
+            await self.nested.destroy_under(container_id)
 
     async def _watch(self, container: _Container, isolator: Isolator) -> None:
         limitation = await isolator.watch(container.launched.container_id)
@@ -270,7 +281,10 @@ class Containerizer:
     async def recover(self, known: Sequence[Launched]) -> list[str]:
         """Re-attach to the known containers still alive; their ids are returned. A dead one
         resolves `wait` with the status its launcher recorded, or None. Containers found in the
-        runtime directory but not known (orphans) are killed."""
+        runtime directory but not known (orphans) are killed, and so is every nested container
+        an earlier agent left (they are not recovered)."""
+        if self.nested is not None:
+            await self.nested.recover()
         alive: list[Launched] = []
         for launched in known:
             if launched.container_id in self._containers:
@@ -336,6 +350,10 @@ class Containerizer:
     def containers(self) -> list[str]:
         return list(self._containers)
 
+    def is_destroying(self, container_id: str) -> bool:
+        container = self._containers.get(container_id)
+        return container is not None and container.destroying is not None
+
     def _live(self, container_id: str) -> _Container:
         container = self._containers.get(container_id)
         if container is None:
@@ -346,7 +364,7 @@ class Containerizer:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _argv(command: mesos_pb2.CommandInfo) -> list[str]:
+def command_argv(command: mesos_pb2.CommandInfo) -> list[str]:
     if not command.HasField("value"):
         raise ContainerError("The command has no value")
     if command.shell:
@@ -354,7 +372,8 @@ def _argv(command: mesos_pb2.CommandInfo) -> list[str]:
     return list(command.arguments) or [command.value]
 
 
-def _environment(config: ContainerConfig) -> dict[str, str]:
+def container_environment(config: ContainerConfig) -> dict[str, str]:
+    """What the container's command runs with: the agent's variables, then the command's."""
     variables: list[tuple[str, str]] = []
     for variable in config.command.environment.variables:
         if variable.type == mesos_pb2.Environment.Variable.SECRET:
@@ -379,26 +398,42 @@ def owner(user: str | None) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _chown_tree(root: Path, ids: tuple[int, int]) -> None:
+def chown_tree(root: Path, ids: tuple[int, int]) -> None:
     os.chown(root, *ids)
     for directory, subdirectories, files in os.walk(root):
         for name in (*subdirectories, *files):
             os.chown(os.path.join(directory, name), *ids, follow_symlinks=False)
 
 
-def _spawn(spec_file: Path, sandbox: Path) -> int:
-    """Start the launcher in a new session, its output appended to the sandbox's files."""
+async def kill_launched(pid: int, started: int, ended: asyncio.Future[Any]) -> None:
+    """SIGKILL a launcher's tree: what is below the launcher first, so that it reaps and
+    records the status (`ended` resolves then); the launcher too if it does not."""
+    below = await asyncio.to_thread(launcher.tree, pid, started, include_root=False)
+    if below and not ended.done():
+        await asyncio.to_thread(launcher.kill_tree, pid, started, include_root=False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ended), LAUNCHER_REAP_S)
+    if not ended.done():
+        await asyncio.to_thread(launcher.kill_tree, pid, started)
+
+
+def sandbox_stdio(sandbox: Path) -> list[tuple[Any, ...]]:
+    """posix_spawn file actions: no stdin, output appended to the sandbox's files."""
     append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    actions = [
+    return [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, str(sandbox / "stdout"), append, 0o644),
         (os.POSIX_SPAWN_OPEN, 2, str(sandbox / "stderr"), append, 0o644),
     ]
+
+
+def spawn_launcher(spec_file: Path, stdio: Sequence[tuple[Any, ...]]) -> int:
+    """Start the launcher on `spec_file` in a new session, its stdio set up by `stdio`."""
     argv = [sys.executable, "-m", "meseta.agent.launcher", str(spec_file)]
-    return os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
+    return os.posix_spawn(sys.executable, argv, os.environ, file_actions=stdio, setsid=True)
 
 
-async def _wait_exit(pid: int, started: int) -> int | None:
+async def wait_exit(pid: int, started: int) -> int | None:
     """Wait for the process to end; its raw wait status if it was our child, else None."""
     try:
         pidfd = os.pidfd_open(pid)

@@ -41,6 +41,7 @@ from meseta.agent.core import (
 from meseta.agent.flags import AgentFlags, format_duration
 from meseta.agent.gc import SandboxCollector
 from meseta.agent.master_client import MasterClient
+from meseta.agent.nested import NestedContainers
 from meseta.agent.status_updates import Acked, Received, StatusUpdateManager
 from meseta.api.http import HttpError
 from meseta.api.streams import Stream
@@ -103,6 +104,7 @@ class Agent:
         self.flags_ = flags
         self.info = info
         self.containerizer = containerizer
+        self.nested = NestedContainers(containerizer)  # containers in its executors' ones
         self.core = AgentCore()
         self.started_s = time.time()
         self.counters = Counters()
@@ -177,7 +179,9 @@ class Agent:
         ]
 
     async def stop(self) -> None:
-        """Leave executors running (they survive the agent, as in Mesos) and let go."""
+        """Leave executors running (they survive the agent, as in Mesos) and let go; nested
+        containers go (they are not recovered)."""
+        await self.nested.destroy_all()
         tasks = [*self.background, *self.launches.values(), *self.waiters.values()]
         for task in tasks:
             task.cancel()

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import pwd
 import signal
 import sys
+import termios
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +77,9 @@ class LaunchSpec:
     user: str | None
     termination_file: str
     join_files: tuple[str, ...] = ()  # e.g. cgroup.procs files to write our pid to, before fork
+    # stdin is a terminal (a nested container's): it becomes the session's controlling
+    # terminal and the command its foreground process group.
+    tty: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
@@ -86,6 +91,7 @@ class LaunchSpec:
                 "user": self.user,
                 "termination_file": self.termination_file,
                 "join_files": list(self.join_files),
+                "tty": self.tty,
             }
         )
 
@@ -100,6 +106,7 @@ class LaunchSpec:
             user=raw["user"],
             termination_file=raw["termination_file"],
             join_files=tuple(raw.get("join_files", ())),
+            tty=bool(raw.get("tty", False)),
         )
 
 
@@ -244,6 +251,13 @@ def container_environment(
 
 def _exec_child(spec: LaunchSpec) -> NoReturn:
     try:
+        if spec.tty:
+            # Its own process group in the terminal's foreground: ^C reaches the command,
+            # not the launcher (which would forward it a second time).
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not
+            os.tcsetpgrp(0, os.getpid())
+            signal.signal(signal.SIGTTOU, signal.SIG_DFL)
         for signum in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED):
             signal.signal(signum, signal.SIG_DFL)  # Python ignores SIGPIPE; exec keeps ignores
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -262,7 +276,7 @@ def _exec_child(spec: LaunchSpec) -> NoReturn:
         os._exit(1)
 
 
-def _write_termination(path: str, status: int) -> None:
+def write_termination(path: str, status: int) -> None:
     temporary = f"{path}.tmp"
     with contextlib.suppress(OSError), open(temporary, "w") as file:
         json.dump({"status": status, "message": describe_status(status)}, file)
@@ -296,6 +310,8 @@ def run(spec: LaunchSpec) -> NoReturn:
     for path in spec.join_files:
         with open(path, "w") as file:
             file.write(str(me))
+    if spec.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the session's controlling terminal
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.stderr.write(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}\n")
@@ -322,7 +338,7 @@ def run(spec: LaunchSpec) -> NoReturn:
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     kill_tree(me, started, include_root=False)
     _reap_all()
-    _write_termination(spec.termination_file, status)
+    write_termination(spec.termination_file, status)
     _exit_like(status)
 
 

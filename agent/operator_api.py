@@ -1,9 +1,9 @@
 """The v1 agent operator API at the agent's `/api/v1` and `/slave(1)/api/v1` (contract 4.3, 4.4).
 
-Answers every call that needs no container isolation: the GET_* calls, logging level, sandbox
-files (the same attachments as /files/*), and KILL_CONTAINER / WAIT_CONTAINER on executor
-containers. Nested and standalone containers (LAUNCH_*/ATTACH_*/REMOVE_CONTAINER), resource
-provider configs and image pruning need the isolation work and answer 501 saying so.
+The GET_* calls, logging level, sandbox files (the same attachments as /files/*),
+KILL_CONTAINER / WAIT_CONTAINER on executor containers, and the nested-container calls with
+their streams (agent/container_api.py). Standalone containers, resource provider configs and
+image pruning answer 501 saying why.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meseta.agent import endpoints
+from meseta.agent import container_api, endpoints
 from meseta.agent.containerizer import ContainerError
 from meseta.agent.core import ExecutorRecord, FrameworkRecord
 from meseta.agent.daemon import Agent
+from meseta.agent.switchboard import RECORDIO, Output
 from meseta.api import files, mesos_json, verbosity
 from meseta.api.http import (
     ANY_METHOD,
     HttpError,
     encode_body,
     parse_body,
-    request_media_type,
     require_post,
-    response_media_type,
     validate_call,
 )
 from meseta.api.verbosity import VERBOSITY
@@ -37,50 +36,27 @@ from meseta.proto.mesos.v1.agent import agent_pb2
 
 Call = agent_pb2.Call
 AgentResponse = agent_pb2.Response
-RECORDIO = "application/recordio"
-STREAMING_RESPONSES = (Call.ATTACH_CONTAINER_OUTPUT, Call.LAUNCH_NESTED_CONTAINER_SESSION)
-NEEDS_ISOLATION = (
-    Call.LAUNCH_NESTED_CONTAINER,
-    Call.WAIT_NESTED_CONTAINER,
-    Call.KILL_NESTED_CONTAINER,
-    Call.REMOVE_NESTED_CONTAINER,
-    Call.LAUNCH_NESTED_CONTAINER_SESSION,
-    Call.ATTACH_CONTAINER_INPUT,
-    Call.ATTACH_CONTAINER_OUTPUT,
-    Call.LAUNCH_CONTAINER,
-    Call.REMOVE_CONTAINER,
-    Call.ADD_RESOURCE_PROVIDER_CONFIG,
-    Call.UPDATE_RESOURCE_PROVIDER_CONFIG,
-    Call.REMOVE_RESOURCE_PROVIDER_CONFIG,
-    Call.MARK_RESOURCE_PROVIDER_GONE,
-    Call.PRUNE_IMAGES,
-)
+# What this agent has no part for: resource providers and container images.
+UNSUPPORTED = {
+    Call.ADD_RESOURCE_PROVIDER_CONFIG: "it has no resource providers",
+    Call.UPDATE_RESOURCE_PROVIDER_CONFIG: "it has no resource providers",
+    Call.REMOVE_RESOURCE_PROVIDER_CONFIG: "it has no resource providers",
+    Call.MARK_RESOURCE_PROVIDER_GONE: "it has no resource providers",
+    Call.PRUNE_IMAGES: "it has no container image store",
+}
 # The sub-message each call type must carry (Mesos's agent call validation).
 REQUIRED_BODY = {
     Call.GET_METRICS: "get_metrics",
     Call.SET_LOGGING_LEVEL: "set_logging_level",
     Call.LIST_FILES: "list_files",
     Call.READ_FILE: "read_file",
-    Call.KILL_CONTAINER: "kill_container",
-    Call.WAIT_CONTAINER: "wait_container",
+    **container_api.REQUIRED_BODY,
 }
 
 
 def validate(call: agent_pb2.Call) -> None:
     validate_call(call, "agent", REQUIRED_BODY)
-    if call.type == Call.KILL_CONTAINER:
-        check_container_id(call.kill_container.container_id)
-    if call.type == Call.WAIT_CONTAINER:
-        check_container_id(call.wait_container.container_id)
-
-
-def check_container_id(container_id: mesos_pb2.ContainerID) -> None:
-    value = container_id.value
-    if not value or "/" in value or value in (".", "..") or any(c.isspace() for c in value):
-        raise HttpError(
-            400,
-            f"Failed to validate agent::Call: ContainerID '{value}' contains invalid characters",
-        )
+    container_api.validate(call)
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -128,34 +104,34 @@ def find_container(agent: Agent, container_id: str) -> ExecutorRecord | None:
     return None
 
 
-def attach_refusal(agent: Agent, container_id: str) -> HttpError:
-    """Why a container's output cannot be attached to, with Mesos's status and words.
-
-    Mesos's I/O switchboard serves only containers launched with a TTY (its other
-    containers fail with the 500 that clients such as `mesos task attach` expect);
-    this agent refuses to launch those (`launch_config.unsupported_container`).
-    """
-    if find_container(agent, container_id) is None or (
-        container_id not in agent.containerizer.containers()
-    ):
-        return HttpError(500, f"Unknown container {container_id}")
-    return HttpError(500, "I/O switchboard server was disabled for this container")
-
-
 async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetContainers:
-    """Executor containers (there are no nested or standalone ones without isolation)."""
+    """Executor containers, and with `show_nested` the containers nested in them."""
     out = AgentResponse.GetContainers()
     for executor, statistics in await endpoints.usage(agent):
         container = out.containers.add()
-        container.framework_id.value = executor.framework_id
-        container.executor_id.CopyFrom(executor.info.executor_id)
-        container.executor_name = executor.info.name
+        describe_executor(container, executor)
         container.container_id.value = executor.container_id
         container.container_status.container_id.value = executor.container_id
         if executor.pid is not None:
             container.container_status.executor_pid = executor.pid
         container.resource_statistics.CopyFrom(statistics)
+    if call.get_containers.show_nested:
+        for path, container_id in container_api.nested_containers(agent):
+            root = container_api.root_of(agent, path[0])
+            container = out.containers.add()
+            if root is not None:
+                describe_executor(container, root[1])
+            container.container_id.CopyFrom(container_id)
+            container.container_status.container_id.CopyFrom(container_id)
     return out
+
+
+def describe_executor(
+    container: AgentResponse.GetContainers.Container, executor: ExecutorRecord
+) -> None:
+    container.framework_id.value = executor.framework_id
+    container.executor_id.CopyFrom(executor.info.executor_id)
+    container.executor_name = executor.info.name
 
 
 def metrics(agent: Agent) -> AgentResponse.GetMetrics:
@@ -182,42 +158,45 @@ def read_file(agent: Agent, call: agent_pb2.Call) -> AgentResponse.ReadFile:
 
 
 async def kill_container(agent: Agent, call: agent_pb2.Call) -> None:
-    container_id = call.kill_container.container_id.value
+    body = call.kill_container
+    number = body.signal if body.HasField("signal") else 9
+    if body.container_id.HasField("parent"):
+        await container_api.kill(agent, body.container_id, number)
+        return
+    container_id = body.container_id.value
     executor = find_container(agent, container_id)
     if executor is None or container_id not in agent.containerizer.containers():
-        raise HttpError(404, f"Container {container_id} cannot be found (or is already killed)")
-    number = call.kill_container.signal if call.kill_container.HasField("signal") else 9
+        raise HttpError(404, f"Container '{container_id}' cannot be found (or is already killed)")
+    number = container_api.signal_of(number)
     if number == signal.SIGKILL or executor.pid is None:
         # The whole tree goes, and the agent then reports the executor's tasks as Mesos does.
         await agent.containerizer.destroy(container_id)
         return
     try:
-        signal.Signals(number)
-    except ValueError:
-        raise HttpError(400, f"Invalid signal {number}") from None
-    try:
         os.kill(executor.pid, number)
     except ProcessLookupError:
-        raise HttpError(404, f"Container {container_id} cannot be found") from None
+        raise HttpError(
+            404, f"Container '{container_id}' cannot be found (or is already killed)"
+        ) from None
 
 
-async def wait_container(agent: Agent, call: agent_pb2.Call) -> AgentResponse.WaitContainer:
-    container_id = call.wait_container.container_id.value
+async def wait_container(agent: Agent, call: agent_pb2.Call) -> AgentResponse:
+    container = call.wait_container.container_id
+    if container.HasField("parent"):
+        return await container_api.wait(agent, container, AgentResponse.WAIT_CONTAINER)
     try:
-        termination = await agent.containerizer.wait(container_id)
+        termination = await agent.containerizer.wait(container.value)
     except ContainerError:
-        raise HttpError(404, f"Container {container_id} cannot be found") from None
-    out = AgentResponse.WaitContainer()
-    if termination.status is not None:
-        out.exit_status = termination.status
+        raise HttpError(404, f"Container {container.value} cannot be found") from None
+    out = container_api.wait_answer(AgentResponse.WAIT_CONTAINER, termination.status)
     if termination.reason is not None:
-        out.reason = termination.reason  # type: ignore[assignment]
+        out.wait_container.reason = termination.reason  # type: ignore[assignment]
     if termination.message:
-        out.message = termination.message
+        out.wait_container.message = termination.message
     return out
 
 
-Answer = AgentResponse | None
+Answer = AgentResponse | Response | None
 
 
 def handler_table(
@@ -298,11 +277,11 @@ def handler_table(
         return respond(AgentResponse.GET_CONTAINERS, get_containers=await containers(agent, call))
 
     async def wait(call: agent_pb2.Call) -> Answer:
-        body = await wait_container(agent, call)
-        return respond(AgentResponse.WAIT_CONTAINER, wait_container=body)
+        return await wait_container(agent, call)
 
     table[Call.GET_CONTAINERS] = get_containers
     table[Call.WAIT_CONTAINER] = wait
+    table.update(container_api.handlers(agent))
     return table
 
 
@@ -318,46 +297,25 @@ def _simple(
     return answer
 
 
-def check_media(request: Request) -> str:
-    """The request's media type, after the agent API's streaming-header rules (contract 4.4)."""
-    content_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-    if content_type == RECORDIO:
-        if "message-content-type" not in request.headers:
-            raise HttpError(400, "Expecting 'Message-Content-Type' header to be present")
-        raise HttpError(501, "Streaming requests (ATTACH_CONTAINER_INPUT) are not supported")
-    media_type = request_media_type(request)
-    if "message-content-type" in request.headers:
-        raise HttpError(
-            415, "Expecting 'Message-Content-Type' header to be absent for non-streaming requests"
-        )
-    return media_type
-
-
-def accept_type(request: Request) -> str:
-    if "message-accept" in request.headers:
-        raise HttpError(406, "Expecting 'Message-Accept' to be absent for non-streaming responses")
-    return response_media_type(request)
-
-
 def routes(agent: Agent) -> list[Route]:
     table = handler_table(agent)
 
-    async def api(request: Request) -> Response:
+    async def api(request: Request) -> Response | Output:
         try:
             require_post(request)
-            media_type = check_media(request)
-            call = parse_body(await request.body(), media_type, Call)
+            media = container_api.media_types(request)
+            if media.content == RECORDIO:
+                return await container_api.attach_input(agent, request, media, validate)
+            call = parse_body(await request.body(), media.content, Call)
             validate(call)
+            container_api.check_media(call, media)
             if agent.recovering:
                 raise HttpError(503, "Agent has not finished recovery")
+            if call.type in container_api.STREAMING_RESPONSES:
+                return await container_api.stream(agent, call, media)
             name = Call.Type.Name(call.type)
-            if call.type == Call.ATTACH_CONTAINER_OUTPUT:
-                raise attach_refusal(agent, call.attach_container_output.container_id.value)
-            if call.type in STREAMING_RESPONSES:
-                raise HttpError(501, f"{name} is not supported: it needs container isolation")
-            answer_type = accept_type(request)
-            if call.type in NEEDS_ISOLATION:
-                raise HttpError(501, f"{name} is not supported: it needs container isolation")
+            if call.type in UNSUPPORTED:
+                raise HttpError(501, f"{name} is not supported: {UNSUPPORTED[call.type]}")
             handler = table.get(call.type)
             if handler is None:
                 raise HttpError(501, f"Unsupported call type {name}")
@@ -366,7 +324,9 @@ def routes(agent: Agent) -> list[Route]:
             return error.response()
         if answer is None:
             return Response(status_code=200)
-        return encode_body(answer, answer_type)
+        if isinstance(answer, Response):
+            return answer
+        return encode_body(answer, media.accept)
 
     out = [Route(prefix + "/api/v1", api, methods=ANY_METHOD) for prefix in ("", "/slave(1)")]
     out.append(Route("/logging/toggle", verbosity.toggle, methods=["GET", "POST"]))

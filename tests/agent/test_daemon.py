@@ -427,14 +427,22 @@ async def test_shut_down_by_the_master_the_executors_get_their_grace_period(
     """The master's SHUTDOWN (here: marked gone) shuts the frameworks down as Mesos's agent
     does: the executor gets SHUTDOWN and kills its task with SIGTERM, before the container
     is destroyed; the agent stops subscribing and exits."""
-    marker = tmp_path / "terminated"
-    command = f"trap 'echo term > {marker}; exit 0' TERM; while true; do sleep 0.1; done"
+    marker, ready = tmp_path / "terminated", tmp_path / "trapping"
+    command = (
+        f"trap 'echo term > {marker}; exit 0' TERM; touch {ready};"
+        " while true; do sleep 0.1; done"
+    )
+    # The executor's grace is the agent's less a 2 s margin: with the tests' 2 s it would
+    # have none, and SIGKILL could overtake the trap.
+    grace = "--executor_shutdown_grace_period=5secs"
     async with (
-        registered_agent(master, tmp_path / "agent") as agent,
+        registered_agent(master, tmp_path / "agent", grace) as agent,
         subscribed_scheduler(master) as (scheduler, stream),
     ):
         await launch(scheduler, stream, ("graceful", command))
         await states_until(scheduler, stream, "TASK_RUNNING")
+        # RUNNING is sent once the shell is started, maybe before it has set its trap.
+        await until(ready.exists, "the trap to be set")
         await mark_gone(master, agent.agent_id)
         await asyncio.wait_for(agent.shutdown_requested.wait(), 20)
         # The trap's `echo` may still be writing when the executor's exit is seen.

@@ -114,7 +114,10 @@ def test_containers_kill_and_wait_unknown(client: Client) -> None:
     containers = call(client, {"type": "GET_CONTAINERS"}).json()
     assert containers == {"type": "GET_CONTAINERS", "get_containers": {}}  # none really runs
     kill = {"type": "KILL_CONTAINER", "kill_container": {"container_id": {"value": "nope"}}}
-    assert call(client, kill).status_code == 404
+    reply = call(client, kill)
+    assert (reply.status_code, reply.text) == (
+        404, "Container 'nope' cannot be found (or is already killed)"
+    )
     wait = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": {"value": CONTAINER}}}
     assert call(client, wait).status_code == 404
 
@@ -132,10 +135,47 @@ def test_containers_kill_and_wait_unknown(client: Client) -> None:
         ({"type": "GET_METRICS"}, {}, 400, "Expecting 'get_metrics' to be present"),
         ({"type": "READ_FILE", "read_file": {"path": "x"}}, {}, 400, "Failed to parse body"),
         ({"type": "LAUNCH_CONTAINER", "launch_container": {"container_id": {"value": "c"}}}, {},
-         501, "needs container isolation"),
+         501, "Standalone containers (LAUNCH_CONTAINER without a parent) are not supported"),
         ({"type": "ATTACH_CONTAINER_OUTPUT",
-          "attach_container_output": {"container_id": {"value": "c"}}}, {}, 500,
-         "Unknown container c"),
+          "attach_container_output": {"container_id": {"value": "c"}}}, {}, 404,
+         "Container c cannot be found"),
+        ({"type": "ATTACH_CONTAINER_OUTPUT",
+          "attach_container_output": {"container_id": {"value": CONTAINER}}}, {}, 500,
+         "I/O switchboard server was disabled for this container"),
+        ({"type": "LAUNCH_NESTED_CONTAINER",
+          "launch_nested_container": {"container_id": {"value": "c"}}}, {}, 400,
+         "Expecting 'launch_nested_container.container_id.parent' to be present"),
+        ({"type": "WAIT_NESTED_CONTAINER",
+          "wait_nested_container": {"container_id": {"value": "a.b", "parent": {"value": "p"}}}},
+         {}, 400, "'wait_nested_container.container_id' is invalid: 'a.b' contains invalid"),
+        ({"type": "KILL_CONTAINER", "kill_container": {"container_id": {"value": ""}}}, {}, 400,
+         "'kill_container.container_id' is invalid: ID must not be empty"),
+        ({"type": "LAUNCH_NESTED_CONTAINER_SESSION"}, {}, 400,
+         "Expecting 'launch_nested_container_session' to be present"),
+        ({"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": {"value": "n", "parent": {"value": "nope"}},
+            "command": {"value": "true"}}}, {}, 400, "Parent container nope does not exist"),
+        ({"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+            "container_id": {"value": "n", "parent": {"value": CONTAINER}},
+            "container": {"type": "DOCKER"}}}, {}, 400,
+         "The provided ContainerInfo is not supported"),
+        ({"type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {
+            "container_id": {"value": "n", "parent": {"value": CONTAINER}}}}, {}, 404,
+         f"Container {CONTAINER}.n cannot be found"),
+        ({"type": "KILL_NESTED_CONTAINER", "kill_nested_container": {
+            "container_id": {"value": "n", "parent": {"value": CONTAINER}}}}, {}, 404,
+         f"Container '{CONTAINER}.n' cannot be found (or is already killed)"),
+        ({"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {
+            "container_id": {"value": "n", "parent": {"value": CONTAINER}}}}, {}, 500,
+         "Unknown root container"),
+        ({"type": "GET_HEALTH"}, {"Accept": "application/recordio"}, 406,
+         "Streaming response is not supported for GET_HEALTH call"),
+        ({"type": "ATTACH_CONTAINER_INPUT", "attach_container_input": {"type": "CONTAINER_ID",
+          "container_id": {"value": "c"}}}, {}, 415,
+         "Expecting 'Content-Type' to be application/recordio for ATTACH_CONTAINER_INPUT call"),
+        ({"type": "GET_HEALTH"}, {"Accept": "application/recordio", "Message-Accept": "text/x"},
+         406, "Expecting 'Message-Accept' to allow"),
+        ({"type": "PRUNE_IMAGES"}, {}, 501, "it has no container image store"),
         ({"type": "UNKNOWN"}, {}, 501, "Unsupported call type UNKNOWN"),
     ],
 )  # fmt: skip

@@ -40,6 +40,7 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.api.resource_json",
         "meseta.api.http",
         "meseta.api.streams",
+        "meseta.api.chunked",
         "meseta.api.flags",
         "meseta.api.files",
         "meseta.api.verbosity",

@@ -1,0 +1,323 @@
+"""Nested containers through the agent operator API, on a real agent with a running task: what
+`mesos task exec` does (a session's output, an input stream, WAIT_CONTAINER), terminals, the
+nested-container life cycle, and what ends them (their client leaving, their task ending, an
+agent restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from support.daemon_harness import launch, next_update, running_agent, until
+from support.fake_scheduler import FakeScheduler
+from support.master_harness import MasterHandle, running_master
+
+from meseta.agent import launcher
+from meseta.agent.containerizer import ContainerConfig, Containerizer
+from meseta.agent.daemon import Agent
+from meseta.agent.nested import NestedConfig, NestedContainers
+from meseta.api import recordio
+from meseta.proto.mesos.v1 import mesos_pb2
+
+pytestmark = pytest.mark.timeout(60)
+JSON = "application/json"
+RECORDIO = "application/recordio"
+Json = dict[str, Any]
+
+
+@dataclass
+class Task:
+    """A running command task `sleep 60` and the agent's operator API."""
+
+    agent: Agent
+    scheduler: FakeScheduler
+    http: aiohttp.ClientSession
+    container_id: str
+    sandbox: Path
+    url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{self.agent.flags_.port}/api/v1"
+
+    def child(self, value: str | None = None) -> Json:
+        """A new nested container id under the task's container, as `mesos task exec` makes."""
+        return {"parent": {"value": self.container_id}, "value": value or str(uuid.uuid4())}
+
+    async def call(self, body: Json, accept: str = JSON) -> tuple[int, bytes]:
+        headers = {"Content-Type": JSON, "Accept": accept}
+        async with self.http.post(self.url, data=orjson.dumps(body), headers=headers) as reply:
+            return reply.status, await reply.read()
+
+    async def wait(self, container_id: Json) -> Json:
+        status, body = await self.call({"type": "WAIT_CONTAINER",
+                                        "wait_container": {"container_id": container_id}})  # fmt: skip
+        assert status == 200, body
+        return orjson.loads(body)["wait_container"]  # type: ignore[no-any-return]
+
+    async def session(self, container_id: Json, command: Json, **extra: Any) -> Output:
+        """LAUNCH_NESTED_CONTAINER_SESSION as the Mesos CLI sends it; its output, read on."""
+        body = {"container_id": container_id, "command": command, **extra}
+        return await self.output(
+            {"type": "LAUNCH_NESTED_CONTAINER_SESSION", "launch_nested_container_session": body}
+        )
+
+    async def output(self, call: Json) -> Output:
+        headers = {"Content-Type": JSON, "Accept": RECORDIO, "Message-Accept": JSON}
+        reply = await self.http.post(self.url, data=orjson.dumps(call), headers=headers)
+        assert reply.status == 200, await reply.text()
+        assert reply.headers["Content-Type"] == RECORDIO
+        assert reply.headers["Message-Content-Type"] == JSON
+        return Output(reply)
+
+    async def attach_input(self, container_id: Json, records: AsyncIterator[bytes]) -> int:
+        """ATTACH_CONTAINER_INPUT as the Mesos CLI streams it (chunked, Connection: close)."""
+        headers = {"Content-Type": RECORDIO, "Message-Content-Type": JSON, "Accept": JSON,
+                   "Connection": "close"}  # fmt: skip
+        first = {"type": "ATTACH_CONTAINER_INPUT",
+                 "attach_container_input": {"type": "CONTAINER_ID", "container_id": container_id}}
+
+        async def body() -> AsyncIterator[bytes]:
+            yield recordio.encode(orjson.dumps(first))
+            async for record in records:
+                yield record
+
+        async with self.http.post(self.url, data=body(), headers=headers) as reply:
+            await reply.read()
+            return reply.status
+
+
+class Output:
+    """A streamed ProcessIO response, gathered per stream until it ends."""
+
+    def __init__(self, reply: aiohttp.ClientResponse) -> None:
+        self.reply = reply
+        self.data: dict[str, bytes] = {"STDOUT": b"", "STDERR": b""}
+        self.decoder = recordio.Decoder()
+
+    async def until_end(self) -> dict[str, bytes]:
+        async for chunk in self.reply.content.iter_any():
+            self.take(chunk)
+        self.reply.release()
+        return self.data
+
+    async def until(self, text: bytes) -> None:
+        while text not in self.data["STDOUT"]:
+            chunk = await self.reply.content.readany()
+            assert chunk, f"the output ended before {text!r}: {self.data}"
+            self.take(chunk)
+
+    def take(self, chunk: bytes) -> None:
+        for record in self.decoder.feed(chunk):
+            message = orjson.loads(record)
+            if message["type"] == "DATA":
+                kind = message["data"]["type"]
+                self.data[kind] += base64.b64decode(message["data"]["data"])
+
+
+def stdin(data: bytes) -> bytes:
+    return recordio.encode(orjson.dumps({
+        "type": "ATTACH_CONTAINER_INPUT",
+        "attach_container_input": {"type": "PROCESS_IO", "process_io": {
+            "type": "DATA", "data": {"type": "STDIN", "data": base64.b64encode(data).decode()}}},
+    }))  # fmt: skip
+
+
+def control(body: Json) -> bytes:
+    return recordio.encode(orjson.dumps({
+        "type": "ATTACH_CONTAINER_INPUT",
+        "attach_container_input": {"type": "PROCESS_IO", "process_io": {
+            "type": "CONTROL", "control": body}},
+    }))  # fmt: skip
+
+
+HEARTBEAT = control({"type": "HEARTBEAT", "heartbeat": {"interval": {"nanoseconds": 30 * 10**9}}})
+
+
+def shell(script: str) -> Json:
+    """A command as the Mesos CLI sends it: argv, no shell."""
+    return {"value": "/bin/sh", "arguments": ["/bin/sh", "-c", script], "shell": False}
+
+
+@pytest.fixture
+async def master() -> AsyncIterator[MasterHandle]:
+    async with running_master() as handle:
+        yield handle
+
+
+@pytest.fixture
+async def task(master: MasterHandle, tmp_path: Path) -> AsyncIterator[Task]:
+    async with (
+        running_agent(tmp_path, [master.address]) as agent,
+        FakeScheduler(master.url) as scheduler,
+        aiohttp.ClientSession() as http,
+    ):
+        await until(lambda: agent.counters.registered, "registration")
+        stream, _ = await scheduler.subscribe()
+        await launch(scheduler, stream, ("t1", "sleep 60"))
+        while (await next_update(scheduler, stream))["state"] != "TASK_RUNNING":
+            pass
+        (executor,) = agent.core.executors()
+        yield Task(agent, scheduler, http, executor.container_id, Path(executor.directory))
+
+
+def exit_code(status: int) -> int:
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+
+
+async def test_a_session_streams_the_commands_output_then_wait_gives_its_status(
+    task: Task,
+) -> None:
+    child = task.child()
+    script = "echo out; echo err >&2; pwd; echo $MESOS_SANDBOX $MESOS_FRAMEWORK_ID; exit 3"
+    output = await (await task.session(child, shell(script))).until_end()
+    framework = task.agent.core.executors()[0].framework_id
+    # A DEBUG container works in its parent's sandbox, with its parent's environment.
+    assert output["STDOUT"].decode() == f"out\n{task.sandbox}\n{task.sandbox} {framework}\n"
+    assert output["STDERR"] == b"err\n"
+    assert exit_code((await task.wait(child))["exit_status"]) == 3
+    status, body = await task.call({"type": "WAIT_NESTED_CONTAINER",
+                                    "wait_nested_container": {"container_id": child}})  # fmt: skip
+    assert status == 200 and orjson.loads(body) == {
+        "type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {"exit_status": 3 << 8}
+    }
+    remove = {"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {"container_id": child}}
+    assert (await task.call(remove))[0] == 200
+    wait = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": child}}
+    assert await task.call(wait) == (
+        404, f"Container {task.container_id}.{child['value']} cannot be found".encode()
+    )
+
+
+async def test_input_reaches_the_command_as_the_mesos_cli_sends_it(task: Task) -> None:
+    child = task.child()
+    output = await task.session(child, {"value": "cat", "arguments": ["cat"], "shell": False})
+
+    async def nothing() -> AsyncIterator[bytes]:
+        return
+        yield b""
+
+    # The CLI first tries a connection with the first record alone; the container lives on.
+    assert await task.attach_input(child, nothing()) == 200
+    release = asyncio.Event()
+
+    async def typed() -> AsyncIterator[bytes]:
+        yield HEARTBEAT
+        yield stdin(b"hello\n")
+        await release.wait()
+        yield stdin(b"")  # EOF
+
+    # Another client attaches to the output too (`mesos task attach`).
+    watcher = await task.output({"type": "ATTACH_CONTAINER_OUTPUT",
+                                 "attach_container_output": {"container_id": child}})  # fmt: skip
+    attached = asyncio.ensure_future(task.attach_input(child, typed()))
+    await output.until(b"hello\n")
+    # One input connection at a time.
+    assert await task.attach_input(child, nothing()) == 409
+    release.set()
+    assert await attached == 200
+    assert (await output.until_end())["STDOUT"] == b"hello\n"
+    assert (await watcher.until_end())["STDOUT"] == b"hello\n"
+    assert (await task.wait(child))["exit_status"] == 0
+
+
+async def test_a_terminal_has_the_asked_size_and_follows_resizes(task: Task) -> None:
+    child = task.child()
+    script = "tty; stty size; read line; stty size"
+    terminal = {"type": "MESOS", "tty_info": {"window_size": {"rows": 24, "columns": 80}}}
+    output = await task.session(child, shell(script), container=terminal)
+    await output.until(b"24 80")
+
+    async def typed() -> AsyncIterator[bytes]:
+        yield control({"type": "TTY_INFO",
+                       "tty_info": {"window_size": {"rows": 30, "columns": 100}}})  # fmt: skip
+        yield stdin(b"go\r")
+
+    assert await task.attach_input(child, typed()) == 200
+    text = (await output.until_end())["STDOUT"]
+    assert text.startswith(b"/dev/pts/") and b"30 100" in text
+    assert output.data["STDERR"] == b""  # a terminal is one stream
+    assert (await task.wait(child))["exit_status"] == 0
+
+
+async def test_a_nested_container_runs_until_killed_and_is_removed(task: Task) -> None:
+    child = task.child("n1")
+    body = {"container_id": child, "command": {"value": "echo hi; exec sleep 60"}}
+    launch_call = {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": body}
+    assert (await task.call(launch_call))[0] == 200
+    assert (await task.call(launch_call))[0] == 202  # it exists already
+    sandbox = task.sandbox / "containers" / "n1"
+    await until(lambda: (sandbox / "stdout").exists()
+                and (sandbox / "stdout").read_bytes() == b"hi\n", "its output")  # fmt: skip
+    listed = orjson.loads((await task.call({"type": "GET_CONTAINERS",
+                                            "get_containers": {"show_nested": True}}))[1])  # fmt: skip
+    ids = [c["container_id"] for c in listed["get_containers"]["containers"]]
+    assert ids == [{"value": task.container_id}, child]
+    attach = {"type": "ATTACH_CONTAINER_OUTPUT", "attach_container_output": {"container_id": child}}
+    assert await task.call(attach) == (
+        500, b"I/O switchboard server was disabled for this container"
+    )
+    remove = {"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {"container_id": child}}
+    assert await task.call(remove) == (500, b"Nested container has not terminated yet")
+    kill = {"type": "KILL_NESTED_CONTAINER",
+            "kill_nested_container": {"container_id": child, "signal": signal.SIGTERM}}  # fmt: skip
+    assert (await task.call(kill))[0] == 200
+    assert exit_code((await task.wait(child))["exit_status"]) == -signal.SIGTERM
+    assert (await task.call(remove))[0] == 200
+    assert not sandbox.exists()
+
+
+async def test_a_session_whose_client_leaves_is_destroyed(task: Task) -> None:
+    child = task.child()
+    output = await task.session(child, shell("echo ready; exec sleep 60"))
+    await output.until(b"ready")
+    output.reply.close()
+    waited = await asyncio.wait_for(task.wait(child), 10)
+    assert exit_code(waited["exit_status"]) == -signal.SIGKILL
+
+
+async def test_nested_containers_end_with_their_task(task: Task) -> None:
+    child = task.child()
+    body = {"container_id": child, "command": {"value": "exec sleep 60"}}
+    call = {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": body}
+    assert (await task.call(call))[0] == 200
+    waited = asyncio.ensure_future(task.wait(child))
+    reply = await task.scheduler.call("KILL", kill={"task_id": {"value": "t1"}})
+    assert reply.status == 202, reply.text
+    assert exit_code((await asyncio.wait_for(waited, 15))["exit_status"]) == -signal.SIGKILL
+    assert task.agent.nested.live() == []
+
+
+async def test_a_restarted_agent_kills_the_nested_containers_left_behind(tmp_path: Path) -> None:
+    """Nested containers are not recovered: what a dead agent left of them goes."""
+    first = Containerizer(tmp_path)
+    nested = NestedContainers(first)
+    sandbox = tmp_path / "sandbox"
+    command = mesos_pb2.CommandInfo(value="exec sleep 60")
+    root = await first.launch(ContainerConfig("root", sandbox, command, {}))
+    successor = Containerizer(tmp_path)
+    NestedContainers(successor)
+    try:
+        config = NestedConfig(("root", "child"), command, False, None, sandbox, {}, None)
+        assert await nested.launch(config)
+        pid, started = (int(part) for part in
+                        (nested.runtime(("root", "child")) / "pid").read_text().split())  # fmt: skip
+        assert launcher.is_alive(pid, started)
+        assert await successor.recover([root]) == ["root"]
+        await until(lambda: not launcher.is_alive(pid, started), "the leftover to die")
+        assert not (tmp_path / "containers" / "root" / "containers").exists()
+        assert launcher.is_alive(root.pid, root.start_time)  # the root is recovered, not killed
+    finally:
+        with contextlib.suppress(Exception):
+            await nested.destroy_all()
+        await first.destroy("root")
