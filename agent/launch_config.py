@@ -96,10 +96,11 @@ def unsupported_container(executor: ExecutorRecord) -> str | None:
             return f"Failed to launch container: Unsupported container image type: {kind}"
         if info.HasField("tty_info"):
             # Mesos gives such a container a terminal and serves it through its I/O
-            # switchboard (ATTACH_CONTAINER_*); without them the task would run detached.
+            # switchboard (ATTACH_CONTAINER_*); here only nested containers have one, and
+            # without it the task would run detached.
             return (
                 "Failed to launch container: a TTY (ContainerInfo.tty_info) needs the I/O"
-                " switchboard, which this agent does not have"
+                " switchboard, which this agent gives only nested containers"
             )
     return None
 

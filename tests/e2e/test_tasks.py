@@ -279,16 +279,16 @@ def test_operator_api_sees_kills_and_waits_for_a_container(
         assert entry["statistics"]["mem_rss_bytes"] > 0 and entry["source"] == "victim"
         listed = get_json(f"{cluster.agent_url}/containers")
         assert container["value"] in [c["container_id"] for c in listed]
-        # Mesos's answers, which `mesos task attach` turns into its "launched without a TTY".
-        for container_id, message in [
-            (container, "I/O switchboard server was disabled for this container"),
-            ({"value": "nope"}, "Unknown container nope"),
+        # Mesos's answers; `mesos task attach` turns the 500 into "launched without a TTY".
+        for container_id, status, message in [
+            (container, 500, "I/O switchboard server was disabled for this container"),
+            ({"value": "nope"}, 404, "Container nope cannot be found"),
         ]:
             attach = {"type": "ATTACH_CONTAINER_OUTPUT",
                       "attach_container_output": {"container_id": container_id}}  # fmt: skip
             with pytest.raises(urllib.error.HTTPError) as refused:
                 operator_call(cluster, attach)
-            assert (refused.value.code, refused.value.read().decode()) == (500, message)
+            assert (refused.value.code, refused.value.read().decode()) == (status, message)
 
         waited: list[Any] = []
         waiter = threading.Thread(
