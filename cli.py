@@ -146,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     events_cli.add_arguments(events)
 
-    from meseta import execute
+    from meseta import exec_cli, execute
+
+    exec_parser = commands.add_parser(
+        "exec", help="run a command in a running task's container (mesos task exec)"
+    )
+    exec_cli.add_arguments(exec_parser)
 
     run_task = commands.add_parser("execute", help="run one task and follow it (mesos-execute)")
     execute.add_arguments(run_task)

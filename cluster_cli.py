@@ -356,13 +356,14 @@ def run(options: argparse.Namespace) -> int:
     return run_command(options.view, run_async(options))
 
 
-def run_command(name: str, main: Coroutine[Any, Any, None]) -> int:
-    """Run a command's coroutine: 0 when it ends or Ctrl-C stops it, 1 on a CliError (said
-    on stderr as `meseta <name>: ...`), and quietly 141 (as SIGPIPE would) when what reads
-    its output goes away (`meseta events | head`)."""
+def run_command(name: str, main: Coroutine[Any, Any, int | None]) -> int:
+    """Run a command's coroutine: what it returns (0 for None) or 0 when Ctrl-C stops it, 1 on
+    a CliError (said on stderr as `meseta <name>: ...`), and quietly 141 (as SIGPIPE would)
+    when what reads its output goes away (`meseta events | head`)."""
+    code: int | None = None
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main)
+            code = asyncio.run(main)
     except CliError as error:
         print(f"meseta {name}: {error}", file=sys.stderr)
         return 1
@@ -370,7 +371,7 @@ def run_command(name: str, main: Coroutine[Any, Any, None]) -> int:
         # Nothing more can be written; keep the interpreter's final flush from failing too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    return 0
+    return code or 0
 
 
 def add_arguments(parser: argparse.ArgumentParser, view: str) -> None:

@@ -429,8 +429,7 @@ async def test_shut_down_by_the_master_the_executors_get_their_grace_period(
     is destroyed; the agent stops subscribing and exits."""
     marker, ready = tmp_path / "terminated", tmp_path / "trapping"
     command = (
-        f"trap 'echo term > {marker}; exit 0' TERM; touch {ready};"
-        " while true; do sleep 0.1; done"
+        f"trap 'echo term > {marker}; exit 0' TERM; touch {ready}; while true; do sleep 0.1; done"
     )
     # The executor's grace is the agent's less a 2 s margin: with the tests' 2 s it would
     # have none, and SIGKILL could overtake the trap.

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import os
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -60,8 +61,8 @@ class Task:
             return reply.status, await reply.read()
 
     async def wait(self, container_id: Json) -> Json:
-        status, body = await self.call({"type": "WAIT_CONTAINER",
-                                        "wait_container": {"container_id": container_id}})  # fmt: skip
+        call = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": container_id}}
+        status, body = await self.call(call)
         assert status == 200, body
         return orjson.loads(body)["wait_container"]  # type: ignore[no-any-return]
 
@@ -84,8 +85,10 @@ class Task:
         """ATTACH_CONTAINER_INPUT as the Mesos CLI streams it (chunked, Connection: close)."""
         headers = {"Content-Type": RECORDIO, "Message-Content-Type": JSON, "Accept": JSON,
                    "Connection": "close"}  # fmt: skip
-        first = {"type": "ATTACH_CONTAINER_INPUT",
-                 "attach_container_input": {"type": "CONTAINER_ID", "container_id": container_id}}
+        first = {
+            "type": "ATTACH_CONTAINER_INPUT",
+            "attach_container_input": {"type": "CONTAINER_ID", "container_id": container_id},
+        }
 
         async def body() -> AsyncIterator[bytes]:
             yield recordio.encode(orjson.dumps(first))
@@ -189,13 +192,15 @@ async def test_a_session_streams_the_commands_output_then_wait_gives_its_status(
     status, body = await task.call({"type": "WAIT_NESTED_CONTAINER",
                                     "wait_nested_container": {"container_id": child}})  # fmt: skip
     assert status == 200 and orjson.loads(body) == {
-        "type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {"exit_status": 3 << 8}
+        "type": "WAIT_NESTED_CONTAINER",
+        "wait_nested_container": {"exit_status": 3 << 8},
     }
     remove = {"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {"container_id": child}}
     assert (await task.call(remove))[0] == 200
     wait = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": child}}
     assert await task.call(wait) == (
-        404, f"Container {task.container_id}.{child['value']} cannot be found".encode()
+        404,
+        f"Container {task.container_id}.{child['value']} cannot be found".encode(),
     )
 
 
@@ -259,13 +264,14 @@ async def test_a_nested_container_runs_until_killed_and_is_removed(task: Task) -
     sandbox = task.sandbox / "containers" / "n1"
     await until(lambda: (sandbox / "stdout").exists()
                 and (sandbox / "stdout").read_bytes() == b"hi\n", "its output")  # fmt: skip
-    listed = orjson.loads((await task.call({"type": "GET_CONTAINERS",
-                                            "get_containers": {"show_nested": True}}))[1])  # fmt: skip
+    get = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}}
+    listed = orjson.loads((await task.call(get))[1])
     ids = [c["container_id"] for c in listed["get_containers"]["containers"]]
     assert ids == [{"value": task.container_id}, child]
     attach = {"type": "ATTACH_CONTAINER_OUTPUT", "attach_container_output": {"container_id": child}}
     assert await task.call(attach) == (
-        500, b"I/O switchboard server was disabled for this container"
+        500,
+        b"I/O switchboard server was disabled for this container",
     )
     remove = {"type": "REMOVE_NESTED_CONTAINER", "remove_nested_container": {"container_id": child}}
     assert await task.call(remove) == (500, b"Nested container has not terminated yet")
@@ -310,8 +316,8 @@ async def test_a_restarted_agent_kills_the_nested_containers_left_behind(tmp_pat
     try:
         config = NestedConfig(("root", "child"), command, False, None, sandbox, {}, None)
         assert await nested.launch(config)
-        pid, started = (int(part) for part in
-                        (nested.runtime(("root", "child")) / "pid").read_text().split())  # fmt: skip
+        pid_file = nested.runtime(("root", "child")) / "pid"
+        pid, started = (int(part) for part in pid_file.read_text().split())
         assert launcher.is_alive(pid, started)
         assert await successor.recover([root]) == ["root"]
         await until(lambda: not launcher.is_alive(pid, started), "the leftover to die")
@@ -321,3 +327,29 @@ async def test_a_restarted_agent_kills_the_nested_containers_left_behind(tmp_pat
         with contextlib.suppress(Exception):
             await nested.destroy_all()
         await first.destroy("root")
+
+
+async def meseta_exec(master: MasterHandle, *argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meseta.cli", "exec", f"--master={master.address}", *argv,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_meseta_exec_runs_a_command_in_the_tasks_container(
+    master: MasterHandle, task: Task
+) -> None:
+    code, out, err = await meseta_exec(master, "t1", "sh", "-c", "echo hi; echo oops >&2; exit 4")
+    assert (code, out, err) == (4, "hi\n", "oops\n")
+    assert await meseta_exec(master, "-i", "t1", "cat", stdin=b"typed\n") == (0, "typed\n", "")
+    code, _, err = await meseta_exec(master, "nope", "true")
+    assert code == 1 and "No task with id 'nope'" in err

@@ -116,7 +116,8 @@ def test_containers_kill_and_wait_unknown(client: Client) -> None:
     kill = {"type": "KILL_CONTAINER", "kill_container": {"container_id": {"value": "nope"}}}
     reply = call(client, kill)
     assert (reply.status_code, reply.text) == (
-        404, "Container 'nope' cannot be found (or is already killed)"
+        404,
+        "Container 'nope' cannot be found (or is already killed)",
     )
     wait = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": {"value": CONTAINER}}}
     assert call(client, wait).status_code == 404
