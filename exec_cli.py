@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import termios
+import threading
 import tty
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -147,14 +148,24 @@ def write_output(message: Json) -> None:
     out.flush()
 
 
-async def feed_stdin(session: Session, terminal: bool) -> None:
-    """Our stdin, read in a thread (it may be a terminal, a pipe or a file), then EOF."""
+def feed_stdin(session: Session, terminal: bool) -> None:
+    """Our stdin, read in a daemon thread (it may be a terminal, a pipe or a file, and a read
+    blocked on it must not keep us from exiting once the command has ended), then EOF."""
     loop = asyncio.get_running_loop()
     fd = sys.stdin.fileno()
-    while data := await loop.run_in_executor(None, os.read, fd, 4096):
-        session.inputs.put_nowait(stdin_record(data))
-    if not terminal:  # a terminal's EOF is the EOT its user typed
-        session.inputs.put_nowait(stdin_record(b""))
+
+    def put(item: bytes) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: we are exiting
+            loop.call_soon_threadsafe(session.inputs.put_nowait, item)
+
+    def read() -> None:
+        with contextlib.suppress(OSError):
+            while data := os.read(fd, 4096):
+                put(stdin_record(data))
+        if not terminal:  # a terminal's EOF is the EOT its user typed
+            put(stdin_record(b""))
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
 
 
 async def heartbeats(session: Session) -> None:
@@ -207,7 +218,8 @@ async def exec_command(options: argparse.Namespace) -> int:
         with raw_terminal(session) if options.tty else contextlib.nullcontext():
             output = asyncio.ensure_future(session.output(options.command, options.tty))
             if options.interactive:
-                feeding = (feed_stdin(session, options.tty), heartbeats(session), session.input())
+                feed_stdin(session, options.tty)
+                feeding = (heartbeats(session), session.input())
                 helpers = [asyncio.ensure_future(coroutine) for coroutine in feeding]
             try:
                 await output
