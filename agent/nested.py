@@ -9,7 +9,7 @@ container's sandbox, and destroyed before its parent is (nothing else would end 
 the parent's process tree). The layout is Mesos's:
 
 - sandbox `<root sandbox>/containers/<child>[/containers/<grandchild>...]`, whose `stdout` and
-  `stderr` files take the output of a container without a switchboard. A DEBUG container (a
+  `stderr` files keep the container's output. A DEBUG container (a
   session's) works in its parent's directory with its parent's environment, as Mesos's do;
 - runtime `<work_dir>/containers/<root>/containers/<child>/...`: `launch.json`, `pid` and the
   `termination` status, which WAIT_CONTAINER answers from after the container has ended, until
@@ -216,7 +216,7 @@ class NestedContainers:
         switchboard: Switchboard | None = None
         stdio, theirs = sandbox_stdio(sandbox), list[int]()
         if config.debug or config.tty is not None:
-            switchboard, stdio, theirs = _switchboard(config)
+            switchboard, stdio, theirs = _switchboard(config, sandbox)
         try:
             pid = spawn_launcher(runtime / "launch.json", stdio)
         except OSError as error:
@@ -334,7 +334,9 @@ class NestedContainers:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _switchboard(config: NestedConfig) -> tuple[Switchboard, list[tuple[Any, ...]], list[int]]:
+def _switchboard(
+    config: NestedConfig, sandbox: Path
+) -> tuple[Switchboard, list[tuple[Any, ...]], list[int]]:
     """The switchboard of a new container, the file actions giving the container the other
     ends of its pipes or terminal, and those ends (closed once it is spawned)."""
     if config.tty is not None:
@@ -345,7 +347,7 @@ def _switchboard(config: NestedConfig) -> tuple[Switchboard, list[tuple[Any, ...
         stdio = [(os.POSIX_SPAWN_DUP2, theirs, fd) for fd in (0, 1, 2)]
         # Read and written through two descriptors: each end is closed on its own.
         outputs = {os.dup(terminal): ProcessIO.Data.STDOUT}
-        return Switchboard(outputs, terminal, True, config.debug), stdio, [theirs]
+        return Switchboard(outputs, terminal, True, config.debug, sandbox), stdio, [theirs]
     stdin_read, stdin_write = os.pipe()
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
@@ -355,5 +357,5 @@ def _switchboard(config: NestedConfig) -> tuple[Switchboard, list[tuple[Any, ...
         (os.POSIX_SPAWN_DUP2, stderr_write, 2),
     ]
     outputs = {stdout_read: ProcessIO.Data.STDOUT, stderr_read: ProcessIO.Data.STDERR}
-    switchboard = Switchboard(outputs, stdin_write, False, config.debug)
+    switchboard = Switchboard(outputs, stdin_write, False, config.debug, sandbox)
     return switchboard, stdio, [stdin_read, stdout_write, stderr_write]

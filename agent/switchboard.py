@@ -1,10 +1,11 @@
 """A nested container's I/O switchboard, as Mesos's IOSwitchboard serves it, inside the agent.
 
 A container with a switchboard (a DEBUG container, i.e. a LAUNCH_NESTED_CONTAINER_SESSION's, or
-one with a TTY) has its stdout and stderr, or its terminal, read by the agent and sent to every
+one with a TTY) has its stdout and stderr, or its terminal, read by the agent: sent to every
 attached output stream (ATTACH_CONTAINER_OUTPUT, the session's own response) as ProcessIO DATA
-records, with a CONTROL HEARTBEAT every 30 s (Mesos's --http_heartbeat_interval); one input stream
-at a time (ATTACH_CONTAINER_INPUT) writes its stdin or sizes its terminal.
+records, with a CONTROL HEARTBEAT every 30 s (Mesos's --http_heartbeat_interval), and appended
+to its sandbox's files, as Mesos's container logger keeps them. One input stream at a time
+(ATTACH_CONTAINER_INPUT) writes its stdin or sizes its terminal.
 
 Output is not buffered beyond a few records per stream: a slow client makes the container wait on
 its pipe, as Mesos's pipes do, rather than making the agent hold its output. A DEBUG container's
@@ -22,6 +23,7 @@ import os
 import struct
 import termios
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
 
@@ -102,8 +104,11 @@ class Switchboard:
     (one fd, STDOUT, for a terminal); `input_fd` is the write end of its stdin or the
     terminal's master side."""
 
-    def __init__(self, outputs: Mapping[int, int], input_fd: int, tty: bool, wait: bool) -> None:
+    def __init__(
+        self, outputs: Mapping[int, int], input_fd: int, tty: bool, wait: bool, log_dir: Path
+    ) -> None:
         self.sources = dict(outputs)
+        self.log_dir = log_dir  # output is also appended to its `stdout` and `stderr` files
         self.input_fd = input_fd
         self.tty = tty
         self.streams: list[Output] = []
@@ -139,19 +144,22 @@ class Switchboard:
             self.finished.set()
 
     async def _pump(self, fd: int, kind: int) -> None:
-        while True:
-            data = await read(fd)
-            if not data:
-                return
-            message = ProcessIO(type=ProcessIO.DATA)
-            message.data.type = kind  # type: ignore[assignment]
-            message.data.data = data
-            encoded: dict[str, bytes] = {}
-            for stream in list(self.streams):
-                record = encoded.get(stream.message_type)
-                if record is None:
-                    record = encoded[stream.message_type] = encode(message, stream.message_type)
-                await stream.put(record)
+        name = "stderr" if kind == ProcessIO.Data.STDERR else "stdout"
+        with (self.log_dir / name).open("ab", buffering=0) as log:
+            while data := await read(fd):
+                log.write(data)  # as Mesos's container logger keeps it
+                await self._publish(kind, data)
+
+    async def _publish(self, kind: int, data: bytes) -> None:
+        message = ProcessIO(type=ProcessIO.DATA)
+        message.data.type = kind  # type: ignore[assignment]
+        message.data.data = data
+        encoded: dict[str, bytes] = {}
+        for stream in list(self.streams):
+            record = encoded.get(stream.message_type)
+            if record is None:
+                record = encoded[stream.message_type] = encode(message, stream.message_type)
+            await stream.put(record)
 
     async def write(self, data: bytes) -> None:
         """Write to the container's stdin (OSError when it is closed or gone)."""

@@ -188,6 +188,10 @@ async def test_a_session_streams_the_commands_output_then_wait_gives_its_status(
     # A DEBUG container works in its parent's sandbox, with its parent's environment.
     assert output["STDOUT"].decode() == f"out\n{task.sandbox}\n{task.sandbox} {framework}\n"
     assert output["STDERR"] == b"err\n"
+    # The container's sandbox keeps its output, as Mesos's container logger does.
+    sandbox = task.sandbox / "containers" / child["value"]
+    assert (sandbox / "stderr").read_bytes() == b"err\n"
+    assert (sandbox / "stdout").read_bytes() == output["STDOUT"]
     assert exit_code((await task.wait(child))["exit_status"]) == 3
     status, body = await task.call({"type": "WAIT_NESTED_CONTAINER",
                                     "wait_nested_container": {"container_id": child}})  # fmt: skip
