@@ -6,6 +6,7 @@ from meseta.master import ledger
 from meseta.master import quota as quotas
 from meseta.master.appliers.agents import await_reregistration, expire_awaiting_agents
 from meseta.master.appliers.frameworks import disconnect, expire_failovers, expire_filters
+from meseta.master.appliers.maintenance import expire_inverse_offers
 from meseta.master.appliers.offers import remove_offer
 from meseta.master.events import (
     ClusterInitialized,
@@ -156,6 +157,7 @@ def rescind_for_quota(state: State, role: str, quota: Quota, out: Out) -> None:
 def tick(state: State, command: commands_pb2.Tick, out: Out) -> None:
     expire_filters(state)
     expire_offers(state, out)
+    expire_inverse_offers(state, out)
     expire_failovers(state, out)
     expire_awaiting_agents(state, out)
 

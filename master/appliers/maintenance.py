@@ -170,6 +170,21 @@ def respond_to_inverse_offers(
     changed(state, out)
 
 
+def expire_inverse_offers(state: State, out: Out) -> None:
+    """Inverse offers unanswered for --offer_timeout are rescinded, as Mesos's are; with no
+    filter left by the framework, the next is made at once (settle_inverse_offers)."""
+    timeout_ns = state.config.offer_timeout_ns
+    if timeout_ns <= 0:
+        return
+    due = []
+    for inverse in state.inverse_offers.values():  # oldest first: created in index order
+        if inverse.created_ns + timeout_ns > state.now_ns:
+            break
+        due.append(inverse)
+    for inverse in due:
+        remove_inverse_offer(state, inverse, True, out)
+
+
 def remove_inverse_offer(state: State, inverse: InverseOffer, rescind: bool, out: Out) -> None:
     del state.inverse_offers[inverse.id]
     state.agents[inverse.agent_id].inverse_offers.pop(inverse.id, None)
@@ -221,8 +236,11 @@ def make_inverse_offers(
         framework = state.frameworks.get(framework_id)
         if framework is None or not framework.active or framework_id in asked:
             continue
-        if framework.inverse_filters.get(agent.id, 0) > state.now_ns:
-            continue
+        refused_until = framework.inverse_filters.get(agent.id)
+        if refused_until is not None:
+            if refused_until > state.now_ns:
+                continue
+            del framework.inverse_filters[agent.id]  # expired: forget it
         state.counters.offers += 1
         inverse = InverseOffer(
             ids.offer_id(state.cluster_id, state.counters.offers),

@@ -181,3 +181,23 @@ def test_schedules_and_machine_lists_are_checked_as_mesos_checks_them() -> None:
         assert one(post_schedule(cluster, given), CommandRejected).message == message
     rejected = one(cluster.run(stop_maintenance=c.StopMaintenance()), CommandRejected)
     assert rejected.message == "List of machines is empty"
+
+
+def test_inverse_offers_unanswered_for_the_offer_timeout_are_rescinded_and_made_again() -> None:
+    cluster = Cluster(offer_timeout_ns=10 * NS_PER_S)
+    agent = cluster.add_agent("h1")
+    fid = cluster.add_framework("busy")
+    cluster.start_task(fid, agent, "t1")
+    first = one(post_schedule(cluster, schedule(machine("h1"))), InverseOffersCreated)
+    assert not of_type(cluster.tick(5 * NS_PER_S), InverseOfferRemoved)
+    events = cluster.tick(5 * NS_PER_S)
+    removed = one(events, InverseOfferRemoved)
+    assert (removed.inverse_offer_id, removed.rescind) == (first.inverse_offers[0].id, True)
+    # As from Mesos's allocator: with no filter, the framework is asked again at once.
+    again = one(events, InverseOffersCreated).inverse_offers[0]
+    assert again.id != first.inverse_offers[0].id
+    # A refusal's expired filter is forgotten when the next inverse offer is made.
+    respond(cluster, fid, [again.id], accept=False, refuse_s=1)
+    assert agent in cluster.state.frameworks[fid].inverse_filters
+    assert one(cluster.tick(2 * NS_PER_S), InverseOffersCreated).framework_id == fid
+    assert not cluster.state.frameworks[fid].inverse_filters
