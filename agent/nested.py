@@ -194,38 +194,29 @@ class NestedContainers:
         argv = command_argv(command)
         runtime = self.runtime(path)
         shutil.rmtree(runtime, ignore_errors=True)
-        runtime.mkdir(parents=True)
-        sandbox.mkdir(parents=True, exist_ok=True)
-        ids = owner(user)
         try:
+            runtime.mkdir(parents=True)
+            sandbox.mkdir(parents=True, exist_ok=True)
+            ids = owner(user)
             await self.containerizer.fetcher.fetch(command.uris, sandbox, user)
-        except FetchError as error:
-            raise ContainerError(str(error)) from error
-        if ids is not None and os.geteuid() == 0:
-            await asyncio.to_thread(chown_tree, sandbox, ids)
-        spec = launcher.LaunchSpec(
-            path=argv[0] if command.shell else command.value,
-            argv=tuple(argv),
-            environment=environment,
-            working_dir=str(working_dir),
-            user=user,
-            termination_file=str(runtime / launcher.TERMINATION_FILE),
-            tty=config.tty is not None,
-        )
-        (runtime / "launch.json").write_text(spec.to_json())
-        switchboard: Switchboard | None = None
-        stdio, theirs = sandbox_stdio(sandbox), list[int]()
-        if config.debug or config.tty is not None:
-            switchboard, stdio, theirs = _switchboard(config, sandbox)
-        try:
-            pid = spawn_launcher(runtime / "launch.json", stdio)
-        except OSError as error:
-            if switchboard is not None:
-                switchboard.close()
+            if ids is not None and os.geteuid() == 0:
+                await asyncio.to_thread(chown_tree, sandbox, ids)
+            spec = launcher.LaunchSpec(
+                path=argv[0] if command.shell else command.value,
+                argv=tuple(argv),
+                environment=environment,
+                working_dir=str(working_dir),
+                user=user,
+                termination_file=str(runtime / launcher.TERMINATION_FILE),
+                tty=config.tty is not None,
+            )
+            (runtime / "launch.json").write_text(spec.to_json())
+            switchboard, pid = self._spawn(config, sandbox, runtime / "launch.json")
+        except (ContainerError, FetchError, OSError) as error:
+            shutil.rmtree(runtime, ignore_errors=True)  # no termination to wait for
+            if isinstance(error, ContainerError):
+                raise
             raise ContainerError(f"Failed to launch container {describe(path)}: {error}") from None
-        finally:
-            for fd in theirs:
-                os.close(fd)
         started = launcher.start_time(pid) or 0
         (runtime / "pid").write_text(f"{pid} {started}")
         loop = asyncio.get_running_loop()
@@ -235,6 +226,24 @@ class NestedContainers:
         nested.tasks.append(loop.create_task(self._supervise(nested)))
         if switchboard is not None:
             nested.tasks.append(loop.create_task(switchboard.run()))
+
+    @staticmethod
+    def _spawn(
+        config: NestedConfig, sandbox: Path, spec_file: Path
+    ) -> tuple[Switchboard | None, int]:
+        """Start the launcher with its output in the sandbox's files, or on a switchboard's
+        pipes or terminal (DEBUG and TTY containers)."""
+        if not config.debug and config.tty is None:
+            return None, spawn_launcher(spec_file, sandbox_stdio(sandbox))
+        switchboard, stdio, theirs = _switchboard(config, sandbox)
+        try:
+            return switchboard, spawn_launcher(spec_file, stdio)
+        except OSError:
+            switchboard.abandon()
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
 
     # -- termination ----------------------------------------------------------------------------
 

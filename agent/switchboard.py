@@ -178,6 +178,13 @@ class Switchboard:
             raise OSError(errno.ENOTTY, "the container has no terminal")
         set_window_size(self.input_fd, rows, columns)
 
+    def abandon(self) -> None:
+        """Close every descriptor of a switchboard whose container never started."""
+        self.close()
+        for fd in self.sources:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         if self.input_fd >= 0:
             with contextlib.suppress(OSError):

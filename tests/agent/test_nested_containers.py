@@ -287,6 +287,19 @@ async def test_a_nested_container_runs_until_killed_and_is_removed(task: Task) -
     assert not sandbox.exists()
 
 
+async def test_a_launch_that_fails_says_why_and_leaves_nothing_to_wait_for(task: Task) -> None:
+    child = task.child()
+    command = {"value": "true", "user": "no-such-user-here"}
+    call = {"type": "LAUNCH_NESTED_CONTAINER",
+            "launch_nested_container": {"container_id": child, "command": command}}  # fmt: skip
+    assert await task.call(call) == (
+        400, b"Failed to get user information for 'no-such-user-here': no such user"
+    )  # fmt: skip
+    wait = {"type": "WAIT_CONTAINER", "wait_container": {"container_id": child}}
+    assert (await task.call(wait))[0] == 404
+    assert task.agent.nested.live() == []
+
+
 async def test_a_session_whose_client_leaves_is_destroyed(task: Task) -> None:
     child = task.child()
     output = await task.session(child, shell("echo ready; exec sleep 60"))
