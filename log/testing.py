@@ -22,8 +22,33 @@ from typing import Any
 import aiohttp
 
 
+def ephemeral_low() -> int:
+    """Where the kernel's range of ports for outgoing connections starts (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A loopback port free now, for a server a test starts next.
+
+    Taken below the ephemeral range: a port the kernel hands out (bind to port 0) is one it
+    may give next to any outgoing connection, which then holds it when the server binds it
+    (seen in CI: a replica died with "address already in use"). Ports are drawn at random, so
+    that two picks, in one process or two, rarely meet; each is checked free by a bind.
+    """
+    high = ephemeral_low()
+    low = max(1024, high - 12_000)
+    for _ in range(200 if high - low >= 1000 else 0):
+        port = secrets.randbelow(high - low) + low
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # no room below the ephemeral range: any free port
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
