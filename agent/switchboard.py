@@ -121,6 +121,9 @@ class Switchboard:
             os.set_blocking(fd, False)
 
     def attach(self, stream: Output) -> None:
+        if self.finished.is_set():  # the output has ended already: so does the stream
+            stream.queue.put_nowait(None)
+            return
         self.streams.append(stream)
         stream.on_close.append(self._detach)
         self.started.set()
