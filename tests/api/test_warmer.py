@@ -25,7 +25,8 @@ def workload(seed: int, entries: int) -> list[LogRecord]:
     cluster = Cluster(check=False)
     commands = Workload(cluster.state, rng)
     while cluster.index < entries:
-        cluster.batch([commands.next_command()[0] for _ in range(rng.choice((1, 2, 4)))])
+        batch, advance_ns = commands.next_entry((1, 2, 4))
+        cluster.batch(batch, advance_ns=advance_ns)
     return [LogRecord(i + 1, entry) for i, entry in enumerate(cluster.entries)]
 
 

@@ -45,8 +45,8 @@ def test_cached_responses_equal_fresh_ones(
     folded = 0
     compared = 0
     while cluster.index < ENTRIES:
-        commands = [workload.next_command()[0] for _ in range(rng.choice((1, 1, 2, 4)))]
-        cluster.batch(commands)
+        commands, advance_ns = workload.next_entry()
+        cluster.batch(commands, advance_ns=advance_ns)
         records = [LogRecord(i + 1, e) for i, e in enumerate(cluster.entries)][folded:]
         fold_records(records, view, state)
         folded = len(cluster.entries)

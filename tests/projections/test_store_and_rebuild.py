@@ -33,8 +33,8 @@ def workload_cluster(seed: int, entries: int = ENTRIES) -> tuple[Cluster, list[L
     cluster = Cluster(check=False)
     workload = Workload(cluster.state, rng)
     while cluster.index < entries:
-        commands = [workload.next_command()[0] for _ in range(rng.choice((1, 1, 2, 4)))]
-        cluster.batch(commands)
+        commands, advance_ns = workload.next_entry()
+        cluster.batch(commands, advance_ns=advance_ns)
     records = [LogRecord(i + 1, entry) for i, entry in enumerate(cluster.entries)]
     return cluster, records
 

@@ -84,8 +84,8 @@ def test_view_follows_the_fold(seed: int) -> None:
     seen = Seen()
     workload = Workload(cluster.state, rng)
     while cluster.index < 600:
-        commands = [workload.next_command()[0] for _ in range(rng.choice((1, 1, 2, 4)))]
-        events = cluster.batch(commands)
+        commands, advance_ns = workload.next_entry()
+        events = cluster.batch(commands, advance_ns=advance_ns)
         seen.note(events)
         view.apply(cluster.index, events, cluster.now_ns)
         compare(cluster.state, view, seen)

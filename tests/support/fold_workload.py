@@ -143,6 +143,13 @@ class Workload:
     def maybe(self, probability: float) -> bool:
         return self.rng.random() < probability
 
+    def next_entry(self, sizes: tuple[int, ...] = (1, 1, 2, 4)) -> tuple[list[c.Command], int]:
+        """A batch of commands for one entry and how far to move the clock before it (the
+        longest of their advances): timeouts (offers, inverse offers, failovers,
+        re-registrations) come due as they would."""
+        picked = [self.next_command() for _ in range(self.rng.choice(sizes))]
+        return [built for built, _ in picked], max(advance for _, advance in picked)
+
     def next_command(self) -> tuple[c.Command, int]:
         """(command, nanoseconds to advance the clock before it)."""
         for _ in range(20):
