@@ -3,7 +3,8 @@
 The first start chooses the ports (Mesos's defaults when free: masters 5050, agent 5051) and a
 peer secret and writes them to `<data>/cluster.json` and `<data>/secret`; later starts reuse
 them, because the Raft peers and the agent's registration must stay where they were for the
-cluster to resume from its data. Every process logs to `<data>/logs/`. SIGINT/SIGTERM stop the
+cluster to resume from its data. Every process logs to `<data>/logs/`; one that exits is started
+again (after 1 s, doubling up to a minute while it keeps failing). SIGINT/SIGTERM stop the
 agent first, then the masters (SIGTERM, then SIGKILL after a grace period), then any executor
 still running from this cluster's work dir, so nothing is left behind.
 """
@@ -36,6 +37,12 @@ DEFAULT_AGENT_PORT = 5051
 DEFAULT_RAFT_PORTS = (7050, 7051, 7052)
 STOP_GRACE_S = 10.0
 LEADER_WAIT_S = 60.0
+# A child that exits is started again, as a service manager would (Mesos runs under systemd's
+# Restart=): after 1 s, doubling up to a minute while it keeps failing; once it has run a
+# minute, a failure is a first one again.
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 60.0
+STEADY_S = 60.0
 
 
 class ClusterError(Exception):
@@ -192,8 +199,12 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
     reported: bool = False
+    started_at: float = 0.0
+    restart_at: float | None = None  # when an exited child starts again
+    backoff_s: float = RESTART_MIN_S
 
     def start(self) -> None:
+        self.started_at, self.restart_at, self.reported = time.monotonic(), None, False
         if self.log is not None:
             self.log.close()  # a restart: the previous run's handle
         self.log = self.log_path.open("ab")
@@ -266,6 +277,24 @@ class LocalCluster:
             if not child.running() and not child.reported:
                 child.reported = True
                 yield child
+
+    def supervise(self) -> None:
+        """Start again, with back-off, the children that exited (an agent shut down by its
+        master, say because its machine went DOWN, registers again once it may)."""
+        now = time.monotonic()
+        for child in self.exited():
+            assert child.process is not None
+            if now - child.started_at >= STEADY_S:
+                child.backoff_s = RESTART_MIN_S
+            child.restart_at = now + child.backoff_s
+            say(
+                f"meseta up: {child.name} exited with code {child.process.returncode}; "
+                f"restarting it in {child.backoff_s:.0f}s (see {child.log_path})"
+            )
+            child.backoff_s = min(child.backoff_s * 2, RESTART_MAX_S)
+        for child in self.children:
+            if child.restart_at is not None and now >= child.restart_at:
+                child.start()
 
 
 def leader_of(address: str, timeout_s: float = 1.0) -> str | None:
@@ -418,15 +447,7 @@ def serve(cluster: LocalCluster) -> int:
             failed = True
             cluster.stopping = True
         while not cluster.stopping:
-            for child in cluster.exited():
-                assert child.process is not None
-                say(
-                    f"meseta up: {child.name} exited with code {child.process.returncode}; "
-                    f"see {child.log_path}"
-                )
-                failed = True
-            if not any(child.running() for child in cluster.children):
-                break
+            cluster.supervise()
             time.sleep(0.2)
     finally:
         say("meseta up: stopping")

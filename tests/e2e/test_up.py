@@ -110,3 +110,53 @@ def test_up_runs_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             assert processes_mentioning(str(data)) == [], "children outlived `meseta up`"
     assert agent_ids[0] == agent_ids[1], "the restarted cluster did not resume the agent"
     assert (data / "secret").stat().st_mode & 0o077 == 0
+
+
+def child_pid(data: Path, role: str) -> int:
+    """The pid of `meseta up`'s child running `meseta <role>` on `data`."""
+    for pid in processes_mentioning(str(data)):
+        with contextlib.suppress(OSError):
+            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+            if b"meseta.cli" in argv and role.encode() in argv:
+                return pid
+    raise AssertionError(f"no `meseta {role}` running on {data}")
+
+
+def test_up_starts_again_what_exits(tmp_path: Path) -> None:
+    """A killed agent or master is started again, as a service manager would; the agent comes
+    back with its id and the masters with their leader."""
+    data = tmp_path / "meseta-data"
+    data.mkdir()
+    ports = free_ports(7)
+    layout = Layout(HOST, tuple(ports[0:3]), tuple(ports[3:6]), ports[6])
+    (data / "cluster.json").write_bytes(layout.to_json())
+    agent_url = f"http://{HOST}:{layout.agent_port}"
+
+    def agent_id() -> str | None:
+        with contextlib.suppress(OSError, KeyError):
+            if get_json(f"{agent_url}/metrics/snapshot")["slave/registered"]:
+                return str(get_json(f"{agent_url}/state")["id"])
+        return None
+
+    def wait_for_agent() -> str:
+        deadline = time.monotonic() + 60
+        while (found := agent_id()) is None:
+            assert time.monotonic() < deadline, "the agent did not register"
+            time.sleep(0.2)
+        return found
+
+    with meseta_up(data) as (process, lines):
+        read_until(lines, "leader", 120)
+        first = wait_for_agent()
+        os.kill(child_pid(data, "agent"), signal.SIGKILL)
+        read_until(lines, "agent exited with code -9; restarting it in 1s", 30)
+        assert wait_for_agent() == first
+        os.kill(child_pid(data, "master"), signal.SIGKILL)
+        read_until(lines, "exited with code -9; restarting it in 1s", 30)
+        deadline = time.monotonic() + 60
+        while len(processes_mentioning(str(data))) < 4:  # three masters and the agent
+            assert time.monotonic() < deadline, "the master was not started again"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+        assert processes_mentioning(str(data)) == [], "children outlived `meseta up`"
