@@ -370,3 +370,25 @@ async def test_meseta_exec_runs_a_command_in_the_tasks_container(
     assert await meseta_exec(master, "-i", "t1", "cat", stdin=b"typed\n") == (0, "typed\n", "")
     code, _, err = await meseta_exec(master, "nope", "true")
     assert code == 1 and "No task with id 'nope'" in err
+
+
+async def test_containers_nest_at_the_second_level(task: Task) -> None:
+    outer = task.child("outer")
+    body = {"container_id": outer, "command": {"value": "exec sleep 60"}}
+    assert (await task.call({"type": "LAUNCH_CONTAINER", "launch_container": body}))[0] == 200
+    inner = {"parent": outer, "value": "inner"}
+    # A DEBUG container works where its parent does: the outer one's own sandbox.
+    output = await (await task.session(inner, shell("pwd; echo $MESOS_SANDBOX"))).until_end()
+    sandbox = task.sandbox / "containers" / "outer"
+    assert output["STDOUT"].decode() == f"{sandbox}\n{sandbox}\n"
+    assert (sandbox / "containers" / "inner").is_dir()
+    resources = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]
+    again = {"container_id": {"parent": outer, "value": "x"}, "command": {"value": "true"},
+             "resources": resources}  # fmt: skip
+    status, text = await task.call({"type": "LAUNCH_CONTAINER", "launch_container": again})
+    assert status == 400 and b"cannot specify resources" in text
+    # Destroying the outer container takes what is nested in it first.
+    kill = {"type": "KILL_CONTAINER", "kill_container": {"container_id": outer}}
+    assert (await task.call(kill))[0] == 200
+    assert exit_code((await task.wait(outer))["exit_status"]) == -signal.SIGKILL
+    assert task.agent.nested.live() == []
