@@ -390,8 +390,27 @@ async def monitor_statistics(agent: Agent, request: Request) -> Response:
 
 
 async def containers(agent: Agent, request: Request) -> Response:
+    """The executor containers, optionally only one (`container_id`), one framework's
+    (`framework_id`) or one executor's (`framework_id` and `executor_id`), as Mesos selects."""
+    query = request.query_params
+    container_id, framework_id = query.get("container_id"), query.get("framework_id")
+    executor_id = query.get("executor_id")
+    if (container_id is not None and (executor_id is not None or framework_id is not None)) or (
+        container_id is None and executor_id is not None and framework_id is None
+    ):
+        return text_response(
+            400,
+            "Supported query parameters are container_id only, framework_id only, or"
+            " executor_id and framework_id only",
+        )
     entries = []
     for executor, statistics in await usage(agent):
+        if (
+            (container_id is not None and executor.container_id != container_id)
+            or (framework_id is not None and executor.framework_id != framework_id)
+            or (executor_id is not None and executor.executor_id != executor_id)
+        ):
+            continue
         status: dict[str, Any] = {"container_id": {"value": executor.container_id}}
         if executor.pid is not None:
             status["executor_pid"] = executor.pid

@@ -392,3 +392,26 @@ async def test_containers_nest_at_the_second_level(task: Task) -> None:
     assert (await task.call(kill))[0] == 200
     assert exit_code((await task.wait(outer))["exit_status"]) == -signal.SIGKILL
     assert task.agent.nested.live() == []
+
+
+async def test_the_containers_endpoint_selects_as_mesos_does(task: Task) -> None:
+    base = task.url.removesuffix("/api/v1") + "/containers"
+    executor = task.agent.core.executors()[0]
+
+    async def listed(**query: str) -> tuple[int, Any]:
+        """The listed containers' ids, or the refusal."""
+        async with task.http.get(base, params=query) as reply:
+            body = await reply.read()
+            if reply.status != 200:
+                return reply.status, body.decode()
+            return reply.status, [entry["container_id"] for entry in orjson.loads(body)]
+
+    everything = [task.container_id]
+    assert await listed() == (200, everything)
+    assert (await listed(container_id=task.container_id))[1] == everything
+    assert (await listed(framework_id=executor.framework_id))[1] == everything
+    both = {"framework_id": executor.framework_id, "executor_id": executor.executor_id}
+    assert (await listed(**both))[1] == everything
+    assert (await listed(container_id="other"))[1] == []
+    status, text = await listed(executor_id=executor.executor_id)
+    assert status == 400 and text.startswith("Supported query parameters are container_id only")
