@@ -7,7 +7,7 @@ from meseta.master import quota as quotas
 from meseta.master.appliers.agents import await_reregistration, expire_awaiting_agents
 from meseta.master.appliers.frameworks import disconnect, expire_failovers, expire_filters
 from meseta.master.appliers.maintenance import expire_inverse_offers
-from meseta.master.appliers.offers import remove_offer
+from meseta.master.appliers.offers import overdue, remove_offer
 from meseta.master.events import (
     ClusterInitialized,
     CommandRejected,
@@ -164,12 +164,5 @@ def tick(state: State, command: commands_pb2.Tick, out: Out) -> None:
 
 def expire_offers(state: State, out: Out) -> None:
     timeout_ns = state.config.offer_timeout_ns
-    if timeout_ns <= 0:
-        return
-    due = []
-    for offer in state.offers.values():  # oldest first: created in index order
-        if offer.created_ns + timeout_ns > state.now_ns:
-            break
-        due.append(offer)
-    for offer in due:
+    for offer in overdue(state.offers.values(), timeout_ns, state.now_ns):
         remove_offer(state, offer, "expired", True, out)

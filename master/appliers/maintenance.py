@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from meseta.master import ids
 from meseta.master.appliers.agents import remove_agent
-from meseta.master.appliers.offers import refuse_ns, remove_offers
+from meseta.master.appliers.offers import overdue, refuse_ns, remove_offers
 from meseta.master.events import (
     CommandRejected,
     DomainEvent,
@@ -174,14 +174,7 @@ def expire_inverse_offers(state: State, out: Out) -> None:
     """Inverse offers unanswered for --offer_timeout are rescinded, as Mesos's are; with no
     filter left by the framework, the next is made at once (settle_inverse_offers)."""
     timeout_ns = state.config.offer_timeout_ns
-    if timeout_ns <= 0:
-        return
-    due = []
-    for inverse in state.inverse_offers.values():  # oldest first: created in index order
-        if inverse.created_ns + timeout_ns > state.now_ns:
-            break
-        due.append(inverse)
-    for inverse in due:
+    for inverse in overdue(state.inverse_offers.values(), timeout_ns, state.now_ns):
         remove_inverse_offer(state, inverse, True, out)
 
 

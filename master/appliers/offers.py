@@ -8,12 +8,14 @@ and returns what is left, filtered for `refuse_seconds` (contract 2.5).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
+from typing import TypeVar
 
 from meseta.master import ids, ledger
 from meseta.master.appliers import launches
 from meseta.master.events import DomainEvent, OfferRemoved, OffersCreated
 from meseta.master.resources import EMPTY, ResourceError, Resources
-from meseta.master.state import AgentStatus, Filter, Framework, Offer, State
+from meseta.master.state import AgentStatus, Filter, Framework, InverseOffer, Offer, State
 from meseta.master.v1 import commands_pb2
 from meseta.proto.mesos.v1 import mesos_pb2
 
@@ -22,6 +24,22 @@ Out = list[DomainEvent]
 NS_PER_S = 1_000_000_000
 DEFAULT_REFUSE_S = 5.0
 MAX_REFUSE_S = 365 * 24 * 3600.0
+
+
+Dated = TypeVar("Dated", Offer, InverseOffer)
+
+
+def overdue(entries: Iterable[Dated], timeout_ns: int, now_ns: int) -> list[Dated]:
+    """The entries (oldest first, as the books keep them: created in index order) that have
+    been out `timeout_ns` or longer; none when there is no timeout."""
+    due: list[Dated] = []
+    if timeout_ns <= 0:
+        return due
+    for entry in entries:
+        if entry.created_ns + timeout_ns > now_ns:
+            break
+        due.append(entry)
+    return due
 
 
 def refuse_ns(filters: mesos_pb2.Filters | None) -> int:

@@ -76,12 +76,18 @@ def read_until(lines: queue.Queue[str], needle: str, timeout_s: float) -> list[s
     raise AssertionError(f"no {needle!r} within {timeout_s}s; output so far: {seen}")
 
 
-def test_up_runs_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+def fresh_cluster(tmp_path: Path) -> tuple[Path, Layout]:
+    """A data folder whose cluster.json names free ports (not Mesos's, which may be taken)."""
     data = tmp_path / "meseta-data"
     data.mkdir()
     ports = free_ports(7)
     layout = Layout(HOST, tuple(ports[0:3]), tuple(ports[3:6]), ports[6])
     (data / "cluster.json").write_bytes(layout.to_json())
+    return data, layout
+
+
+def test_up_runs_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    data, layout = fresh_cluster(tmp_path)
     agent_url = f"http://{HOST}:{layout.agent_port}"
 
     agent_ids = []
@@ -125,11 +131,7 @@ def child_pid(data: Path, role: str) -> int:
 def test_up_starts_again_what_exits(tmp_path: Path) -> None:
     """A killed agent or master is started again, as a service manager would; the agent comes
     back with its id and the masters with their leader."""
-    data = tmp_path / "meseta-data"
-    data.mkdir()
-    ports = free_ports(7)
-    layout = Layout(HOST, tuple(ports[0:3]), tuple(ports[3:6]), ports[6])
-    (data / "cluster.json").write_bytes(layout.to_json())
+    data, layout = fresh_cluster(tmp_path)
     agent_url = f"http://{HOST}:{layout.agent_port}"
 
     def agent_id() -> str | None:
