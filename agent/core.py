@@ -411,7 +411,7 @@ def command_executor_info(
 
 # -- persistent volumes (Mesos's volume directories and filesystem/posix isolator) -------
 
-# Where volumes live, under the work dir (Mesos's getPersistentVolumePath).
+# Where volumes live, under the work dir or a PATH disk's root (Mesos's getPersistentVolumePath).
 VOLUMES_ROOT = ("volumes", "roles")
 
 
@@ -420,21 +420,32 @@ class Volume:
     role: str  # the role it is reserved for (the last refinement)
     persistence_id: str
     container_path: str  # where the executor's sandbox shows it
+    root: str = ""  # the PATH or MOUNT disk it is on ("": the work dir's disk)
+    mount: bool = False  # on a MOUNT disk: the volume is the whole mount
+
+    @property
+    def role_directory(self) -> str:
+        """A hierarchical role's '/' is written as a space, as Mesos does: one directory per
+        role, whatever its depth."""
+        return self.role.replace("/", " ")
 
     @property
     def directory(self) -> tuple[str, ...]:
-        """Its directory's path under the work dir. A hierarchical role's '/' is written as
-        a space, as Mesos does: one directory per role, whatever its depth."""
-        return (*VOLUMES_ROOT, self.role.replace("/", " "), self.persistence_id)
+        """Its directory's path under the work dir (a root that is absolute replaces it): a
+        MOUNT disk's root itself, else `volumes/roles/<role>/<id>` under the disk's root."""
+        if self.mount:
+            return (self.root,)
+        under = (*VOLUMES_ROOT, self.role_directory, self.persistence_id)
+        return (self.root, *under) if self.root else under
 
 
 @dataclass(frozen=True, slots=True)
 class VolumeChanges:
     """What a new checkpointed total means for the volume directories."""
 
-    create: list[tuple[str, ...]]  # every listed volume's (kept if it exists)
-    remove: list[tuple[str, ...]]  # volumes no longer listed
-    busy: list[tuple[str, ...]]  # no longer listed, but an executor still uses them: kept
+    create: list[Volume]  # every listed volume (its directory kept if it exists)
+    remove: list[Volume]  # volumes no longer listed
+    busy: list[Volume]  # no longer listed, but an executor still uses them: kept
 
 
 def persistent_volumes(resources: Iterable[mesos_pb2.Resource]) -> list[Volume]:
@@ -444,7 +455,10 @@ def persistent_volumes(resources: Iterable[mesos_pb2.Resource]) -> list[Volume]:
         if resource.HasField("disk") and resource.disk.HasField("persistence"):
             role = resource.reservations[-1].role if resource.reservations else resource.role
             disk = resource.disk
-            out.append(Volume(role, disk.persistence.id, disk.volume.container_path))
+            source = disk.source
+            mount = disk.HasField("source") and source.type == source.MOUNT
+            root = source.mount.root if mount else source.path.root
+            out.append(Volume(role, disk.persistence.id, disk.volume.container_path, root, mount))
     return out
 
 
@@ -455,18 +469,18 @@ def volume_changes(
 ) -> VolumeChanges:
     """Mesos's syncCheckpointedResources: the directories of the volumes in `new` exist,
     those of volumes only in `old` go, unless a live executor or task still uses one."""
-    listed = _directories(new)
-    gone = [directory for directory in _directories(old) if directory not in listed]
-    in_use = {d for executor in executors for d in _directories(executor.resources())}
+    listed = _by_directory(new)
+    gone = [v for d, v in _by_directory(old).items() if d not in listed]
+    in_use = {d for executor in executors for d in _by_directory(executor.resources())}
     return VolumeChanges(
-        create=listed,
-        remove=[d for d in gone if d not in in_use],
-        busy=[d for d in gone if d in in_use],
+        create=list(listed.values()),
+        remove=[v for v in gone if v.directory not in in_use],
+        busy=[v for v in gone if v.directory in in_use],
     )
 
 
-def _directories(resources: Iterable[mesos_pb2.Resource]) -> list[tuple[str, ...]]:
-    return list(dict.fromkeys(volume.directory for volume in persistent_volumes(resources)))
+def _by_directory(resources: Iterable[mesos_pb2.Resource]) -> dict[tuple[str, ...], Volume]:
+    return {volume.directory: volume for volume in persistent_volumes(resources)}
 
 
 def volume_link_error(volume: Volume) -> str | None:

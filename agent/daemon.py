@@ -432,19 +432,19 @@ class Agent:
 
     async def _sync_volumes(self, changes: agent_core.VolumeChanges) -> None:
         work_dir = self.flags_.work_dir
-        for relative in changes.create:
+        for volume in changes.create:
             try:
-                volumes.create(work_dir, relative)
+                volumes.create(work_dir, volume)
             except (OSError, volumes.VolumeError) as error:
                 log.error("cannot create the directory of a persistent volume: %s", error)
-        for relative in changes.busy:
+        for volume in changes.busy:
             log.warning(
                 "persistent volume %s was destroyed but is still in use: its directory stays",
-                work_dir.joinpath(*relative),
+                work_dir.joinpath(*volume.directory),
             )
-        for relative in changes.remove:
+        for volume in changes.remove:
             try:
-                await asyncio.to_thread(volumes.remove, work_dir, relative)
+                await asyncio.to_thread(volumes.remove, work_dir, volume)
             except (OSError, volumes.VolumeError) as error:
                 log.error("cannot delete the directory of a destroyed persistent volume: %s", error)
 

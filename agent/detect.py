@@ -143,4 +143,51 @@ def agent_resources(
 ) -> list[mesos_pb2.Resource]:
     """The AgentInfo resources for these flags (pre-refinement form, as agents send)."""
     given = parse_resources(text, default_role) if text else res.Resources()
+    prepare_disks(work_dir, given)
     return res.to_protos(detect(work_dir, given, default_role), refined=False)
+
+
+def prepare_disks(work_dir: Path, given: res.Resources) -> None:
+    """What Mesos's agent checks of its PATH and MOUNT disks before it starts: a PATH disk's
+    root is made if missing, a MOUNT disk's must be a mount point. A relative root is under
+    the work dir (where the agent puts its volumes too)."""
+    for key, quantity in given:
+        source = res.key_source(key)
+        if source is None:
+            continue
+        kind = "MOUNT" if source.type == res.MOUNT else "PATH"
+        named = source.mount.root if source.type == res.MOUNT else source.path.root
+        label = res.format_resources(res.Resources({key: quantity}))
+        if not named:
+            raise ResourceFlagError(f"{kind} disk root directory is not specified '{label}'")
+        root = work_dir / named
+        if source.type == res.PATH:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ResourceFlagError(
+                    f"Failed to create DiskInfo path directory '{named}': {error}"
+                ) from None
+            continue
+        if not root.exists():
+            raise ResourceFlagError(
+                f"Failed to determine `realpath` for DiskInfo mount in resource '{label}'"
+                f" with path '{named}': no such path"
+            )
+        real = os.path.realpath(root)
+        if real not in mount_points():
+            raise ResourceFlagError(f"Failed to find mount '{real}' in /proc/mounts")
+
+
+def mount_points(table: Path = Path("/proc/mounts")) -> set[str]:
+    """The mount points the mount table lists (its octal escapes, e.g. \\040, undone)."""
+    try:
+        lines = table.read_text().splitlines()
+    except OSError:
+        return set()
+    points: set[str] = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1:
+            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1]))
+    return points

@@ -1,7 +1,8 @@
 """Persistent volumes on this host: their directories, and their links in sandboxes.
 
-A volume lives in `<work_dir>/volumes/roles/<role>/<persistence id>` (Mesos's
-getPersistentVolumePath; which directories to make or delete is decided in agent/core.py).
+A volume lives in `<work_dir>/volumes/roles/<role>/<persistence id>`, or under a PATH disk's root
+likewise, or is a MOUNT disk's whole root (Mesos's getPersistentVolumePath; which directories to
+make or delete is decided in agent/core.py).
 Executors run without a mount namespace, so a volume is shown in a sandbox as Mesos's
 `filesystem/posix` isolator shows it: a symlink at its relative container path. Nothing here
 follows a symlink out of the volumes tree or out of a sandbox: a task may have replaced a
@@ -25,30 +26,42 @@ class VolumeError(Exception):
     """A volume directory that may not be touched (reached through a symlink)."""
 
 
-def directory(work_dir: Path, relative: tuple[str, ...]) -> Path:
-    """The volume directory at `relative` (a `Volume.directory`), refusing one whose path
-    goes through a symlink: it would not be in the volumes tree."""
-    path = work_dir.joinpath(*relative)
-    root = work_dir.joinpath(*VOLUMES_ROOT)
-    expected = Path(os.path.realpath(root)).joinpath(*relative[len(VOLUMES_ROOT) :])
+def directory(work_dir: Path, volume: Volume) -> Path:
+    """The volume's directory, refusing one whose path goes through a symlink: it would not
+    be in its volumes tree. A MOUNT disk's volume is the mount point the operator named."""
+    base = work_dir / volume.root if volume.root else work_dir  # an absolute root replaces it
+    if volume.mount:
+        return base
+    tree = base.joinpath(*VOLUMES_ROOT)
+    path = tree / volume.role_directory / volume.persistence_id
+    expected = Path(os.path.realpath(tree)) / volume.role_directory / volume.persistence_id
     if Path(os.path.realpath(path)) != expected:
         raise VolumeError(f"'{path}' goes through a symlink")
     return path
 
 
-def create(work_dir: Path, relative: tuple[str, ...]) -> Path:
-    path = directory(work_dir, relative)
+def create(work_dir: Path, volume: Volume) -> Path:
+    path = directory(work_dir, volume)
     path.mkdir(mode=0o755, parents=True, exist_ok=True)
     return path
 
 
-def remove(work_dir: Path, relative: tuple[str, ...]) -> None:
+def remove(work_dir: Path, volume: Volume) -> None:
     """Delete a destroyed volume's directory with its content (symlinks in it are removed,
-    never followed)."""
-    path = directory(work_dir, relative)
-    if path.is_dir():
+    never followed); of a MOUNT disk's volume, the content only (the mount point stays, as
+    Mesos leaves it)."""
+    path = directory(work_dir, volume)
+    if not path.is_dir():
+        return
+    if volume.mount:
+        for entry in sorted(path.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    else:
         shutil.rmtree(path)
-        log.info("deleted the directory of destroyed persistent volume %s", path)
+    log.info("deleted the content of destroyed persistent volume %s", path)
 
 
 def link(work_dir: Path, sandbox: Path, volumes: list[Volume], user: str | None) -> None:
@@ -61,7 +74,7 @@ def link(work_dir: Path, sandbox: Path, volumes: list[Volume], user: str | None)
         if error is not None:
             raise ContainerError(error)
         try:
-            target = create(work_dir, volume.directory)
+            target = create(work_dir, volume)
             if ids is not None:
                 os.chown(target, *ids)
             _link(sandbox, volume.container_path, target)

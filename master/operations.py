@@ -25,6 +25,7 @@ from meseta.master.resources import (
     is_volume,
     key_disk,
     key_label,
+    key_source,
     key_stack,
     popped,
     to_milli,
@@ -214,6 +215,8 @@ def grow(body: Operation.GrowVolume, agent: Agent) -> Conversion:
         raise OperationError(
             "Incompatible resources in the 'GrowVolume.volume' and 'GrowVolume.addition' fields"
         )
+    if is_whole_disk(key):  # a MOUNT disk is never split, so nothing can be added to it
+        raise OperationError("Growing a volume on a MOUNT disk is not supported")
     resize_error(agent, key, "grown")
     assert isinstance(size, int) and isinstance(added, int)  # disk: volume_error checked
     return Conversion(volume + addition, Resources({key: size + added}))
@@ -232,9 +235,16 @@ def shrink(body: Operation.ShrinkVolume, agent: Agent) -> Conversion:
             " 'ShrinkVolume.volume'"
         )
     volume_error([body.volume], "Invalid persistent volume in the 'ShrinkVolume.volume' field")
+    if is_whole_disk(key):
+        raise OperationError("Shrinking a volume on a MOUNT disk is not supported")
     resize_error(agent, key, "shrunk")
     freed = Resources({unvolumed(key): subtract})
     return Conversion(volume, Resources({key: size - subtract}) + freed)
+
+
+def is_whole_disk(key: Key) -> bool:
+    source = key_source(key)
+    return source is not None and source.type == mesos_pb2.Resource.DiskInfo.Source.MOUNT
 
 
 def one_resource(given: mesos_pb2.Resource, what: str) -> Resources:
@@ -274,7 +284,7 @@ def persistence_ids(resources: Resources) -> dict[tuple[str, str], None]:
     out: dict[tuple[str, str], None] = {}
     for key in resources.items:
         disk = key_disk(key)
-        if disk is not None:
+        if disk is not None and disk.HasField("persistence"):
             out[(key[1], disk.persistence.id)] = None
     return out
 

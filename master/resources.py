@@ -8,10 +8,12 @@ unreserved role is "*".
 The shape is "" for plain resources (unreserved, or statically reserved to
 the role); otherwise it is the deterministic encoding of what else tells the
 resource apart (`shape_of`): its reservation stack (dynamic reservations with
-principal and labels, refinements) and its disk info (a persistent volume).
-So a dynamic reservation never merges with a static one or with another
-principal's, as in Mesos. Revocable, shared and resource-provider resources
-and disk sources are refused with `ResourceError`.
+principal and labels, refinements) and its disk info (a persistent volume, a
+PATH or MOUNT disk source, or both). So a dynamic reservation never merges with
+a static one or with another principal's, nor a disk with another disk, as in
+Mesos. A MOUNT disk is used whole or not at all (`contains`), as a volume is.
+Revocable, shared and resource-provider (BLOCK, RAW) resources are refused with
+`ResourceError`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ Key = tuple[str, str, str]  # (name, reservation role, shape)
 Reservation = mesos_pb2.Resource.ReservationInfo
 STATIC = Reservation.STATIC
 DYNAMIC = Reservation.DYNAMIC
+DiskInfo = mesos_pb2.Resource.DiskInfo
+Source = DiskInfo.Source
+PATH, MOUNT = Source.PATH, Source.MOUNT
 
 _SCALAR = mesos_pb2.Value.SCALAR
 _RANGES = mesos_pb2.Value.RANGES
@@ -215,8 +220,8 @@ class Resources:
             if isinstance(quantity, int):
                 if not isinstance(have, int) or have < quantity:
                     return False
-                if have != quantity and key[2] and is_volume(key):
-                    return False  # a persistent volume is used whole, as in Mesos
+                if have != quantity and key[2] and is_whole(key):
+                    return False  # a persistent volume or MOUNT disk is used whole
             elif quantity and isinstance(quantity[0], str):
                 if not set(quantity).issubset(have):  # type: ignore[arg-type]
                     return False
@@ -251,10 +256,13 @@ class Resources:
         return _canonical({k: q for k, q in self.items.items() if k[1] == UNRESERVED})
 
     def shaped(self) -> Resources:
-        """What operations made: dynamic reservations and persistent volumes."""
+        """What operations made: dynamic reservations and persistent volumes (not what an
+        agent declares: static reservations and PATH or MOUNT disks)."""
         for _, _, shape in self.items:
             if shape:
-                return _canonical({k: q for k, q in self.items.items() if k[2]})
+                return _canonical(
+                    {k: q for k, q in self.items.items() if k[2] and declared(k) != k}
+                )
         return EMPTY  # the common case: nothing to copy
 
     def convert(self, convert_key: Callable[[Key], Key]) -> Resources:
@@ -315,13 +323,23 @@ def resource_key(resource: mesos_pb2.Resource) -> Key:
         if resource.name != "disk":
             raise ResourceError(f"DiskInfo should not be set for {resource.name} resource")
         if disk.HasField("source"):
-            raise ResourceError(f"resource '{resource.name}' has a disk source: not supported yet")
-        if not disk.HasField("persistence"):
+            source_error(disk.source)
+        elif not disk.HasField("persistence"):
             raise ResourceError("Non-persistent volume not supported")
     stack = reservation_stack(resource)
-    if disk is not None:
+    if disk is not None and disk.HasField("persistence"):
         volume_shape_error(disk, stack)
     return make_key(resource.name, stack, disk)
+
+
+def source_error(source: mesos_pb2.Resource.DiskInfo.Source) -> None:
+    """PATH and MOUNT disks only (BLOCK and RAW ones come from resource providers)."""
+    if source.type not in (PATH, MOUNT):
+        kind = Source.Type.Name(source.type)
+        raise ResourceError(f"{kind} disk sources are not supported (no resource providers)")
+    for field in ("id", "metadata", "profile", "vendor"):
+        if source.HasField(field):
+            raise ResourceError(f"Disk source field '{field}' is not supported")
 
 
 def volume_shape_error(disk: mesos_pb2.Resource.DiskInfo, stack: list[Reservation]) -> None:
@@ -452,7 +470,31 @@ def key_disk(key: Key) -> mesos_pb2.Resource.DiskInfo | None:
 
 
 def is_volume(key: Key) -> bool:
-    return bool(key[2]) and shape_of(key).HasField("disk")
+    return bool(key[2]) and shape_of(key).disk.HasField("persistence")
+
+
+def key_source(key: Key) -> mesos_pb2.Resource.DiskInfo.Source | None:
+    """The PATH or MOUNT disk the key's disk is on (None for the agent's root disk)."""
+    if not key[2]:
+        return None
+    disk = shape_of(key).disk
+    return disk.source if disk.HasField("source") else None
+
+
+def is_whole(key: Key) -> bool:
+    """Used whole or not at all: a persistent volume, or a MOUNT disk (Mesos's
+    exclusive disks)."""
+    shape = shape_of(key)
+    if not shape.HasField("disk"):
+        return False
+    disk = shape.disk
+    return disk.HasField("persistence") or (disk.HasField("source") and disk.source.type == MOUNT)
+
+
+def source_disk(key: Key) -> mesos_pb2.Resource.DiskInfo | None:
+    """The key's disk without a volume on it: its source alone, or None."""
+    source = key_source(key)
+    return None if source is None else DiskInfo(source=source)
 
 
 def popped(key: Key) -> Key:
@@ -462,14 +504,15 @@ def popped(key: Key) -> Key:
 
 def unvolumed(key: Key) -> Key:
     """The key without its persistent volume: the disk it was made of."""
-    return make_key(key[0], key_stack(key))
+    return make_key(key[0], key_stack(key), source_disk(key))
 
 
 def declared(key: Key) -> Key:
-    """What an agent declared for this key: no volume, static reservations only."""
+    """What an agent declared for this key: no volume, static reservations only, on the
+    disk it is on."""
     if not key[2]:
         return key
-    return make_key(key[0], [r for r in key_stack(key) if r.type == STATIC])
+    return make_key(key[0], [r for r in key_stack(key) if r.type == STATIC], source_disk(key))
 
 
 def proto_quantity(resource: mesos_pb2.Resource) -> Quantity:
@@ -626,5 +669,15 @@ def reservation_label(key: Key) -> str:
 
 
 def volume_label(key: Key) -> str:
+    """Mesos's text for a disk: "[MOUNT:/mnt/a,id:path]", "[PATH:/p]", "[id:path]"."""
     disk = key_disk(key)
-    return "" if disk is None else f"[{disk.persistence.id}:{disk.volume.container_path}]"
+    if disk is None:
+        return ""
+    parts = []
+    if disk.HasField("source"):
+        source = disk.source
+        root = source.mount.root if source.type == MOUNT else source.path.root
+        parts.append(Source.Type.Name(source.type) + (f":{root}" if root else ""))
+    if disk.HasField("persistence"):
+        parts.append(f"{disk.persistence.id}:{disk.volume.container_path}")
+    return "[" + ",".join(parts) + "]"

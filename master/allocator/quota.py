@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from meseta.master import quota
 from meseta.master.quota import Amounts
-from meseta.master.resources import UNRESERVED, Key, Quantity, Resources
+from meseta.master.resources import UNRESERVED, Key, Quantity, Resources, is_whole
 from meseta.master.state import Quota, State
 
 
@@ -119,6 +119,8 @@ def _shrunk(resources: Resources, target: Amounts, *, keep_absent: bool) -> Reso
             continue
         if not room or type(amount) is not int:  # nothing left of this name (or absent)
             continue
+        if amount > room and key[2] and is_whole(key):
+            continue  # a MOUNT disk (or volume) is offered whole or not at all, as in Mesos
         kept = min(amount, room)
         items[key] = kept
         left[key[0]] = room - kept

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from meseta.agent import detect
@@ -78,3 +80,40 @@ def test_gpus_are_detected_from_nvidia_devices(tmp_path: Path) -> None:
         (tmp_path / name).touch()
     found = detect.detect(tmp_path, detect.parse_resources("cpus:1;mem:1;disk:1"), dev=tmp_path)
     assert found.scalar("gpus") == 2000
+
+
+def disk_json(kind: str, root: str) -> str:
+    source = {"type": kind, kind.lower(): {"root": root}} if root else {"type": kind}
+    return orjson.dumps(
+        [{"name": "disk", "type": "SCALAR", "scalar": {"value": 512}, "disk": {"source": source}}]
+    ).decode()
+
+
+def test_path_and_mount_disks_are_declared_and_checked_as_mesos_checks_them(
+    tmp_path: Path,
+) -> None:
+    """A PATH disk's root is made if missing (relative: under the work dir); a MOUNT disk's
+    must be a mount point."""
+    work = tmp_path / "work"
+    declared = detect.agent_resources(work, disk_json("PATH", "disks/a"), "*")
+    (path_disk,) = [r for r in declared if r.HasField("disk")]
+    assert path_disk.disk.source.path.root == "disks/a" and (work / "disks" / "a").is_dir()
+    (mount_disk,) = [
+        r for r in detect.agent_resources(work, disk_json("MOUNT", "/proc"), "*")
+        if r.HasField("disk")
+    ]  # fmt: skip
+    assert mount_disk.disk.source.type == mesos_pb2.Resource.DiskInfo.Source.MOUNT
+    for text, message in [
+        (disk_json("MOUNT", str(tmp_path)), f"Failed to find mount '{tmp_path}' in /proc/mounts"),
+        (disk_json("MOUNT", str(tmp_path / "nope")), "Failed to determine `realpath`"),
+        (disk_json("PATH", ""), "PATH disk root directory is not specified 'disk[PATH]:512'"),
+        (disk_json("BLOCK", ""), "BLOCK disk sources are not supported"),
+    ]:
+        with pytest.raises(detect.ResourceFlagError, match=re.escape(message)):
+            detect.agent_resources(work, text, "*")
+
+
+def test_the_mount_table_is_read_with_its_escapes(tmp_path: Path) -> None:
+    table = tmp_path / "mounts"
+    table.write_text("/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /mnt/my\\040disk ext4 rw 0 0\n")
+    assert detect.mount_points(table) == {"/", "/mnt/my disk"}

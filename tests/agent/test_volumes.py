@@ -104,12 +104,12 @@ def test_volume_directories_and_what_a_new_total_changes() -> None:
     task.resources.append(volume("busy", "b"))
     using.queued["t"] = core.TaskRecord(task, "fw", "")
     changes = core.volume_changes(old, new, [using])
-    assert changes.create == [
+    assert [v.directory for v in changes.create] == [
         ("volumes", "roles", "ops", "keep"),
         ("volumes", "roles", "ops", "new"),
     ]
-    assert changes.remove == [("volumes", "roles", "ops", "drop")]
-    assert changes.busy == [("volumes", "roles", "ops", "busy")]
+    assert [v.directory for v in changes.remove] == [("volumes", "roles", "ops", "drop")]
+    assert [v.directory for v in changes.busy] == [("volumes", "roles", "ops", "busy")]
 
 
 @pytest.mark.parametrize(
@@ -168,11 +168,10 @@ def test_volume_directories_reached_through_a_symlink_are_left_alone(tmp_path: P
     roles = tmp_path / "work" / "volumes" / "roles"
     roles.mkdir(parents=True)
     (roles / "evil").symlink_to(outside)
-    relative = Volume("evil", "v", "data").directory
     with pytest.raises(volumes.VolumeError, match="goes through a symlink"):
-        volumes.remove(tmp_path / "work", relative)
+        volumes.remove(tmp_path / "work", Volume("evil", "v", "data"))
     with pytest.raises(volumes.VolumeError, match="goes through a symlink"):
-        volumes.create(tmp_path / "work", Volume("evil", "w", "data").directory)
+        volumes.create(tmp_path / "work", Volume("evil", "w", "data"))
     assert (outside / "v").is_dir() and not (outside / "w").exists()
 
 
@@ -336,3 +335,68 @@ async def test_an_absolute_container_path_fails_the_launch(tmp_path: Path) -> No
         )
         assert agent.counters.container_launch_errors == 1
         assert not agent.containerizer.containers() and not (tmp_path / "ran").exists()
+
+
+def test_volumes_on_path_and_mount_disks(tmp_path: Path) -> None:
+    """A PATH disk's volumes are under its root as the work dir's are; a MOUNT disk's volume
+    is the mount itself, and destroying it empties the mount but leaves it."""
+    work, disks = tmp_path / "work", tmp_path / "disks"
+    on_path = volume("p1", "data")
+    on_path.disk.source.type = mesos_pb2.Resource.DiskInfo.Source.PATH
+    on_path.disk.source.path.root = str(disks / "b")
+    on_mount = volume("m1", "db")
+    on_mount.disk.source.type = mesos_pb2.Resource.DiskInfo.Source.MOUNT
+    on_mount.disk.source.mount.root = str(disks / "a")
+    path_volume, mount_volume = core.persistent_volumes([on_path, on_mount])
+    assert volumes.create(work, path_volume) == disks / "b" / "volumes" / "roles" / "ops" / "p1"
+    (disks / "a" / "old").mkdir(parents=True)
+    (disks / "a" / "old" / "f").write_text("x")
+    (disks / "a" / "g").write_text("y")
+    assert volumes.create(work, mount_volume) == disks / "a"
+    changes = core.volume_changes([on_path, on_mount], [], [])
+    assert changes.remove == [path_volume, mount_volume]
+    for gone in changes.remove:
+        volumes.remove(work, gone)
+    assert not (disks / "b" / "volumes" / "roles" / "ops" / "p1").exists()
+    assert (disks / "a").is_dir() and list((disks / "a").iterdir()) == []
+
+
+async def test_a_volume_on_a_path_disk_lives_under_its_root(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """An agent declares a PATH disk; the operator reserves part of it and makes a volume of
+    that: the volume's directory is under the disk's root, and goes when it is destroyed."""
+    root = tmp_path / "disks" / "b"
+    source = {"type": "PATH", "path": {"root": str(root)}}
+    declared = [
+        {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}},
+        {"name": "mem", "type": "SCALAR", "scalar": {"value": 1024}},
+        {"name": "disk", "type": "SCALAR", "scalar": {"value": 1024}},
+        {"name": "disk", "type": "SCALAR", "scalar": {"value": 4096}, "disk": {"source": source}},
+    ]
+    flag = f"--resources={orjson.dumps(declared).decode()}"
+    async with running_agent(tmp_path / "work", [master.address], flag) as agent:
+        await until(lambda: agent.counters.registered, "registration")
+        assert root.is_dir()  # made at start, as Mesos's agent makes a PATH disk's root
+        agent_id = {"value": agent.agent_id}
+        disk: dict[str, Any] = {"name": "disk", "type": "SCALAR", "scalar": {"value": 64},
+                                "disk": {"source": source},
+                                "reservations": [{"type": "DYNAMIC", "role": "ops",
+                                                  "principal": "dba"}]}  # fmt: skip
+        reserve = {"agent_id": agent_id, "resources": [disk]}
+        await operator_call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": reserve})
+        persistence = {"persistence": {"id": "v1", "principal": "dba"},
+                       "volume": {"container_path": "data", "mode": "RW"},
+                       "source": source}  # fmt: skip
+        create = {"agent_id": agent_id, "volumes": [disk | {"disk": persistence}]}
+        await operator_call(master, {"type": "CREATE_VOLUMES", "create_volumes": create})
+        directory = root / "volumes" / "roles" / "ops" / "v1"
+        await until(directory.is_dir, "the volume's directory")
+        state = await agent_state(agent)
+        (full,) = state["reserved_resources_full"]["ops"]
+        assert full["disk"]["source"] == source and full["disk"]["persistence"]["id"] == "v1"
+        unreserved = [r for r in state["unreserved_resources_full"] if r["name"] == "disk"]
+        assert sorted(r["scalar"]["value"] for r in unreserved) == [1024.0, 4096.0 - 64]
+        destroy = {"agent_id": agent_id, "volumes": create["volumes"]}
+        await operator_call(master, {"type": "DESTROY_VOLUMES", "destroy_volumes": destroy})
+        await until(lambda: not directory.exists(), "the destroyed volume's directory to go")

@@ -3,10 +3,9 @@ DESTROY inside ACCEPT, and the operator's calls (contract 2.5, 4.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from support.fold_cluster import Cluster, Operation, of_type, one, task_info
+from support.fold_operations import create_op, destroy_op, operate, reserve_op, unreserve_op
 
 from meseta.master.allocator import AllocatorConfig, allocate
 from meseta.master.events import (
@@ -56,37 +55,6 @@ def volume(
     disk.disk.volume.container_path = path
     disk.disk.volume.mode = m.Volume.RW
     return [disk]
-
-
-def reserve_op(resources: Sequence[m.Resource], op_id: str | None = None) -> m.Offer.Operation:
-    operation = Operation(type=Operation.RESERVE)
-    operation.reserve.resources.extend(resources)
-    if op_id is not None:
-        operation.id.value = op_id
-    return operation
-
-
-def unreserve_op(resources: Sequence[m.Resource]) -> m.Offer.Operation:
-    operation = Operation(type=Operation.UNRESERVE)
-    operation.unreserve.resources.extend(resources)
-    return operation
-
-
-def create_op(volumes: Sequence[m.Resource]) -> m.Offer.Operation:
-    operation = Operation(type=Operation.CREATE)
-    operation.create.volumes.extend(volumes)
-    return operation
-
-
-def destroy_op(volumes: Sequence[m.Resource]) -> m.Offer.Operation:
-    operation = Operation(type=Operation.DESTROY)
-    operation.destroy.volumes.extend(volumes)
-    return operation
-
-
-def operate(cluster: Cluster, agent: str, operation: m.Offer.Operation) -> list[object]:
-    body = c.ApplyResourceOperation(agent_id=agent, operation=operation)
-    return list(cluster.run(apply_resource_operation=body))
 
 
 def setup(principal: str | None = "ops") -> tuple[Cluster, str, str]:
