@@ -270,6 +270,25 @@ async def agent_state(agent: Agent) -> Any:
         return orjson.loads(await response.read())
 
 
+async def reserve_and_create(
+    master: MasterHandle, agent_id: dict[str, str], disk_info: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An operator reserves 64 MB of disk (with `disk_info`, e.g. a source) for role ops and
+    makes volume v1 of it; the CREATE_VOLUMES body and the volume's disk info."""
+    disk: dict[str, Any] = {"name": "disk", "type": "SCALAR", "scalar": {"value": 64},
+                            "reservations": [{"type": "DYNAMIC", "role": "ops",
+                                              "principal": "dba"}]}  # fmt: skip
+    if disk_info:
+        disk["disk"] = disk_info
+    reserve = {"agent_id": agent_id, "resources": [disk]}
+    await operator_call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": reserve})
+    persistence = {"persistence": {"id": "v1", "principal": "dba"},
+                   "volume": {"container_path": "data", "mode": "RW"}, **disk_info}  # fmt: skip
+    create = {"agent_id": agent_id, "volumes": [disk | {"disk": persistence}]}
+    await operator_call(master, {"type": "CREATE_VOLUMES", "create_volumes": create})
+    return create, persistence
+
+
 async def test_a_task_writes_into_its_persistent_volume_which_outlives_it(
     master: MasterHandle, tmp_path: Path
 ) -> None:
@@ -279,15 +298,7 @@ async def test_a_task_writes_into_its_persistent_volume_which_outlives_it(
     async with running_agent(tmp_path, [master.address]) as agent:
         await until(lambda: agent.counters.registered, "registration")
         agent_id = {"value": agent.agent_id}
-        disk: dict[str, Any] = {"name": "disk", "type": "SCALAR", "scalar": {"value": 64},
-                                "reservations": [{"type": "DYNAMIC", "role": "ops",
-                                                  "principal": "dba"}]}  # fmt: skip
-        reserve = {"agent_id": agent_id, "resources": [disk]}
-        await operator_call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": reserve})
-        persistence = {"persistence": {"id": "v1", "principal": "dba"},
-                       "volume": {"container_path": "data", "mode": "RW"}}  # fmt: skip
-        create = {"agent_id": agent_id, "volumes": [disk | {"disk": persistence}]}
-        await operator_call(master, {"type": "CREATE_VOLUMES", "create_volumes": create})
+        create, persistence = await reserve_and_create(master, agent_id, {})
         directory = tmp_path / "volumes" / "roles" / "ops" / "v1"
         await until(directory.is_dir, "the volume's directory")
         state = await agent_state(agent)
@@ -379,17 +390,7 @@ async def test_a_volume_on_a_path_disk_lives_under_its_root(
         await until(lambda: agent.counters.registered, "registration")
         assert root.is_dir()  # made at start, as Mesos's agent makes a PATH disk's root
         agent_id = {"value": agent.agent_id}
-        disk: dict[str, Any] = {"name": "disk", "type": "SCALAR", "scalar": {"value": 64},
-                                "disk": {"source": source},
-                                "reservations": [{"type": "DYNAMIC", "role": "ops",
-                                                  "principal": "dba"}]}  # fmt: skip
-        reserve = {"agent_id": agent_id, "resources": [disk]}
-        await operator_call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": reserve})
-        persistence = {"persistence": {"id": "v1", "principal": "dba"},
-                       "volume": {"container_path": "data", "mode": "RW"},
-                       "source": source}  # fmt: skip
-        create = {"agent_id": agent_id, "volumes": [disk | {"disk": persistence}]}
-        await operator_call(master, {"type": "CREATE_VOLUMES", "create_volumes": create})
+        create, _ = await reserve_and_create(master, agent_id, {"source": source})
         directory = root / "volumes" / "roles" / "ops" / "v1"
         await until(directory.is_dir, "the volume's directory")
         state = await agent_state(agent)
