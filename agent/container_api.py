@@ -296,7 +296,12 @@ def signal_of(number: int) -> int:
 async def kill(agent: Agent, container_id: mesos_pb2.ContainerID, number: int) -> None:
     path = path_of(container_id)
     if not await agent.nested.kill(path, signal_of(number)):
-        raise HttpError(404, f"Container '{describe(path)}' cannot be found (or is already killed)")
+        raise kill_not_found(describe(path))
+
+
+def kill_not_found(container: str) -> HttpError:
+    """Mesos's 404 for a KILL of a container that is not running."""
+    return HttpError(404, f"Container '{container}' cannot be found (or is already killed)")
 
 
 def remove(agent: Agent, container_id: mesos_pb2.ContainerID) -> Response:

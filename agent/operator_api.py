@@ -97,13 +97,6 @@ def tasks(agent: Agent) -> AgentResponse.GetTasks:
     return out
 
 
-def find_container(agent: Agent, container_id: str) -> ExecutorRecord | None:
-    for executor in agent.core.executors():
-        if executor.container_id == container_id:
-            return executor
-    return None
-
-
 async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetContainers:
     """Executor containers, and with `show_nested` the containers nested in them."""
     out = AgentResponse.GetContainers()
@@ -164,9 +157,10 @@ async def kill_container(agent: Agent, call: agent_pb2.Call) -> None:
         await container_api.kill(agent, body.container_id, number)
         return
     container_id = body.container_id.value
-    executor = find_container(agent, container_id)
-    if executor is None or container_id not in agent.containerizer.containers():
-        raise HttpError(404, f"Container '{container_id}' cannot be found (or is already killed)")
+    found = container_api.root_of(agent, container_id)
+    if found is None or container_id not in agent.containerizer.containers():
+        raise container_api.kill_not_found(container_id)
+    executor = found[1]
     number = container_api.signal_of(number)
     if number == signal.SIGKILL or executor.pid is None:
         # The whole tree goes, and the agent then reports the executor's tasks as Mesos does.
@@ -175,9 +169,7 @@ async def kill_container(agent: Agent, call: agent_pb2.Call) -> None:
     try:
         os.kill(executor.pid, number)
     except ProcessLookupError:
-        raise HttpError(
-            404, f"Container '{container_id}' cannot be found (or is already killed)"
-        ) from None
+        raise container_api.kill_not_found(container_id) from None
 
 
 async def wait_container(agent: Agent, call: agent_pb2.Call) -> AgentResponse:

@@ -507,12 +507,19 @@ def unvolumed(key: Key) -> Key:
     return make_key(key[0], key_stack(key), source_disk(key))
 
 
+_DECLARED: dict[Key, Key] = {}
+
+
 def declared(key: Key) -> Key:
     """What an agent declared for this key: no volume, static reservations only, on the
-    disk it is on."""
+    disk it is on (memoized: every re-registration of an agent with disks asks)."""
     if not key[2]:
         return key
-    return make_key(key[0], [r for r in key_stack(key) if r.type == STATIC], source_disk(key))
+    found = _DECLARED.get(key)
+    if found is None:
+        stack = [r for r in key_stack(key) if r.type == STATIC]
+        found = _DECLARED[key] = make_key(key[0], stack, source_disk(key))
+    return found
 
 
 def proto_quantity(resource: mesos_pb2.Resource) -> Quantity:
