@@ -80,7 +80,7 @@ class Nested(Protocol):
 
     async def destroy_under(self, root: str) -> None: ...
 
-    async def recover(self) -> None: ...
+    async def recover(self, roots: Sequence[str]) -> None: ...
 
 
 class Containerizer:
@@ -281,11 +281,10 @@ class Containerizer:
     async def recover(self, known: Sequence[Launched]) -> list[str]:
         """Re-attach to the known containers still alive; their ids are returned. A dead one
         resolves `wait` with the status its launcher recorded, or None. Containers found in the
-        runtime directory but not known (orphans) are killed, and so is every nested container
-        an earlier agent left (they are not recovered)."""
-        if self.nested is not None:
-            await self.nested.recover()
+        runtime directory but not known (orphans) are killed. The nested containers of the
+        live ones are recovered (agent/nested.py); those of the others are killed."""
         alive: list[Launched] = []
+        dead: list[Launched] = []
         for launched in known:
             if launched.container_id in self._containers:
                 alive.append(launched)
@@ -293,7 +292,11 @@ class Containerizer:
                 await self._track(launched, ())
                 alive.append(launched)
             else:
-                await self._recover_dead(launched)
+                dead.append(launched)
+        if self.nested is not None:
+            await self.nested.recover([launched.container_id for launched in alive])
+        for launched in dead:
+            await self._recover_dead(launched)
         known_ids = {launched.container_id: launched for launched in known}
         for orphan in self._orphans(known_ids):
             await asyncio.to_thread(launcher.kill_tree, orphan.pid, orphan.start_time)

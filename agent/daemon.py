@@ -179,9 +179,10 @@ class Agent:
         ]
 
     async def stop(self) -> None:
-        """Leave executors running (they survive the agent, as in Mesos) and let go; nested
-        containers go (they are not recovered)."""
-        await self.nested.destroy_all()
+        """Leave executors and their nested containers running (they survive the agent, as
+        in Mesos) and let go; containers attached to the agent's switchboards go."""
+        await self.nested.destroy_attached()
+        self.nested.release()
         tasks = [*self.background, *self.launches.values(), *self.waiters.values()]
         for task in tasks:
             task.cancel()

@@ -76,8 +76,8 @@ class _Root:
 
 
 class PosixIsolator:
-    """Usage of the container's process tree from /proc; enforces nothing (like Mesos's posix
-    isolators). CPU times count the live processes plus what their reaped children used."""
+    """Usage of the container's process tree from /proc (`tree_usage`); enforces nothing
+    (like Mesos's posix isolators)."""
 
     name = "posix/cpu,posix/mem"
 
@@ -103,17 +103,23 @@ class PosixIsolator:
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
         root = self._roots.get(container_id)
-        statistics = mesos_pb2.ResourceStatistics(timestamp=0.0)
         if root is None:
-            return statistics
-        members = await asyncio.to_thread(launcher.tree, root.pid, root.start_time)
-        ticks = float(launcher.CLOCK_TICKS)
-        statistics.processes = len(members)
-        statistics.threads = sum(member.threads for member in members)
-        statistics.cpus_user_time_secs = sum(m.utime + m.cutime for m in members) / ticks
-        statistics.cpus_system_time_secs = sum(m.stime + m.cstime for m in members) / ticks
-        statistics.mem_rss_bytes = sum(m.rss_pages for m in members) * launcher.PAGE_SIZE
-        return statistics
+            return mesos_pb2.ResourceStatistics(timestamp=0.0)
+        return await tree_usage(root.pid, root.start_time)
 
     async def cleanup(self, container_id: str) -> None:
         self._roots.pop(container_id, None)
+
+
+async def tree_usage(pid: int, start_time: int) -> mesos_pb2.ResourceStatistics:
+    """What a process tree uses, from /proc: CPU times count the live processes plus what
+    their reaped children used."""
+    members = await asyncio.to_thread(launcher.tree, pid, start_time)
+    ticks = float(launcher.CLOCK_TICKS)
+    statistics = mesos_pb2.ResourceStatistics(timestamp=0.0)
+    statistics.processes = len(members)
+    statistics.threads = sum(member.threads for member in members)
+    statistics.cpus_user_time_secs = sum(m.utime + m.cutime for m in members) / ticks
+    statistics.cpus_system_time_secs = sum(m.stime + m.cstime for m in members) / ticks
+    statistics.mem_rss_bytes = sum(m.rss_pages for m in members) * launcher.PAGE_SIZE
+    return statistics

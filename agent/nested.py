@@ -17,8 +17,10 @@ the parent's process tree). The layout is Mesos's:
 
 A DEBUG container, or one with a TTY, has an I/O switchboard (agent/switchboard.py); the others
 cannot be attached to (Mesos's 500 "I/O switchboard server was disabled for this container").
-Nested containers are not recovered: a restarted agent kills whatever its predecessor left of
-them. Mesos does so for DEBUG containers and recovers the others.
+A restarted agent recovers the others, as Mesos does, under the root containers it recovered:
+they go on running, and WAIT answers for those that ended meanwhile. A container with a
+switchboard cannot outlive the agent (its switchboard is in the agent), so it is destroyed when
+the agent stops, and a restarted agent kills whatever an agent killed with -9 left of them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,12 +52,18 @@ from meseta.agent.containerizer import (
     wait_exit,
 )
 from meseta.agent.fetcher import FetchError
+from meseta.agent.isolator import tree_usage
 from meseta.agent.switchboard import ProcessIO, Switchboard, set_window_size
 from meseta.proto.mesos.v1 import mesos_pb2
 
 # A container's ids from its root (an executor's container) down to itself.
 ContainerPath = tuple[str, ...]
 NESTED_DIR = "containers"
+LAUNCH_FILE = "launch.json"
+# Mesos's ContainerClass, DEFAULT or DEBUG; a container with a switchboard counts as DEBUG
+# here: it cannot be recovered.
+CLASS_FILE = "class"
+PID_FILE = "pid"
 
 
 def path_of(container_id: mesos_pb2.ContainerID) -> ContainerPath:
@@ -135,6 +144,15 @@ class NestedContainers:
     def live(self) -> list[ContainerPath]:
         return list(self._live)
 
+    async def usage(self, path: ContainerPath) -> tuple[int, mesos_pb2.ResourceStatistics] | None:
+        """A running container's launcher pid and what its tree uses; None once it ended."""
+        nested = self._live.get(path)
+        if nested is None:
+            return None
+        statistics = await tree_usage(nested.pid, nested.start_time)
+        statistics.timestamp = time.time()
+        return nested.pid, statistics
+
     def switchboard(self, path: ContainerPath) -> Switchboard:
         """The container's switchboard; NestedError 500 as Mesos's containerizer fails."""
         nested = self._live.get(path)
@@ -210,15 +228,16 @@ class NestedContainers:
                 termination_file=str(runtime / launcher.TERMINATION_FILE),
                 tty=config.tty is not None,
             )
-            (runtime / "launch.json").write_text(spec.to_json())
-            switchboard, pid = self._spawn(config, sandbox, runtime / "launch.json")
+            (runtime / LAUNCH_FILE).write_text(spec.to_json())
+            (runtime / CLASS_FILE).write_text(_container_class(config))
+            switchboard, pid = self._spawn(config, sandbox, runtime / LAUNCH_FILE)
         except (ContainerError, FetchError, OSError) as error:
             shutil.rmtree(runtime, ignore_errors=True)  # no termination to wait for
             if isinstance(error, ContainerError):
                 raise
             raise ContainerError(f"Failed to launch container {describe(path)}: {error}") from None
         started = launcher.start_time(pid) or 0
-        (runtime / "pid").write_text(f"{pid} {started}")
+        (runtime / PID_FILE).write_text(f"{pid} {started}")
         loop = asyncio.get_running_loop()
         nested = _Nested(path, pid, started, working_dir, environment, user, switchboard,
                          loop.create_future())  # fmt: skip
@@ -316,9 +335,6 @@ class NestedContainers:
     async def destroy_under(self, root: str) -> None:
         await self.destroy_children((root,))
 
-    async def destroy_all(self) -> None:
-        await asyncio.gather(*(self.destroy(path) for path in self._live if len(path) == 2))
-
     def remove(self, path: ContainerPath, root_sandbox: Path | None) -> None:
         """Forget an ended container: its runtime directory and its sandbox."""
         if path in self._live or path in self._launching:
@@ -329,18 +345,72 @@ class NestedContainers:
         if root_sandbox is not None:
             shutil.rmtree(below(root_sandbox, path), ignore_errors=True)
 
-    async def recover(self) -> None:
-        """Kill what an earlier agent left running, and forget it."""
+    async def destroy_attached(self) -> None:
+        """Destroy the containers with a switchboard (the agent is stopping: their clients go
+        with it). The others run on, for the next agent to recover."""
+        attached = [path for path, nested in self._live.items() if nested.switchboard is not None]
+        await asyncio.gather(*(self.destroy(path) for path in attached))
+
+    def release(self) -> None:
+        """Stop supervising (the agent stops): the containers run on, for the next agent."""
+        for nested in self._live.values():
+            for task in nested.tasks:
+                task.cancel()
+        self._live.clear()
+
+    async def recover(self, roots: Sequence[str]) -> None:
+        """Take back what an earlier agent left under the recovered `roots`: a DEFAULT
+        container still running is supervised again, one that ended keeps its termination
+        for WAIT. Every other container left running (a DEBUG one, or one under a root that
+        is gone) is killed, its termination recorded as Mesos's destroy would."""
         if not self.runtime_dir.is_dir():
             return
-        for pid_file in sorted(self.runtime_dir.glob(f"*/{NESTED_DIR}/**/pid")):
+        recovered = set(roots)
+        # Parents before their children: a child is recovered only under a recovered parent.
+        found = sorted(self.runtime_dir.glob(f"*/{NESTED_DIR}/**/{PID_FILE}"),
+                       key=lambda pid_file: (len(pid_file.parts), pid_file))  # fmt: skip
+        for pid_file in found:
+            path = self._path_of_runtime(pid_file.parent)
             try:
                 pid, started = (int(part) for part in pid_file.read_text().split())
             except (OSError, ValueError):
                 continue
+            if not launcher.is_alive(pid, started):
+                continue
+            parent_recovered = len(path) == 2 or path[:-1] in self._live
+            if path[0] in recovered and parent_recovered and self._adopt(path, pid, started):
+                continue
             await asyncio.to_thread(launcher.kill_tree, pid, started)
-        for directory in sorted(self.runtime_dir.glob(f"*/{NESTED_DIR}")):
-            shutil.rmtree(directory, ignore_errors=True)
+            termination = pid_file.parent / launcher.TERMINATION_FILE
+            if launcher.read_termination(termination) is None:
+                launcher.write_termination(str(termination), signal.SIGKILL)
+
+    def _path_of_runtime(self, runtime: Path) -> ContainerPath:
+        parts = runtime.relative_to(self.runtime_dir).parts
+        return (parts[0], *parts[2::2])  # <root>/containers/<child>/containers/<grandchild>...
+
+    def _adopt(self, path: ContainerPath, pid: int, started: int) -> bool:
+        """Supervise a DEFAULT container an earlier agent launched; False if it cannot be."""
+        runtime = self.runtime(path)
+        try:
+            if (runtime / CLASS_FILE).read_text() != DEFAULT_CLASS:
+                return False
+            spec = launcher.LaunchSpec.from_json((runtime / LAUNCH_FILE).read_text())
+        except (OSError, ValueError, KeyError):
+            return False
+        loop = asyncio.get_running_loop()
+        nested = _Nested(path, pid, started, Path(spec.working_dir), dict(spec.environment),
+                         spec.user, None, loop.create_future())  # fmt: skip
+        self._live[path] = nested
+        nested.tasks.append(loop.create_task(self._supervise(nested)))
+        return True
+
+
+DEFAULT_CLASS, DEBUG_CLASS = "DEFAULT", "DEBUG"
+
+
+def _container_class(config: NestedConfig) -> str:
+    return DEBUG_CLASS if config.debug or config.tty is not None else DEFAULT_CLASS
 
 
 def _switchboard(

@@ -116,6 +116,10 @@ async def containers(agent: Agent, call: agent_pb2.Call) -> AgentResponse.GetCon
                 describe_executor(container, root[1])
             container.container_id.CopyFrom(container_id)
             container.container_status.container_id.CopyFrom(container_id)
+            usage = await agent.nested.usage(path)
+            if usage is not None:
+                container.container_status.executor_pid = usage[0]
+                container.resource_statistics.CopyFrom(usage[1])
     return out
 
 

@@ -1,7 +1,7 @@
 """Nested containers through the agent operator API, on a real agent with a running task: what
 `mesos task exec` does (a session's output, an input stream, WAIT_CONTAINER), terminals, the
-nested-container life cycle, and what ends them (their client leaving, their task ending, an
-agent restart)."""
+nested-container life cycle, what ends them (their client leaving, their task ending) and what
+an agent restart recovers."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from support.daemon_harness import launch, next_update, running_agent, until
-from support.fake_scheduler import FakeScheduler
+from support.daemon_harness import launch, next_update, running_agent, states_until, until
+from support.fake_scheduler import FakeScheduler, framework_info
 from support.master_harness import MasterHandle, running_master
 
 from meseta.agent import launcher
@@ -29,6 +29,7 @@ from meseta.agent.containerizer import ContainerConfig, Containerizer
 from meseta.agent.daemon import Agent
 from meseta.agent.nested import NestedConfig, NestedContainers
 from meseta.api import recordio
+from meseta.log.testing import free_port
 from meseta.proto.mesos.v1 import mesos_pb2
 
 pytestmark = pytest.mark.timeout(60)
@@ -269,9 +270,11 @@ async def test_a_nested_container_runs_until_killed_and_is_removed(task: Task) -
     await until(lambda: (sandbox / "stdout").exists()
                 and (sandbox / "stdout").read_bytes() == b"hi\n", "its output")  # fmt: skip
     get = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}}
-    listed = orjson.loads((await task.call(get))[1])
-    ids = [c["container_id"] for c in listed["get_containers"]["containers"]]
-    assert ids == [{"value": task.container_id}, child]
+    listed = orjson.loads((await task.call(get))[1])["get_containers"]["containers"]
+    assert [c["container_id"] for c in listed] == [{"value": task.container_id}, child]
+    pid, _ = launched_pid(task.agent.nested, (task.container_id, "n1"))
+    assert listed[1]["container_status"]["executor_pid"] == pid
+    assert listed[1]["resource_statistics"]["processes"] >= 2  # the launcher and `sleep`
     attach = {"type": "ATTACH_CONTAINER_OUTPUT", "attach_container_output": {"container_id": child}}
     assert await task.call(attach) == (
         500,
@@ -321,29 +324,127 @@ async def test_nested_containers_end_with_their_task(task: Task) -> None:
     assert task.agent.nested.live() == []
 
 
-async def test_a_restarted_agent_kills_the_nested_containers_left_behind(tmp_path: Path) -> None:
-    """Nested containers are not recovered: what a dead agent left of them goes."""
+def launched_pid(nested: NestedContainers, path: tuple[str, ...]) -> tuple[int, int]:
+    pid, started = (int(part) for part in (nested.runtime(path) / "pid").read_text().split())
+    return pid, started
+
+
+async def test_a_restarted_agent_recovers_default_containers_and_kills_debug_ones(
+    tmp_path: Path,
+) -> None:
+    """As Mesos: DEFAULT nested containers go on under a recovered root, WAIT answers for one
+    that ended while no agent ran, and a DEBUG one (its switchboard died with the agent) is
+    killed, its termination kept."""
     first = Containerizer(tmp_path)
     nested = NestedContainers(first)
     sandbox = tmp_path / "sandbox"
-    command = mesos_pb2.CommandInfo(value="exec sleep 60")
-    root = await first.launch(ContainerConfig("root", sandbox, command, {}))
+    sleep = mesos_pb2.CommandInfo(value="exec sleep 60")
+    root = await first.launch(ContainerConfig("root", sandbox, sleep, {}))
     successor = Containerizer(tmp_path)
-    NestedContainers(successor)
+    recovered = NestedContainers(successor)
     try:
-        config = NestedConfig(("root", "child"), command, False, None, sandbox, {}, None)
-        assert await nested.launch(config)
-        pid_file = nested.runtime(("root", "child")) / "pid"
-        pid, started = (int(part) for part in pid_file.read_text().split())
-        assert launcher.is_alive(pid, started)
+        for path, command, debug in (
+            (("root", "kept"), sleep, False),
+            (("root", "kept", "inner"), sleep, False),
+            (("root", "ends"), mesos_pb2.CommandInfo(value="sleep 0.5; exit 3"), False),
+            (("root", "debug"), sleep, True),
+        ):
+            assert await nested.launch(NestedConfig(path, command, debug, None, sandbox, {}, None))
+        kept, inner, session = (
+            launched_pid(nested, path)
+            for path in (("root", "kept"), ("root", "kept", "inner"), ("root", "debug"))
+        )
+        nested.release()  # the agent is gone; one container ends meanwhile
+        await until(lambda: not launcher.is_alive(*launched_pid(nested, ("root", "ends"))),
+                    "the short container to end")  # fmt: skip
+
         assert await successor.recover([root]) == ["root"]
-        await until(lambda: not launcher.is_alive(pid, started), "the leftover to die")
-        assert not (tmp_path / "containers" / "root" / "containers").exists()
-        assert launcher.is_alive(root.pid, root.start_time)  # the root is recovered, not killed
+        assert sorted(recovered.live()) == [("root", "kept"), ("root", "kept", "inner")]
+        assert launcher.is_alive(*kept) and launcher.is_alive(*inner)
+        assert not launcher.is_alive(*session)
+        ended = await recovered.wait(("root", "ends"))
+        assert ended is not None and ended.status is not None
+        assert exit_code(ended.status) == 3
+        killed = await recovered.wait(("root", "debug"))
+        assert killed is not None and killed.status == signal.SIGKILL
+        usage = await recovered.usage(("root", "kept"))
+        assert usage is not None and usage[0] == kept[0] and usage[1].processes >= 2
+        # Recovered containers are supervised again: they end with their root, inner first.
+        waited = asyncio.ensure_future(recovered.wait(("root", "kept")))
+        await successor.destroy("root")
+        assert exit_code((await asyncio.wait_for(waited, 10)).status or 0) == -signal.SIGKILL
+        assert recovered.live() == []
+        assert not launcher.is_alive(*inner)
     finally:
+        for containers in (recovered, nested):
+            with contextlib.suppress(Exception):
+                await containers.destroy_under("root")
+        for containerizer in (successor, first):
+            with contextlib.suppress(Exception):
+                await containerizer.destroy("root")
+
+
+async def test_an_agent_restart_keeps_a_nested_container_going(
+    master: MasterHandle, tmp_path: Path
+) -> None:
+    """Through the operator API of two agents in turn: the second lists, kills and waits for
+    the container the first launched."""
+    port = free_port()
+    async with (
+        FakeScheduler(master.url) as scheduler,
+        aiohttp.ClientSession() as http,
+    ):
+        stream, _ = await scheduler.subscribe(framework_info(checkpoint=True))
+        first = running_agent(tmp_path, [master.address], port=port, keep_executors=True)
+        async with first as agent:
+            await until(lambda: agent.counters.registered, "registration")
+            await launch(scheduler, stream, ("t1", "sleep 60"))
+            await states_until(scheduler, stream, "TASK_RUNNING")
+            (executor,) = agent.core.executors()
+            task = Task(agent, scheduler, http, executor.container_id, Path(executor.directory))
+            child = task.child("kept")
+            body = {"container_id": child, "command": {"value": "exec sleep 60"}}
+            call = {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": body}
+            assert (await task.call(call))[0] == 200
+            pid = launched_pid(agent.nested, (task.container_id, "kept"))
+        assert launcher.is_alive(*pid)
+        async with running_agent(tmp_path, [master.address], port=port) as again:
+            get = {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}}
+            listed = orjson.loads((await task.call(get))[1])["get_containers"]["containers"]
+            assert [c["container_id"] for c in listed] == [{"value": task.container_id}, child]
+            assert listed[1]["container_status"]["executor_pid"] == pid[0]
+            kill = {"type": "KILL_CONTAINER", "kill_container": {"container_id": child}}
+            assert (await task.call(kill))[0] == 200
+            assert exit_code((await task.wait(child))["exit_status"]) == -signal.SIGKILL
+            assert again.nested.live() == []
+
+
+async def test_nested_containers_of_a_root_that_ended_are_killed_at_recovery(
+    tmp_path: Path,
+) -> None:
+    first = Containerizer(tmp_path)
+    nested = NestedContainers(first)
+    sandbox = tmp_path / "sandbox"
+    sleep = mesos_pb2.CommandInfo(value="exec sleep 60")
+    root = await first.launch(ContainerConfig("root", sandbox, sleep, {}))
+    successor = Containerizer(tmp_path)
+    recovered = NestedContainers(successor)
+    try:
+        config = NestedConfig(("root", "child"), sleep, False, None, sandbox, {}, None)
+        assert await nested.launch(config)
+        child = launched_pid(nested, ("root", "child"))
+        nested.release()
+        launcher.kill_tree(root.pid, root.start_time)  # the root dies while no agent runs
+        assert await successor.recover([root]) == []
+        assert not launcher.is_alive(*child)
+        assert recovered.live() == []
+        assert not (tmp_path / "containers" / "root").exists()
+    finally:
+        for containers in (recovered, nested):
+            with contextlib.suppress(Exception):
+                await containers.destroy_under("root")
         with contextlib.suppress(Exception):
-            await nested.destroy_all()
-        await first.destroy("root")
+            await first.destroy("root")
 
 
 async def meseta_exec(master: MasterHandle, *argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
