@@ -864,8 +864,8 @@ class Run:
         )
         errors = list(alone.errors)
         for prefix, targets in (("pollers", standbys), ("pollers_leader", [leader])):
-            where = "the standbys" if prefix == "pollers" else "the leader"
-            log(f"writes with {profile.pollers} pollers on {where}' /state")
+            whose = "the standbys'" if prefix == "pollers" else "the leader's"
+            log(f"writes with {profile.pollers} pollers on {whose} /state")
             loaded = Writer(pool, leader.url)
             cpu_before = cpu_seconds(pids)
             polled, _ = await asyncio.gather(
