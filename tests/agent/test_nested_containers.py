@@ -25,7 +25,7 @@ from support.fake_scheduler import FakeScheduler, framework_info
 from support.master_harness import MasterHandle, running_master
 
 from meseta.agent import launcher
-from meseta.agent.containerizer import ContainerConfig, Containerizer
+from meseta.agent.containerizer import ContainerConfig, Containerizer, Launched
 from meseta.agent.daemon import Agent
 from meseta.agent.nested import NestedConfig, NestedContainers
 from meseta.api import recordio
@@ -329,36 +329,60 @@ def launched_pid(nested: NestedContainers, path: tuple[str, ...]) -> tuple[int, 
     return pid, started
 
 
+SLEEP = mesos_pb2.CommandInfo(value="exec sleep 60")
+
+
+@dataclass
+class Restart:
+    """A root container `root` launched by a first agent's containerizer, and the
+    containerizer of the agent after it, on the same work directory."""
+
+    first: NestedContainers
+    root: Launched
+    sandbox: Path
+    then: NestedContainers
+
+    async def launch(self, path: tuple[str, ...], command: mesos_pb2.CommandInfo = SLEEP,
+                     debug: bool = False) -> tuple[int, int]:  # fmt: skip
+        config = NestedConfig(path, command, debug, None, self.sandbox, {}, None)
+        assert await self.first.launch(config)
+        return launched_pid(self.first, path)
+
+
+@contextlib.asynccontextmanager
+async def agents_in_turn(tmp_path: Path) -> AsyncIterator[Restart]:
+    sandbox = tmp_path / "sandbox"
+    first = NestedContainers(Containerizer(tmp_path))
+    root = await first.containerizer.launch(ContainerConfig("root", sandbox, SLEEP, {}))
+    restart = Restart(first, root, sandbox, NestedContainers(Containerizer(tmp_path)))
+    try:
+        yield restart
+    finally:
+        for containers in (restart.then, first):
+            with contextlib.suppress(Exception):
+                await containers.destroy_under("root")
+            with contextlib.suppress(Exception):
+                await containers.containerizer.destroy("root")
+
+
 async def test_a_restarted_agent_recovers_default_containers_and_kills_debug_ones(
     tmp_path: Path,
 ) -> None:
     """As Mesos: DEFAULT nested containers go on under a recovered root, WAIT answers for one
     that ended while no agent ran, and a DEBUG one (its switchboard died with the agent) is
     killed, its termination kept."""
-    first = Containerizer(tmp_path)
-    nested = NestedContainers(first)
-    sandbox = tmp_path / "sandbox"
-    sleep = mesos_pb2.CommandInfo(value="exec sleep 60")
-    root = await first.launch(ContainerConfig("root", sandbox, sleep, {}))
-    successor = Containerizer(tmp_path)
-    recovered = NestedContainers(successor)
-    try:
-        for path, command, debug in (
-            (("root", "kept"), sleep, False),
-            (("root", "kept", "inner"), sleep, False),
-            (("root", "ends"), mesos_pb2.CommandInfo(value="sleep 0.5; exit 3"), False),
-            (("root", "debug"), sleep, True),
-        ):
-            assert await nested.launch(NestedConfig(path, command, debug, None, sandbox, {}, None))
-        kept, inner, session = (
-            launched_pid(nested, path)
-            for path in (("root", "kept"), ("root", "kept", "inner"), ("root", "debug"))
+    async with agents_in_turn(tmp_path) as restart:
+        kept = await restart.launch(("root", "kept"))
+        inner = await restart.launch(("root", "kept", "inner"))
+        ends = await restart.launch(
+            ("root", "ends"), mesos_pb2.CommandInfo(value="sleep 0.5; exit 3")
         )
-        nested.release()  # the agent is gone; one container ends meanwhile
-        await until(lambda: not launcher.is_alive(*launched_pid(nested, ("root", "ends"))),
-                    "the short container to end")  # fmt: skip
+        session = await restart.launch(("root", "debug"), debug=True)
+        restart.first.release()  # the agent is gone; one container ends meanwhile
+        await until(lambda: not launcher.is_alive(*ends), "the short container to end")
 
-        assert await successor.recover([root]) == ["root"]
+        recovered = restart.then
+        assert await recovered.containerizer.recover([restart.root]) == ["root"]
         assert sorted(recovered.live()) == [("root", "kept"), ("root", "kept", "inner")]
         assert launcher.is_alive(*kept) and launcher.is_alive(*inner)
         assert not launcher.is_alive(*session)
@@ -371,17 +395,23 @@ async def test_a_restarted_agent_recovers_default_containers_and_kills_debug_one
         assert usage is not None and usage[0] == kept[0] and usage[1].processes >= 2
         # Recovered containers are supervised again: they end with their root, inner first.
         waited = asyncio.ensure_future(recovered.wait(("root", "kept")))
-        await successor.destroy("root")
+        await recovered.containerizer.destroy("root")
         assert exit_code((await asyncio.wait_for(waited, 10)).status or 0) == -signal.SIGKILL
         assert recovered.live() == []
         assert not launcher.is_alive(*inner)
-    finally:
-        for containers in (recovered, nested):
-            with contextlib.suppress(Exception):
-                await containers.destroy_under("root")
-        for containerizer in (successor, first):
-            with contextlib.suppress(Exception):
-                await containerizer.destroy("root")
+
+
+async def test_nested_containers_of_a_root_that_ended_are_killed_at_recovery(
+    tmp_path: Path,
+) -> None:
+    async with agents_in_turn(tmp_path) as restart:
+        child = await restart.launch(("root", "child"))
+        restart.first.release()
+        launcher.kill_tree(restart.root.pid, restart.root.start_time)  # while no agent runs
+        assert await restart.then.containerizer.recover([restart.root]) == []
+        assert not launcher.is_alive(*child)
+        assert restart.then.live() == []
+        assert not (tmp_path / "containers" / "root").exists()
 
 
 async def test_an_agent_restart_keeps_a_nested_container_going(
@@ -417,34 +447,6 @@ async def test_an_agent_restart_keeps_a_nested_container_going(
             assert (await task.call(kill))[0] == 200
             assert exit_code((await task.wait(child))["exit_status"]) == -signal.SIGKILL
             assert again.nested.live() == []
-
-
-async def test_nested_containers_of_a_root_that_ended_are_killed_at_recovery(
-    tmp_path: Path,
-) -> None:
-    first = Containerizer(tmp_path)
-    nested = NestedContainers(first)
-    sandbox = tmp_path / "sandbox"
-    sleep = mesos_pb2.CommandInfo(value="exec sleep 60")
-    root = await first.launch(ContainerConfig("root", sandbox, sleep, {}))
-    successor = Containerizer(tmp_path)
-    recovered = NestedContainers(successor)
-    try:
-        config = NestedConfig(("root", "child"), sleep, False, None, sandbox, {}, None)
-        assert await nested.launch(config)
-        child = launched_pid(nested, ("root", "child"))
-        nested.release()
-        launcher.kill_tree(root.pid, root.start_time)  # the root dies while no agent runs
-        assert await successor.recover([root]) == []
-        assert not launcher.is_alive(*child)
-        assert recovered.live() == []
-        assert not (tmp_path / "containers" / "root").exists()
-    finally:
-        for containers in (recovered, nested):
-            with contextlib.suppress(Exception):
-                await containers.destroy_under("root")
-        with contextlib.suppress(Exception):
-            await first.destroy("root")
 
 
 async def meseta_exec(master: MasterHandle, *argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
