@@ -37,6 +37,8 @@ DEFAULT_AGENT_PORT = 5051
 DEFAULT_RAFT_PORTS = (7050, 7051, 7052)
 STOP_GRACE_S = 10.0
 LEADER_WAIT_S = 60.0
+LEADER_LOOK_S = 1.0  # how often `meseta up` asks for the leader, to say when it changes
+LEADER_ASK_S = 0.5  # a master's /redirect answer (a hung master delays supervision this long)
 # A child that exits is started again, as a service manager would (Mesos runs under systemd's
 # Restart=): after 1 s, doubling up to a minute while it keeps failing; once it has run a
 # minute, a failure is a first one again.
@@ -315,13 +317,21 @@ def leader_of(address: str, timeout_s: float = 1.0) -> str | None:
     return location[2:].split("/", 1)[0]
 
 
+def current_leader(cluster: LocalCluster) -> str | None:
+    """The leader as the first master that knows one says."""
+    for address in cluster.layout.master_addresses:
+        leader = leader_of(address, LEADER_ASK_S)
+        if leader is not None:
+            return leader
+    return None
+
+
 def wait_for_leader(cluster: LocalCluster, timeout_s: float) -> str | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not cluster.stopping:
-        for address in cluster.layout.master_addresses:
-            leader = leader_of(address)
-            if leader is not None:
-                return leader
+        leader = current_leader(cluster)
+        if leader is not None:
+            return leader
         if not any(master.running() for master in cluster.masters):
             return None
         time.sleep(0.2)
@@ -446,9 +456,16 @@ def serve(cluster: LocalCluster) -> int:
             say(f"meseta up: no leader after {LEADER_WAIT_S:.0f}s; see {cluster.data / 'logs'}")
             failed = True
             cluster.stopping = True
+        next_look = time.monotonic() + LEADER_LOOK_S
         while not cluster.stopping:
             cluster.supervise()
             time.sleep(0.2)
+            if time.monotonic() >= next_look:  # say where a new leader is, after a failover
+                next_look = time.monotonic() + LEADER_LOOK_S
+                found = current_leader(cluster)
+                if found is not None and found != leader:
+                    say(f"meseta up: the leader is now http://{found}")
+                    leader = found
     finally:
         say("meseta up: stopping")
         # A second Ctrl-C while stopping must not leave children behind.

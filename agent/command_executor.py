@@ -126,9 +126,7 @@ class CommandExecutor(ExecutorProgram):
             message = f"Failed to launch task subprocess: {error}"
             await self._finish(new_status(task_id, State.TASK_FAILED, message))
             return
-        running = new_status(task_id, State.TASK_RUNNING)
-        running.container_status.executor_pid = os.getpid()
-        await self.checks.send(running)
+        await self.checks.send(new_status(task_id, State.TASK_RUNNING))
         if self._pending_kill is not None:
             self.process.kill(self._pending_kill)
         else:

@@ -958,11 +958,13 @@ class Agent:
         self, status: mesos_pb2.ContainerStatus, executor: ExecutorRecord
     ) -> None:
         """What Mesos's agent merges into every update an executor sends: the container's id
-        and pid and, when the executor named no network, the agent's address (service
-        discovery such as mesos-dns reads the task's IP from `network_infos`)."""
+        and pid (the containerizer's, over whatever the executor said) and, when the executor
+        named no network, the agent's address (service discovery such as mesos-dns reads the
+        task's IP from `network_infos`)."""
         if not status.HasField("container_id"):
             status.container_id.value = executor.container_id
-        if not status.HasField("executor_pid") and executor.pid:
+        own = status.container_id.value == executor.container_id
+        if own and not status.container_id.HasField("parent") and executor.pid:
             status.executor_pid = executor.pid
         ip = self.flags_.advertised_ip
         if not status.network_infos and ip is not None:

@@ -29,6 +29,7 @@ from meseta.api.flags import served_log
 from meseta.api.host import system_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.resource_json import attributes, ranges_text, set_text
+from meseta.api.status_json import status_dict
 from meseta.master import resources as res
 from meseta.master.ids import agent_pid
 from meseta.master.resources import merge_ranges
@@ -84,20 +85,6 @@ def reservation_role(resource: mesos_pb2.Resource) -> str | None:
 # -- /state --------------------------------------------------------------------------
 
 
-def status_json(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "state": mesos_pb2.TaskState.Name(status.state),
-        "timestamp": status.timestamp,
-    }
-    if status.HasField("labels"):
-        out["labels"] = mesos_json.to_dict(status.labels)["labels"]
-    if status.HasField("container_status"):
-        out["container_status"] = mesos_json.to_dict(status.container_status)
-    if status.HasField("healthy"):
-        out["healthy"] = status.healthy
-    return out
-
-
 def _add_allocation_role(out: dict[str, Any], resources: Iterable[mesos_pb2.Resource]) -> None:
     """`role`: the role the resources are allocated to, when they say (as Mesos's model does)."""
     roles = [r.allocation_info.role for r in resources if r.HasField("allocation_info")]
@@ -117,7 +104,7 @@ def task_json(task: TaskRecord, agent_id: str) -> dict[str, Any]:
         "resources": resource_map(info.resources),
     }
     _add_allocation_role(out, info.resources)
-    out["statuses"] = [status_json(status) for status in task.statuses]
+    out["statuses"] = [status_dict(status) for status in task.statuses]
     if info.command.HasField("user"):
         out["user"] = info.command.user
     for name in ("labels", "discovery", "container", "health_check"):

@@ -201,6 +201,8 @@ class ExecutorDriver:
                 self._dispatch(Event(type=Event.SHUTDOWN))
                 return
             except (aiohttp.ClientError, OSError, TimeoutError, recordio.RecordIOError) as error:
+                if self._stopping:
+                    return  # `stop()` closed the stream
                 log.warning("Connection to the agent failed: %s", error)
             if self._stopping:
                 return

@@ -37,6 +37,7 @@ from meseta.api.host import system_metrics, timer_metrics
 from meseta.api.http import ANY_METHOD, jsonp_response, snapshot_refusal
 from meseta.api.mesos_json import Json
 from meseta.api.read_cache import Build, Built, ChunksResponse, assemble, cooperate
+from meseta.api.status_json import TASK_STATE_NAMES
 from meseta.master.allocator.metrics import allocator_metrics
 from meseta.master.durations import format_duration
 from meseta.master.resources import EMPTY, MILLI, UNRESERVED, Ranges, Resources, is_subrole
@@ -258,7 +259,7 @@ def state_counts(counts: dict[int, int]) -> dict[str, int]:
     """Task counts by state value -> Mesos's summary counters (every one present)."""
     out = dict.fromkeys(sj.SUMMARY_STATES, 0)
     for state, count in counts.items():
-        name = sj.TASK_STATE_NAMES.get(state)
+        name = TASK_STATE_NAMES.get(state)
         if name in out:
             out[name] += count
     return out

@@ -16,9 +16,10 @@ from typing import cast
 
 import orjson
 
-from meseta.api import mesos_json
+from meseta.api import mesos_json, status_json
 from meseta.api.mesos_json import Json
 from meseta.api.resource_json import attributes, ranges_text, set_text
+from meseta.api.status_json import TASK_STATE_NAMES, labels
 from meseta.master.resources import (
     MILLI,
     UNRESERVED,
@@ -41,7 +42,6 @@ from meseta.proto.mesos.v1 import mesos_pb2
 
 NS_PER_S = 1e9
 # By value: a dict lookup, not the protobuf enum's slower Name() (this runs per status).
-TASK_STATE_NAMES = {value: name for name, value in mesos_pb2.TaskState.items()}
 Capability = mesos_pb2.FrameworkInfo.Capability
 AgentCapability = mesos_pb2.AgentInfo.Capability.Type
 SUMMARY_STATES = (
@@ -106,44 +106,8 @@ def labels_json(message: mesos_pb2.Labels) -> Json:
     return cast(Json, fragment)
 
 
-def labels(message: mesos_pb2.Labels) -> list[Json]:
-    """Mesos writes each Label as its protobuf JSON: `key`, and `value` when set."""
-    out: list[Json] = []
-    for label in message.labels:
-        out.append(
-            {"key": label.key, "value": label.value}
-            if label.HasField("value")
-            else {"key": label.key}
-        )
-    return out
-
-
-def container_status(status: mesos_pb2.ContainerStatus) -> dict[str, Json]:
-    out: dict[str, Json] = {}
-    if status.HasField("container_id"):
-        out["container_id"] = mesos_json.to_dict(status.container_id)
-    if status.network_infos:
-        networks: list[Json] = []
-        for info in status.network_infos:
-            network = mesos_json.to_dict(info)
-            if info.HasField("labels"):
-                network["labels"] = labels(info.labels)
-            networks.append(network)
-        out["network_infos"] = networks
-    if status.HasField("cgroup_info"):
-        out["cgroup_info"] = mesos_json.to_dict(status.cgroup_info)
-    return out
-
-
 def status_dict(status: mesos_pb2.TaskStatus) -> dict[str, Json]:
-    out: dict[str, Json] = {"state": TASK_STATE_NAMES[status.state], "timestamp": status.timestamp}
-    if status.HasField("labels"):
-        out["labels"] = labels_json(status.labels)
-    if status.HasField("container_status"):
-        out["container_status"] = container_status(status.container_status)
-    if status.HasField("healthy"):
-        out["healthy"] = status.healthy
-    return out
+    return status_json.status_dict(status, labels_json)
 
 
 def task_dict(record: TaskRecord) -> dict[str, Json]:

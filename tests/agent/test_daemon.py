@@ -94,15 +94,18 @@ async def test_registers_and_runs_a_command_task(master: MasterHandle, tmp_path:
         await until(lambda: not agent.core.frameworks, "the executor to go away")
         assert agent.counters.updates_acknowledged == 3
         executor = agent.core.completed_frameworks[0].completed_executors[0]
-        # As Mesos's agent: each executor update carries the container's id, pid and address.
+        # As Mesos's agent: each executor update carries the container's id, pid and address,
+        # the pid the containerizer knows (whatever the executor says of itself).
         for status in statuses:
             container = status["container_status"]
             assert container["container_id"] == {"value": executor.container_id}
             (network,) = container["network_infos"]  # (Mesos's JSON shows the default protocol)
             assert network["ip_addresses"] == [{"protocol": "IPv4", "ip_address": "127.0.0.1"}]
-            assert container["executor_pid"] > 0
+            assert container["executor_pid"] == executor.pid
         sandbox = Path(executor.directory)
         assert (sandbox / "stdout").read_text().strip().endswith("hello")
+        # An executor that ends as it should says nothing of its own closed connection.
+        assert "Connection to the agent failed" not in (sandbox / "stderr").read_text()
 
 
 async def test_failed_and_killed_tasks(master: MasterHandle, tmp_path: Path) -> None:

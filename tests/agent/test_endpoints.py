@@ -85,7 +85,10 @@ def test_state_has_mesos_keys_and_shapes(client: Client, path: str) -> None:
     assert (executor["resources"]["cpus"], executor["resources"]["mem"]) == (0.6, 64.0)
     (task,) = executor["tasks"]
     assert task["id"] == "t1" and task["state"] == "TASK_RUNNING" and task["slave_id"] == AGENT_ID
-    assert task["statuses"] == [{"state": "TASK_RUNNING", "timestamp": 12.5}]
+    container_status = {"container_id": {"value": CONTAINER}}  # no executor_pid, as Mesos
+    assert task["statuses"] == [
+        {"state": "TASK_RUNNING", "timestamp": 12.5, "container_status": container_status}
+    ]
     assert executor["queued_tasks"] == [] and executor["completed_tasks"] == []
 
 

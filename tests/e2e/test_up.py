@@ -118,14 +118,15 @@ def test_up_runs_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     assert (data / "secret").stat().st_mode & 0o077 == 0
 
 
-def child_pid(data: Path, role: str) -> int:
-    """The pid of `meseta up`'s child running `meseta <role>` on `data`."""
+def child_pid(data: Path, argument: str) -> int:
+    """The pid of `meseta up`'s child on `data` with `argument` (`agent`, `master`,
+    `--port=5050`) among its arguments."""
     for pid in processes_mentioning(str(data)):
         with contextlib.suppress(OSError):
             argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-            if b"meseta.cli" in argv and role.encode() in argv:
+            if b"meseta.cli" in argv and argument.encode() in argv:
                 return pid
-    raise AssertionError(f"no `meseta {role}` running on {data}")
+    raise AssertionError(f"no `meseta ... {argument}` running on {data}")
 
 
 def test_up_starts_again_what_exits(tmp_path: Path) -> None:
@@ -148,13 +149,16 @@ def test_up_starts_again_what_exits(tmp_path: Path) -> None:
         return found
 
     with meseta_up(data) as (process, lines):
-        read_until(lines, "leader", 120)
+        leader = read_until(lines, "  leader ", 120)[-1].split("http://")[1].strip()
         first = wait_for_agent()
         os.kill(child_pid(data, "agent"), signal.SIGKILL)
         read_until(lines, "agent exited with code -9; restarting it in 1s", 30)
         assert wait_for_agent() == first
-        os.kill(child_pid(data, "master"), signal.SIGKILL)
+        os.kill(child_pid(data, f"--port={leader.rsplit(':', 1)[1]}"), signal.SIGKILL)
         read_until(lines, "exited with code -9; restarting it in 1s", 30)
+        # It says where the new leader is (a master it did not just kill).
+        now = read_until(lines, "the leader is now", 30)[-1].split("http://")[1].strip()
+        assert now != leader
         deadline = time.monotonic() + 60
         while len(processes_mentioning(str(data))) < 4:  # three masters and the agent
             assert time.monotonic() < deadline, "the master was not started again"

@@ -56,5 +56,7 @@ def build_agent(work_dir: Path) -> Agent:
     executor.tasks["t1"] = TaskRecord(task, FW, EX)
     status = mesos_pb2.TaskStatus(state=mesos_pb2.TASK_RUNNING, timestamp=12.5)
     status.task_id.value = "t1"
+    status.container_status.container_id.value = CONTAINER
+    status.container_status.executor_pid = 4242  # not shown in /state, as in Mesos
     agent.core.apply_status(status, FW)
     return agent

@@ -38,6 +38,7 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
         "meseta.api.recordio",
         "meseta.api.mesos_json",
         "meseta.api.resource_json",
+        "meseta.api.status_json",
         "meseta.api.http",
         "meseta.api.streams",
         "meseta.api.chunked",
