@@ -37,7 +37,7 @@ from meseta.agent.nested import (
 )
 from meseta.agent.switchboard import RECORDIO, Output, ProcessIO, Switchboard
 from meseta.api import recordio
-from meseta.api.http import HttpError, accepts, parse_body
+from meseta.api.http import DESERIALIZE_ERRORS, HttpError, accepts, parse_body
 from meseta.api.streams import JSON, PROTOBUF
 from meseta.proto.mesos.v1 import mesos_pb2
 from meseta.proto.mesos.v1.agent import agent_pb2
@@ -388,7 +388,7 @@ async def attach_input(
         first = await anext(incoming)
     except StopAsyncIteration:
         raise HttpError(400, "Received EOF while reading request body") from None
-    call = parse_body(first, media.message_content, Call)
+    call = parse_body(first, media.message_content, Call, DESERIALIZE_ERRORS)
     check(call)
     check_media(call, media)
     if agent.recovering:
@@ -419,7 +419,7 @@ async def attach_input(
                 record = following.result()
             except StopAsyncIteration:
                 return Response(status_code=200)
-            message = parse_body(record, media.message_content, Call)
+            message = parse_body(record, media.message_content, Call, DESERIALIZE_ERRORS)
             problem = input_error(message)
             if problem is not None:
                 return HttpError(400, problem).response()

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meseta.api import mesos_json
 from meseta.api.http import (
     HttpError,
     parse_body,
@@ -76,35 +77,45 @@ async def _dispatch(handler: ExecutorCalls, request: Request) -> Response | Stre
 
 
 def _validate(call: Call) -> None:
-    """Contract 3.1: the checks Mesos's executor call validation makes."""
-    if not call.HasField("type"):
-        raise HttpError(400, "Expecting 'type' to be present")
-    if call.type == Call.UNKNOWN or call.type not in Call.Type.values():
+    """Contract 3.1: Mesos's validateExecutorCall, in its words."""
+    if call.HasField("type") and (call.type == Call.UNKNOWN or call.type not in Call.Type.values()):
         raise HttpError(501, "Received an unknown call type")
+    problem = _problem(call)
+    if problem is not None:
+        raise HttpError(400, f"Failed to validate Executor::Call: {problem}")
+
+
+def _problem(call: Call) -> str | None:
+    if not call.HasField("type"):
+        return "Expecting 'type' to be present"
     if call.type == Call.HEARTBEAT:
-        return
+        return None  # Mesos's executor library sends it with dummy ids
     if not call.HasField("executor_id"):
-        raise HttpError(400, "Expecting 'executor_id' to be present")
+        return "Expecting 'executor_id' to be present"
     if not call.HasField("framework_id"):
-        raise HttpError(400, "Expecting 'framework_id' to be present")
+        return "Expecting 'framework_id' to be present"
     body = {Call.SUBSCRIBE: "subscribe", Call.UPDATE: "update", Call.MESSAGE: "message"}
     name = body[call.type]
     if not call.HasField(name):
-        raise HttpError(400, f"Expecting '{name}' to be present")
+        return f"Expecting '{name}' to be present"
     if call.type == Call.UPDATE:
-        _validate_status(call, call.update.status)
+        return _status_problem(call, call.update.status)
+    return None
 
 
-def _validate_status(call: Call, status: mesos_pb2.TaskStatus) -> None:
+def _status_problem(call: Call, status: mesos_pb2.TaskStatus) -> str | None:
     if not status.HasField("uuid"):
-        raise HttpError(400, "Expecting 'uuid' to be present")
-    try:
-        uuid.UUID(bytes=status.uuid)
-    except ValueError:
-        raise HttpError(400, "Not a valid UUID") from None
-    if status.source != mesos_pb2.TaskStatus.SOURCE_EXECUTOR:
-        raise HttpError(400, "Received Call from executor with invalid source")
-    if status.state == mesos_pb2.TASK_STAGING:
-        raise HttpError(400, "Received TASK_STAGING from executor")
+        return "Expecting 'uuid' to be present"
+    if not mesos_json.valid_uuid(status.uuid):
+        return "Not a valid UUID"
+    executor, framework = call.executor_id.value, call.framework_id.value
     if status.HasField("executor_id") and status.executor_id != call.executor_id:
-        raise HttpError(400, "ExecutorID in Call and TaskStatus do not match")
+        return (f"ExecutorID in Call: {executor} does not match ExecutorID in TaskStatus:"
+                f" {status.executor_id.value}")  # fmt: skip
+    if status.source != mesos_pb2.TaskStatus.SOURCE_EXECUTOR:
+        return (f"Received Call from executor {executor} of framework {framework} with"
+                " invalid source, expecting 'SOURCE_EXECUTOR'")  # fmt: skip
+    if status.state == mesos_pb2.TASK_STAGING:
+        return (f"Received TASK_STAGING from executor {executor} of framework {framework}"
+                " which is not allowed")  # fmt: skip
+    return None

@@ -24,6 +24,7 @@ from meseta.agent.switchboard import RECORDIO, Output
 from meseta.api import files, mesos_json, verbosity
 from meseta.api.http import (
     ANY_METHOD,
+    DESERIALIZE_ERRORS,
     HttpError,
     encode_body,
     parse_body,
@@ -302,7 +303,7 @@ def routes(agent: Agent) -> list[Route]:
             media = container_api.media_types(request)
             if media.content == RECORDIO:
                 return await container_api.attach_input(agent, request, media, validate)
-            call = parse_body(await request.body(), media.content, Call)
+            call = parse_body(await request.body(), media.content, Call, DESERIALIZE_ERRORS)
             validate(call)
             container_api.check_media(call, media)
             if agent.recovering:

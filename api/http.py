@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -44,7 +45,7 @@ def request_media_type(request: Request) -> str:
     # Mesos compares the whole header; we also accept parameters such as charset.
     media_type = header.split(";", 1)[0].strip().lower()
     if media_type not in (JSON, PROTOBUF):
-        raise HttpError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}, got '{header}'")
+        raise HttpError(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
     return media_type
 
 
@@ -77,14 +78,35 @@ def response_media_type(request: Request) -> str:
     raise HttpError(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
 
 
-def parse_body(body: bytes, media_type: str, message_type: type[M]) -> M:
+@dataclass(frozen=True, slots=True)
+class ParseErrors:
+    """How Mesos words a body that is JSON but not the message, or not the protobuf."""
+
+    not_converted: str  # the prefix to the conversion's error
+    not_protobuf: str
+
+
+# The scheduler, master operator and executor handlers parse their Call themselves...
+CALL_ERRORS = ParseErrors("Failed to convert JSON into Call protobuf: ",
+                          "Failed to parse body into Call protobuf")  # fmt: skip
+# ...the agent's operator API (and its streamed records) through `deserialize`.
+DESERIALIZE_ERRORS = ParseErrors("", "Failed to parse body into a protobuf object")
+
+
+def parse_body(
+    body: bytes, media_type: str, message_type: type[M], errors: ParseErrors = CALL_ERRORS
+) -> M:
+    """The body as a `message_type`, or Mesos's 400."""
     try:
         if media_type == JSON:
             return mesos_json.from_json(body, message_type)
         return mesos_json.from_protobuf(body, message_type)
+    except mesos_json.JsonSyntaxError as error:
+        raise HttpError(400, f"Failed to parse body into JSON: {error}") from None
     except mesos_json.MesosJsonError as error:
-        kind = "JSON" if media_type == JSON else "protobuf"
-        raise HttpError(400, f"Failed to parse body into Call ({kind}): {error}") from None
+        if media_type == JSON:
+            raise HttpError(400, f"{errors.not_converted}{error}") from None
+        raise HttpError(400, errors.not_protobuf) from None
 
 
 def validate_call(call: Message, scope: str, required_body: Mapping[Any, str]) -> None:
@@ -103,9 +125,16 @@ def encode_body(message: Message, media_type: str) -> Response:
     return Response(message.SerializeToString(), 200, media_type=PROTOBUF)
 
 
+def method_not_allowed(request: Request, *allowed: str) -> HttpError:
+    """libprocess's 405, with its Allow header."""
+    expected = "', '".join(allowed)
+    message = f"405 Method Not Allowed. Expecting one of {{ '{expected}' }}, but received"
+    return HttpError(405, f"{message} '{request.method}'.", {"Allow": ", ".join(allowed)})
+
+
 def require_post(request: Request) -> None:
     if request.method != "POST":
-        raise HttpError(405, f"Expecting 'POST', received '{request.method}'", {"Allow": "POST"})
+        raise method_not_allowed(request, "POST")
 
 
 def delegate_path(path: str) -> str:

@@ -47,6 +47,11 @@ class MesosJsonError(ValueError):
     """A request body is not a valid message of the expected type."""
 
 
+class JsonSyntaxError(MesosJsonError):
+    """A request body is not JSON at all (Mesos tells this apart from a JSON body that is
+    not the message)."""
+
+
 def to_dict(message: Message) -> dict[str, Json]:
     """The message as Mesos would render it, as plain JSON-ready values."""
     return _message_to_dict(message)
@@ -70,8 +75,14 @@ def from_json(raw: bytes | bytearray | memoryview | str, message_type: type[M]) 
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:  # also invalid UTF-8
-        raise MesosJsonError(f"invalid JSON: {error}") from None
+        raise JsonSyntaxError(f"invalid JSON: {error}") from None
     return from_dict(data, message_type)
+
+
+def valid_uuid(raw: bytes) -> bool:
+    """As stout's UUID::fromBytes checks a status update's or acknowledgement's `uuid`: 16
+    bytes whose version (boost reads the high nibble of byte 6) is one of 1 to 5."""
+    return len(raw) == 16 and 1 <= raw[6] >> 4 <= 5
 
 
 def from_protobuf(raw: bytes, message_type: type[M]) -> M:

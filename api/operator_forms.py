@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from meseta.api import mesos_json, operator
 from meseta.api.context import MasterContext
-from meseta.api.http import HttpError, require_post
+from meseta.api.http import HttpError, method_not_allowed, require_post
 from meseta.api.state_endpoints import context_of, json_response
 from meseta.master import decide
 from meseta.master.state import FrameworkStatus
@@ -155,7 +155,7 @@ async def quota(request: Request) -> Response:
             refused = f"Failed to remove quota for path '{path}'"
             update = operator.remove_quota(request.path_params["role"], context, refused)
         else:
-            raise HttpError(405, "Expecting 'GET', 'POST' or 'DELETE'")
+            raise method_not_allowed(request, "GET", "POST", "DELETE")
         command = decide.command(update_quota=update)
         return await operator.propose_write(context, request, command)
     except HttpError as error:
@@ -181,8 +181,7 @@ async def maintenance_schedule(request: Request) -> Response:
     try:
         context.check_leader(request)
         if request.method != "POST":
-            raise HttpError(405, f"Expecting 'GET' or 'POST', received '{request.method}'",
-                            {"Allow": "GET, POST"})  # fmt: skip
+            raise method_not_allowed(request, "GET", "POST")
         try:
             schedule = mesos_json.from_dict(
                 orjson.loads(await request.body()), maintenance_pb2.Schedule
@@ -198,8 +197,7 @@ async def maintenance_schedule(request: Request) -> Response:
 
 async def maintenance_status(request: Request) -> Response:
     if request.method != "GET":
-        message = f"Expecting 'GET', received '{request.method}'"
-        return HttpError(405, message, {"Allow": "GET"}).response()
+        return method_not_allowed(request, "GET").response()
     status = context_of(request).cluster.maintenance_status
     return json_response(request, mesos_json.to_json(status))
 

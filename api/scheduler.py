@@ -13,6 +13,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
+from meseta.api import mesos_json
 from meseta.api.context import MasterContext
 from meseta.api.event_router import HEARTBEAT_INTERVAL_S
 from meseta.api.http import (
@@ -73,33 +74,42 @@ async def endpoint(request: Request) -> Response | Stream:
 
 
 def validate(call: scheduler_pb2.Call) -> None:
-    """Stateless validation (Mesos's validation::scheduler::call)."""
-    if not call.HasField("type"):
-        raise HttpError(400, "Expecting 'type' to be present")
-    if call.type == Call.UNKNOWN:
+    """Stateless validation (Mesos's validation::scheduler::call), in its words."""
+    if call.type == Call.UNKNOWN and call.HasField("type"):
         raise HttpError(501, "Received an unknown call type")
+    problem = call_problem(call)
+    if problem is not None:
+        raise HttpError(400, f"Failed to validate scheduler::Call: {problem}")
+
+
+def call_problem(call: scheduler_pb2.Call) -> str | None:
+    if not call.HasField("type"):
+        return "Expecting 'type' to be present"
     body = REQUIRED_BODY.get(call.type)
-    if body is not None and not call.HasField(body):
-        raise HttpError(400, f"Expecting '{body}' to be present")
     if call.type == Call.SUBSCRIBE:
+        if not call.HasField("subscribe"):
+            return "Expecting 'subscribe' to be present"
         info = call.subscribe.framework_info
         if call.HasField("framework_id") != info.HasField("id") or (
             call.HasField("framework_id") and call.framework_id.value != info.id.value
         ):
-            raise HttpError(400, "'framework_id' differs from 'subscribe.framework_info.id'")
-        return
+            return "'framework_id' differs from 'subscribe.framework_info.id'"
+        return None
     if not call.HasField("framework_id"):
-        raise HttpError(400, "Expecting 'framework_id' to be present")
+        return "Expecting 'framework_id' to be present"
+    if body is not None and not call.HasField(body):
+        return f"Expecting '{body}' to be present"
     update_id = call.update_framework.framework_info.id.value
     if call.type == Call.UPDATE_FRAMEWORK and update_id != call.framework_id.value:
-        raise HttpError(400, "'framework_id' differs from 'update_framework.framework_info.id'")
-    if call.type == Call.ACKNOWLEDGE and len(call.acknowledge.uuid) != 16:
-        raise HttpError(400, "'uuid' is not a valid UUID")
+        return "'framework_id' differs from 'update_framework.framework_info.id'"
+    if call.type == Call.ACKNOWLEDGE and not mesos_json.valid_uuid(call.acknowledge.uuid):
+        return "Not a valid UUID"
     if call.type == Call.ACKNOWLEDGE_OPERATION_STATUS:
+        if not mesos_json.valid_uuid(call.acknowledge_operation_status.uuid):
+            return "Not a valid UUID"
         if not call.acknowledge_operation_status.HasField("agent_id"):
-            raise HttpError(400, "ACKNOWLEDGE_OPERATION_STATUS must include 'agent_id'")
-        if len(call.acknowledge_operation_status.uuid) != 16:
-            raise HttpError(400, "'uuid' is not a valid UUID")
+            return "Expecting 'agent_id' to be present"
+    return None
 
 
 def subscribed_framework(context: MasterContext, request: Request, call: Call) -> Framework:

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from meseta.api import consistency, encodings
 from meseta.api.context import MasterContext
 from meseta.api.encodings import JSON_ENCODING
-from meseta.api.http import HttpError
+from meseta.api.http import HttpError, method_not_allowed
 from meseta.api.operator_stream import payload, subscribed_payload
 from meseta.api.streams import JSON
 from meseta.projections.operator_stream import (
@@ -50,7 +50,6 @@ from meseta.projections.operator_stream import (
 from meseta.proto.mesos.v1.master import master_pb2
 
 MEDIA_TYPE = "text/event-stream"
-ALLOW = {"Allow": "GET"}
 SEPARATOR = "\n"
 BATCH_EVENTS = 512
 # How long a resuming client waits for this replica to reach its Last-Event-ID.
@@ -144,7 +143,7 @@ async def endpoint(request: Request) -> Response:
     context: MasterContext = request.app.state.context
     if request.method not in ("GET", "HEAD"):
         # The path is ours, not the operator API's catch-all under /api/v1/.
-        return HttpError(405, f"Expecting 'GET', received '{request.method}'", ALLOW).response()
+        return method_not_allowed(request, "GET", "HEAD").response()
     if request.method == "HEAD":  # no stream, so no subscription to leave behind
         return Response(headers=consistency.headers(context), media_type=MEDIA_TYPE)
     try:

@@ -42,17 +42,23 @@ VERBOSITY = Verbosity()
 
 
 async def toggle(request: Request) -> Response:
-    """`/logging/toggle?level=N&duration=D`."""
+    """`/logging/toggle?level=N&duration=D` (libprocess's words); no query: the level."""
     level_text = request.query_params.get("level")
     duration_text = request.query_params.get("duration")
+    if level_text is None and duration_text is None:
+        return Response(f"{VERBOSITY.level}\n", 200, media_type="text/plain")
     if level_text is None or duration_text is None:
-        return HttpError(400, "Expecting 'level' and 'duration' in query").response()
+        missing = "duration" if duration_text is None else "level"
+        return HttpError(400, f"Expecting '{missing}=value' in query.\n").response()
     try:
         level = int(level_text)
+    except ValueError:
+        return HttpError(400, f"Failed to convert '{level_text}' to number.\n").response()
+    if level < 0:
+        return HttpError(400, f"Invalid level '{level}'.\n").response()
+    try:
         duration_s = parse_duration_ns(duration_text) / 1e9
     except ValueError as error:
-        return HttpError(400, str(error)).response()
-    if level < 0:
-        return HttpError(400, f"Invalid level '{level}'").response()
+        return HttpError(400, f"{error}.\n").response()
     VERBOSITY.set(level, duration_s)
     return Response(status_code=200)

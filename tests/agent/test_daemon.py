@@ -10,6 +10,7 @@ import re
 import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -272,11 +273,12 @@ async def test_executor_api_refuses_bad_calls(master: MasterHandle, tmp_path: Pa
             **ids,
             "type": "UPDATE",
             "update": {"status": {"task_id": {"value": "t"}, "state": "TASK_RUNNING",
-                                  "source": "SOURCE_EXECUTOR", "uuid": "AAAAAAAAAAAAAAAAAAAAAA=="}},
+                                  "source": "SOURCE_EXECUTOR",
+                                  "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}},
         }  # fmt: skip
         cases: list[tuple[dict[str, Any] | bytes, dict[str, str], int, str]] = [
             ({**ids, "type": "HEARTBEAT"}, {}, 202, ""),  # no id lookup for heartbeats
-            (b"{", {}, 400, "Failed to parse body into Call"),
+            (b"{", {}, 400, "Failed to parse body into JSON: "),
             ({"type": "SUBSCRIBE", "subscribe": {}}, {}, 400, "executor_id, framework_id"),
             ({**ids, "type": "SUBSCRIBE"}, {}, 400, "Expecting 'subscribe' to be present"),
             ({**ids, "type": "SUBSCRIBE", "subscribe": {}}, {}, 400, "Framework 'fw' not found"),
@@ -289,7 +291,10 @@ async def test_executor_api_refuses_bad_calls(master: MasterHandle, tmp_path: Pa
         cases.append((bad_source, {}, 400, "invalid source"))
         staging = orjson.loads(orjson.dumps(update))
         staging["update"]["status"]["state"] = "TASK_STAGING"
-        cases.append((staging, {}, 400, "TASK_STAGING"))
+        cases.append((staging, {}, 400, "Received TASK_STAGING from executor ex of framework fw"))
+        no_uuid = orjson.loads(orjson.dumps(update))
+        no_uuid["update"]["status"]["uuid"] = base64.b64encode(bytes(16)).decode()  # version 0
+        cases.append((no_uuid, {}, 400, "Failed to validate Executor::Call: Not a valid UUID"))
         async with aiohttp.ClientSession() as session:
             for body, headers, code, text in cases:
                 data = body if isinstance(body, bytes) else orjson.dumps(body)

@@ -194,9 +194,19 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
 @pytest.mark.parametrize(
     ("body", "options", "status", "text"),
     [
-        (b"{}", {"method": "GET"}, 405, "Expecting 'POST'"),
+        (
+            b"{}",
+            {"method": "GET"},
+            405,
+            "405 Method Not Allowed. Expecting one of { 'POST' }, but received 'GET'.",
+        ),
         (b'{"type": "GET_HEALTH"}', {"content_type": None}, 400, "Content-Type"),
-        (b'{"type": "GET_HEALTH"}', {"content_type": "text/plain"}, 415, "Content-Type"),
+        (
+            b'{"type": "GET_HEALTH"}',
+            {"content_type": "text/plain"},
+            415,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf",
+        ),
         (
             b'{"type": "GET_HEALTH"}',
             {"accept": "text/html"},
@@ -205,8 +215,9 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
         ),
         # Mesos checks the body before Accept.
         (b"{}", {"accept": "text/html"}, 400, "Expecting 'type' to be present"),
-        (b'{"type": ', {}, 400, "Failed to parse"),
-        (b"\xff\xff", {"content_type": PROTOBUF}, 400, "Failed to parse"),
+        (b'{"type": ', {}, 400, "Failed to parse body into JSON: "),
+        (b"\xff\xff", {"content_type": PROTOBUF}, 400, "Failed to parse body into Call protobuf"),
+        (b'{"type": 7.5}', {}, 400, "Failed to convert JSON into Call protobuf: "),
         (b"{}", {}, 400, "Expecting 'type' to be present"),
         (b'{"type": "UNKNOWN"}', {}, 501, ""),
         (b'{"type": "MARK_AGENT_GONE"}', {}, 400, "Expecting 'mark_agent_gone'"),
@@ -217,7 +228,12 @@ async def test_pymesos_operator_driver(cluster: tuple[MasterHandle, Populated]) 
             400,
             "List of machines is empty",
         ),
-        (b'{"type": "GROW_VOLUME", "grow_volume": {}}', {}, 400, "Failed to parse"),
+        (
+            b'{"type": "GROW_VOLUME", "grow_volume": {}}',
+            {},
+            400,
+            "Failed to convert JSON into Call protobuf: Missing required fields",
+        ),
         (
             b'{"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [{"role": "a/b"}]}}',
             {},
@@ -804,8 +820,14 @@ async def test_the_master_serves_its_log_and_its_verbosity(tmp_path: Path) -> No
         status, _, _ = await post(master, b"", path=toggle, method="GET")
         assert status == 200
         assert (await call_json(master, "GET_LOGGING_LEVEL"))["get_logging_level"] == {"level": 0}
+        # libprocess's answers: the level with no query, its words for what is missing.
         status, _, data = await post(master, b"", path="/logging/toggle", method="GET")
-        assert (status, data) == (400, b"Expecting 'level' and 'duration' in query")
+        assert (status, data) == (200, b"0\n")
+        status, _, data = await post(master, b"", path="/logging/toggle?level=1", method="GET")
+        assert (status, data) == (400, b"Expecting 'duration=value' in query.\n")
+        path = "/logging/toggle?level=x&duration=1secs"
+        status, _, data = await post(master, b"", path=path, method="GET")
+        assert (status, data) == (400, b"Failed to convert 'x' to number.\n")
 
 
 def test_each_resource_call_is_its_offer_operation() -> None:

@@ -211,8 +211,11 @@ async def test_only_get(master: MasterHandle, session: aiohttp.ClientSession) ->
     for method in ("POST", "PUT", "DELETE"):
         async with session.request(method, master.url + "/master/api/v1/events") as response:
             assert response.status == 405
-            assert response.headers["Allow"] == "GET"
-            assert await response.text() == f"Expecting 'GET', received '{method}'"
+            assert response.headers["Allow"] == "GET, HEAD"
+            assert await response.text() == (
+                f"405 Method Not Allowed. Expecting one of {{ 'GET', 'HEAD' }}, but received"
+                f" '{method}'."
+            )
     async with session.head(master.url + "/api/v1/events") as response:
         assert response.status == 200
         assert response.headers["X-Meseta-Index"].isdigit()
