@@ -8,8 +8,10 @@
     meseta ls  TASK_ID [FOLDER] [--master HOST:PORT] [--json]
 
 They read `/state` from any master replica (every replica answers reads) and, for `cat` and
-`ls`, the task's sandbox through its agent's `/files/*`, as the web UI does. Exit codes: 0, 1
-when the cluster cannot be read or the task is not found, 2 for bad flags.
+`ls`, the task's sandbox through its agent's `/files/*`, as the web UI does. `--json` prints the
+listed objects themselves, as /state and /files/browse have them (as the DC/OS CLI's `--json`
+does), rather than the table's text. Exit codes: 0, 1 when the cluster cannot be read or the
+task is not found, 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ DEFAULT_MASTER = "127.0.0.1:5050"
 FOLLOW_INTERVAL_S = 1.0
 READ_CHUNK = 64 * 1024  # bytes copied at a time from a sandbox file
 PIPE_WIDTH = 10_000
+JSON_HELP = "the listed objects as the cluster writes them (Mesos's JSON), for scripts"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
 Json = dict[str, Any]
 
@@ -157,9 +160,11 @@ def task_rows(state: Json, everything: bool, framework_id: str | None) -> list[d
     return rows
 
 
-def print_rows(rows: list[dict[str, str]], as_json: bool, empty: str) -> None:
+def print_rows(rows: list[dict[str, str]], records: list[Json], as_json: bool, empty: str) -> None:
+    """A table of `rows`, or with `--json` the `records` they show, as the master or agent
+    wrote them (Mesos's /state objects, /files/browse entries): numbers, not display text."""
     if as_json:
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     if not rows:
         print(empty)
@@ -286,9 +291,13 @@ def sandbox_path(sandbox: Sandbox, path: str) -> str:
     return f"{sandbox.directory}/{inner}" if inner else sandbox.directory
 
 
+def sorted_listing(listing: list[Json]) -> list[Json]:
+    return sorted(listing, key=lambda e: str(e.get("path", "")))
+
+
 def listing_rows(listing: list[Json]) -> list[dict[str, str]]:
     rows = []
-    for entry in sorted(listing, key=lambda e: str(e.get("path", ""))):
+    for entry in sorted_listing(listing):
         name = str(entry.get("path", "")).rpartition("/")[2]
         mode = str(entry.get("mode", ""))
         mtime = entry.get("mtime")
@@ -326,8 +335,8 @@ async def list_dir(session: aiohttp.ClientSession, sandbox: Sandbox, path: str) 
 async def ls(options: argparse.Namespace, session: aiohttp.ClientSession) -> None:
     state = await get_json(session, f"{master_url(options.master)}/state")
     sandbox = await sandbox_of(session, state, options.task_id)
-    rows = listing_rows(await list_dir(session, sandbox, options.path))
-    print_rows(rows, options.json, "Empty.")
+    listing = await list_dir(session, sandbox, options.path)
+    print_rows(listing_rows(listing), sorted_listing(listing), options.json, "Empty.")
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -344,12 +353,16 @@ async def run_async(options: argparse.Namespace) -> None:
             return
         state = await get_json(session, f"{master_url(options.master)}/state")
         if options.view == "agents":
-            print_rows(agent_rows(state), options.json, "No agents.")
+            agents = list(state.get("slaves", []))
+            print_rows(agent_rows(state), agents, options.json, "No agents.")
         elif options.view == "frameworks":
-            print_rows(framework_rows(state, options.all), options.json, "No frameworks.")
+            rows = framework_rows(state, options.all)
+            frameworks = frameworks_of(state, options.all)
+            print_rows(rows, frameworks, options.json, "No frameworks.")
         else:
             rows = task_rows(state, options.all, options.framework)
-            print_rows(rows, options.json, "No tasks.")
+            tasks = tasks_of(state, options.all, options.framework)
+            print_rows(rows, tasks, options.json, "No tasks.")
 
 
 def run(options: argparse.Namespace) -> int:
@@ -383,9 +396,9 @@ def add_arguments(parser: argparse.ArgumentParser, view: str) -> None:
     elif view == "ls":
         parser.add_argument("task_id", help="the task whose sandbox to list")
         parser.add_argument("path", nargs="?", default="", help="a folder in it (default: its top)")
-        parser.add_argument("--json", action="store_true", help="rows as JSON, for scripts")
+        parser.add_argument("--json", action="store_true", help=JSON_HELP)
     else:
-        parser.add_argument("--json", action="store_true", help="rows as JSON, for scripts")
+        parser.add_argument("--json", action="store_true", help=JSON_HELP)
     if view in ("frameworks", "tasks"):
         parser.add_argument("--all", action="store_true", help="completed ones too")
     if view == "tasks":

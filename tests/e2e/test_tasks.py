@@ -189,18 +189,19 @@ def test_operator_commands_list_the_cluster_and_read_sandboxes(cluster: Cluster)
                   "--resources=cpus:0.1;mem:32")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
-    def finished_rows() -> dict[str, dict[str, str]] | None:  # any replica reads, maybe behind
+    def finished_rows() -> dict[str, dict[str, object]] | None:  # any replica reads, maybe behind
         listed = meseta("tasks", f"--master={masters[1]}", "--all", "--json")
         assert listed.returncode == 0, listed.stderr
-        rows = {row["ID"]: row for row in json.loads(listed.stdout)}
-        done = rows.get("ops-echo", {}).get("STATE") == "TASK_FINISHED"
-        return rows if done else None
+        tasks = {task["id"]: task for task in json.loads(listed.stdout)}  # /state's tasks
+        done = tasks.get("ops-echo", {}).get("state") == "TASK_FINISHED"
+        return tasks if done else None
 
     wait_until(finished_rows, "the task to show finished", 20)
     running = meseta("tasks", f"--master={masters[1]}", "--json")
-    assert "ops-echo" not in {row["ID"] for row in json.loads(running.stdout)}
+    assert "ops-echo" not in {task["id"] for task in json.loads(running.stdout)}
     agents = json.loads(meseta("agents", f"--master={masters[2]}", "--json").stdout)
-    assert len(agents) == 1 and agents[0]["ACTIVE"] == "yes"
+    assert len(agents) == 1 and agents[0]["active"] is True
+    assert agents[0]["resources"]["cpus"] > 0  # numbers, as /state has them
     frameworks = meseta("frameworks", f"--master={masters[0]}", "--all")
     assert frameworks.returncode == 0 and "meseta-execute" in frameworks.stdout
     out = meseta("cat", "ops-echo", f"--master={masters[0]}")
@@ -208,8 +209,8 @@ def test_operator_commands_list_the_cluster_and_read_sandboxes(cluster: Cluster)
     err = meseta("cat", "ops-echo", "stderr", f"--master={masters[0]}")
     assert "err-line" in err.stdout
     files = json.loads(meseta("ls", "ops-echo", f"--master={masters[1]}", "--json").stdout)
-    sizes = {row["NAME"]: row["SIZE"] for row in files}
-    assert sizes["stdout"] == str(len("out-line\n")), files
+    sizes = {entry["path"].rpartition("/")[2]: entry["size"] for entry in files}
+    assert sizes["stdout"] == len("out-line\n"), files
     missing = meseta("cat", "no-such-task", f"--master={masters[0]}")
     assert missing.returncode == 1
     assert "No task with id 'no-such-task' is known to the master" in missing.stderr

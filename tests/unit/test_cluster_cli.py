@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import orjson
 import pytest
 
 from meseta import cluster_cli
@@ -109,6 +110,14 @@ def test_framework_rows_and_completed_ones_with_all() -> None:
         ("F1", "yes", "1"),
         ("F0", "no", "0"),
     ]
+
+
+def test_json_prints_the_listed_objects_not_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    agents = STATE["slaves"]
+    cluster_cli.print_rows(cluster_cli.agent_rows(STATE), agents, True, "No agents.")
+    assert orjson.loads(capsys.readouterr().out) == agents
+    cluster_cli.print_rows(cluster_cli.agent_rows(STATE), agents, False, "No agents.")
+    assert "1.5/4" in capsys.readouterr().out
 
 
 def test_a_task_id_must_name_one_task() -> None:
