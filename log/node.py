@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -256,6 +257,8 @@ async def serve(options: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A test that gives up on this node asks where each thread is (log/testing.py).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     # Elections, pre-votes and pauses, for whoever reads a test's or a benchmark's output.
     logging.getLogger("meseta.log.raft").setLevel(logging.INFO)

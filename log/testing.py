@@ -107,6 +107,18 @@ class NodeProcess(ChildProcess):
     def url(self) -> str:
         return f"http://{self.control}"
 
+    def diagnose(self) -> str:
+        """What a test that gave up on the node should say: its exit code or, while it runs,
+        every thread's stack (meseta.log.node dumps them on SIGUSR1), and its last output."""
+        if self.process is None:
+            return "never started"
+        code = self.process.poll()
+        if code is None:
+            os.kill(self.process.pid, signal.SIGUSR1)
+            time.sleep(0.5)
+        state = "running" if code is None else f"exited with {code}"
+        return f"{state}; its output ends with:\n{self.output()[-6000:]}"
+
 
 @dataclass
 class LocalCluster:
@@ -206,4 +218,6 @@ async def wait_until(
         if last is not None and predicate(last):
             return last
         await asyncio.sleep(0.02)
-    raise TimeoutError(f"{node.name} did not reach the expected state; last status {last}")
+    raise TimeoutError(
+        f"{node.name} did not reach the expected state; last status {last}; {node.diagnose()}"
+    )
