@@ -338,26 +338,33 @@ def wait_for_leader(cluster: LocalCluster, timeout_s: float) -> str | None:
     return None
 
 
-def _environ_directory(pid: int) -> str | None:
+# An executor and its tasks have MESOS_DIRECTORY; a nested container's command (which
+# outlives a stopped agent, as in Mesos) has its MESOS_SANDBOX.
+SANDBOX_VARIABLES = (b"MESOS_DIRECTORY=", b"MESOS_SANDBOX=")
+
+
+def _environ_directories(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
-        return None
-    for item in raw.split(b"\0"):
-        if item.startswith(b"MESOS_DIRECTORY="):
-            return item.split(b"=", 1)[1].decode(errors="replace")
-    return None
+        return []
+    return [
+        item.split(b"=", 1)[1].decode(errors="replace")
+        for item in raw.split(b"\0")
+        if item.startswith(SANDBOX_VARIABLES)
+    ]
 
 
 def cluster_processes(work_dir: Path) -> list[int]:
-    """Our processes whose MESOS_DIRECTORY lies under `work_dir`: executors and their tasks."""
+    """Our processes whose sandbox lies under `work_dir`: executors, their tasks and the
+    commands of nested containers."""
     prefix = str(work_dir.resolve()) + "/"
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        directory = _environ_directory(int(entry.name))
-        if directory is not None and (directory + "/").startswith(prefix):
+        directories = _environ_directories(int(entry.name))
+        if any((directory + "/").startswith(prefix) for directory in directories):
             found.append(int(entry.name))
     return found
 

@@ -1,8 +1,11 @@
-"""`meseta up` pieces that need no cluster: layout, ports, commands, the data lock."""
+"""`meseta up` pieces that need no cluster: layout, ports, commands, the data lock, the sweep."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,24 @@ def test_busy_cluster_ports_are_reported(tmp_path: Path) -> None:
         (tmp_path / "cluster.json").write_bytes(layout.to_json())
         with pytest.raises(ClusterError, match=f"ports {port}"):
             local_cluster.build(tmp_path, "127.0.0.1")
+
+
+@pytest.mark.parametrize("variable", ["MESOS_DIRECTORY", "MESOS_SANDBOX"])
+def test_the_sweep_finds_what_runs_in_the_agents_sandboxes(tmp_path: Path, variable: str) -> None:
+    """An executor has MESOS_DIRECTORY; a nested container's command, which outlives the
+    agent, only MESOS_SANDBOX: `meseta up` stops both."""
+    work_dir = tmp_path / "agent"
+    inside = {**os.environ, variable: str(work_dir / "slaves" / "s" / "containers" / "c")}
+    elsewhere = {**os.environ, variable: str(tmp_path / "other")}
+    ours = subprocess.Popen(["sleep", "60"], env=inside)
+    theirs = subprocess.Popen(["sleep", "60"], env=elsewhere)
+    try:
+        found = local_cluster.cluster_processes(work_dir)
+        assert ours.pid in found and theirs.pid not in found
+        assert local_cluster.sweep_executors(work_dir, grace_s=2) >= 1
+        assert ours.wait(timeout=5) == -signal.SIGTERM
+        assert theirs.poll() is None
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()
