@@ -1,18 +1,18 @@
 """The default executor (`python -m meseta.agent.default_executor`) for LAUNCH_GROUP.
 
 Each task of a group runs as a child process (a process group of its own) in its own sandbox
-`<executor sandbox>/tasks/<task_id>`, with MESOS_SANDBOX pointing there and its stdout/stderr
-files in it; all of them share the executor's container. As in Mesos's default executor: every
-task gets TASK_RUNNING once the group is started; a task ends TASK_KILLED if it was being killed,
-TASK_FINISHED on exit 0, else TASK_FAILED ("Command exited with status N"); when a task of a
-group fails or is killed, the other tasks of that group are killed; KILL honours the kill policy
-(KILL's, else the task's, else 3 s) with TASK_KILLING first if the framework understands it; a
-task past its max_completion_time is killed and fails with REASON_MAX_COMPLETION_TIME_REACHED
-(which kills its group too). Each task's check and health check run while it runs; a task
-failing its health check `consecutive_failures` times is killed (ending TASK_KILLED with
-`healthy: false`, which kills its group). Further LAUNCH_GROUPs are accepted while the
-executor runs; it shuts down once no task is left (after its updates are acknowledged, 60 s
-failsafe), or on SHUTDOWN after killing every task.
+`<executor sandbox>/tasks/<task_id>`, with MESOS_SANDBOX pointing there and its stdout/stderr files
+in it; all of them share the executor's container. As in Mesos's default executor: every task gets
+TASK_STARTING, then TASK_RUNNING once the group is started; a task ends TASK_KILLED if it was being
+killed, TASK_FINISHED on exit 0, else TASK_FAILED ("Command exited with status N"); when a task of
+a group fails or is killed, the other tasks of that group are killed; KILL honours the kill policy
+(KILL's, else the task's, else 3 s) with TASK_KILLING first if the framework understands it; a task
+past its max_completion_time is killed and fails with REASON_MAX_COMPLETION_TIME_REACHED (which
+kills its group too). Each task's check and health check run while it runs; a task failing its
+health check `consecutive_failures` times is killed (ending TASK_KILLED with `healthy: false`,
+which kills its group). Further LAUNCH_GROUPs are accepted while the executor runs; it shuts down
+once no task is left (after its updates are acknowledged, 60 s failsafe), or on SHUTDOWN after
+killing every task.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-from meseta.agent import executor_driver
+from meseta.agent import checks, executor_driver
 from meseta.agent.checker import CommandContext, TaskChecks
 from meseta.agent.command_executor import (
     ACK_FAILSAFE_S,
@@ -73,10 +73,13 @@ class DefaultExecutor(ExecutorProgram):
             log.warning("Ignoring LAUNCH_GROUP: the executor is shutting down")
             return
         ids = tuple(task.task_id.value for task in group.tasks)
+        for info in group.tasks:  # as Mesos's: every task is STARTING before any starts
+            self.driver.launched(info)
+            starting = new_status(info.task_id.value, State.TASK_STARTING)
+            await self.driver.update(checks.with_check_status(starting, info))
         started: list[_Task] = []
         failure: str | None = None
         for info in group.tasks:
-            self.driver.launched(info)
             task_id = info.task_id.value
             if failure is not None:
                 message = f"Not launched: task '{failure}' of its group failed to launch"
@@ -123,10 +126,10 @@ class DefaultExecutor(ExecutorProgram):
         def kill_unhealthy() -> None:
             self._spawn(self._kill(task, None))
 
-        checks = TaskChecks(
+        task_checks = TaskChecks(
             info, context, self.driver.subscribed, self.driver.update, kill_unhealthy
         )
-        task = _Task(info, group, process, checks)
+        task = _Task(info, group, process, task_checks)
         return task
 
     async def _watch(self, task: _Task) -> None:

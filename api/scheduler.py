@@ -8,6 +8,7 @@ RecordIO stream whose first event says whether the fold accepted it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from meseta.proto.mesos.v1.scheduler import scheduler_pb2
 
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
+log = logging.getLogger(__name__)
 STREAM_ID = "Mesos-Stream-Id"
 
 # Call type -> the body field it requires (None: no body, or optional).
@@ -225,11 +227,15 @@ def inverse_offers_command(framework_id: str, call: Call) -> commands.Command:
     return decide.command(respond_to_inverse_offers=respond)
 
 
-def role_command(framework: Framework, call: Call) -> commands.Command:
+def role_command(framework: Framework, call: Call) -> commands.Command | None:
+    """REVIVE or SUPPRESS; None when a role is not the framework's: Mesos answers 202 and
+    drops the whole call (Master::revive, Master::suppress)."""
     roles = list(call.revive.roles if call.type == Call.REVIVE else call.suppress.roles)
     unknown = [role for role in roles if role not in framework.roles]
     if unknown:
-        raise HttpError(400, f"Roles {unknown} are not subscribed by the framework")
+        log.warning("dropping %s of framework %s: roles %s are not its roles",
+                    Call.Type.Name(call.type), framework.id, ", ".join(unknown))  # fmt: skip
+        return None
     if call.type == Call.REVIVE:
         return decide.command(
             revive_offers=commands.ReviveOffers(framework_id=framework.id, roles=roles)

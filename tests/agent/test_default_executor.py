@@ -58,8 +58,8 @@ async def test_each_task_runs_in_its_own_sandbox_and_the_executor_ends_after_the
     )
     updates = await api.updates_until_terminal(2)
     assert by_task(updates) == {
-        "a": ["TASK_RUNNING", "TASK_FINISHED"],
-        "b": ["TASK_RUNNING", "TASK_FINISHED"],
+        "a": ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"],
+        "b": ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"],
     }
     assert last(updates, "a").message == "Command exited with status 0"
     assert all(u.source == mesos_pb2.TaskStatus.SOURCE_EXECUTOR for u in updates)
@@ -79,9 +79,9 @@ async def test_a_failing_task_kills_the_rest_of_its_group(
         launch_group(command_task("bad", "sleep 0.3; exit 2"), command_task("long", "sleep 60"))
     )
     updates = await api.updates_until_terminal(2)
-    assert by_task(updates)["bad"] == ["TASK_RUNNING", "TASK_FAILED"]
+    assert by_task(updates)["bad"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"]
     assert last(updates, "bad").message == "Command exited with status 2"
-    assert by_task(updates)["long"] == ["TASK_RUNNING", "TASK_KILLED"]
+    assert by_task(updates)["long"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"]
     assert last(updates, "long").message == "Command terminated with signal Terminated"
 
 
@@ -93,7 +93,8 @@ async def test_killing_one_task_kills_its_group_but_not_other_groups(
         launched, _ = await start(api, containerizer, tmp_path)
         await api.send(launch_group(command_task("x1", "sleep 60"), command_task("x2", "sleep 60")))
         await api.send(launch_group(command_task("y", "sleep 60", grace_s=0.2)))
-        running = [await api.next_update() for _ in range(3)]
+        started = [await api.next_update() for _ in range(6)]  # STARTING, then RUNNING
+        running = [u for u in started if u.state == mesos_pb2.TASK_RUNNING]
         assert {u.task_id.value for u in running} == {"x1", "x2", "y"}
         await api.send(kill("x1"))
         updates = await api.updates_until_terminal(2)
@@ -104,7 +105,7 @@ async def test_killing_one_task_kills_its_group_but_not_other_groups(
         # The other group still runs; a third group is accepted too.
         await api.send(launch_group(command_task("z", "true")))
         updates = await api.updates_until_terminal(1)
-        assert by_task(updates) == {"z": ["TASK_RUNNING", "TASK_FINISHED"]}
+        assert by_task(updates) == {"z": ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]}
         await api.send(kill("y"))
         updates = await api.updates_until_terminal(1)
         assert by_task(updates) == {"y": ["TASK_KILLING", "TASK_KILLED"]}
@@ -117,7 +118,8 @@ async def test_shutdown_kills_every_task(
 ) -> None:
     launched, _ = await start(api, containerizer, tmp_path)
     await api.send(launch_group(command_task("a", "sleep 60"), command_task("b", "sleep 60")))
-    assert len([await api.next_update() for _ in range(2)]) == 2
+    started = [await api.next_update() for _ in range(4)]  # STARTING, then RUNNING
+    assert [u.state for u in started].count(mesos_pb2.TASK_RUNNING) == 2
     await api.send(SHUTDOWN)
     updates = await api.updates_until_terminal(2)
     assert by_task(updates) == {"a": ["TASK_KILLED"], "b": ["TASK_KILLED"]}
@@ -138,9 +140,9 @@ async def test_a_task_that_cannot_start_fails_and_its_group_is_killed(
     )
     updates = await api.updates_until_terminal(3)
     tasks = by_task(updates)
-    assert tasks["broken"] == ["TASK_FAILED"] and tasks["never"] == ["TASK_FAILED"]
+    assert tasks["broken"] == tasks["never"] == ["TASK_STARTING", "TASK_FAILED"]
     assert last(updates, "broken").message.startswith("Failed to launch task:")
-    assert tasks["ok"] == ["TASK_RUNNING", "TASK_KILLED"]
+    assert tasks["ok"] == ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"]
 
 
 async def test_a_task_past_its_max_completion_time_fails_and_takes_its_group_down(
@@ -152,8 +154,8 @@ async def test_a_task_past_its_max_completion_time_fails_and_takes_its_group_dow
     await api.send(launch_group(slow, command_task("peer", "sleep 60")))
     updates = await api.updates_until_terminal(2)
     assert by_task(updates) == {
-        "slow": ["TASK_RUNNING", "TASK_FAILED"],
-        "peer": ["TASK_RUNNING", "TASK_KILLED"],
+        "slow": ["TASK_STARTING", "TASK_RUNNING", "TASK_FAILED"],
+        "peer": ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"],
     }
     assert last(updates, "slow").reason == mesos_pb2.TaskStatus.REASON_MAX_COMPLETION_TIME_REACHED
 

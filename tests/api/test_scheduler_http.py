@@ -448,13 +448,15 @@ async def test_acknowledge_operation_status_needs_agent_id(
     assert reply.text == "Failed to validate scheduler::Call: Expecting 'agent_id' to be present"
 
 
-async def test_revive_of_unsubscribed_role_is_400(
+async def test_revive_or_suppress_of_a_role_not_subscribed_is_dropped(
     master: MasterHandle, scheduler: FakeScheduler
 ) -> None:
+    """As Mesos: 202, and the whole call is dropped (no role of it is revived or suppressed)."""
     await subscribed(scheduler)
     with master.unchanged():
-        reply = await scheduler.call("REVIVE", revive={"roles": ["not-mine"]})
-    assert reply.status == 400
+        revive = await scheduler.call("REVIVE", revive={"roles": ["not-mine"]})
+        suppress = await scheduler.call("SUPPRESS", suppress={"roles": ["*", "not-mine"]})
+    assert (revive.status, suppress.status) == (202, 202)
 
 
 async def test_good_calls_are_202_with_an_empty_body(
