@@ -20,7 +20,12 @@ COMMANDS_FIELD = 1  # CommandBatch.commands
 #      that did not re-register in time leaves its tasks unreachable with "agent did not
 #      reregister within <timeout> after disconnecting" (or "... after master failover";
 #      in 1 and 2: "Agent is unreachable").
-SCHEMA_VERSION = 3
+#   4  Mesos's checks of a task group's executor (task::group::internal::validateExecutor):
+#      its framework_id and type must be set, it needs 0.01 cpus, 32 MB of memory and some
+#      disk; group tasks may carry the group's own ExecutorInfo (Mesos copies it into
+#      each), and their errors read "Task '<id>' is invalid: ...". A LAUNCH executor must
+#      be CUSTOM. (In 1 to 3: none of these; a group task could carry no executor.)
+SCHEMA_VERSION = 4
 
 
 def entry(*commands: commands_pb2.Command | bytes) -> Entry:

@@ -59,9 +59,15 @@ def failover_timeout_ns(info: mesos_pb2.FrameworkInfo) -> int:
 
 
 def task_error(
-    task: mesos_pb2.TaskInfo, *, agent_id: str, framework_id: str, taken: Container[str]
+    task: mesos_pb2.TaskInfo,
+    *,
+    agent_id: str,
+    framework_id: str,
+    taken: Container[str],
+    in_group: bool = False,
 ) -> str | None:
-    """Why a task cannot launch (answered with TASK_ERROR, REASON_TASK_INVALID)."""
+    """Why a task cannot launch (answered with TASK_ERROR, REASON_TASK_INVALID). A task of
+    a group (`in_group`) runs on the group's executor, which the group checks itself."""
     # Runs for every launched task: each protobuf read is done once.
     task_id = task.task_id.value
     error = id_error(task_id, "Task ID")
@@ -69,8 +75,8 @@ def task_error(
         return error
     if task_id in taken:
         return f"Task has duplicate ID: {task_id}"
-    has_executor = task.HasField("executor")
-    if task.HasField("command") == has_executor:
+    has_executor = task.HasField("executor") and not in_group
+    if not in_group and task.HasField("command") == has_executor:
         return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
     task_agent_id = task.agent_id.value
     if task_agent_id != agent_id:
@@ -120,6 +126,44 @@ def executor_error(executor: mesos_pb2.ExecutorInfo, framework_id: str) -> str |
             return "'ExecutorInfo.command' must not be set for 'DEFAULT' executor"
     elif not executor.HasField("command"):
         return "'ExecutorInfo.command' must be set for 'CUSTOM' executor"
+    return None
+
+
+# What a task group's executor needs at least (Mesos's MIN_CPUS and MIN_MEM).
+MIN_EXECUTOR_CPUS_MILLI = 10
+MIN_EXECUTOR_MEM_MB = 32
+
+
+def group_executor_error(
+    executor: mesos_pb2.ExecutorInfo,
+    tasks: Iterable[mesos_pb2.TaskInfo],
+    amounts: Mapping[str, int],
+) -> str | None:
+    """Mesos's task::group::internal::validateExecutor past the checks every executor gets
+    (`executor_error`); `amounts`: the executor's resources, name -> milli-units."""
+    name = executor.executor_id.value
+    if not executor.HasField("framework_id"):
+        return "'ExecutorInfo.framework_id' must be set"
+    if not executor.HasField("type"):
+        return "'ExecutorInfo.type' must be set"
+    if executor.type == mesos_pb2.ExecutorInfo.UNKNOWN:
+        return "Unknown executor type"
+    for task in tasks:
+        if task.HasField("executor") and task.executor != executor:
+            return (f"The `ExecutorInfo` of task '{task.task_id.value}' is different from"
+                    f" executor '{name}'")  # fmt: skip
+    cpus = amounts.get("cpus")
+    if cpus is None or cpus < MIN_EXECUTOR_CPUS_MILLI:
+        shown = "None" if cpus is None else f"{cpus / 1000:g}"
+        return f"Executor '{name}' uses less CPUs ({shown}) than the minimum required (0.01)"
+    mem = amounts.get("mem")
+    megabytes = None if mem is None else mem // 1000  # Mesos counts whole megabytes
+    if megabytes is None or megabytes < MIN_EXECUTOR_MEM_MB:
+        shown = "None" if megabytes is None else f"{megabytes}MB" if megabytes else "0B"
+        return (f"Executor '{name}' uses less memory ({shown}) than the minimum required"
+                f" ({MIN_EXECUTOR_MEM_MB}MB)")  # fmt: skip
+    if "disk" not in amounts:
+        return f"Executor '{name}' uses no disk"
     return None
 
 

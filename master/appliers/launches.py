@@ -25,6 +25,7 @@ from meseta.master.statuses import master_status, visible_state
 from meseta.master.validation import (
     allocation_role_error,
     executor_error,
+    group_executor_error,
     resource_role_error,
     task_error,
 )
@@ -204,13 +205,12 @@ def check_launch(
     needs = EMPTY
     executor = group_executor
     shapes = []
+    mesos_checks = state.schema_version >= GROUP_CHECKS_VERSION
     for task in tasks:
-        error = task_error(task, agent_id=agent.id, framework_id=framework.id, taken=taken)
-        has_executor = task.HasField("executor")
-        if error is None and group_executor is not None and has_executor:
-            error = "Task in a group must not have its own executor"
+        error = launch_task_error(task, agent, framework, taken, group, mesos_checks)
         if error is not None:
             return error, none, None, []
+        has_executor = task.HasField("executor")
         try:
             shape = shape_of(task.resources)
         except ResourceError as exc:
@@ -221,7 +221,7 @@ def check_launch(
         if error is not None:
             return error, none, None, []
         taken.add(task.task_id.value)
-        if has_executor:
+        if has_executor and not group:
             executor = task.executor
         resources = shape.resources
         if claimed_twice(needs, resources):
@@ -231,6 +231,12 @@ def check_launch(
     if executor is None:
         return None, needs, None, shapes
     error = executor_error(executor, framework.id)
+    if error is None and group and mesos_checks:
+        try:
+            amounts = from_protos(executor.resources).quantities()
+        except ResourceError as exc:
+            return str(exc), none, None, []
+        error = group_executor_error(executor, tasks, amounts)
     if error is not None:
         return error, none, None, []
     existing = agent.executors.get((framework.id, executor.executor_id.value))
@@ -253,6 +259,39 @@ def check_launch(
     if claimed_twice(needs, executor_resources):
         return SHARED_RESOURCES, none, None, []
     return None, needs + executor_resources, executor, shapes
+
+
+# The schema version from which launches get Mesos's task group and executor checks.
+GROUP_CHECKS_VERSION = 4
+CUSTOM = mesos_pb2.ExecutorInfo.CUSTOM
+
+
+def launch_task_error(
+    task: mesos_pb2.TaskInfo,
+    agent: Agent,
+    framework: Framework,
+    taken: TakenIds,
+    group: bool,
+    mesos_checks: bool,
+) -> str | None:
+    """Why one task of a LAUNCH or LAUNCH_GROUP cannot launch (before its resources)."""
+    has_executor = task.HasField("executor")
+    if group and mesos_checks:
+        # Mesos copies the group's executor into each task, and checks an executor a task
+        # names against the group's with the group's (group_executor_error).
+        error = task_error(
+            task, agent_id=agent.id, framework_id=framework.id, taken=taken, in_group=True
+        )
+        return None if error is None else f"Task '{task.task_id.value}' is invalid: {error}"
+    error = task_error(task, agent_id=agent.id, framework_id=framework.id, taken=taken)
+    if error is not None:
+        return error
+    if group and has_executor:
+        return "Task in a group must not have its own executor"
+    executor = task.executor
+    if mesos_checks and has_executor and executor.HasField("type") and executor.type != CUSTOM:
+        return "'ExecutorInfo.type' must be 'CUSTOM'"
+    return None
 
 
 class Shape:

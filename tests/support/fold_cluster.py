@@ -107,15 +107,18 @@ def task_info(
 
 
 def executor_info(
-    executor_id: str, resources: str = "cpus:0.1;mem:32", *, default: bool = False
+    executor_id: str, resources: str | None = None, *, default: bool = False
 ) -> m.ExecutorInfo:
+    """A custom executor, or the default one as Mesos wants it for a task group (its
+    framework_id is filled in by `FoldCluster.launch_group`)."""
     info = m.ExecutorInfo()
     info.executor_id.value = executor_id
     if default:
         info.type = m.ExecutorInfo.DEFAULT
     else:
         info.command.value = "executor"
-    info.resources.extend(resource_protos(resources))
+    default_resources = "cpus:0.1;mem:32;disk:32" if default else "cpus:0.1;mem:32"
+    info.resources.extend(resource_protos(resources or default_resources))
     return info
 
 
@@ -479,9 +482,13 @@ class Cluster:
         executor: m.ExecutorInfo | None,
         tasks: Sequence[m.TaskInfo],
     ) -> list[DomainEvent]:
+        """A LAUNCH_GROUP; an executor without framework_id gets the framework's, as a
+        scheduler sets it (Mesos refuses a group executor without one)."""
         operation = Operation(type=Operation.LAUNCH_GROUP)
         if executor is not None:
             operation.launch_group.executor.CopyFrom(executor)
+            if not executor.HasField("framework_id"):
+                operation.launch_group.executor.framework_id.value = framework_id
         operation.launch_group.task_group.tasks.extend(tasks)
         return self.accept(framework_id, offer_ids, [operation])
 

@@ -525,6 +525,8 @@ class Workload:
         if self.maybe(0.25):
             operation = Operation(type=Operation.LAUNCH_GROUP)
             executor = executor_info(self.fresh("ex-"), default=True)
+            if self.maybe(0.9):  # else the group is refused, as Mesos refuses it
+                executor.framework_id.value = framework_id
             operation.launch_group.executor.CopyFrom(executor)
             tasks = operation.launch_group.task_group.tasks
         else:

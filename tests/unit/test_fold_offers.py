@@ -11,6 +11,7 @@ from support.fold_cluster import (
     names,
     of_type,
     one,
+    resource_protos,
     task_info,
 )
 
@@ -29,9 +30,15 @@ from meseta.proto.mesos.v1 import mesos_pb2 as m
 Reason = m.TaskStatus
 
 
-def setup(*, partition_aware: bool = False) -> tuple[Cluster, str, str]:
+# An agent with disk, which a task group's executor needs.
+GROUP_AGENT = "cpus:4;mem:1024;disk:1024;ports:[31000-32000]"
+
+
+def setup(
+    *, partition_aware: bool = False, resources: str | None = None
+) -> tuple[Cluster, str, str]:
     cluster = Cluster()
-    agent = cluster.add_agent()
+    agent = cluster.add_agent(resources=resources) if resources else cluster.add_agent()
     fid = cluster.add_framework(partition_aware=partition_aware)
     return cluster, agent, fid
 
@@ -265,7 +272,7 @@ def test_launch_with_an_operation_id_is_invalid() -> None:
 
 
 def test_launch_group_is_atomic() -> None:
-    cluster, agent, fid = setup()
+    cluster, agent, fid = setup(resources=GROUP_AGENT)
     offer_id = cluster.add_offer(fid, agent)
     executor = executor_info("ex", default=True)
     tasks = [task_info("g1", agent, "cpus:1"), task_info("g2", agent, "cpus:1")]
@@ -274,12 +281,12 @@ def test_launch_group_is_atomic() -> None:
     assert launch.group and [t.task_id.value for t in launch.tasks] == ["g1", "g2"]
     assert launch.executor is not None and launch.executor.framework_id.value == fid
     assert [e.task.executor_id for e in of_type(events, TaskAdded)] == ["ex", "ex"]
-    assert cluster.state.agents[agent].allocated == parse("cpus:2.1;mem:32")
+    assert cluster.state.agents[agent].allocated == parse("cpus:2.1;mem:32;disk:32")
     assert list(cluster.state.agents[agent].executors) == [(fid, "ex")]
 
 
 def test_launch_group_with_one_bad_task_refuses_all() -> None:
-    cluster, agent, fid = setup()
+    cluster, agent, fid = setup(resources=GROUP_AGENT)
     offer_id = cluster.add_offer(fid, agent)
     good = task_info("g1", agent, "cpus:1")
     bad = task_info("g2", agent, "cpus:1")
@@ -293,7 +300,7 @@ def test_launch_group_with_one_bad_task_refuses_all() -> None:
 
 
 def test_empty_task_group_is_invalid_and_group_tasks_may_not_bring_executors() -> None:
-    cluster, agent, fid = setup()
+    cluster, agent, fid = setup(resources=GROUP_AGENT)
     offer_id = cluster.add_offer(fid, agent)
     executor = executor_info("ex", default=True)
     assert not of_type(cluster.launch_group(fid, [offer_id], executor, []), TaskAdded)
@@ -301,7 +308,64 @@ def test_empty_task_group_is_invalid_and_group_tasks_may_not_bring_executors() -
     task = task_info("g1", agent, executor=executor_info("own"))
     error = one(cluster.launch_group(fid, [offer_id], executor, [task]), TaskStatusUpdated)
     assert error.status.reason == Reason.REASON_TASK_GROUP_INVALID
-    assert "must not have its own executor" in error.status.message
+    assert error.status.message == "The `ExecutorInfo` of task 'g1' is different from executor 'ex'"
+
+
+def group_refusal(executor: m.ExecutorInfo, task: m.TaskInfo | None = None) -> str:
+    """The message a LAUNCH_GROUP of `task` (or a plain one) on `executor` is refused with."""
+    cluster, agent, fid = setup(resources=GROUP_AGENT)
+    offer_id = cluster.add_offer(fid, agent)
+    operation = Operation(type=Operation.LAUNCH_GROUP)
+    operation.launch_group.executor.CopyFrom(executor)
+    operation.launch_group.task_group.tasks.append(task or task_info("g1", agent, "cpus:1"))
+    error = one(cluster.accept(fid, [offer_id], [operation]), TaskStatusUpdated)
+    assert error.status.reason == Reason.REASON_TASK_GROUP_INVALID
+    return error.status.message
+
+
+def test_a_group_executor_is_checked_as_mesos_checks_it() -> None:
+    """Mesos's task::group::internal::validateExecutor, with its words."""
+    _, _, fid = setup(resources=GROUP_AGENT)  # every fresh cluster names its first framework alike
+    valid = executor_info("ex", default=True)
+    valid.framework_id.value = fid
+    assert group_refusal(executor_info("ex", default=True)) == (
+        "'ExecutorInfo.framework_id' must be set"
+    )
+    untyped = m.ExecutorInfo()
+    untyped.CopyFrom(valid)
+    untyped.ClearField("type")
+    untyped.command.value = "executor"
+    assert group_refusal(untyped) == "'ExecutorInfo.type' must be set"
+    for resources, message in (
+        ("mem:32;disk:32", "uses less CPUs (None) than the minimum required (0.01)"),
+        ("cpus:0.001;mem:32;disk:32", "uses less CPUs (0.001) than the minimum required (0.01)"),
+        ("cpus:0.1;mem:8;disk:32", "uses less memory (8MB) than the minimum required (32MB)"),
+        ("cpus:0.1;disk:32", "uses less memory (None) than the minimum required (32MB)"),
+        ("cpus:0.1;mem:32", "uses no disk"),
+    ):
+        poor = m.ExecutorInfo()
+        poor.CopyFrom(valid)
+        del poor.resources[:]
+        poor.resources.extend(resource_protos(resources))
+        assert group_refusal(poor) == f"Executor 'ex' {message}"
+    # A task may carry the group's own executor (Mesos copies it into each task).
+    cluster, agent, _ = setup(resources=GROUP_AGENT)
+    offer_id = cluster.add_offer(fid, agent)
+    task = task_info("g1", agent, "cpus:1")
+    task.executor.CopyFrom(valid)
+    events = cluster.launch_group(fid, [offer_id], valid, [task])
+    assert [e.task.task_id for e in of_type(events, TaskAdded)] == ["g1"]
+    # A task's own errors name the task.
+    bad = task_info("g/1", agent, "cpus:1")
+    assert group_refusal(valid, bad).startswith("Task 'g/1' is invalid: ")
+
+
+def test_a_launch_executor_must_be_custom() -> None:
+    cluster, agent, fid = setup()
+    offer_id = cluster.add_offer(fid, agent)
+    task = task_info("t1", agent, "cpus:1", executor=executor_info("ex", default=True))
+    error = one(cluster.launch(fid, [offer_id], [task]), TaskStatusUpdated)
+    assert error.status.message == "'ExecutorInfo.type' must be 'CUSTOM'"
 
 
 def test_custom_executor_task_holds_executor_resources_once() -> None:
@@ -382,7 +446,7 @@ def test_accept_pools_offers_of_one_agent() -> None:
 
 
 def test_a_group_cannot_claim_the_same_port_twice() -> None:
-    cluster, agent, fid = setup()
+    cluster, agent, fid = setup(resources=GROUP_AGENT)
     offer_id = cluster.add_offer(fid, agent)
     tasks = [task_info("g1", agent, "cpus:1;ports:[31000-31001]")]
     tasks.append(task_info("g2", agent, "cpus:1;ports:[31001-31001]"))
