@@ -476,3 +476,18 @@ def test_launch_tasks_draw_ports_from_the_pool_one_after_another() -> None:
     events = cluster.launch(fid, [offer_id], tasks)
     assert one(events, TaskAdded).task.task_id == "t1"
     assert one(events, TaskStatusUpdated).state == m.TASK_ERROR
+
+
+def test_a_schema_3_group_launches_without_mesos_group_checks() -> None:
+    """Entries written before schema 4 replay to what they gave: a group executor with no
+    framework_id and no disk launched."""
+    cluster, agent, fid = setup()
+    offer_id = cluster.add_offer(fid, agent)
+    operation = Operation(type=Operation.LAUNCH_GROUP)
+    operation.launch_group.executor.CopyFrom(executor_info("ex", "cpus:0.1;mem:32", default=True))
+    operation.launch_group.task_group.tasks.append(task_info("g1", agent, "cpus:1"))
+    accept = c.AcceptOffers(framework_id=fid)
+    accept.accept.offer_ids.add(value=offer_id)
+    accept.accept.operations.append(operation)
+    events = cluster.batch([c.Command(accept_offers=accept)], schema_version=3)
+    assert [e.task.task_id for e in of_type(events, TaskAdded)] == ["g1"]
