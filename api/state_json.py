@@ -41,7 +41,6 @@ from meseta.projections.records import (
 from meseta.proto.mesos.v1 import mesos_pb2
 
 NS_PER_S = 1e9
-# By value: a dict lookup, not the protobuf enum's slower Name() (this runs per status).
 Capability = mesos_pb2.FrameworkInfo.Capability
 AgentCapability = mesos_pb2.AgentInfo.Capability.Type
 SUMMARY_STATES = (

@@ -11,6 +11,7 @@ from meseta.api import mesos_json
 from meseta.api.mesos_json import Json
 from meseta.proto.mesos.v1 import mesos_pb2
 
+# By value: a dict lookup, not the protobuf enum's slower Name() (this runs per status).
 TASK_STATE_NAMES = {value: name for name, value in mesos_pb2.TaskState.items()}
 
 
